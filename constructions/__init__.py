@@ -1,0 +1,1 @@
+"""Explicit weight constructions that solve MQAR, each with its claimed resources."""

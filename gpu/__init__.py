@@ -1,0 +1,1 @@
+"""Torch mixers, weight loaders, measured state size and the frontier harness (imports torch, never sympy)."""

@@ -1,0 +1,5 @@
+import sys
+
+from mqarkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The claim registry, machine checks, `mqarkit verify` and the dimension-bound tables."""

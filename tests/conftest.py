@@ -1,0 +1,55 @@
+"""Test configuration: hypothesis profiles and the `gpu` marker.
+
+Hypothesis profile, chosen by the environment variable ``MQARKIT_HYPOTHESIS_PROFILE``; when it is unset the profile is
+``ci`` if ``CI`` is set (as in `.ci/run`) and ``dev`` otherwise:
+
+- ``ci``: derandomised, few examples, no example database: fast and reproducible;
+- ``dev``: random, more examples, local database;
+- ``exhaustive``: many examples, for a long local run.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=15,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("exhaustive", max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _profile() -> str:
+    chosen = os.environ.get("MQARKIT_HYPOTHESIS_PROFILE")
+    if chosen:
+        return chosen
+    return "ci" if os.environ.get("CI") else "dev"
+
+
+settings.load_profile(_profile())
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _cuda_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU (marked `gpu`)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
