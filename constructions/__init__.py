@@ -1,1 +1,26 @@
-"""Explicit weight constructions that solve MQAR, each with its claimed resources."""
+"""Explicit weight constructions that solve MQAR, each with its claimed resources.
+
+``build(name, *, vocab_size, seq_len, num_kv_pairs, **knobs)`` makes one; ``names()`` lists them.
+"""
+
+from mqarkit.constructions.api import (
+    Construction,
+    ResourceReport,
+    Resources,
+    build,
+    claimed_resources,
+    construction_class,
+    names,
+    register,
+)
+
+__all__ = [
+    "Construction",
+    "ResourceReport",
+    "Resources",
+    "build",
+    "claimed_resources",
+    "construction_class",
+    "names",
+    "register",
+]

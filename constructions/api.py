@@ -1,0 +1,201 @@
+"""The construction API shared by every construction (attention family and BaseConv family).
+
+A construction is explicit weights that solve MQAR, for given sizes, together with the resources it *claims* as
+closed-form functions of the sizes. Users reach constructions through :func:`build`::
+
+    from mqarkit.constructions import build, names
+    con = build("attention_onehot", vocab_size=64, seq_len=32, num_kv_pairs=4)
+    predictions = con.predict(batch.inputs)          # (n, N) int64 next-token predictions at every position
+    report = con.resources()                         # claimed vs measured (from the model itself)
+
+Writing a construction: subclass :class:`Construction` in a module of this folder, set ``name`` and ``claim_ids``,
+implement ``validate_sizes``, ``claimed_resources``, ``claimed_range``, ``_build_model`` and ``_predict``, and decorate
+the class with :func:`register`. Modules of this folder are discovered automatically (every public module is imported
+the first time the registry is read).
+
+Glossary (theory.md): ``c`` = ``vocab_size``, ``N`` = ``seq_len`` (raw tokens), ``D`` = ``num_kv_pairs``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+BACKENDS = ("float64", "exact", "symbolic")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Resources of one construction at one size.
+
+    layers:        number of sequence-mixing layers (BaseConv / attention / linear-attention layers);
+    width:         widest residual stream / channel count a layer works on;
+    parameters:    number of weight entries, counted as stored (dense matrices count every entry);
+    state_numbers: numbers the recurrent form carries from one step to the next at this ``seq_len`` (the policy is
+                   the one of ``mqarkit.polynomials`` analysis: KV caches, linear-attention ``S`` and ``z``,
+                   convolution caches of length ``k - 1`` per channel);
+    degree:        polynomial degree of the output in the input encoding, or ``None`` for non-polynomial models.
+    """
+
+    layers: int
+    width: int
+    parameters: int
+    state_numbers: int
+    degree: int | None = None
+
+    def as_dict(self) -> dict[str, int | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ResourceReport:
+    claimed: Resources
+    measured: Resources
+
+    def mismatches(self) -> dict[str, tuple[Any, Any]]:
+        """Fields where the claimed value differs from the measured one: ``{field: (claimed, measured)}``."""
+        out = {}
+        for f in fields(Resources):
+            c, m = getattr(self.claimed, f.name), getattr(self.measured, f.name)
+            if c is not None and c != m:
+                out[f.name] = (c, m)
+        return out
+
+
+class Construction(ABC):
+    """Explicit weights solving MQAR at fixed sizes. Subclasses are registered with :func:`register`."""
+
+    name: ClassVar[str]
+    claim_ids: ClassVar[tuple[str, ...]] = ()
+    exact_backends: ClassVar[tuple[str, ...]] = BACKENDS  # backends under which predict is exact
+
+    def __init__(self, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
+        for field_name, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("num_kv_pairs", num_kv_pairs)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{field_name}={value!r}: must be an int")
+        type(self).validate_sizes(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
+        self.vocab_size = int(vocab_size)
+        self.seq_len = int(seq_len)
+        self.num_kv_pairs = int(num_kv_pairs)
+        self.knobs = dict(knobs)
+        self.model = self._build_model()
+
+    # --- what a subclass provides -------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def validate_sizes(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
+        """Raise ``ValueError`` naming the parameter and the rule when the sizes/knobs are outside the claimed range.
+
+        Unknown knobs must raise too."""
+
+    @classmethod
+    @abstractmethod
+    def claimed_resources(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Resources:
+        """Closed-form resources at these sizes (no weights are built: usable on large grids)."""
+
+    @classmethod
+    @abstractmethod
+    def claimed_range(cls) -> str:
+        """Human-readable statement of the sizes over which the construction claims to solve MQAR."""
+
+    @abstractmethod
+    def _build_model(self) -> Any:
+        """The operator-IR model (``mqarkit.polynomials``) with exact weights."""
+
+    @abstractmethod
+    def _predict(self, inputs: np.ndarray, backend: str) -> np.ndarray:
+        """``inputs`` (n, N) int64 raw tokens -> (n, N) int64 argmax next-token predictions at every position."""
+
+    @abstractmethod
+    def measured_resources(self) -> Resources:
+        """Resources read off ``self.model`` (layers, widths and parameters counted from the weights, state from the
+        IR's analysis), never from the closed-form formulas."""
+
+    # --- shared behaviour ----------------------------------------------------------------------------------------
+    def predict(self, inputs: np.ndarray, backend: str = "float64") -> np.ndarray:
+        """Argmax next-token prediction at every position: ``inputs`` (n, N) int -> (n, N) int64."""
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r}: must be one of {BACKENDS}")
+        if backend not in self.exact_backends and backend != "float64":
+            raise ValueError(
+                f"backend={backend!r}: construction {self.name!r} uses non-polynomial operators and supports "
+                f"{('float64', *self.exact_backends)}"
+            )
+        arr = np.asarray(inputs)
+        if arr.ndim != 2 or arr.shape[1] != self.seq_len:
+            raise ValueError(f"inputs: shape {arr.shape} must be (n, seq_len={self.seq_len})")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"inputs: dtype {arr.dtype} must be an integer dtype (token ids)")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+            raise ValueError(f"inputs: token ids must lie in [0, vocab_size={self.vocab_size})")
+        return np.asarray(self._predict(arr.astype(np.int64), backend), dtype=np.int64)
+
+    def resources(self) -> ResourceReport:
+        claimed = type(self).claimed_resources(
+            vocab_size=self.vocab_size, seq_len=self.seq_len, num_kv_pairs=self.num_kv_pairs, **self.knobs
+        )
+        return ResourceReport(claimed=claimed, measured=self.measured_resources())
+
+    def __repr__(self) -> str:
+        knobs = "".join(f", {k}={v!r}" for k, v in self.knobs.items())
+        return (
+            f"{type(self).__name__}(vocab_size={self.vocab_size}, seq_len={self.seq_len}, "
+            f"num_kv_pairs={self.num_kv_pairs}{knobs})"
+        )
+
+
+_REGISTRY: dict[str, type[Construction]] = {}
+_DISCOVERED = False
+
+
+def register(cls: type[Construction]) -> type[Construction]:
+    """Class decorator: make a construction reachable through :func:`build`."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{cls.__name__}: a registered construction needs a non-empty `name`")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise ValueError(f"construction name {name!r} is registered twice ({_REGISTRY[name].__name__}, {cls.__name__})")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def _discover() -> None:
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import mqarkit.constructions as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "api":
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    _DISCOVERED = True
+
+
+def names() -> list[str]:
+    """Names of every registered construction, sorted."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def construction_class(name: str) -> type[Construction]:
+    _discover()
+    if name not in _REGISTRY:
+        raise ValueError(f"name={name!r}: unknown construction; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def build(name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Construction:
+    """Build construction ``name`` at these sizes (raises ``ValueError`` outside its claimed range)."""
+    return construction_class(name)(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
+
+
+def claimed_resources(name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Resources:
+    """Closed-form claimed resources of ``name`` at these sizes, validated, without building weights."""
+    cls = construction_class(name)
+    cls.validate_sizes(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
+    return cls.claimed_resources(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
