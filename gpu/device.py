@@ -1,0 +1,79 @@
+"""Device and dtype validation shared by the torch mixers.
+
+Every mixer checks its input before computing: the device must exist (``cuda`` without a GPU is a ``RuntimeError``
+naming ``device``), the dtype must be a floating dtype the chosen path can run (integers are rejected; bf16/fp16 are
+rejected on the CPU reference-only paths that need float32 accumulation), and the input must be ``(B, N, d_model)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+FLOAT_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> CPU; ``"cuda"`` only when CUDA is available (else ``RuntimeError`` naming ``device``)."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r}: not a torch device string ({err})") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={device!r}: CUDA was requested but torch.cuda.is_available() is False")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) exist")
+    return dev
+
+
+def resolve_dtype(dtype: torch.dtype | None, *, allowed: tuple[torch.dtype, ...] = FLOAT_DTYPES) -> torch.dtype:
+    """``None`` -> the default dtype; otherwise ``dtype`` must be in ``allowed`` (``ValueError`` naming ``dtype``)."""
+    if dtype is None:
+        dtype = torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype={dtype!r}: must be a torch.dtype")
+    if dtype not in allowed:
+        names = ", ".join(str(d).removeprefix("torch.") for d in allowed)
+        raise ValueError(f"dtype={dtype}: unsupported here; allowed dtypes are {names}")
+    return dtype
+
+
+def check_sequence_input(x: torch.Tensor, d_model: int, *, name: str = "x") -> None:
+    """``x`` must be a floating tensor of shape ``(B, N, d_model)`` with ``B, N >= 1``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(f"{name}.shape={tuple(x.shape)}: must be (B, N, d_model) with d_model={d_model}")
+    if x.shape[-1] != d_model:
+        raise ValueError(f"{name}.shape={tuple(x.shape)}: last dimension must equal d_model={d_model}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{name}.shape={tuple(x.shape)}: needs B >= 1 and N >= 1")
+    if not x.is_floating_point():
+        raise ValueError(f"{name}.dtype={x.dtype}: must be a floating dtype (float64/float32/bfloat16/float16)")
+
+
+def check_step_input(x_t: torch.Tensor, d_model: int, *, name: str = "x_t") -> None:
+    """``x_t`` must be a floating tensor of shape ``(B, d_model)``."""
+    if not isinstance(x_t, torch.Tensor):
+        raise TypeError(f"{name}: must be a torch.Tensor, got {type(x_t).__name__}")
+    if x_t.dim() != 2 or x_t.shape[-1] != d_model:
+        raise ValueError(f"{name}.shape={tuple(x_t.shape)}: must be (B, d_model) with d_model={d_model}")
+    if not x_t.is_floating_point():
+        raise ValueError(f"{name}.dtype={x_t.dtype}: must be a floating dtype")
+
+
+def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """``value`` must be an ``int`` (not bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}={value!r}: must be an int")
+    if value < minimum:
+        raise ValueError(f"{name}={value}: must be >= {minimum}")
+    return value
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r}: must be one of {choices}")
+    return value  # type: ignore[return-value]

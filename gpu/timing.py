@@ -1,0 +1,50 @@
+"""Timing helper: CUDA events after warm-up on the GPU, ``time.perf_counter`` on the CPU; medians.
+
+``time_callable(fn, warmup=3, repeats=10)`` runs ``fn()`` ``warmup`` times untimed, then ``repeats`` times, each
+bracketed by CUDA events recorded on the current stream (or by ``perf_counter`` with no CUDA device given), and
+returns the per-call times in seconds. ``median_seconds`` is the median of those. Callers derive rates (tokens/s,
+bytes/s, FLOP/s) from the median.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def time_callable(
+    fn: Callable[[], object], *, warmup: int = 3, repeats: int = 10, device: torch.device | str | None = None
+) -> list[float]:
+    """Per-call wall times in seconds of ``fn()`` after ``warmup`` untimed calls."""
+    if warmup < 0:
+        raise ValueError(f"warmup={warmup}: must be >= 0")
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: must be >= 1")
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        for _ in range(repeats):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+    else:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def median_seconds(fn: Callable[[], object], *, warmup: int = 3, repeats: int = 10, device=None) -> float:
+    """Median of :func:`time_callable`."""
+    return statistics.median(time_callable(fn, warmup=warmup, repeats=repeats, device=device))
