@@ -1,0 +1,225 @@
+"""The claim registry: claims, their checks, how a claim's status follows from what ran, and its JSON form.
+
+A **claim** (theory.md section 3, U1-U9 / L1-L6, and the errata of section 7, E1-E13) is an id, a statement, a source
+and a list of **checks**. A check has a kind (``symbolic`` / ``exhaustive`` / ``property`` / ``numeric``) and a
+description, and when run under a :class:`Budget` it returns a :class:`CheckOutcome`: ``passed``, ``failed`` (with the
+counterexample it found) or ``not_run`` (with the reason), and in every case the range it *actually* covered, computed
+by the check from what it ran.
+
+Status of a claim (:func:`claim_status`), the honesty rule of the toolkit:
+
+- ``failed``   if any check failed (or raised);
+- ``verified`` if at least one check passed and none failed (verified *for the ranges reported*, nothing more);
+- ``open``     otherwise: no check ran. A claim without checks is always open, with its reason.
+
+Everything here is data: :meth:`ClaimResult.as_dict` is JSON-serialisable and is what the report, the tables and the
+docs read.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("symbolic", "exhaustive", "property", "numeric")
+OUTCOMES = ("passed", "failed", "not_run")
+STATUSES = ("verified", "failed", "open")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a run may do. ``scale`` picks the size ranges of checks (``default`` small, ``full`` larger);
+    ``seconds`` is the wall-clock share of one check (a check stops growing its range once its share is spent)."""
+
+    name: str
+    seconds: float
+
+    @property
+    def full(self) -> bool:
+        return self.name == "full"
+
+
+BUDGETS: dict[str, Budget] = {"default": Budget("default", 6.0), "full": Budget("full", 120.0)}
+
+
+def budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise ValueError(f"budget={name!r}: must be one of {sorted(BUDGETS)}")
+    return BUDGETS[name]
+
+
+@dataclass
+class CheckContext:
+    """What a running check sees: the budget, and a deadline derived from its time share."""
+
+    budget: Budget
+    share: float = 1.0  # multiple of ``budget.seconds`` granted to this check
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float:
+        return self.budget.seconds * self.share
+
+    def time_left(self) -> float:
+        return self.seconds - (time.perf_counter() - self.started)
+
+    def can_afford(self, last_step_seconds: float, factor: float = 4.0) -> bool:
+        """True when the remaining share covers ``factor`` times the last step (sizes grow, so steps grow)."""
+        return self.time_left() > factor * last_step_seconds
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    outcome: str  # one of OUTCOMES
+    covered: str  # the range that actually ran, e.g. "exhaustive for m <= 4"; for not_run: ""
+    counterexample: Any = None  # JSON-serialisable; set when outcome == "failed"
+    reason: str = ""  # why not run / what failed
+    details: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable figures the report may show
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome={self.outcome!r}: must be one of {OUTCOMES}")
+        if self.outcome == "failed" and self.counterexample is None:
+            raise ValueError("counterexample: a failed check must carry its counterexample")
+        if self.outcome == "not_run" and not self.reason:
+            raise ValueError("reason: a check that did not run must say why")
+        if self.outcome == "passed" and not self.covered:
+            raise ValueError("covered: a passed check must state the range it covered")
+
+
+def passed(covered: str, **details: Any) -> CheckOutcome:
+    return CheckOutcome("passed", covered, details=details)
+
+
+def failed(covered: str, counterexample: Any, reason: str, **details: Any) -> CheckOutcome:
+    return CheckOutcome("failed", covered, counterexample=counterexample, reason=reason, details=details)
+
+
+def not_run(reason: str) -> CheckOutcome:
+    return CheckOutcome("not_run", "", reason=reason)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A machine check: ``run(ctx) -> CheckOutcome``. ``share`` scales the budget's time share for this check."""
+
+    name: str
+    kind: str
+    description: str
+    run: Callable[[CheckContext], CheckOutcome]
+    share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind={self.kind!r}: must be one of {KINDS}")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement to check. ``checks`` returns the checks at run time (constructions are discovered then);
+    ``open_reason`` says why the claim stays open when no check applies."""
+
+    id: str
+    statement: str
+    source: str
+    checks: Callable[[], list[Check]]
+    open_reason: str = ""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    outcome: CheckOutcome
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        o = self.outcome
+        return {
+            "name": self.check.name,
+            "kind": self.check.kind,
+            "description": self.check.description,
+            "outcome": o.outcome,
+            "covered": o.covered,
+            "counterexample": o.counterexample,
+            "reason": o.reason,
+            "details": o.details,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    claim: Claim
+    results: tuple[CheckResult, ...]
+
+    @property
+    def status(self) -> str:
+        return claim_status([r.outcome for r in self.results])
+
+    @property
+    def reason(self) -> str:
+        """Why an open claim is open: its own reason, else the reasons of the checks that did not run."""
+        if self.status != "open":
+            return ""
+        reasons = [r.outcome.reason for r in self.results if r.outcome.reason]
+        return "; ".join([self.claim.open_reason, *reasons] if self.claim.open_reason else reasons) or "no check"
+
+    def covered(self) -> str:
+        """The ranges of the checks that ran, joined."""
+        return "; ".join(r.outcome.covered for r in self.results if r.outcome.outcome != "not_run")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.claim.id,
+            "statement": self.claim.statement,
+            "source": self.claim.source,
+            "status": self.status,
+            "reason": self.reason,
+            "covered": self.covered(),
+            "checks": [r.as_dict() for r in self.results],
+        }
+
+
+def claim_status(outcomes: Iterable[CheckOutcome]) -> str:
+    """``failed`` if any failed; ``verified`` if some passed and none failed; ``open`` if none ran."""
+    kinds = [o.outcome for o in outcomes]
+    if "failed" in kinds:
+        return "failed"
+    if "passed" in kinds:
+        return "verified"
+    return "open"
+
+
+def run_check(check: Check, budget: Budget) -> CheckResult:
+    """Run one check under its time share. An exception is a failure whose counterexample is the error."""
+    ctx = CheckContext(budget=budget, share=check.share)
+    t0 = time.perf_counter()
+    try:
+        outcome = check.run(ctx)
+        if not isinstance(outcome, CheckOutcome):
+            raise TypeError(f"check {check.name!r} returned {type(outcome).__name__}, not CheckOutcome")
+    except Exception as exc:  # a crashing check must never count as passed or open
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        outcome = CheckOutcome("failed", "", counterexample={"error": tb}, reason=f"check raised {tb}")
+    return CheckResult(check, outcome, time.perf_counter() - t0)
+
+
+def run_claim(claim: Claim, budget: Budget, on_check: Callable[[Claim, Check], None] | None = None) -> ClaimResult:
+    try:
+        checks = claim.checks()
+    except Exception as exc:  # discovering the checks failed (e.g. a construction module does not import)
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+
+        def _raise(ctx: CheckContext, _tb: str = tb) -> CheckOutcome:
+            return CheckOutcome("failed", "", counterexample={"error": _tb}, reason=f"collecting checks raised {_tb}")
+
+        checks = [Check("collect", "property", "collect the claim's checks", _raise)]
+    results = []
+    for check in checks:
+        if on_check is not None:
+            on_check(claim, check)
+        results.append(run_check(check, budget))
+    return ClaimResult(claim, tuple(results))
