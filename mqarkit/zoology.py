@@ -1,0 +1,133 @@
+"""A generator that reproduces zoology's ``multiquery_ar`` draw for draw, without touching a global RNG.
+
+Reference: HazyResearch/zoology, ``zoology/data/associative_recall.py`` (golden outputs: ``shared/golden/zoology``).
+
+The reference seeds NumPy's global legacy RNG with ``np.random.seed(seed)`` and then draws, in this order:
+
+1. keys: per example ``b = 0..n-1``, ``choice([1, c//2), size=D, replace=False)`` (legacy ``choice`` without ``p``
+   takes the first ``D`` entries of a full permutation of the pool);
+2. values: the same, over ``[c//2, c)``;
+3. gap indices: per example, ``choice(range(S), size=D, replace=False, p=p)`` with ``S = (N - 2D) / 2`` and
+   ``p = a * (1..S)^(a-1)`` normalised; key ``j`` is queried at position ``2D + 2 * gaps[b, j]``;
+4. only with ``random_non_queries``: one ``torch.randint(c, size=(n, N))`` whose entries replace every 0 of the input.
+
+Steps 1-3 use a local ``np.random.RandomState(seed)``, whose legacy stream is identical to the global one after
+``np.random.seed(seed)``, so keys, values, query positions and labels match the reference exactly (and, as in the
+reference, the draws for a seed depend on ``num_examples``). Step 4 cannot be reproduced: the reference draws it from
+torch's global generator, which it never seeds. Here the filler tokens are drawn instead from the same ``RandomState``,
+continuing after step 3, with ``randint(0, c, size=(n, N))`` -- the same law (uniform over ``[0, c)``, so possibly 0, a
+key or a value of the example) at the same positions, with different tokens.
+
+This module exists for compatibility tests and for reproducing published numbers; new work should use
+:func:`mqarkit.task.generate`, which is vectorised, takes a ``numpy.random.Generator``, and has a ``clean`` mode.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from mqarkit.task import IGNORE_INDEX, MQARBatch, MQARSpec
+
+
+def _reference_draws(
+    rs: np.random.RandomState, vocab_size: int, num_examples: int, num_kv_pairs: int, num_slots: int, power_a: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-3 of the module docstring: keys, values, gap indices, each (n, D) int64, in the reference's order."""
+    half = vocab_size // 2
+    key_pool = np.arange(1, half)
+    value_pool = np.arange(half, vocab_size)
+    keys = np.array([rs.choice(key_pool, size=num_kv_pairs, replace=False) for _ in range(num_examples)])
+    values = np.array([rs.choice(value_pool, size=num_kv_pairs, replace=False) for _ in range(num_examples)])
+    # The exact float expression of the reference: the legacy choice compares uniforms against the cdf of p.
+    p = power_a * np.arange(1, num_slots + 1) ** (power_a - 1)
+    p = p / p.sum()
+    slot_pool = np.arange(num_slots)
+    gaps = np.array([rs.choice(slot_pool, size=num_kv_pairs, replace=False, p=p) for _ in range(num_examples)])
+    shape = (num_examples, num_kv_pairs)
+    return keys.reshape(shape).astype(np.int64), values.reshape(shape).astype(np.int64), gaps.reshape(shape)
+
+
+def zoology_mqar_batch(
+    *,
+    vocab_size: int,
+    num_examples: int,
+    input_seq_len: int,
+    seed: int,
+    num_kv_pairs: int,
+    power_a: float = 0.01,
+    random_non_queries: bool = True,
+) -> MQARBatch:
+    """The reference instances as an :class:`~mqarkit.task.MQARBatch` (spec filler ``"random"`` or ``"zero"``).
+
+    Validation: the reference's assertions (``N`` even, ``c > N``, ``4D <= N``) and the rest of
+    :class:`~mqarkit.task.MQARSpec`'s rules, raised as ``ValueError`` naming the field; ``seed`` must be an int in
+    ``[0, 2^32)`` (what ``np.random.seed`` accepts).
+    """
+    spec = MQARSpec(
+        vocab_size=vocab_size,
+        seq_len=input_seq_len,
+        num_kv_pairs=num_kv_pairs,
+        power_a=power_a,
+        filler="random" if random_non_queries else "zero",
+    )
+    if isinstance(num_examples, bool) or not isinstance(num_examples, numbers.Integral) or num_examples < 1:
+        raise ValueError(f"num_examples={num_examples!r}: must be an int >= 1")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r}: must be an int in [0, 2**32)")
+    n, N, D = int(num_examples), spec.seq_len, spec.num_kv_pairs
+    rs = np.random.RandomState(int(seed))
+    keys, values, gaps = _reference_draws(rs, spec.vocab_size, n, D, spec.num_query_slots, spec.power_a)
+
+    inputs = np.zeros((n, N), dtype=np.int64)
+    inputs[:, 0 : 2 * D : 2] = keys
+    inputs[:, 1 : 2 * D : 2] = values
+    query_positions = (2 * D + 2 * gaps).astype(np.int64)  # (n, D)
+    rows = np.arange(n)[:, None]
+    inputs[rows, query_positions] = keys
+    labels = np.full((n, N), IGNORE_INDEX, dtype=np.int64)
+    labels[rows, query_positions] = values
+    if random_non_queries:
+        fill = rs.randint(0, spec.vocab_size, size=(n, N)).astype(np.int64)  # stands in for torch.randint
+        zero = inputs == 0
+        inputs[zero] = fill[zero]
+    key_positions = np.broadcast_to(2 * np.arange(D, dtype=np.int64), (n, D)).copy()
+    return MQARBatch(
+        spec=spec,
+        inputs=inputs,
+        labels=labels,
+        keys=keys,
+        values=values,
+        key_positions=key_positions,
+        value_positions=key_positions + 1,
+        query_positions=query_positions,
+    )
+
+
+def zoology_mqar(
+    *,
+    vocab_size: int,
+    num_examples: int,
+    input_seq_len: int,
+    seed: int,
+    num_kv_pairs: int,
+    power_a: float = 0.01,
+    random_non_queries: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(inputs, labels)``, each (num_examples, input_seq_len) int64, as zoology's ``multiquery_ar`` returns them.
+
+    Same arguments and defaults as the reference (``num_passes`` is left out: the reference fails for any value but
+    1; use :func:`mqarkit.task.generate` for multi-pass contexts). Exact except for the filler tokens of
+    ``random_non_queries=True`` (see the module docstring).
+    """
+    batch = zoology_mqar_batch(
+        vocab_size=vocab_size,
+        num_examples=num_examples,
+        input_seq_len=input_seq_len,
+        seed=seed,
+        num_kv_pairs=num_kv_pairs,
+        power_a=power_a,
+        random_non_queries=random_non_queries,
+    )
+    return batch.inputs, batch.labels
