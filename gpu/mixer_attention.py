@@ -113,8 +113,8 @@ class SoftmaxAttention(RecurrentMixer):
 
     def init_state(self, batch_size: int, *, device=None, dtype=None) -> State:
         check_positive_int(batch_size, "batch_size")
-        dev, dt = self._param_device_dtype()
-        empty = torch.zeros(batch_size, self.num_heads, 0, self.head_dim, device=device or dev, dtype=dtype or dt)
+        device, dtype = self._state_device_dtype(device, dtype)
+        empty = torch.zeros(batch_size, self.num_heads, 0, self.head_dim, device=device, dtype=dtype)
         return {"k": empty, "v": empty.clone()}
 
     def step(self, x_t: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -132,8 +132,8 @@ class SoftmaxAttention(RecurrentMixer):
             scores = (q @ keys.transpose(-1, -2)) / math.sqrt(self.head_dim)  # (B, H, 1, t)
             y = torch.softmax(scores, dim=-1) @ values
         if self.mask == "window":
-            keep = self.window - 1
-            k_all, v_all = k_all[:, :, k_all.shape[2] - keep :], v_all[:, :, v_all.shape[2] - keep :]
+            start = max(0, k_all.shape[2] - (self.window - 1))  # keep the last w - 1 pairs
+            k_all, v_all = k_all[:, :, start:], v_all[:, :, start:]
         return self.out_proj(y.squeeze(2).flatten(1)), {"k": k_all, "v": v_all}
 
     def state_formula(self, seq_len: int) -> int:

@@ -99,8 +99,10 @@ class BaseConv(RecurrentMixer):
         ut = u.transpose(1, 2)  # (B, d, N)
         if self.long:
             size = 2 * n
-            spec = torch.fft.rfft(ut, n=size) * torch.fft.rfft(h, n=size)
-            y = torch.fft.irfft(spec, n=size)[..., :n]
+            # torch.fft has no bf16/fp16 kernels at every size: half inputs are transformed in float32.
+            work = ut.dtype if ut.dtype in (torch.float32, torch.float64) else torch.float32
+            spec = torch.fft.rfft(ut.to(work), n=size) * torch.fft.rfft(h.to(work), n=size)
+            y = torch.fft.irfft(spec, n=size)[..., :n].to(ut.dtype)
         else:
             k = h.shape[1]
             y = F.conv1d(ut, h.flip(-1).unsqueeze(1), padding=k - 1, groups=self.d_model)[..., :n]
@@ -132,8 +134,7 @@ class BaseConv(RecurrentMixer):
     # ---- recurrent -----------------------------------------------------------------------------------------------
     def init_state(self, batch_size: int, *, device=None, dtype=None) -> State:
         check_positive_int(batch_size, "batch_size")
-        dev, dt = self._param_device_dtype()
-        device, dtype = device or dev, dtype or dt
+        device, dtype = self._state_device_dtype(device, dtype)
         state = {"cache": torch.zeros(batch_size, self.d_model, self.kernel_size - 1, device=device, dtype=dtype)}
         if self.semantics == "paper":
             state["position"] = torch.zeros((), dtype=torch.int64, device=device)

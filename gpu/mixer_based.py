@@ -208,8 +208,7 @@ class BasedLinearAttention(RecurrentMixer):
     # ---- recurrent -----------------------------------------------------------------------------------------------
     def init_state(self, batch_size: int, *, device=None, dtype=None) -> State:
         check_positive_int(batch_size, "batch_size")
-        dev, dt = self._param_device_dtype()
-        device, dtype = device or dev, dtype or dt
+        device, dtype = self._state_device_dtype(device, dtype)
         h, f, e = self.num_heads, self.num_features, self.head_dim
         return {
             "S": torch.zeros(batch_size, h, f, e, device=device, dtype=dtype),

@@ -124,8 +124,7 @@ class SelectiveSSM(RecurrentMixer):
     # ---- recurrent -------------------------------------------------------------------------------------------------
     def init_state(self, batch_size: int, *, device=None, dtype=None) -> State:
         check_positive_int(batch_size, "batch_size")
-        dev, dt = self._param_device_dtype()
-        device, dtype = device or dev, dtype or dt
+        device, dtype = self._state_device_dtype(device, dtype)
         return {
             "h": torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype),
             "conv": torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype),

@@ -22,7 +22,7 @@ Each mixer also gives ``state_formula(seq_len)``, the closed form; tests check `
 from __future__ import annotations
 
 import torch
-from mqarkit.gpu.device import check_positive_int
+from mqarkit.gpu.device import check_positive_int, resolve_device, resolve_dtype
 from torch import nn
 
 State = dict[str, torch.Tensor]
@@ -59,6 +59,11 @@ class RecurrentMixer(nn.Module):
     def _param_device_dtype(self) -> tuple[torch.device, torch.dtype]:
         p = next(self.parameters())
         return p.device, p.dtype
+
+    def _state_device_dtype(self, device, dtype) -> tuple[torch.device, torch.dtype]:
+        """``device`` / ``dtype`` of a new state: validated, defaulting to the parameters'."""
+        dev, dt = self._param_device_dtype()
+        return (dev if device is None else resolve_device(device)), (dt if dtype is None else resolve_dtype(dtype))
 
     def recurrent(self, x: torch.Tensor) -> torch.Tensor:
         """Run :meth:`step` over the sequence: ``x: (B, N, d) -> (B, N, d)``."""
