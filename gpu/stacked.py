@@ -1,0 +1,412 @@
+"""Many 2-layer MQAR hybrids trained as one batched computation ("stacked" runs).
+
+The model of [B] Figure 2 (Zoology ``arxiv24_based_figure2`` configs), per run::
+
+    h = E[x]                                   # (B, N, d) token embedding, no position embedding
+    block 0: r = h;        h = BaseConv_k3(LN1(r)), r = r + h, h = LN2(r)      # state mixer: Identity (no MLP)
+    block 1: r = h + r;    h = Mixer(LN1(r)),       r = r + h, h = LN2(r)      # the mixer under test
+    out = LN_f(h + r);  logits = out @ E^T     # tied LM head (untied optional)
+
+which is Zoology's ``TransformerBlock`` with ``state_mixer = Identity`` exactly as the reference configs set it: no
+MLP, and the block hands ``LN2(residual)`` to the next block, which adds it to the residual again. Dropout is 0.
+
+Every parameter carries a leading run dimension ``R``; all runs see the same batch, so a step is one set of batched
+matmuls (``torch.baddbmm``) over ``R``. Runs in one stack share family and ``d_model``; per-run knobs that change a
+shape are padded to the stack's maximum and masked so that the padded part is exactly zero and receives no gradient:
+
+- Based feature dim ``d'``: q/k projection columns beyond ``d'_r`` are multiplied by a fixed 0/1 mask, and the Taylor
+  kernel uses ``s = q·k/√d'_r``, so ``φ(q)·φ(k) = 1 + s + s²/2`` is that of the unpadded model;
+- SSM state ``d_state``: the B/C projection columns beyond ``d_state_r`` are masked, so padded state rows stay 0;
+- sliding window ``w``: a per-run band mask (no shape change).
+
+Mixers (``u``: ``(R, B, N, d)``):
+
+- ``attention``: softmax attention, one head, fused biased qkv, scale ``1/√d``, causal (a token sees itself);
+- ``based``: linear attention with the 2nd-order Taylor map, quadratic ("parallel") view
+  ``y_i = Σ_{j≤i} K(q_i,k_j) v_j / (Σ_{j≤i} K(q_i,k_j) + 1e-12)``, ``K = 1 + s + s²/2``; bias-free projections;
+- ``sliding_window``: softmax attention over the ``w`` most recent tokens (itself included);
+- ``ssm``: a selective SSM with scalar decay per head (Mamba-2 / SSD form), expansion 2, head dim 32, a causal
+  depthwise conv (k=4, SiLU) on the input branch, input-dependent ``Δ_t, B_t, C_t``, output gate ``SiLU(z)``;
+- ``long_conv``: BaseConv with an explicit per-channel filter of length ``max_len`` (FFT convolution),
+  ``y = (h * u) ⊙ (W u + b) + u``.
+
+``final_state`` returns, for one run and one prefix, the tensors each layer carries in recurrent mode; the
+frontier's state size is measured from them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FAMILIES = ("attention", "based", "sliding_window", "ssm", "long_conv")
+SSM_EXPAND = 2
+SSM_HEAD_DIM = 32
+SSM_CONV = 4
+INIT_STD = 0.02
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One run's architecture. ``feature_dim`` (based), ``window`` (sliding_window), ``d_state`` (ssm)."""
+
+    family: str
+    d_model: int
+    vocab_size: int = 8192
+    max_len: int = 1024
+    feature_dim: int | None = None
+    window: int | None = None
+    d_state: int | None = None
+    conv_kernel: int = 3
+    tie_head: bool = True
+
+    def validate(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"family={self.family!r}: must be one of {FAMILIES}")
+        if self.d_model < 1:
+            raise ValueError(f"d_model={self.d_model}: needs d_model >= 1")
+        if self.vocab_size < 2:
+            raise ValueError(f"vocab_size={self.vocab_size}: needs vocab_size >= 2")
+        if self.max_len < 2:
+            raise ValueError(f"max_len={self.max_len}: needs max_len >= 2")
+        if self.conv_kernel < 1:
+            raise ValueError(f"conv_kernel={self.conv_kernel}: needs conv_kernel >= 1")
+        knobs = {"based": "feature_dim", "sliding_window": "window", "ssm": "d_state"}
+        for fam, knob in knobs.items():
+            value = getattr(self, knob)
+            if self.family == fam and (value is None or value < 1):
+                raise ValueError(f"{knob}={value}: family {fam!r} needs an integer {knob} >= 1")
+            if self.family != fam and value is not None:
+                raise ValueError(f"{knob}={value}: only family {fam!r} takes {knob} (family is {self.family!r})")
+        if self.family == "ssm" and (SSM_EXPAND * self.d_model) % SSM_HEAD_DIM:
+            raise ValueError(f"d_model={self.d_model}: ssm needs {SSM_EXPAND}*d_model divisible by {SSM_HEAD_DIM}")
+
+    def stack_key(self) -> tuple:
+        """Runs with equal keys can share one stack."""
+        return (self.family, self.d_model, self.vocab_size, self.max_len, self.conv_kernel, self.tie_head)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- stacked primitives
+def linear(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """``u @ w + b`` per run: ``u (R, ..., i)``, ``w (R, i, o)``, ``b (R, o)`` -> ``(R, ..., o)``."""
+    r, i = u.shape[0], u.shape[-1]
+    flat = u.reshape(r, -1, i)
+    out = torch.baddbmm(b.unsqueeze(1), flat, w) if b is not None else torch.bmm(flat, w)
+    return out.reshape(*u.shape[:-1], w.shape[-1])
+
+
+def layer_norm(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm over the last dim with per-run affine ``w, b (R, d)``; ``u (R, B, N, d)``."""
+    y = F.layer_norm(u, u.shape[-1:], eps=eps)
+    return y * w[:, None, None, :] + b[:, None, None, :]
+
+
+def causal_depthwise_conv(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``y_t = b + Σ_{s<k} w[..., s] u_{t-s}``; ``u (R, B, N, d)``, ``w (R, d, k)`` (tap ``s`` = lag ``s``)."""
+    n = u.shape[2]
+    y = u * w[:, None, None, :, 0]
+    for s in range(1, w.shape[-1]):
+        if s >= n:
+            break
+        y[:, :, s:] = y[:, :, s:] + u[:, :, :-s] * w[:, None, None, :, s]
+    return y + b[:, None, None, :]
+
+
+def fft_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``y_t = Σ_{s≤t} h[..., s] u_{t-s}`` by FFT (float32); ``u (R, B, N, d)``, ``h (R, d, L ≥ N)``."""
+    n = u.shape[2]
+    size = 2 * n
+    uf = torch.fft.rfft(u.float().transpose(2, 3), n=size)  # (R, B, d, n+1)
+    hf = torch.fft.rfft(h[..., :n].float(), n=size)  # (R, d, n+1)
+    y = torch.fft.irfft(uf * hf[:, None], n=size)[..., :n]
+    return y.transpose(2, 3).to(u.dtype)
+
+
+def taylor_kernel(q: torch.Tensor, k: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``1 + s + s²/2`` with ``s = scale·q·kᵀ``; ``q, k (R, B, N, f)``, ``scale (R,)`` -> ``(R, B, N, N)``."""
+    s = torch.matmul(q, k.transpose(-1, -2)) * scale[:, None, None, None]
+    return 1 + s + 0.5 * s * s
+
+
+def taylor_features(x: torch.Tensor) -> torch.Tensor:
+    """Compressed 2nd-order Taylor features (no scale): ``[1, x_i, x_i²/√2, x_i x_j (i<j)]``, ``(..., f) -> (..., F)``.
+
+    ``φ(q)·φ(k) = 1 + q·k + (q·k)²/2`` with ``F = 1 + f + f(f+1)/2`` (the diagonal carries ``1/√2``; each off-diagonal
+    pair appears once, so its coefficient ``2·(1/2)`` is 1).
+    """
+    f = x.shape[-1]
+    iu = torch.triu_indices(f, f, device=x.device)
+    outer = x[..., iu[0]] * x[..., iu[1]]
+    diag = (iu[0] == iu[1]).to(x.dtype)
+    outer = outer * (diag / math.sqrt(2) + (1 - diag))
+    return torch.cat([torch.ones_like(x[..., :1]), x, outer], dim=-1)
+
+
+def ssm_decay(log_a: torch.Tensor) -> torch.Tensor:
+    """``L[t, s] = exp(Σ_{r=s+1..t} log_a_r)`` for ``s ≤ t``, else 0; ``log_a (..., N)`` -> ``(..., N, N)``."""
+    cs = torch.cumsum(log_a.float(), dim=-1)
+    diff = cs[..., :, None] - cs[..., None, :]
+    n = log_a.shape[-1]
+    mask = torch.ones(n, n, dtype=torch.bool, device=log_a.device).tril()
+    return torch.exp(diff.masked_fill(~mask, float("-inf")))
+
+
+# ---------------------------------------------------------------- the stacked model
+class StackedHybrid(nn.Module):
+    """``R`` independent runs of one family and ``d_model``; ``forward(x (B, N)) -> hidden (R, B, N, d)``."""
+
+    def __init__(self, configs: list[ModelConfig], seeds: list[int], device: torch.device | str = "cpu"):
+        super().__init__()
+        if not configs:
+            raise ValueError("configs=[]: needs at least one run")
+        if len(seeds) != len(configs):
+            raise ValueError(f"seeds: needs one seed per config ({len(seeds)} != {len(configs)})")
+        for cfg in configs:
+            cfg.validate()
+        keys = {cfg.stack_key() for cfg in configs}
+        if len(keys) != 1:
+            raise ValueError(f"configs: runs in one stack need equal (family, d_model, vocab, max_len, k, tie): {keys}")
+        self.configs = list(configs)
+        c0 = configs[0]
+        self.family, self.d, self.vocab, self.max_len = c0.family, c0.d_model, c0.vocab_size, c0.max_len
+        self.runs = len(configs)
+        d = self.d
+        shapes = self._shapes(d)
+        per_run = [self._init_run(shapes, seed) for seed in seeds]
+        for name in shapes:
+            self.register_parameter(name, nn.Parameter(torch.stack([p[name] for p in per_run]).to(device)))
+        self._make_masks(torch.device(device))
+
+    # ---- parameter shapes and initialisation (per run, from its own seed: a run never depends on its stack-mates)
+    def _shapes(self, d: int) -> dict[str, tuple[tuple[int, ...], str]]:
+        c0, k = self.configs[0], self.configs[0].conv_kernel
+        s: dict[str, tuple[tuple[int, ...], str]] = {"emb": ((self.vocab, d), "normal")}
+        for i in (0, 1):
+            s |= {f"ln{i}a_w": ((d,), "one"), f"ln{i}a_b": ((d,), "zero")}
+            s |= {f"ln{i}b_w": ((d,), "one"), f"ln{i}b_b": ((d,), "zero")}
+        s |= {"lnf_w": ((d,), "one"), "lnf_b": ((d,), "zero")}
+        s |= {"c0_w": ((d, d), "normal"), "c0_b": ((d,), "zero"), "c0_k": ((d, k), "conv"), "c0_kb": ((d,), "zero")}
+        if not c0.tie_head:
+            s["head"] = ((d, self.vocab), "normal")
+        fam = self.family
+        if fam in ("attention", "sliding_window"):
+            s |= {"qkv_w": ((d, 3 * d), "normal"), "qkv_b": ((3 * d,), "zero")}
+            s |= {"o_w": ((d, d), "normal"), "o_b": ((d,), "zero")}
+        elif fam == "based":
+            f = max(c.feature_dim for c in self.configs)
+            s |= {"q_w": ((d, f), "normal"), "k_w": ((d, f), "normal"), "v_w": ((d, d), "normal")}
+            s |= {"o_w": ((d, d), "normal")}
+        elif fam == "ssm":
+            n = max(c.d_state for c in self.configs)
+            di = SSM_EXPAND * d
+            h = di // SSM_HEAD_DIM
+            s |= {"in_w": ((d, 2 * di), "normal"), "bc_w": ((d, 2 * n), "normal"), "dt_w": ((d, h), "normal")}
+            s |= {"dt_b": ((h,), "dt"), "a_log": ((h,), "alog"), "skip": ((h,), "one")}
+            s |= {"x_k": ((di, SSM_CONV), "conv"), "x_kb": ((di,), "zero"), "o_w": ((di, d), "normal")}
+        elif fam == "long_conv":
+            s |= {"l_w": ((d, d), "normal"), "l_b": ((d,), "zero"), "l_h": ((d, self.max_len), "filter")}
+        return s
+
+    def _init_run(self, shapes: dict, seed: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(int(seed))
+        out = {}
+        for name, (shape, kind) in shapes.items():
+            if kind == "normal":
+                t = torch.randn(shape, generator=g) * INIT_STD
+            elif kind == "one":
+                t = torch.ones(shape)
+            elif kind == "zero":
+                t = torch.zeros(shape)
+            elif kind == "conv":  # PyTorch Conv1d default: U(-1/√k, 1/√k) for a depthwise kernel of k taps
+                t = (torch.rand(shape, generator=g) * 2 - 1) / math.sqrt(shape[-1])
+            elif kind == "filter":  # long filter decaying with the lag, so the conv starts near-local
+                lags = torch.arange(shape[-1], dtype=torch.float32)
+                t = torch.randn(shape, generator=g) * 0.02 * torch.exp(-lags / 64.0)
+            elif kind == "dt":  # Δ in [1e-3, 1e-1] log-uniform, stored as softplus^{-1}
+                dt = torch.exp(torch.rand(shape, generator=g) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+                t = dt + torch.log(-torch.expm1(-dt))
+            elif kind == "alog":  # A = -exp(a_log) in [-16, -1]
+                t = torch.log(torch.rand(shape, generator=g) * 15 + 1)
+            else:  # pragma: no cover
+                raise AssertionError(kind)
+            out[name] = t
+        return out
+
+    def _make_masks(self, device: torch.device) -> None:
+        fam = self.family
+        if fam == "based":
+            f = self.q_w.shape[-1]
+            dims = torch.tensor([c.feature_dim for c in self.configs], device=device)
+            self.register_buffer("fmask", (torch.arange(f, device=device)[None, :] < dims[:, None]).float())
+            self.register_buffer("fscale", 1.0 / dims.float().sqrt())
+        elif fam == "ssm":
+            n = self.bc_w.shape[-1] // 2
+            dims = torch.tensor([c.d_state for c in self.configs], device=device)
+            m = (torch.arange(n, device=device)[None, :] < dims[:, None]).float()
+            self.register_buffer("smask", torch.cat([m, m], dim=1))
+        elif fam == "sliding_window":
+            self.register_buffer("windows", torch.tensor([c.window for c in self.configs], device=device))
+
+    def gradient_masks(self) -> dict[str, torch.Tensor]:
+        """Per-parameter 0/1 masks for padded entries (the optimiser multiplies updates by them)."""
+        if self.family == "based":
+            m = self.fmask[:, None, :].expand_as(self.q_w)
+            return {"q_w": m, "k_w": m}
+        if self.family == "ssm":
+            return {"bc_w": self.smask[:, None, :].expand_as(self.bc_w)}
+        return {}
+
+    # ---- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (B, N)`` int64 -> final hidden states ``(R, B, N, d)`` (after ``LN_f``)."""
+        if x.shape[1] > self.max_len:
+            raise ValueError(f"x: seq_len={x.shape[1]} exceeds max_len={self.max_len}")
+        h = self.emb[:, x]  # (R, B, N, d)
+        r = h
+        h = self.mix0(layer_norm(r, self.ln0a_w, self.ln0a_b))
+        r = r + h
+        h = layer_norm(r, self.ln0b_w, self.ln0b_b)
+        r = r + h
+        h = self.mix1(layer_norm(r, self.ln1a_w, self.ln1a_b))
+        r = r + h
+        h = layer_norm(r, self.ln1b_w, self.ln1b_b)
+        return layer_norm(h + r, self.lnf_w, self.lnf_b)
+
+    def head_weight(self) -> torch.Tensor:
+        """``(R, d, c)``: the LM head (``Eᵀ`` when tied)."""
+        return self.emb.transpose(1, 2) if self.configs[0].tie_head else self.head
+
+    def mix0(self, u: torch.Tensor) -> torch.Tensor:
+        """Layer 0, Zoology BaseConv with a short conv: ``conv_k(u) ⊙ (W u + b) + u``."""
+        return causal_depthwise_conv(u, self.c0_k, self.c0_kb) * linear(u, self.c0_w, self.c0_b) + u
+
+    def mix1(self, u: torch.Tensor) -> torch.Tensor:
+        return getattr(self, f"_mix_{self.family}")(u)
+
+    def _qkv(self, u):
+        q, k, v = linear(u, self.qkv_w, self.qkv_b).chunk(3, dim=-1)
+        return q, k, v
+
+    def _mix_attention(self, u: torch.Tensor) -> torch.Tensor:
+        r, b, n, d = u.shape
+        q, k, v = (t.reshape(r * b, 1, n, d) for t in self._qkv(u))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return linear(y.reshape(r, b, n, d), self.o_w, self.o_b)
+
+    def band_mask(self, n: int) -> torch.Tensor:
+        """``(R, 1, N, N)`` bool: query ``i`` sees key ``j`` iff ``0 ≤ i − j < w_r``."""
+        i = torch.arange(n, device=self.windows.device)
+        lag = i[:, None] - i[None, :]
+        return ((lag >= 0) & (lag < self.windows[:, None, None]))[:, None]
+
+    def _mix_sliding_window(self, u: torch.Tensor) -> torch.Tensor:
+        r, b, n, d = u.shape
+        q, k, v = (t.reshape(r, b, n, d) for t in self._qkv(u))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.band_mask(n))
+        return linear(y, self.o_w, self.o_b)
+
+    def _based_qkv(self, u):
+        q = linear(u, self.q_w * self.fmask[:, None, :])
+        k = linear(u, self.k_w * self.fmask[:, None, :])
+        return q, k, linear(u, self.v_w)
+
+    def _mix_based(self, u: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._based_qkv(u)
+        a = taylor_kernel(q.float(), k.float(), self.fscale)  # (R, B, N, N), ≥ 1/2 everywhere
+        a = a.tril()
+        y = torch.matmul(a.to(v.dtype), v) / (a.sum(-1, keepdim=True) + 1e-12).to(v.dtype)
+        return linear(y, self.o_w)
+
+    def _ssm_parts(self, u):
+        r, b, n, _ = u.shape
+        xz = linear(u, self.in_w)
+        x, z = xz.chunk(2, dim=-1)  # (R, B, N, di)
+        x = F.silu(causal_depthwise_conv(x, self.x_k, self.x_kb))
+        bc = linear(u, self.bc_w * self.smask[:, None, :])
+        bm, cm = bc.float().chunk(2, dim=-1)  # (R, B, N, n)
+        dt = F.softplus(linear(u, self.dt_w).float() + self.dt_b[:, None, None, :])  # (R, B, N, H)
+        a = -torch.exp(self.a_log.float())  # (R, H)
+        heads = x.shape[-1] // SSM_HEAD_DIM
+        xh = x.float().reshape(r, b, n, heads, SSM_HEAD_DIM)
+        return x, z, bm, cm, dt, a, xh
+
+    def _mix_ssm(self, u: torch.Tensor) -> torch.Tensor:
+        """``y_t = Σ_{s≤t} exp(Σ_{s<ρ≤t} Δ_ρ A) (C_t·B_s) Δ_s x_s + D x_t``, then ``⊙ SiLU(z)`` and out-projection."""
+        r, b, n, _ = u.shape
+        x, z, bm, cm, dt, a, xh = self._ssm_parts(u)
+        decay = ssm_decay((dt * a[:, None, None, :]).permute(0, 1, 3, 2))  # (R, B, H, N, N)
+        scores = torch.matmul(cm, bm.transpose(-1, -2))  # (R, B, N, N)
+        w = decay * scores[:, :, None]  # (R, B, H, N, N)
+        xdt = (xh * dt[..., None]).permute(0, 1, 3, 2, 4)  # (R, B, H, N, P)
+        y = torch.matmul(w, xdt).permute(0, 1, 3, 2, 4)  # (R, B, N, H, P)
+        y = y + xh * self.skip.float()[:, None, None, :, None]
+        y = y.reshape(r, b, n, -1).to(u.dtype) * F.silu(z)
+        return linear(y, self.o_w)
+
+    def _mix_long_conv(self, u: torch.Tensor) -> torch.Tensor:
+        return fft_causal_conv(u, self.l_h) * linear(u, self.l_w, self.l_b) + u
+
+    # ---- recurrent state (for the measured state size)
+    @torch.no_grad()
+    def final_state(self, run: int, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The tensors run ``run`` carries in recurrent mode after reading ``x (N,)``, unpadded, one example.
+
+        Policy: every layer's sequence-mixer state counts (layer 0's short-conv cache of the last ``k−1`` inputs
+        included; the mixer's own conv caches included); normalisers (Based's ``z``) count; parameters do not.
+        """
+        cfg = self.configs[run]
+        n = x.shape[0]
+        sub = self.select(run)
+        h = sub.emb[:, x[None]]
+        u0 = layer_norm(h, sub.ln0a_w, sub.ln0a_b)
+        state = {"layer0.conv_cache": u0[0, 0, max(0, n - (cfg.conv_kernel - 1)) :].float()}
+        r = h + sub.mix0(u0)
+        r = r + layer_norm(r, sub.ln0b_w, sub.ln0b_b)
+        u = layer_norm(r, sub.ln1a_w, sub.ln1a_b)  # (1, 1, N, d)
+        fam = self.family
+        if fam in ("attention", "sliding_window"):
+            _, k, v = sub._qkv(u)
+            keep = n if fam == "attention" else min(n, cfg.window)
+            state |= {"layer1.k_cache": k[0, 0, n - keep :].float(), "layer1.v_cache": v[0, 0, n - keep :].float()}
+        elif fam == "based":
+            _, k, v = sub._based_qkv(u)
+            f = cfg.feature_dim
+            phi = taylor_features(k[0, 0, :, :f].float() * cfg.feature_dim**-0.25)  # (N, F)
+            state |= {"layer1.kv": phi.T @ v[0, 0].float(), "layer1.z": phi.sum(0)}
+        elif fam == "ssm":
+            x_in, z, bm, cm, dt, a, xh = sub._ssm_parts(u)
+            ns = cfg.d_state
+            w = ssm_decay((dt * a[:, None, None, :]).permute(0, 1, 3, 2))[
+                0, 0, :, -1, :
+            ]  # (H, N): weight of s at t=N-1
+            xdt = xh[0, 0] * dt[0, 0, :, :, None]  # (N, H, P)
+            hstate = torch.einsum("hs,shp,sn->hpn", w, xdt, bm[0, 0, :, :ns])
+            pre = linear(u, sub.in_w).chunk(2, dim=-1)[0]
+            state |= {"layer1.ssm": hstate, "layer1.conv_cache": pre[0, 0, max(0, n - (SSM_CONV - 1)) :].float()}
+        elif fam == "long_conv":
+            state |= {"layer1.input_cache": u[0, 0].float()}
+        return state
+
+    def select(self, run: int) -> StackedHybrid:
+        """A one-run view (a copy) of run ``run``."""
+        sub = StackedHybrid.__new__(StackedHybrid)
+        nn.Module.__init__(sub)
+        sub.configs = [self.configs[run]]
+        sub.family, sub.d, sub.vocab, sub.max_len, sub.runs = self.family, self.d, self.vocab, self.max_len, 1
+        for name, p in self.named_parameters():
+            sub.register_parameter(name, nn.Parameter(p.detach()[run : run + 1].clone()))
+        for name, buf in self.named_buffers():
+            sub.register_buffer(name, buf[run : run + 1].clone())
+        return sub
+
+
+def state_numbers(states: dict[str, torch.Tensor]) -> int:
+    """Total count of numbers in a ``final_state`` dict."""
+    return int(sum(t.numel() for t in states.values()))

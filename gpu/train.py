@@ -1,0 +1,239 @@
+"""Training a stack of runs: shared GPU-resident batches, stacked AdamW, cosine schedule, early stopping.
+
+One step feeds the same batch to all ``R`` runs of a :class:`~mqarkit.gpu.stacked.StackedHybrid`; the loss is the sum
+over runs of each run's mean cross-entropy, so each run's gradient is exactly its own. Loss and accuracy are computed
+only at the labelled (query) positions: the hidden states there are gathered (``(R, M, d)``, ``M = B·D``) before the LM
+head, so the ``(R, M, c)`` logits replace the ``(R, B·N, c)`` ones of the reference — the same loss, since every other
+position has label ``-100``, at ``D/N`` of the head's cost.
+
+Optimiser: AdamW (β = (0.9, 0.999), ε = 1e-8, decoupled weight decay 0.1 on every parameter, like ``torch.optim.AdamW``
+over ``model.parameters()``), with a per-run learning rate: each stacked parameter has a learning-rate tensor of its
+own shape (run ``r``'s lr, times the padding mask), and the update is a handful of ``torch._foreach_*`` kernels over
+all parameters. Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after
+each epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
+
+Batches: each batch comes from one training segment (one ``(N, D)``); every epoch the rows of every segment and the
+order of all batches are reshuffled with the harness's ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from mqarkit.gpu.data import IGNORE_INDEX, Segment
+from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
+
+
+@dataclass
+class SegmentData:
+    """A generated segment on the device, with its labelled positions precomputed."""
+
+    segment: Segment
+    inputs: torch.Tensor  # (n, N) int64
+    labels: torch.Tensor  # (n, N) int64, -100 off the query positions
+    qpos: torch.Tensor = field(init=False)  # (n, D) int64 positions of the labels, ascending
+    targets: torch.Tensor = field(init=False)  # (n, D) int64
+
+    def __post_init__(self) -> None:
+        n, d = self.inputs.shape[0], self.segment.num_kv_pairs
+        mask = self.labels != IGNORE_INDEX
+        counts = mask.sum(1)
+        if not bool((counts == d).all()):
+            raise ValueError(f"labels: every example needs exactly num_kv_pairs={d} labelled positions")
+        self.qpos = mask.nonzero()[:, 1].reshape(n, d)
+        self.targets = self.labels.gather(1, self.qpos)
+
+
+class StackedAdamW:
+    """AdamW over stacked parameters with one learning rate per run (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: StackedHybrid,
+        lrs: torch.Tensor,
+        *,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        if lrs.shape != (model.runs,):
+            raise ValueError(f"lrs: needs shape ({model.runs},), got {tuple(lrs.shape)}")
+        if not bool((lrs > 0).all()):
+            raise ValueError("lrs: every learning rate must be > 0")
+        self.names = [n for n, _ in model.named_parameters()]
+        self.params = [p for _, p in model.named_parameters()]
+        self.masks = model.gradient_masks()
+        self.base = lrs.to(self.params[0].device, torch.float32)
+        self.wd, self.betas, self.eps, self.t = weight_decay, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.set_active(torch.ones(model.runs, dtype=torch.bool, device=self.base.device))
+
+    def set_active(self, active: torch.Tensor) -> None:
+        """Freeze the runs where ``active`` (R,) is False (their learning rate becomes 0)."""
+        lr = self.base * active.float()
+        self.lr_full = []
+        for name, p in zip(self.names, self.params):
+            full = lr.view(-1, *([1] * (p.dim() - 1))).expand_as(p).clone()
+            if name in self.masks:
+                full = full * self.masks[name]
+            self.lr_full.append(full)
+
+    @torch.no_grad()
+    def step(self, factor: float) -> None:
+        """One update with the learning rates scaled by ``factor`` (the schedule)."""
+        b1, b2 = self.betas
+        self.t += 1
+        grads = [p.grad for p in self.params]
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        denom = torch._foreach_sqrt(self.v)
+        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
+        torch._foreach_add_(denom, self.eps)
+        upd = torch._foreach_div(self.m, denom)
+        torch._foreach_mul_(upd, 1 / (1 - b1**self.t))
+        torch._foreach_add_(upd, self.params, alpha=self.wd)
+        torch._foreach_mul_(upd, self.lr_full)
+        torch._foreach_add_(self.params, upd, alpha=-factor)
+        for p in self.params:
+            p.grad = None
+
+
+def micro_batch(model: StackedHybrid, batch: int, seq_len: int, budget: int) -> int:
+    """Largest micro-batch whose quadratic ``(R, b, [H,] N, N)`` intermediates stay within ``budget`` elements."""
+    heads = (SSM_EXPAND * model.d // SSM_HEAD_DIM) if model.family == "ssm" else 1
+    per_example = model.runs * heads * seq_len * seq_len
+    return max(1, min(batch, budget // per_example))
+
+
+def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, targets: torch.Tensor, total: int):
+    """Sum over runs of (summed CE at the query positions) / ``total``; ``x (b, N)``, ``qpos, targets (b, D)``."""
+    hidden = model(x)  # (R, b, N, d)
+    r, b, n, d = hidden.shape
+    flat = (qpos + torch.arange(b, device=x.device)[:, None] * n).reshape(-1)  # (b·D,)
+    hq = hidden.reshape(r, b * n, d)[:, flat]  # (R, M, d)
+    logits = torch.bmm(hq, model.head_weight())  # (R, M, c)
+    ce = F.cross_entropy(logits.float().reshape(r * flat.numel(), -1), targets.reshape(-1).repeat(r), reduction="sum")
+    return ce / total
+
+
+def train_step(
+    model: StackedHybrid, opt: StackedAdamW, seg: SegmentData, rows: torch.Tensor, factor: float, budget: int
+) -> None:
+    """One optimiser step on the examples ``rows (b,)`` of ``seg`` (micro-batched to fit ``budget``)."""
+    device = seg.inputs.device
+    total = rows.numel() * seg.segment.num_kv_pairs
+    mb = micro_batch(model, rows.numel(), seg.inputs.shape[1], budget)
+    for start in range(0, rows.numel(), mb):
+        part = rows[start : start + mb]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = query_loss(model, seg.inputs[part], seg.qpos[part], seg.targets[part], total)
+        loss.backward()
+    opt.step(factor)
+
+
+@torch.no_grad()
+def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int, amp: bool):
+    """Per run: correct and total counts per test segment: ``(R, S)`` int64 each."""
+    device = tests[0].inputs.device
+    correct = torch.zeros(model.runs, len(tests), dtype=torch.long, device=device)
+    totals = torch.zeros(len(tests), dtype=torch.long)
+    for s, seg in enumerate(tests):
+        n = seg.inputs.shape[1]
+        mb = micro_batch(model, batch, n, budget)
+        for start in range(0, seg.inputs.shape[0], mb):
+            x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                hidden = model(x)
+                r, b, _, d = hidden.shape
+                flat = (qpos + torch.arange(b, device=device)[:, None] * n).reshape(-1)
+                logits = torch.bmm(hidden.reshape(r, b * n, d)[:, flat], model.head_weight())
+            correct[:, s] += (logits.argmax(-1) == tgt.reshape(1, -1)).sum(1)
+        totals[s] = seg.qpos.numel()
+    return correct.cpu(), totals
+
+
+@dataclass
+class StackResult:
+    """Per run: test accuracy per segment at the end (or at the early stop), epochs trained, accuracy history."""
+
+    accuracy: list[list[float]]  # (R, S)
+    overall: list[float]  # (R,)
+    epochs: list[int]  # (R,)
+    history: list[list[float]]  # (R, epochs) overall accuracy after each epoch
+    train_seconds: float
+    steps: int
+
+
+def train_stack(
+    model: StackedHybrid,
+    lrs: list[float],
+    train: list[SegmentData],
+    tests: list[SegmentData],
+    *,
+    epochs: int,
+    generator: torch.Generator,
+    batch_size: int = 256,
+    test_batch_size: int = 256,
+    early_stop: float = 0.99,
+    weight_decay: float = 0.1,
+    budget: int = 2**28,
+    on_epoch: Callable[[int, list[float]], None] | None = None,
+) -> StackResult:
+    """Train all runs of ``model`` together for up to ``epochs`` epochs; see the module docstring."""
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs}: needs epochs >= 1")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: needs batch_size >= 1")
+    if not train or not tests:
+        raise ValueError("train/tests: needs at least one training and one test segment")
+    device = train[0].inputs.device
+    amp = device.type == "cuda"
+    opt = StackedAdamW(model, torch.tensor(lrs), weight_decay=weight_decay)
+    runs = model.runs
+    active = torch.ones(runs, dtype=torch.bool)
+    steps_per_epoch = sum(math.ceil(s.inputs.shape[0] / batch_size) for s in train)
+    total_steps = epochs * steps_per_epoch
+    result = StackResult([[0.0] * len(tests)] * runs, [0.0] * runs, [0] * runs, [[] for _ in range(runs)], 0.0, 0)
+    t0 = time.perf_counter()
+    step = 0
+    for epoch in range(epochs):
+        plan = []
+        for si, seg in enumerate(train):
+            perm = torch.randperm(seg.inputs.shape[0], generator=generator, device=generator.device).to(device)
+            plan += [(si, perm[i : i + batch_size]) for i in range(0, perm.numel(), batch_size)]
+        order = torch.randperm(
+            len(plan),
+            generator=torch.Generator().manual_seed(
+                int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+            ),
+        )
+        for j in order.tolist():
+            si, rows = plan[j]
+            train_step(model, opt, train[si], rows, 0.5 * (1 + math.cos(math.pi * step / total_steps)), budget)
+            step += 1
+        correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget, amp=amp)
+        overall = (correct.sum(1).double() / totals.sum()).tolist()
+        acc = (correct.double() / totals.double()).tolist()
+        for r in range(runs):
+            if active[r]:
+                result.accuracy[r], result.overall[r], result.epochs[r] = acc[r], overall[r], epoch + 1
+                result.history[r].append(overall[r])
+                if overall[r] >= early_stop:
+                    active[r] = False
+        if on_epoch is not None:
+            on_epoch(epoch + 1, overall)
+        if not bool(active.any()):
+            break
+        opt.set_active(active.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    result.train_seconds = time.perf_counter() - t0
+    result.steps = step
+    return result
