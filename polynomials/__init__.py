@@ -1,1 +1,62 @@
-"""The operator IR: polynomial operators evaluated symbolically (sympy), exactly (rationals) and in float64."""
+"""The operator IR: polynomial operators evaluated symbolically (sympy), exactly (rationals) and in float64.
+
+Importing this package loads neither torch nor sympy (sympy is imported lazily by the symbolic backend, the
+sequence-polynomial helpers and the circuit tools).
+
+- encodings: ``OneHot``, ``BinaryCode``, ``SignCode``, ``PHot``;
+- the stream and models: ``Stream``, ``Layer``, ``Model``;
+- ops: ``Linear``, ``CausalConv``, ``CyclicConv``, ``BaseConv``, ``SoftmaxAttention``, ``UnnormalisedAttention``,
+  ``LinearAttention`` (feature maps ``IdentityMap``, ``TaylorMap``), ``ArgmaxReadout``;
+- evaluation: ``evaluate`` (backends ``float64`` / ``exact`` / ``symbolic``), ``embed``, ``read``, ``NotExactError``;
+- analysis: ``analyse`` -> ``ModelAnalysis``, ``output_degree``;
+- sequence polynomials (``seqpoly``) and arithmetic circuits (``circuits``, ``compile_to_baseconv``).
+"""
+
+from .analysis import ModelAnalysis, analyse, degree_bounds, generic_input, output_degree
+from .attention import SoftmaxAttention, UnnormalisedAttention
+from .baseconv import BaseConv
+from .conv import CausalConv, CyclicConv
+from .encodings import BinaryCode, OneHot, PHot, SignCode
+from .evaluate import BACKEND_NAMES, embed, evaluate, read
+from .feature_maps import IdentityMap, TaylorMap
+from .linear import Linear
+from .linear_attention import LinearAttention, linear_attention_recurrent
+from .masks import MASKS
+from .model import Layer, Model
+from .op_base import Op
+from .readout import ArgmaxReadout
+from .stream import Stream
+from .weights import NotExactError
+
+__all__ = [
+    "BACKEND_NAMES",
+    "MASKS",
+    "ArgmaxReadout",
+    "BaseConv",
+    "BinaryCode",
+    "CausalConv",
+    "CyclicConv",
+    "IdentityMap",
+    "Layer",
+    "Linear",
+    "LinearAttention",
+    "Model",
+    "ModelAnalysis",
+    "NotExactError",
+    "OneHot",
+    "Op",
+    "PHot",
+    "SignCode",
+    "SoftmaxAttention",
+    "Stream",
+    "TaylorMap",
+    "UnnormalisedAttention",
+    "analyse",
+    "degree_bounds",
+    "embed",
+    "evaluate",
+    "generic_input",
+    "linear_attention_recurrent",
+    "output_degree",
+    "read",
+]
