@@ -283,10 +283,10 @@ def index_encoder_exists(n: int, state_bits: int) -> bool:
 
 
 def log2_falling_factorial(n: int, k: int) -> float:
-    """``log2(n!/(n-k)!)`` in floating point (stable for large ``n``)."""
+    """``log2(n!/(n-k)!)``, from the exact integer (``math.log2`` is correctly rounded for big ints)."""
     if not 0 <= k <= n:
         raise ValueError(f"k={k}: must satisfy 0 <= k <= n={n}")
-    return (math.lgamma(n + 1) - math.lgamma(n - k + 1)) / math.log(2)
+    return math.log2(math.perm(n, k))
 
 
 def binary_entropy(p: float) -> float:
@@ -317,7 +317,7 @@ def fano_min_error(state_bits: float, num_pairs: int, num_values: int, *, tol: f
     if need <= 0:
         return 0.0
     lo, hi = 0.0, 1.0 - 1.0 / num_values
-    if _fano_lhs(hi, num_values) <= need:
+    if _fano_lhs(hi, num_values) <= need + 1e-12:  # the maximum log2 V is reached only at the guessing error
         return hi
     while hi - lo > tol:
         mid = (lo + hi) / 2

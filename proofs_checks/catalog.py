@@ -1,0 +1,31 @@
+"""Every claim of theory.md section 3 (U1-U9, L1-L6) and section 7 (E1-E13), in that order."""
+
+from __future__ import annotations
+
+from mqarkit.proofs_checks import claims_errata, claims_lower, claims_upper
+from mqarkit.proofs_checks.registry import Claim
+
+CLAIM_IDS: tuple[str, ...] = (
+    *(f"U{i}" for i in range(1, 10)),
+    *(f"L{i}" for i in range(1, 7)),
+    *(f"E{i}" for i in range(1, 14)),
+)
+
+
+def all_claims() -> list[Claim]:
+    claims = {c.id: c for c in (*claims_upper.CLAIMS, *claims_lower.CLAIMS, *claims_errata.CLAIMS)}
+    if set(claims) != set(CLAIM_IDS):
+        raise AssertionError(f"catalog mismatch: {sorted(set(claims) ^ set(CLAIM_IDS))}")
+    return [claims[i] for i in CLAIM_IDS]
+
+
+def select(ids: list[str] | None) -> list[Claim]:
+    """The claims with these ids (all when ``None``); an unknown id raises ``ValueError`` listing the known ones."""
+    claims = all_claims()
+    if ids is None:
+        return claims
+    unknown = [i for i in ids if i not in CLAIM_IDS]
+    if unknown:
+        raise ValueError(f"claims: unknown id(s) {', '.join(unknown)}; known ids: {', '.join(CLAIM_IDS)}")
+    wanted = set(ids)
+    return [c for c in claims if c.id in wanted]

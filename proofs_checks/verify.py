@@ -1,0 +1,73 @@
+"""``mqarkit verify``: run the claim registry's machine checks and write the report.
+
+    mqarkit verify [--budget default|full] [--claims U1,L2,...] [--json PATH] [--markdown PATH]
+
+Exit status: 0 when no check failed, 1 when one did, 2 on a bad request (e.g. an unknown claim id).
+The default budget gives each check a time share of a few seconds (construction checks a multiple), so that the
+whole run, constructions included, stays within about two minutes on one CPU core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from mqarkit.proofs_checks import catalog, construction_checks, report
+from mqarkit.proofs_checks.registry import BUDGETS, ClaimResult, budget, run_claim
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mqarkit verify", description="Run the machine checks of every claim.")
+    p.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="size ranges and time shares")
+    p.add_argument("--claims", default=None, help="comma-separated claim ids (default: all), e.g. U1,L2,E13")
+    p.add_argument("--json", default="reports/verify.json", type=Path, help="where to write the JSON report")
+    p.add_argument("--markdown", default="reports/verify.md", type=Path, help="where to write the Markdown report")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    ids = [s.strip() for s in args.claims.split(",") if s.strip()] if args.claims else None
+    try:
+        claims = catalog.select(ids)
+    except ValueError as exc:
+        print(f"mqarkit verify: {exc}", file=sys.stderr)
+        return 2
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    console = Console(stderr=True, quiet=args.quiet)
+    chosen = budget(args.budget)
+    construction_checks.clear_cache()
+    results: list[ClaimResult] = []
+    t0 = time.perf_counter()
+    with Progress(console=console, transient=True, disable=args.quiet) as progress:
+        task = progress.add_task("verifying", total=len(claims))
+        for claim in claims:
+            results.append(
+                run_claim(claim, chosen, on_check=lambda c, k: progress.update(task, description=f"{c.id} {k.name}"))
+            )
+            progress.advance(task)
+    data = report.report_data(results, chosen.name, time.perf_counter() - t0)
+    report.write_json(data, args.json)
+    report.write_markdown(data, args.markdown)
+
+    table = Table(title=f"mqarkit verify ({chosen.name}, {data['seconds']} s)")
+    for col in ("claim", "status", "checks", "range covered / reason"):
+        table.add_column(col, overflow="fold")
+    style = {"verified": "green", "failed": "bold red", "open": "yellow"}
+    for c in data["claims"]:
+        n_run = sum(ch["outcome"] != "not_run" for ch in c["checks"])
+        detail = c["covered"] if c["status"] != "open" else c["reason"]
+        table.add_row(c["id"], f"[{style[c['status']]}]{c['status']}[/]", f"{n_run}/{len(c['checks'])}", detail)
+    Console(quiet=args.quiet).print(table)
+    console.print(f"wrote {args.json} and {args.markdown}")
+    return 1 if data["summary"]["failed"] else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
