@@ -1,0 +1,63 @@
+"""The small glue between the attention-family constructions and the operator IR (``mqarkit.polynomials``).
+
+Every construction of the family has the same shape: a residual stream whose first block holds the code of the
+current token, a first layer that writes the previous token's code, a lookup layer that writes a ``lookup`` block,
+and an argmax readout of the ``lookup`` block against a codebook. This module builds the input stream from tokens,
+runs the model through :func:`mqarkit.polynomials.evaluate`, applies the readout, and reads the resources off the
+model with :func:`mqarkit.polynomials.analyse`.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from mqarkit.constructions.api import Resources
+from mqarkit.polynomials import analyse, evaluate
+
+
+def input_stream(model, inputs: np.ndarray, token_codebook: np.ndarray, backend: str) -> np.ndarray:
+    """Tokens (n, N) -> stream (n, N, width): ``token`` block = ``token_codebook[x]``, every other block 0.
+
+    Under the exact backends the entries are Python ints / Fractions in an object array.
+    """
+    n, N = inputs.shape
+    sl = model.stream.slice("token")
+    if backend == "float64":
+        u = np.zeros((n, N, model.stream.width), dtype=np.float64)
+        u[..., sl] = np.asarray(token_codebook, dtype=np.float64)[inputs]
+        return u
+    u = np.full((n, N, model.stream.width), Fraction(0), dtype=object)
+    book = np.asarray(token_codebook, dtype=object)
+    u[..., sl] = np.vectorize(Fraction, otypes=[object])(book[inputs])
+    return u
+
+
+def lookup_block(model, inputs: np.ndarray, token_codebook: np.ndarray, backend: str) -> np.ndarray:
+    """Run the model and return its ``lookup`` block as float64: (n, N, d_lookup).
+
+    The exact backend's Fractions are converted to float64 only after the whole model has run exactly; the
+    conversion is monotone, and the readouts compare sums of a few such numbers against each other.
+    """
+    u = input_stream(model, inputs, token_codebook, backend)
+    y = evaluate(model, u, backend=backend)
+    block = np.asarray(y)[..., model.stream.slice("lookup")]
+    return block.astype(np.float64)
+
+
+def lookup_block_exact(model, inputs: np.ndarray, token_codebook: np.ndarray) -> np.ndarray:
+    """The ``lookup`` block under the exact backend, as an object array of Fractions: (n, N, d_lookup)."""
+    u = input_stream(model, inputs, token_codebook, "exact")
+    return np.asarray(evaluate(model, u, backend="exact"))[..., model.stream.slice("lookup")]
+
+
+def measured(model, seq_len: int) -> Resources:
+    """Resources read off the IR model by :func:`mqarkit.polynomials.analyse`."""
+    a = analyse(model, seq_len)
+    return Resources(
+        layers=int(a.layers),
+        width=int(a.width),
+        parameters=int(a.parameters),
+        state_numbers=int(a.state_numbers),
+        degree=a.degree_bound,
+    )
