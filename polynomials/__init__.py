@@ -15,6 +15,8 @@ sequence-polynomial helpers and the circuit tools).
 from .analysis import ModelAnalysis, analyse, degree_bounds, generic_input, output_degree
 from .attention import SoftmaxAttention, UnnormalisedAttention
 from .baseconv import BaseConv
+from .circuit_compiler import compile_to_baseconv
+from .circuits import Circuit, CircuitBuilder, circuits, random_circuit
 from .conv import CausalConv, CyclicConv
 from .encodings import BinaryCode, OneHot, PHot, SignCode
 from .evaluate import BACKEND_NAMES, embed, evaluate, read
@@ -25,6 +27,15 @@ from .masks import MASKS
 from .model import Layer, Model
 from .op_base import Op
 from .readout import ArgmaxReadout
+from .seqpoly import (
+    causal_conv_identity,
+    cyclic_conv_identity,
+    gating_identity,
+    hadamard,
+    shift_identity,
+    shift_up_identity,
+    to_polynomial,
+)
 from .stream import Stream
 from .weights import NotExactError
 
@@ -35,6 +46,8 @@ __all__ = [
     "BaseConv",
     "BinaryCode",
     "CausalConv",
+    "Circuit",
+    "CircuitBuilder",
     "CyclicConv",
     "IdentityMap",
     "Layer",
@@ -52,11 +65,21 @@ __all__ = [
     "TaylorMap",
     "UnnormalisedAttention",
     "analyse",
+    "causal_conv_identity",
+    "circuits",
+    "compile_to_baseconv",
+    "cyclic_conv_identity",
     "degree_bounds",
     "embed",
     "evaluate",
+    "gating_identity",
     "generic_input",
+    "hadamard",
     "linear_attention_recurrent",
     "output_degree",
+    "random_circuit",
     "read",
+    "shift_identity",
+    "shift_up_identity",
+    "to_polynomial",
 ]
