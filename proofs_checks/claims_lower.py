@@ -19,7 +19,7 @@ def check_state_enumeration(ctx: CheckContext) -> CheckOutcome:
     sizes.sort(key=lambda s: math.perm(s[0], s[2]) * math.perm(s[1], s[2]))
     ran, last = [], 0.0
     for k, v, d in sizes:
-        if ran and not ctx.can_afford(last):
+        if len(ran) >= 10 and not ctx.can_afford(last):
             break
         t0 = time.perf_counter()
         for key_set in ("fixed", "free"):
@@ -93,10 +93,10 @@ def check_fano_function(ctx: CheckContext) -> CheckOutcome:
 
 
 def check_binary_eq_degree(ctx: CheckContext) -> CheckOutcome:
-    m_max = 8 if ctx.budget.full else 5
+    m_max, m_min = (8, 6) if ctx.budget.full else (5, 4)
     ran, last, rows = [], 0.0, []
     for m in range(1, m_max + 1):
-        if ran and not ctx.can_afford(last):
+        if m > m_min and not ctx.can_afford(last):
             break
         t0 = time.perf_counter()
         r = lb.binary_eq_degree(m)

@@ -42,7 +42,7 @@ class Budget:
         return self.name == "full"
 
 
-BUDGETS: dict[str, Budget] = {"default": Budget("default", 6.0), "full": Budget("full", 120.0)}
+BUDGETS: dict[str, Budget] = {"default": Budget("default", 4.0), "full": Budget("full", 120.0)}
 
 
 def budget(name: str) -> Budget:
@@ -66,7 +66,7 @@ class CheckContext:
     def time_left(self) -> float:
         return self.seconds - (time.perf_counter() - self.started)
 
-    def can_afford(self, last_step_seconds: float, factor: float = 4.0) -> bool:
+    def can_afford(self, last_step_seconds: float, factor: float = 3.0) -> bool:
         """True when the remaining share covers ``factor`` times the last step (sizes grow, so steps grow)."""
         return self.time_left() > factor * last_step_seconds
 
