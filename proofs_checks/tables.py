@@ -52,13 +52,16 @@ def bound_rows() -> list[dict[str, object]]:
 
 def construction_rows() -> list[dict[str, object]]:
     from mqarkit.constructions import claimed_resources, names
+    from mqarkit.proofs_checks.construction_checks import knobs_for
 
     rows = []
     for name in names():
         for c, n, d in grid():
+            knobs = knobs_for(name, c, n, d)
             row: dict[str, object] = {"construction": name, "N": n, "c": c, "D": d}
+            row["knobs"] = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "-"
             try:
-                r = claimed_resources(name, vocab_size=c, seq_len=n, num_kv_pairs=d)
+                r = claimed_resources(name, vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs)
             except ValueError as exc:
                 row.update({"status": f"out of range: {exc}"})
                 rows.append(row)

@@ -36,7 +36,7 @@ class OracleModel:
 
 
 def _fake_build(wrong: bool):
-    def build(name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int) -> OracleModel:
+    def build(name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: object) -> OracleModel:
         if seq_len > 16:
             raise ValueError(f"seq_len={seq_len}: fake is claimed for seq_len <= 16")
         return OracleModel(vocab_size, seq_len, num_kv_pairs, wrong)
