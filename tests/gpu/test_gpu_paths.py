@@ -21,7 +21,10 @@ FACTORIES = {
     "based_torch": lambda: BasedLinearAttention(D, feature_dim=16, num_heads=2, impl="torch"),
     "ssm": lambda: SelectiveSSM(D, d_state=16),
 }
-BF16_OK = {"attention", "attention_strict", "sliding_w16", "baseconv_short", "based_torch"}
+# bf16 only where the output error stays within the bf16 table row. Not BaseConv: its gate multiplies two
+# independently rounded O(1) sums, so the product's absolute error is ~2^-8·|u W|·|h∗u| and exceeds atol=1e-2 where
+# the product itself is small (H100 run: 4 of 25,600 elements at 0.015). Not the SSM (bf16 cumulative sums).
+BF16_OK = {"attention", "attention_strict", "sliding_w16", "based_torch"}
 
 
 def _pair(name: str, dtype: torch.dtype):
