@@ -12,6 +12,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
+
 from mqarkit.constructions.api import Resources
 from mqarkit.polynomials import analyse, evaluate
 

@@ -59,6 +59,7 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
+
 from mqarkit.constructions._attention_codes import (
     argmax_readout,
     check_code_width,
@@ -68,9 +69,8 @@ from mqarkit.constructions._attention_codes import (
 )
 from mqarkit.constructions._attention_ir import lookup_block, measured
 from mqarkit.constructions.api import Construction, Resources, register
-from mqarkit.polynomials import CausalConv, Layer, Model, SoftmaxAttention, Stream
-
 from mqarkit.oracle import expected_answers
+from mqarkit.polynomials import CausalConv, Layer, Model, SoftmaxAttention, Stream
 from mqarkit.task import IGNORE_INDEX, MQARBatch, MQARSpec, generate
 
 SHIFTS = ("conv", "positional")

@@ -34,12 +34,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+
 from mqarkit.constructions._attention_codes import argmax_readout, one_hot
 from mqarkit.constructions._attention_gaps import rank_probabilities
 from mqarkit.constructions._attention_ir import lookup_block, measured
 from mqarkit.constructions.api import Construction, Resources, register
 from mqarkit.polynomials import CausalConv, Layer, Model, Stream, UnnormalisedAttention
-
 from mqarkit.task import MQARBatch, MQARSpec
 
 
