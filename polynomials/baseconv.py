@@ -73,10 +73,17 @@ class BaseConv(Op):
     def apply(self, x: np.ndarray, backend: Backend) -> np.ndarray:
         check_input(self, x)
         self.check(x.shape[-2])
-        lin = x @ backend.weight(self, "weight")  # (..., N, d)
+        lin = x @ backend.weight(self, "weight")  # (..., N, d), a fresh array
+        conv = depthwise_conv(self, "filters", x, backend, cyclic=bool(self.cyclic))  # (..., N, d), fresh
+        if backend.name == "float64":  # in place: no extra (B, N, d) temporaries on the fast path
+            if self.bias_linear is not None:
+                lin += backend.weight(self, "bias_linear")
+            if self.bias_conv is not None:
+                conv += backend.weight(self, "bias_conv")
+            lin *= conv
+            return lin
         if self.bias_linear is not None:
             lin = lin + backend.weight(self, "bias_linear")
-        conv = depthwise_conv(self, "filters", x, backend, cyclic=bool(self.cyclic))
         if self.bias_conv is not None:
             conv = conv + backend.weight(self, "bias_conv")
         return lin * conv

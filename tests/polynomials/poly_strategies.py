@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 from hypothesis import strategies as st
+
 from mqarkit.polynomials import (
     BaseConv,
     CausalConv,

@@ -9,6 +9,8 @@ import pytest
 import sympy
 from hypothesis import given
 from hypothesis import strategies as st
+from poly_strategies import inputs, models
+
 from mqarkit.polynomials import (
     BaseConv,
     Layer,
@@ -21,8 +23,6 @@ from mqarkit.polynomials import (
     generic_input,
     read,
 )
-from poly_strategies import inputs, models
-
 from mqarkit.tolerances import assert_close
 
 

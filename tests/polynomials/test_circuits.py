@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sympy
 from hypothesis import given
+
 from mqarkit.polynomials import (
     BaseConv,
     CircuitBuilder,

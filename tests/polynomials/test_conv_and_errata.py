@@ -7,6 +7,7 @@ import pytest
 import sympy
 from hypothesis import given
 from hypothesis import strategies as st
+
 from mqarkit.polynomials import (
     CausalConv,
     CyclicConv,
@@ -20,7 +21,6 @@ from mqarkit.polynomials import (
 from mqarkit.polynomials.backends import Float64Backend
 from mqarkit.polynomials.conv import conv_direct, conv_fft, fft_plan, next_fast_len
 from mqarkit.polynomials.seqpoly import impulse, shift_down_op, to_polynomial
-
 from mqarkit.tolerances import assert_close
 
 X = sympy.Symbol("X")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from mqarkit.polynomials import BinaryCode, OneHot, PHot, SignCode
 from mqarkit.polynomials.encodings import integer_root_ceil
 

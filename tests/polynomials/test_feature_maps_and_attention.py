@@ -7,6 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy
+
 from mqarkit.polynomials import (
     ArgmaxReadout,
     IdentityMap,
@@ -19,7 +20,6 @@ from mqarkit.polynomials import (
     linear_attention_recurrent,
 )
 from mqarkit.polynomials.backends import Float64Backend
-
 from mqarkit.tolerances import assert_close
 
 
