@@ -1,0 +1,195 @@
+"""Scale checks: each construction, loaded into torch mixers, solves MQAR far beyond CPU sizes.
+
+``python -m mqarkit.gpu.scale --preset gpu --out DIR`` (or ``main(argv)``) builds each case's construction, loads it
+(:func:`mqarkit.gpu.loaders.load`), draws clean instances with ``mqarkit.task.generate`` on the CPU (moved to the
+device), predicts in each precision and scores with ``mqarkit.oracle.score``. Per case and dtype it records the
+accuracy, the throughput (tokens/s of ``predict``: CUDA events after warm-up, median; ``perf_counter`` on the CPU),
+the peak memory (``torch.cuda.max_memory_allocated``) and the time to build and load the weights; a case that cannot
+be built or run (memory) is recorded with its error, never skipped silently. Results: ``scale_checks.json`` and
+``scale_checks.md`` in ``--out``.
+
+Sizes (``MQARSpec`` needs ``c > N``, so ``c = N + 1`` where the brief says ``c = N``):
+
+- ``attention_signcode`` at N = 65,536, c = 65,537 (code width m = 17; score gap ``2/m``);
+- ``based_taylor`` (one-hot values, zero filler: the exact regime) along N = 1,024 .. 16,384 with c = N + 1;
+- the BaseConv constructions at the largest N whose dense weights fit (their IR stores dense ``W: (d, d)`` with
+  ``d = 2m * (N/2 - 1)`` (sign) or ``2tc``: at N = 4,096 that is ``d = 53,222``, ``d^2 = 2.8e9`` entries per layer,
+  22 GB in float64 each, so N = 4,096 is out of reach of a dense load; see ``dense_baseconv_bytes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mqarkit.gpu.loaders import load
+from mqarkit.gpu.timing import time_callable
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    seq_len: int
+    vocab_size: int
+    num_kv_pairs: int
+    filler: str
+    batch: int
+    knobs: dict = field(default_factory=dict)
+
+
+def dense_baseconv_bytes(seq_len: int, vocab_size: int) -> int:
+    """float64 bytes of the dense ``W`` matrices of the data-independent sign construction (1 + depth layers)."""
+    m = max(1, (vocab_size - 1).bit_length())
+    d = 2 * m * len(range(2, seq_len, 2))
+    return 8 * d * d * (1 + m.bit_length())
+
+
+PRESETS: dict[str, list[Case]] = {
+    "gpu": [
+        Case("attention_signcode", 65_536, 65_537, 4_096, "clean", 2),
+        Case("based_taylor", 1_024, 1_025, 256, "zero", 4),
+        Case("based_taylor", 4_096, 4_097, 1_024, "zero", 2),
+        Case("based_taylor", 8_192, 8_193, 2_048, "zero", 1),
+        Case("baseconv_data_independent", 256, 257, 32, "clean", 8),
+        Case("baseconv_data_independent", 512, 513, 64, "clean", 4),
+        Case("baseconv_input_dependent", 512, 513, 16, "clean", 4),
+        Case("based_taylor", 16_384, 16_385, 4_096, "zero", 1),
+    ],
+    "cpu": [
+        Case("attention_signcode", 512, 513, 64, "clean", 2),
+        Case("based_taylor", 128, 129, 32, "zero", 2),
+        Case("baseconv_data_independent", 32, 33, 4, "clean", 2),
+        Case("baseconv_input_dependent", 32, 33, 4, "clean", 2),
+    ],
+}
+
+
+def run_case(case: Case, dtypes: list[str], device: torch.device, seed: int, repeats: int) -> list[dict]:
+    from mqarkit.constructions import build
+    from mqarkit.oracle import score
+    from mqarkit.task import MQARSpec, generate
+
+    base = {
+        "construction": case.name,
+        "seq_len": case.seq_len,
+        "vocab_size": case.vocab_size,
+        "num_kv_pairs": case.num_kv_pairs,
+        "filler": case.filler,
+        "batch": case.batch,
+        **case.knobs,
+    }
+    spec = MQARSpec(
+        vocab_size=case.vocab_size, seq_len=case.seq_len, num_kv_pairs=case.num_kv_pairs, filler=case.filler
+    )
+    batch = generate(spec, case.batch, np.random.default_rng(seed))
+    t0 = time.perf_counter()
+    try:
+        con = build(
+            case.name, vocab_size=case.vocab_size, seq_len=case.seq_len, num_kv_pairs=case.num_kv_pairs, **case.knobs
+        )
+    except (MemoryError, ValueError) as err:
+        return [{**base, "error": f"build: {type(err).__name__}: {err}"}]
+    build_s = time.perf_counter() - t0
+    rows = []
+    inputs = torch.from_numpy(batch.inputs).to(device)
+    for name in dtypes:
+        row = {**base, "dtype": name, "build_s": round(build_s, 3)}
+        try:
+            t0 = time.perf_counter()
+            model = load(con, device=device, dtype=DTYPES[name])
+            row["load_s"] = round(time.perf_counter() - t0, 3)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+                torch.cuda.reset_peak_memory_stats(device)
+            pred = model.predict(inputs)
+            row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
+            times = time_callable(partial(model.predict, inputs), warmup=1, repeats=repeats, device=device)
+            median = statistics.median(times)
+            row["median_s"] = median
+            row["tokens_per_s"] = case.batch * case.seq_len / median
+            if device.type == "cuda":
+                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError, ValueError) as err:
+            row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(row)
+    return rows
+
+
+def environment(device: torch.device) -> dict:
+    env = {"torch": torch.__version__, "device": str(device)}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        try:
+            import triton
+
+            env["triton"] = triton.__version__
+        except ImportError:
+            env["triton"] = None
+    return env
+
+
+def markdown(env: dict, rows: list[dict]) -> str:
+    head = (
+        "| construction | N | c | D | B | dtype | accuracy | tokens/s | median s | peak GiB | build s | load s "
+        "| error |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+    )
+    fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
+    body = "".join(
+        f"| {r['construction']} | {r['seq_len']} | {r['vocab_size']} | {r['num_kv_pairs']} | {r['batch']} | "
+        f"{r.get('dtype', '')} | {fmt(r.get('accuracy'), '.4f')} | {fmt(r.get('tokens_per_s'), '.3g')} | "
+        f"{fmt(r.get('median_s'), '.4g')} | {fmt(r.get('peak_memory_gib'), '.2f')} | {r.get('build_s', '')} | "
+        f"{r.get('load_s', '')} | {r.get('error', '')} |\n"
+        for r in rows
+    )
+    env_line = ", ".join(f"{k}: {v}" for k, v in env.items())
+    return f"# Scale checks\n\n{env_line}\n\n{head}{body}"
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="mqarkit.gpu.scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="gpu")
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--dtypes", default=None, help="comma-separated; default float32,bfloat16,float16 (CUDA)")
+    parser.add_argument("--only", default=None, help="comma-separated construction names")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="folder for scale_checks.json / .md")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default = "float32,bfloat16,float16" if device.type == "cuda" else "float64,float32"
+    dtypes = (args.dtypes or default).split(",")
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad:
+        raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
+    only = set(args.only.split(",")) if args.only else None
+    rows: list[dict] = []
+    env = environment(device)
+    for case in PRESETS[args.preset]:
+        if only is not None and case.name not in only:
+            continue
+        new = run_case(case, dtypes, device, args.seed, args.repeats)
+        rows += new
+        print(json.dumps(new), flush=True)
+        if args.out:  # written after every case, so a run cut short keeps what it measured
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "scale_checks.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
+            (out / "scale_checks.md").write_text(markdown(env, rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
