@@ -119,6 +119,7 @@ def run_case(case: Case, dtypes: list[str], device: torch.device, seed: int, rep
             row["tokens_per_s"] = case.batch * case.seq_len / median
             if device.type == "cuda":
                 row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            model = None  # free the weights before the next dtype loads
         except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError, ValueError) as err:
             row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
         if device.type == "cuda":
