@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from mqarkit.constructions._baseconv_ir import as_model, as_op
 from mqarkit.constructions._baseconv_reference import ConvWeights
 
@@ -414,6 +415,6 @@ PRIMITIVES: list[Primitive] = [
         block_add,
         block_add_weights,
         intended_block_add,
-        lambda n, d: [{"shift": s} for s in range(1, n)] + [{"shift": max(1, n // 2), "channels": [0]}],
+        lambda n, d: [{"shift": s} for s in range(1, n)] + ([{"shift": n // 2, "channels": [0]}] if n >= 2 else []),
     ),
 ]
