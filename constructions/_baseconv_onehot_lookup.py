@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from mqarkit.constructions._baseconv_layout import lag_gate
 from mqarkit.constructions._baseconv_reference import ConvWeights
 from mqarkit.constructions._baseconv_stack import StackWeights

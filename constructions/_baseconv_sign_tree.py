@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from mqarkit.constructions._baseconv_reference import ConvWeights
 
 RAW = (0.5, 0.5)  # (α, β) of a leaf P: the factor (1 + P) / 2

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from mqarkit.constructions._baseconv_ir import as_op, exact_array
 from mqarkit.constructions._baseconv_reference import ConvWeights, reference_stack
 from mqarkit.constructions.api import Resources

@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+
 from mqarkit.constructions._baseconv_layout import all_lags, lag_gate
 from mqarkit.constructions._baseconv_mqar import check_mqar_sizes
 from mqarkit.constructions._baseconv_onehot_lookup import (
