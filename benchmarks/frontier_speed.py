@@ -1,0 +1,171 @@
+"""Frontier-harness speed: model-epochs per second per stack, GPU utilisation, projected wall time per preset.
+
+For every stack (group of runs) of the ``based-slice`` and ``based-fig2`` presets, on the preset's real data
+(generated on the device, timed too): build the stacked model, warm up, then time ``--steps`` optimiser steps drawn
+in proportion from the training segments (CUDA events on the GPU, ``perf_counter`` elsewhere) and one full test
+evaluation. Projected epoch time of a stack = median step time of each segment × its steps per epoch + evaluation;
+model-epochs/s = runs in the stack / projected epoch time; a preset's projection = data + Σ over stacks of
+epochs × epoch time (no early stopping assumed, so an upper bound). GPU utilisation is sampled with ``nvidia-smi``
+every 0.2 s during the timed steps. Writes ``docs/results/frontier_speed.{json,md}`` (or ``--out-dir``).
+
+    python benchmarks/frontier_speed.py [--steps 12] [--presets based-slice based-fig2] [--out-dir docs/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import torch
+from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
+from mqarkit.gpu.stacked import StackedHybrid
+from mqarkit.gpu.train import StackedAdamW, evaluate, train_step
+
+
+class UtilSampler(threading.Thread):
+    """Samples ``nvidia-smi --query-gpu=utilization.gpu`` every ``period`` s until stopped."""
+
+    def __init__(self, period: float = 0.2):
+        super().__init__(daemon=True)
+        self.period, self.samples, self.stop_flag = period, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout.split()
+                if out:
+                    self.samples.append(float(out[0]))
+            except (OSError, subprocess.SubprocessError, ValueError):
+                return
+            time.sleep(self.period)
+
+
+def timer(device: torch.device):
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        return lambda: (end.record(), end.synchronize(), start.elapsed_time(end) / 1e3)[-1]
+    t0 = time.perf_counter()
+    return lambda: time.perf_counter() - t0
+
+
+def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
+    model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
+    opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
+    budget = 2**28
+    per_segment = []
+    sampler = UtilSampler()
+    if device.type == "cuda":
+        sampler.start()
+    for seg in train:
+        rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
+        for _ in range(2):  # warm-up (allocator, cuBLAS heuristics)
+            train_step(model, opt, seg, rows, 1.0, budget)
+        times = []
+        for _ in range(steps):
+            stop = timer(device)
+            train_step(model, opt, seg, rows, 1.0, budget)
+            times.append(stop())
+        per_segment.append(
+            {
+                "seq_len": seg.segment.seq_len,
+                "num_kv_pairs": seg.segment.num_kv_pairs,
+                "steps_per_epoch": math.ceil(seg.inputs.shape[0] / sweep.batch_size),
+                "median_step_s": statistics.median(times),
+            }
+        )
+    stop = timer(device)
+    evaluate(model, test, batch=sweep.test_batch_size, budget=budget, amp=device.type == "cuda")
+    eval_s = stop()
+    sampler.stop_flag.set()
+    epoch_s = sum(s["steps_per_epoch"] * s["median_step_s"] for s in per_segment) + eval_s
+    m = group[0].model
+    return {
+        "family": m.family,
+        "d_model": m.d_model,
+        "runs": len(group),
+        "segments": per_segment,
+        "eval_s": eval_s,
+        "epoch_s": epoch_s,
+        "model_epochs_per_s": len(group) / epoch_s,
+        "gpu_util_mean": statistics.mean(sampler.samples) if sampler.samples else None,
+    }
+
+
+def _util(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.0f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--presets", nargs="+", default=["based-slice", "based-fig2"])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out-dir", default="docs/results")
+    ap.add_argument("--example-scale", type=float, default=1.0, help="shrink the data (CPU smoke runs)")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    env = environment(device)
+    report = {"env": env, "presets": {}}
+    for name in args.presets:
+        for sweep in get_preset(name, example_scale=args.example_scale):
+            stop = timer(device)
+            train, test = make_data(sweep, device)
+            data_s = stop()
+            gen = torch.Generator(device=device).manual_seed(1)
+            stacks = [bench_group(sweep, g, train, test, device, args.steps, gen) for g in groups(sweep)]
+            total = data_s + sum(sweep.epochs * s["epoch_s"] for s in stacks)
+            report["presets"][sweep.name] = {
+                "runs": len(sweep.runs()),
+                "epochs": sweep.epochs,
+                "data_s": data_s,
+                "stacks": stacks,
+                "projected_wall_s": total,
+            }
+            print(
+                f"{sweep.name}: {len(sweep.runs())} runs, data {data_s:.1f} s, projected {total:.0f} s "
+                f"({sweep.epochs} epochs, no early stop)"
+            )
+            for s in stacks:
+                print(
+                    f"  {s['family']:>15} d={s['d_model']:<4} R={s['runs']:<3} epoch {s['epoch_s']:.2f} s  "
+                    f"{s['model_epochs_per_s']:.2f} model-epochs/s  util {s['gpu_util_mean']}"
+                )
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frontier_speed.json").write_text(json.dumps(report, indent=1) + "\n")
+    lines = [
+        f"# Frontier harness speed\n\nDevice: {env['device']}; torch {env['torch']}; triton {env['triton']}; "
+        f"commit {env['git_commit'][:10]}. Produced by `benchmarks/frontier_speed.py` (CUDA events after 2 "
+        "warm-up steps; median of the timed steps per segment; projection assumes no early stopping).\n",
+        "Reference harness (theory.md §6): ~13.3 s per epoch per Based run, ~4 GPU-hours for the 36-run slice.\n",
+    ]
+    for name, p in report["presets"].items():
+        lines += [
+            f"\n## {name}: {p['runs']} runs, {p['epochs']} epochs; data {p['data_s']:.1f} s; "
+            f"projected wall time {p['projected_wall_s']:.0f} s\n",
+            "| family | d | runs stacked | epoch (s) | model-epochs/s | GPU util % |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {s['family']} | {s['d_model']} | {s['runs']} | {s['epoch_s']:.2f} | "
+            f"{s['model_epochs_per_s']:.2f} | {_util(s['gpu_util_mean'])} |"
+            for s in p["stacks"]
+        ]
+    (out / "frontier_speed.md").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
