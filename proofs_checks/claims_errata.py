@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mqarkit.proofs_checks import autocorrelation_witness
 from mqarkit.proofs_checks import errata_checks as ec
 from mqarkit.proofs_checks.construction_checks import construction_checks
 from mqarkit.proofs_checks.registry import Check, CheckContext, CheckOutcome, Claim
@@ -95,6 +96,12 @@ CLAIMS = [
                 "property",
                 "find an instance whose needed lag is not a top-t peak",
                 ec.check_e7_autocorrelation,
+            ),
+            (
+                "baseconv_input_dependent:autocorrelation-lags",
+                "property",
+                "the U3 construction with lags='autocorrelation' misses a query that lags='exact' answers",
+                autocorrelation_witness.check_construction_misses_a_lag,
             ),
         ),
     ),

@@ -1,11 +1,84 @@
-"""Claims U1-U9 (theory.md section 3.1). Their checks are the generic construction checks
-(:mod:`construction_checks`) of every registered construction that lists the claim in its ``claim_ids``; a claim
-that no registered construction lists stays ``open`` and says so."""
+"""Claims U1-U9 (theory.md section 3.1). Their checks are the claim-specific checks of :data:`SPECIFIC` (each in its
+own module: the statement's quantities, not only "it solves MQAR") followed by the generic construction checks
+(:mod:`construction_checks`) of every registered construction that lists the claim in its ``claim_ids``. A claim with
+neither stays ``open`` and says so.
+
+U5 is about ``mqarkit.polynomials.compile_to_baseconv``, not a ``Construction``: its specific check is wired here
+directly."""
 
 from __future__ import annotations
 
+from mqarkit.proofs_checks import baseconv_depth, circuit_compile, signcode_beta, taylor_capacity, window_recall
 from mqarkit.proofs_checks.construction_checks import construction_checks
 from mqarkit.proofs_checks.registry import Check, Claim, not_run
+
+# claim id -> its specific checks (name, kind, description, function, time share)
+SPECIFIC: dict[str, list[Check]] = {
+    "U2": [
+        Check(
+            "attention_signcode:sufficient-beta",
+            "numeric",
+            "at beta = sufficient_beta(N, m) every clean query (and the decoy instance) has margin >= 1/m",
+            signcode_beta.check_sufficient_beta,
+            share=0.5,
+        ),
+        Check(
+            "attention_signcode:decoy-below",
+            "numeric",
+            "at 0.9 failure_beta(K, m) a decoy instance is answered wrongly (the bound is tight up to (m/2) ln 4)",
+            signcode_beta.check_decoy_fails_below,
+            share=0.5,
+        ),
+    ],
+    "U4": [
+        Check(
+            "baseconv_data_independent:depth-vs-L2",
+            "numeric",
+            "measured layers vs L2's ceil(log2(2m)): meets or exceeds, by how much",
+            baseconv_depth.check_depth_vs_l2,
+            share=0.25,
+        ),
+    ],
+    "U5": [
+        Check(
+            "compile_to_baseconv:random-circuits",
+            "symbolic",
+            "cyclic and causal compiles == circuit polynomial over Q; causal compile refuses a later input",
+            circuit_compile.check_circuits_compile,
+            share=0.75,
+        ),
+    ],
+    "U8": [
+        Check(
+            "sliding_window:recall-set",
+            "property",
+            "correct exactly at the queries recalled(batch, w) marks, several windows per size",
+            window_recall.check_recall_set,
+        ),
+        Check(
+            "sliding_window:expected-accuracy",
+            "numeric",
+            "expected_accuracy(spec, w) inside the 99.9% Wilson interval of the measured accuracy",
+            window_recall.check_expected_accuracy,
+            share=1.5,
+        ),
+    ],
+    "U9": [
+        Check(
+            "based_taylor:regime-a-zero-filler",
+            "property",
+            "one-hot values: every query of zero-filler instances (the claimed range) exact",
+            taylor_capacity.check_regime_a_zero_filler,
+        ),
+        Check(
+            "based_taylor:regime-b-capacity",
+            "numeric",
+            "sign-code values: measured recall vs predicted_recall within the construction's stated 0.08",
+            taylor_capacity.check_regime_b_capacity,
+            share=0.75,
+        ),
+    ],
+}
 
 UPPER: list[tuple[str, str, str]] = [
     (
@@ -59,7 +132,7 @@ UPPER: list[tuple[str, str, str]] = [
 
 
 def _checks_for(claim_id: str) -> list[Check]:
-    checks = construction_checks(claim_id)
+    checks = SPECIFIC.get(claim_id, []) + construction_checks(claim_id)
     if checks:
         return checks
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from mqarkit.proofs_checks.instances import IGNORE, draw_instances
 from mqarkit.proofs_checks.registry import Budget, Check, CheckContext, CheckOutcome, failed, not_run, passed
 

@@ -13,6 +13,7 @@ import time
 from fractions import Fraction
 
 import numpy as np
+
 from mqarkit.proofs_checks.instances import IGNORE, clean_instances
 from mqarkit.proofs_checks.registry import CheckContext, CheckOutcome, failed, passed
 
@@ -103,6 +104,7 @@ def check_e2_mask(ctx: CheckContext) -> CheckOutcome:
 
 def check_e3_shift(ctx: CheckContext) -> CheckOutcome:
     import sympy as sp
+
     from mqarkit.proofs_checks.symbolic_conv import causal_conv, impulse
 
     n_max = 10 if ctx.budget.full else 6
@@ -120,6 +122,7 @@ def check_e3_shift(ctx: CheckContext) -> CheckOutcome:
 
 def check_e4_cyclic(ctx: CheckContext) -> CheckOutcome:
     import sympy as sp
+
     from mqarkit.proofs_checks.symbolic_conv import cyclic_conv, impulse
 
     n_max = 10 if ctx.budget.full else 6
@@ -227,6 +230,7 @@ def check_e8_causal_circuit(ctx: CheckContext) -> CheckOutcome:
     """With generic symbolic weights, output row i of a causal BaseConv stack involves only inputs u[0..i]; a cyclic
     layer reads u[1] at row 0 (so it can serve a circuit reading a later input)."""
     import sympy as sp
+
     from mqarkit.proofs_checks.symbolic_conv import cyclic_conv, generic_baseconv_layer, impulse
 
     sizes = [(3, 1, 2), (3, 2, 1), (4, 1, 2)] + ([(4, 2, 2), (5, 1, 3)] if ctx.budget.full else [])
@@ -251,6 +255,7 @@ def check_e9_parameters(ctx: CheckContext) -> CheckOutcome:
     """Parameters of one dense BaseConv layer, counted as the free weight symbols of a generic layer, are
     d^2 + 3Nd; their ratio to N d is d/N + 3, unbounded in d/N: O(Nd) needs structured W."""
     import sympy as sp
+
     from mqarkit.proofs_checks.symbolic_conv import generic_baseconv_layer
 
     rows = []

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import mqarkit.constructions as constructions
 import numpy as np
 import pytest
+
+import mqarkit.constructions as constructions
 from mqarkit.constructions import Resources
 from mqarkit.proofs_checks import construction_checks as cc
 from mqarkit.proofs_checks.instances import IGNORE, clean_instances

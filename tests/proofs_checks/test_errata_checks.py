@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mqarkit.proofs_checks import errata_checks as ec
 from mqarkit.proofs_checks.instances import IGNORE, clean_instances
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from mqarkit.proofs_checks import lower_bounds as lb
 
 

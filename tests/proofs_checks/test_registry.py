@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mqarkit.proofs_checks import catalog
 from mqarkit.proofs_checks.registry import (
     Check,

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from mqarkit.proofs_checks import catalog, verify
 from mqarkit.proofs_checks.registry import Check, Claim, failed
 
