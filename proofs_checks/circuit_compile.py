@@ -109,8 +109,8 @@ def check_circuits_compile(ctx: CheckContext) -> CheckOutcome:
         f"{counts['refused']} reading a later input ({counts['refused_genuine']} whose polynomial depends on it); "
         "layers == 2 depth + 4, width == inputs + size"
     )
-    if counts["causal_exact"] == 0 or counts["refused_genuine"] == 0:
-        return failed(covered, dict(counts), "the run drew no causal circuit or no circuit reading a later input")
     if bad is not None:
         return failed(covered, bad, "compiled BaseConv differs from the circuit (or the causal compile accepted it)")
+    if counts["causal_exact"] == 0 or counts["refused_genuine"] == 0:
+        return failed(covered, dict(counts), "the run drew no causal circuit or no circuit reading a later input")
     return passed(covered, **counts)

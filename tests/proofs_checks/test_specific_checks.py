@@ -1,0 +1,188 @@
+"""Claim-specific checks (U2, U4, U5, U8, U9, E7): each passes on the real constructions and fails, with a
+counterexample, when fed a deliberately wrong rule (too small a beta, a wrong window, a wrong prediction, a compiler
+that ignores causality, a construction shallower than L2)."""
+
+from __future__ import annotations
+
+import pytest
+
+import mqarkit.constructions as constructions
+import mqarkit.polynomials as polynomials
+from mqarkit.constructions import Resources
+from mqarkit.constructions.attention_signcode import guaranteed_margin
+from mqarkit.constructions.sliding_window import expected_accuracy, recalled
+from mqarkit.proofs_checks import (
+    autocorrelation_witness,
+    baseconv_depth,
+    catalog,
+    circuit_compile,
+    signcode_beta,
+    taylor_capacity,
+    window_recall,
+)
+from mqarkit.proofs_checks.registry import Budget, CheckContext, budget, run_claim
+from mqarkit.tolerances import assert_close
+
+SMALL = Budget("default", 1.0)  # the default ranges with a 1 s share: the first points always run
+
+
+def ctx() -> CheckContext:
+    return CheckContext(budget=SMALL)
+
+
+# ------------------------------------------------------------------------------------------------------------ U2
+
+
+def test_sufficient_beta_passes_and_reports_the_minimum_margin() -> None:
+    out = signcode_beta.check_sufficient_beta(ctx())
+    assert out.outcome == "passed"
+    assert out.details["min_margin_over_guaranteed"] >= 1.0 - 1e-9
+    assert "minimum measured margin" in out.covered
+
+
+def test_too_small_beta_fails_with_the_instance() -> None:
+    out = signcode_beta.check_sufficient_beta(ctx(), beta_rule=lambda n, m: 0.5 * m)
+    assert out.outcome == "failed"
+    ce = out.counterexample
+    assert ce["margin"] < guaranteed_margin(ce["code_width"])
+    assert len(ce["inputs"]) == ce["seq_len"] and ce["beta"] == 0.5 * ce["code_width"]
+
+
+def test_decoy_fails_below_the_bound_and_the_check_fails_at_the_proven_beta() -> None:
+    out = signcode_beta.check_decoy_fails_below(ctx())
+    assert out.outcome == "passed"
+    assert all(r["sufficient_over_failure"] < 3.0 for r in out.details["rows"])
+    # at 3 x failure_beta >= sufficient_beta the theorem says the decoy (a clean instance) is solved: the check fails
+    above = signcode_beta.check_decoy_fails_below(ctx(), factor=3.0)
+    assert above.outcome == "failed"
+    ce = above.counterexample
+    last_value = ce["inputs"][2 * ce["num_kv_pairs"] - 1]  # the value of the decoyed (last) key
+    assert ce["predicted"] == last_value
+
+
+def test_query_margins_by_hand() -> None:
+    import numpy as np
+
+    scores = np.array([[[0.0, 0.5, 0.2], [0.9, 0.1, 0.3]]])  # (n=1, N=2, c=3)
+    margins = signcode_beta.query_margins(scores, np.array([[1, 0]]), np.array([[0, 0]]))  # queries at 1 and 0
+    assert_close(margins, np.array([[0.9 - 0.3, 0.0 - 0.5]]))
+
+
+# ------------------------------------------------------------------------------------------------------------ U8
+
+
+def test_recall_set_passes_with_recalled_and_fails_with_a_wrong_window() -> None:
+    out = window_recall.check_recall_set(ctx())
+    assert out.outcome == "passed"
+    assert out.details["recalled"] > 0 and out.details["missed"] > 0  # both sides of the iff were exercised
+    bad = window_recall.check_recall_set(ctx(), recall_rule=lambda b, w: recalled(b, w + 2))
+    assert bad.outcome == "failed"
+    ce = bad.counterexample
+    assert ce["marked_recalled"] and ce["predicted"] != ce["expected"]
+
+
+def test_expected_accuracy_inside_wilson_and_a_wrong_window_is_caught() -> None:
+    out = window_recall.check_expected_accuracy(ctx())
+    assert out.outcome == "passed"
+    for row in out.details["rows"]:
+        lo, hi = row["wilson_999"]
+        assert lo <= row["expected"] <= hi and 0 < row["measured"] < 1
+    bad = window_recall.check_expected_accuracy(ctx(), accuracy_rule=lambda s, w: expected_accuracy(s, 2 * w))
+    assert bad.outcome == "failed"
+    assert not bad.counterexample["wilson_999"][0] <= bad.counterexample["expected"] <= bad.counterexample[
+        "wilson_999"][1]  # fmt: skip
+
+
+def test_wilson_interval() -> None:
+    lo, hi = window_recall.wilson_interval(50, 100)
+    assert lo < 0.5 < hi
+    assert_close(lo + hi, 1.0)  # symmetric around 1/2
+    z = window_recall.Z_999  # 0 successes: [0, z^2 / (n + z^2)]
+    assert_close(window_recall.wilson_interval(0, 10), (0.0, z * z / (10 + z * z)))
+    assert_close(window_recall.wilson_interval(10, 10)[1], 1.0)
+    with pytest.raises(ValueError, match="trials"):
+        window_recall.wilson_interval(3, 2)
+
+
+# ------------------------------------------------------------------------------------------------------------ U9
+
+
+def test_regime_a_exact_on_zero_filler() -> None:
+    out = taylor_capacity.check_regime_a_zero_filler(ctx())
+    assert out.outcome == "passed" and out.details["queries"] > 0
+
+
+def test_capacity_within_the_stated_tolerance_and_a_wrong_prediction_fails() -> None:
+    out = taylor_capacity.check_regime_b_capacity(ctx())
+    assert out.outcome == "passed"
+    assert out.details["max_gap"] < taylor_capacity.CAPACITY_TOLERANCE
+    bad = taylor_capacity.check_regime_b_capacity(ctx(), predictor=lambda c, d: 1.0)
+    assert bad.outcome == "failed" and bad.counterexample["gap"] >= taylor_capacity.CAPACITY_TOLERANCE
+
+
+# ------------------------------------------------------------------------------------------------------------ U5
+
+
+def test_circuit_compile_passes() -> None:
+    out = circuit_compile.check_circuits_compile(CheckContext(budget=budget("default")))
+    assert out.outcome == "passed"
+    assert out.details["causal_exact"] > 0 and out.details["refused_genuine"] > 0
+
+
+def test_a_compiler_that_ignores_causality_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = polynomials.compile_to_baseconv
+
+    def always_cyclic(circuit, *, seq_len=None, cyclic=False):  # the erratum-8 mistake: no causal refusal
+        return real(circuit, seq_len=seq_len, cyclic=True)
+
+    monkeypatch.setattr(polynomials, "compile_to_baseconv", always_cyclic)
+    out = circuit_compile.check_circuits_compile(CheckContext(budget=budget("default")))
+    assert out.outcome == "failed"
+    assert out.counterexample["violations"]
+
+
+# ------------------------------------------------------------------------------------------------------------ U4, E7
+
+
+def test_depth_vs_l2_states_meets_and_excess() -> None:
+    out = baseconv_depth.check_depth_vs_l2(CheckContext(budget=budget("default")))
+    assert out.outcome == "passed"
+    rows = out.details["rows"]
+    for r in rows:  # one extra layer exactly when m is a power of two (degree 2m + 1 > 2m = 2^L)
+        assert r["excess"] == (1 if r["m"] & (r["m"] - 1) == 0 else 0)
+    assert {r["excess"] for r in rows} == {0, 1}
+
+
+def test_depth_below_l2_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Shallow:
+        def measured_resources(self) -> Resources:
+            return Resources(layers=2, width=1, parameters=1, state_numbers=1, degree=3)
+
+    monkeypatch.setattr(constructions, "build", lambda name, **kw: Shallow())
+    out = baseconv_depth.check_depth_vs_l2(ctx())
+    assert out.outcome == "failed" and out.counterexample["layers"] < out.counterexample["L2"]
+
+
+def test_e7_witness_on_the_construction() -> None:
+    out = autocorrelation_witness.check_construction_misses_a_lag(ctx())
+    assert out.outcome == "passed"
+    w = out.details["witness"]
+    assert w["missed_lags"] and not set(w["missed_lags"]) & set(w["chosen_lags"])
+    assert w["predicted"] != w["expected"]
+
+
+# ------------------------------------------------------------------------------------------------------------ wiring
+
+
+def test_u5_is_wired_to_the_compiler_check() -> None:
+    (u5,) = catalog.select(["U5"])
+    result = run_claim(u5, SMALL)
+    assert [r.check.name for r in result.results] == ["compile_to_baseconv:random-circuits"]
+    assert result.status == "verified"
+
+
+def test_specific_checks_come_before_generic_ones() -> None:
+    (u8,) = catalog.select(["U8"])
+    names = [c.name for c in u8.checks()]
+    assert names[:2] == ["sliding_window:recall-set", "sliding_window:expected-accuracy"]
+    assert "sliding_window:solves" in names
