@@ -10,6 +10,7 @@ from mqarkit.constructions.api import (
     build,
     claimed_resources,
     construction_class,
+    count_nonzero_parameters,
     names,
     register,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "build",
     "claimed_resources",
     "construction_class",
+    "count_nonzero_parameters",
     "names",
     "register",
 ]

@@ -23,7 +23,7 @@ import numpy as np
 
 from mqarkit.constructions._baseconv_ir import as_op, exact_array
 from mqarkit.constructions._baseconv_reference import ConvWeights, reference_stack
-from mqarkit.constructions.api import Resources
+from mqarkit.constructions.api import Resources, count_nonzero_parameters
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,7 @@ def ir_conv_layers(model: Any) -> list[Any]:
 
 def nonzero_parameters(model: Any) -> int:
     """Non-zero weight entries of every op of the model (the sparse count of erratum 9), read off the IR ops."""
-    total = 0
-    for layer in model.layers:
-        op = layer.op
-        for field in ("weight", "filters", "bias_linear", "bias_conv", "bias"):
-            arr = getattr(op, field, None)
-            if arr is not None:
-                total += int(np.count_nonzero(np.asarray(arr) != 0))
-    return total
+    return count_nonzero_parameters(model)
 
 
 def channel_degree(model: Any) -> int:

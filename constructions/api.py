@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,7 +39,11 @@ class Resources:
     state_numbers: numbers the recurrent form carries from one step to the next at this ``seq_len`` (the policy is
                    the one of ``mqarkit.polynomials`` analysis: KV caches, linear-attention ``S`` and ``z``,
                    convolution caches of length ``k - 1`` per channel);
-    degree:        polynomial degree of the output in the input encoding, or ``None`` for non-polynomial models.
+    degree:        polynomial degree of the output in the input encoding, or ``None`` for non-polynomial models;
+    nonzero_parameters: weight entries that are not zero, i.e. what a sparse / structured parameterisation stores
+                   (erratum 9: a dense ``W`` of a width-``d`` stream costs ``d^2`` whatever its structure). ``None``
+                   where a construction does not state it; where it does, the claim is a closed form and the
+                   measurement counts the model's weights (:func:`count_nonzero_parameters`).
     """
 
     layers: int
@@ -47,6 +51,7 @@ class Resources:
     parameters: int
     state_numbers: int
     degree: int | None = None
+    nonzero_parameters: int | None = None
 
     def as_dict(self) -> dict[str, int | None]:
         return asdict(self)
@@ -147,6 +152,24 @@ class Construction(ABC):
             f"{type(self).__name__}(vocab_size={self.vocab_size}, seq_len={self.seq_len}, "
             f"num_kv_pairs={self.num_kv_pairs}{knobs})"
         )
+
+
+def count_nonzero_parameters(model: Any) -> int:
+    """Non-zero entries of every weight array held by the model's ops (fields that are NumPy arrays).
+
+    The model is an ``mqarkit.polynomials.Model``: its ``layers`` hold frozen-dataclass ops whose array fields are the
+    weights (projections, filters, biases, positional biases).
+    """
+    total = 0
+    for layer in model.layers:
+        op = layer.op
+        if not is_dataclass(op):
+            raise TypeError(f"layer op {type(op).__name__}: expected an IR op (a dataclass)")
+        for f in fields(op):
+            value = getattr(op, f.name)
+            if isinstance(value, np.ndarray):
+                total += int(np.count_nonzero(value != 0))
+    return total
 
 
 _REGISTRY: dict[str, type[Construction]] = {}

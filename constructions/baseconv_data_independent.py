@@ -36,6 +36,7 @@ slot) pair and value channel).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -181,12 +182,24 @@ def claimed(seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str) -> 
     if encoding == "onehot":
         w, d = vocab_size, 2 * vocab_size * groups
         parameters = onehot_lookup_parameters(n, vocab_size, groups)
-        return Resources(layers=2, width=2 * w + d, parameters=parameters, state_numbers=(n - 1) * d, degree=3)
+        return Resources(
+            layers=2,
+            width=2 * w + d,
+            parameters=parameters,
+            state_numbers=(n - 1) * d,
+            degree=3,
+            nonzero_parameters=claimed_nonzero_parameters(n, num_kv_pairs, vocab_size, encoding),
+        )
     m = sign_width(vocab_size)
     d, depth = 2 * m * groups, tree_depth(m)
     parameters = 2 * m * d + (d * d + 2 * n * d) + depth * (d * d + 3 * d)
     return Resources(
-        layers=1 + depth, width=2 * m + d, parameters=parameters, state_numbers=(n - 1) * d, degree=2 * m + 1
+        layers=1 + depth,
+        width=2 * m + d,
+        parameters=parameters,
+        state_numbers=(n - 1) * d,
+        degree=2 * m + 1,
+        nonzero_parameters=claimed_nonzero_parameters(n, num_kv_pairs, vocab_size, encoding),
     )
 
 
@@ -249,4 +262,4 @@ class BaseConvDataIndependent(Construction):
         return nonzero_parameters(self.model)
 
     def measured_resources(self) -> Resources:
-        return measured_resources(self.model, self.seq_len)
+        return replace(measured_resources(self.model, self.seq_len), nonzero_parameters=self.nonzero_parameters())
