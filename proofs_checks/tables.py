@@ -7,7 +7,8 @@ Writes, for the grid ``N in {64, 256, 1024, 4096, 16384, 65536}``, ``c in {2^8, 
 - ``bounds.*``: the lower bounds that apply at each point: L1 (index reduction: ``D`` bits, one per stored value),
   L6 (zero-error information minimum ``log2(V!/(V-D)!)`` bits, ``V = c - c//2`` value tokens), L2 (data-independent
   BaseConv with binary codes: ``ceil(log2(2m))`` layers, ``m = ceil(log2 c)``);
-- ``constructions.*``: for every registered construction, its claimed layers, width, parameters and state (numbers;
+- ``constructions.*``: for every registered construction, its claimed layers, width, parameters (dense storage, and
+  the non-zero entries where the construction states them, erratum 9; ``-`` otherwise) and state (numbers;
   bytes at fp32 and bf16), and the ratio of its state bits (fp32 and bf16) to the L6 minimum; a point outside the
   construction's range is marked ``out of range`` with the rule it broke;
 - ``state_accounting.*``: the reference implementation's state formulas (theory.md 5.1) next to ours.
@@ -69,6 +70,7 @@ def construction_rows() -> list[dict[str, object]]:
             minimum = lb.information_minimum_bits(d, c - c // 2)
             row.update({
                 "status": "ok", "layers": r.layers, "width": r.width, "parameters": r.parameters,
+                "nonzero parameters": "-" if r.nonzero_parameters is None else r.nonzero_parameters,
                 "state numbers": r.state_numbers, "state bytes fp32": 4 * r.state_numbers,
                 "state bytes bf16": 2 * r.state_numbers,
                 "fp32 bits / L6": round(32 * r.state_numbers / minimum, 2),
