@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 from mqarkit.gpu.mixer_based import fla_available
 from mqarkit.gpu.mixers import BaseConv, BasedLinearAttention, SelectiveSSM, SlidingWindowAttention, SoftmaxAttention
 from mqarkit.gpu.timing import median_seconds

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from mqarkit.gpu.mixer_attention import SlidingWindowAttention, SoftmaxAttention
 from mqarkit.gpu.mixer_baseconv import BaseConv
 from mqarkit.gpu.mixer_based import BasedLinearAttention
-from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,9 +26,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from mqarkit.gpu.device import check_choice, check_positive_int, check_sequence_input, check_step_input
 from mqarkit.gpu.state import RecurrentMixer, State
-from torch import nn
 
 SEMANTICS = ("paper", "zoology")
 

@@ -29,9 +29,10 @@ import importlib.util
 import math
 
 import torch
+from torch import nn
+
 from mqarkit.gpu.device import check_choice, check_positive_int, check_sequence_input, check_step_input
 from mqarkit.gpu.state import RecurrentMixer, State
-from torch import nn
 
 LAYOUTS = ("full", "compressed")
 IMPLS = ("auto", "torch", "fla")

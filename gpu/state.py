@@ -22,8 +22,9 @@ Each mixer also gives ``state_formula(seq_len)``, the closed form; tests check `
 from __future__ import annotations
 
 import torch
-from mqarkit.gpu.device import check_positive_int, resolve_device, resolve_dtype
 from torch import nn
+
+from mqarkit.gpu.device import check_positive_int, resolve_device, resolve_dtype
 
 State = dict[str, torch.Tensor]
 

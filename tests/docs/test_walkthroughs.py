@@ -31,7 +31,7 @@ def test_walkthrough_executes(path: Path, tmp_path: Path, monkeypatch: pytest.Mo
     namespace: dict[str, object] = {"__name__": f"walkthrough_{path.stem}", "DOCS_DIR": DOCS}
     for index, block in enumerate(blocks):
         code = compile(block, f"{path.name}[block {index}]", "exec")
-        exec(code, namespace)  # noqa: S102 - executing our own documentation is the point
+        exec(code, namespace)
 
 
 def test_there_are_walkthroughs() -> None:

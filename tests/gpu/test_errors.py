@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from mqarkit.gpu.device import resolve_device, resolve_dtype
 from mqarkit.gpu.mixers import BaseConv, BasedLinearAttention, SelectiveSSM, SlidingWindowAttention, SoftmaxAttention
 

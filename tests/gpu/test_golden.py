@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mqarkit.gpu.golden import CONTRACTS, default_golden_dir, load_contract, load_golden_arrays, reported_state_sizes
 
+from mqarkit.gpu.golden import CONTRACTS, default_golden_dir, load_contract, load_golden_arrays, reported_state_sizes
 from mqarkit.tolerances import assert_close
 
 GOLDEN = default_golden_dir()

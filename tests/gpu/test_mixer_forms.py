@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+
 from mqarkit.gpu.mixers import (
     BaseConv,
     BasedLinearAttention,
@@ -14,7 +15,6 @@ from mqarkit.gpu.mixers import (
     SlidingWindowAttention,
     SoftmaxAttention,
 )
-
 from mqarkit.tolerances import assert_close
 
 
