@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mqarkit.proofs_checks import autocorrelation_witness
+from mqarkit.proofs_checks import autocorrelation_witness, keys_only_gate
 from mqarkit.proofs_checks import errata_checks as ec
 from mqarkit.proofs_checks.construction_checks import construction_checks
 from mqarkit.proofs_checks.registry import Check, CheckContext, CheckOutcome, Claim
@@ -82,7 +82,14 @@ CLAIMS = [
         "Keys-only masking needs a position gate: a shared W cannot do it when a query repeats a key.",
         "[F] on [Z] Thm 4.5",
         _with_constructions(
-            "E6", ("keys-only", "symbolic", "shared-W system infeasible; position gate works", ec.check_e6_keys_only)
+            "E6",
+            ("keys-only", "symbolic", "shared-W system infeasible; position gate works", ec.check_e6_keys_only),
+            (
+                "baseconv_data_independent:position-gates",
+                "property",
+                "position-gated construction answers every query when fillers repeat key tokens",
+                keys_only_gate.check_position_gates_on_repeated_keys,
+            ),
         ),
     ),
     Claim(

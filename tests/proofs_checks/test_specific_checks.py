@@ -186,3 +186,37 @@ def test_specific_checks_come_before_generic_ones() -> None:
     names = [c.name for c in u8.checks()]
     assert names[:2] == ["sliding_window:recall-set", "sliding_window:expected-accuracy"]
     assert "sliding_window:solves" in names
+
+
+# ------------------------------------------------------------------------------------------------------------ E6
+
+
+def test_repeated_keys_by_hand() -> None:
+    import numpy as np
+
+    from mqarkit.proofs_checks.keys_only_gate import repeated_keys
+
+    x = np.array([[3, 9, 4, 8, 3, 0, 4, 3]])  # keys 3 (slot 0), 4 (slot 2); queries at 4 and 6; a stray 3 at 7
+    assert repeated_keys(x, np.array([[0, 2]]), np.array([[4, 6]])) == 1
+
+
+def test_position_gates_pass_and_an_ungated_lookup_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from mqarkit.proofs_checks.keys_only_gate import check_position_gates_on_repeated_keys
+
+    out = check_position_gates_on_repeated_keys(ctx())
+    assert out.outcome == "passed" and out.details["repeated_keys"] > 0
+
+    class Ungated:  # answers with the token after the *latest* earlier copy of the query token: no position gate
+        def predict(self, inputs: np.ndarray) -> np.ndarray:
+            out = np.zeros_like(inputs)
+            for r, x in enumerate(inputs):
+                for i in range(len(x)):
+                    prev = [j for j in range(i - 1) if x[j] == x[i]]
+                    out[r, i] = x[prev[-1] + 1] if prev else 0
+            return out
+
+    monkeypatch.setattr(constructions, "build", lambda name, **kw: Ungated())
+    bad = check_position_gates_on_repeated_keys(CheckContext(budget=budget("default")))
+    assert bad.outcome == "failed" and "inputs" in bad.counterexample
