@@ -8,7 +8,14 @@ directly."""
 
 from __future__ import annotations
 
-from mqarkit.proofs_checks import baseconv_depth, circuit_compile, signcode_beta, taylor_capacity, window_recall
+from mqarkit.proofs_checks import (
+    baseconv_depth,
+    circuit_compile,
+    h3_simulation,
+    signcode_beta,
+    taylor_capacity,
+    window_recall,
+)
 from mqarkit.proofs_checks.construction_checks import construction_checks
 from mqarkit.proofs_checks.registry import Check, Claim, not_run
 
@@ -46,6 +53,13 @@ SPECIFIC: dict[str, list[Check]] = {
             "cyclic and causal compiles == circuit polynomial over Q; causal compile refuses a later input",
             circuit_compile.check_circuits_compile,
             share=0.75,
+        ),
+        Check(
+            "h3_gated:h3-as-baseconv",
+            "numeric",
+            "one H3 layer == its 4-layer width-2d BaseConv model (float64 assert_close; exact == at small sizes)",
+            h3_simulation.check_h3_equals_baseconv,
+            share=0.25,
         ),
     ],
     "U8": [

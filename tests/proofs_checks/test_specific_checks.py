@@ -177,7 +177,7 @@ def test_e7_witness_on_the_construction() -> None:
 def test_u5_is_wired_to_the_compiler_check() -> None:
     (u5,) = catalog.select(["U5"])
     result = run_claim(u5, SMALL)
-    assert [r.check.name for r in result.results] == ["compile_to_baseconv:random-circuits"]
+    assert [r.check.name for r in result.results] == ["compile_to_baseconv:random-circuits", "h3_gated:h3-as-baseconv"]
     assert result.status == "verified"
 
 
@@ -220,3 +220,14 @@ def test_position_gates_pass_and_an_ungated_lookup_fails(monkeypatch: pytest.Mon
     monkeypatch.setattr(constructions, "build", lambda name, **kw: Ungated())
     bad = check_position_gates_on_repeated_keys(CheckContext(budget=budget("default")))
     assert bad.outcome == "failed" and "inputs" in bad.counterexample
+
+
+def test_h3_check_passes_and_reports_a_broken_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqarkit.constructions import h3_gated
+    from mqarkit.proofs_checks import h3_simulation
+
+    out = h3_simulation.check_h3_equals_baseconv(ctx())
+    assert out.outcome == "passed" and "exact over Q" in out.covered
+    monkeypatch.setattr(h3_gated, "h3_layer_direct", lambda u, params: h3_gated.h3_layer_recurrent(u, params) + 1)
+    bad = h3_simulation.check_h3_equals_baseconv(ctx())
+    assert bad.outcome == "failed" and bad.counterexample["seq_len"] == 1
