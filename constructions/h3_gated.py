@@ -341,6 +341,7 @@ BLOCKS = ("main", "aux")
 
 
 def _blocks(d: int, exact: bool, rows: int) -> np.ndarray:
+    """``(rows, 2d)`` zeros over the stream's channels (weights ``rows = 2d``, filters ``rows = taps``, biases 1)."""
     return np.full((rows, 2 * d), 0, dtype=object) if exact else np.zeros((rows, 2 * d))
 
 
@@ -359,14 +360,13 @@ def h3_as_baseconv(params: H3Params, seq_len: int) -> Model:
     d, exact = params.width, params.is_exact
     main, aux = slice(0, d), slice(d, 2 * d)
     eye = np.eye(d, dtype=np.int64)
-    one_tap = 1
 
     # layer 1: [u, 0] -> [k, u]; linear map (h = 0, b2 = 1)
     w1, b1_1, b2_1 = _blocks(d, exact, 2 * d), _blocks(d, exact, 1), _blocks(d, exact, 1)
     w1[main, main], w1[main, aux] = params.wk, eye
     b1_1[0, main] = params.bk
     b2_1[0, :] = 1
-    l1 = _baseconv(w1, _blocks(d, exact, one_tap), b1_1, b2_1)
+    l1 = _baseconv(w1, _blocks(d, exact, 1), b1_1, b2_1)
 
     # layer 2: [k, u] -> [v ⊙ (h_shift ∗ k), q]
     taps2 = min(params.shift_state, n)
@@ -388,7 +388,7 @@ def h3_as_baseconv(params: H3Params, seq_len: int) -> Model:
     w4[main, main] = params.wo
     b1_4[0, main] = params.bo
     b2_4[0, main] = 1
-    l4 = _baseconv(w4, _blocks(d, exact, one_tap), b1_4, b2_4)
+    l4 = _baseconv(w4, _blocks(d, exact, 1), b1_4, b2_4)
 
     stream = Stream.of((BLOCKS[0], d), (BLOCKS[1], d))
     layers = tuple(Layer(op, BLOCKS, BLOCKS, residual=False) for op in (l1, l2, l3, l4))
