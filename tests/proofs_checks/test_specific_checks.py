@@ -93,6 +93,14 @@ def test_expected_accuracy_inside_wilson_and_a_wrong_window_is_caught() -> None:
         "wilson_999"][1]  # fmt: skip
 
 
+def test_expected_accuracy_that_refuses_is_not_covered() -> None:
+    def refuse(spec: object, window: int) -> float:
+        raise ArithmeticError("quadrature row error exceeds 1e-9")
+
+    out = window_recall.check_expected_accuracy(ctx(), accuracy_rule=refuse)
+    assert out.outcome == "not_run" and "quadrature" in out.reason
+
+
 def test_wilson_interval() -> None:
     lo, hi = window_recall.wilson_interval(50, 100)
     assert lo < 0.5 < hi
