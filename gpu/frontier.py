@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from mqarkit.gpu.data import Segment, make_segments
 from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, state_numbers
 from mqarkit.gpu.train import SegmentData, train_stack

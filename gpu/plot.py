@@ -1,0 +1,155 @@
+"""``mqarkit plot``: the state-size-vs-recall frontier (accuracy vs measured state bytes, log2 x-axis).
+
+    mqarkit plot --results docs/results/frontier.jsonl --out docs/results/figures/frontier
+
+draws, from the JSONL records: each model config's best overall test accuracy over its learning rates, one marker
+per family; the Pareto front over all families (no point with less state has higher accuracy); the
+information-theoretic limit L6; and, when ``mqarkit.constructions`` exposes
+``predicted_sliding_window_accuracy(window, seq_len, num_kv_pairs, power_a) -> float`` (the hook), the sliding
+window's predicted accuracy. Writes ``<out>.png`` and ``<out>.svg``.
+
+L6 (theory.md §3.2): with ``V`` values drawn without replacement for ``D`` keys and ``S`` bits of state, Fano gives
+``D·(h(P_e) + P_e·log2(V−1)) ≥ log2(V!/(V−D)!) − S``. The left side increases in ``P_e`` on ``[0, 1 − 1/V]``, so the
+least admissible error is found by bisection, and ``1 − P_e`` is the best accuracy at ``S`` for that slice. The
+overall curve is the query-weighted mean of the slices' limits (each slice bounded at the same ``S``), with
+``S = 8·bytes`` (the state's bytes at the records' precision) and ``V = c/2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+FAMILY_STYLE = {
+    "attention": ("tab:red", "o"),
+    "based": ("tab:blue", "s"),
+    "sliding_window": ("tab:green", "^"),
+    "ssm": ("tab:purple", "D"),
+    "long_conv": ("tab:gray", "v"),
+}
+
+
+def binary_entropy(p: float) -> float:
+    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+
+
+def fano_best_accuracy(state_bits: float, num_kv_pairs: int, num_values: int) -> float:
+    """Largest ``1 − P_e`` allowed by L6 for ``D`` pairs, ``V`` values and ``S`` bits."""
+    if num_kv_pairs < 1 or num_values < num_kv_pairs or num_values < 2:
+        raise ValueError(f"num_kv_pairs={num_kv_pairs}, num_values={num_values}: needs 1 <= D <= V, V >= 2")
+    need = (math.lgamma(num_values + 1) - math.lgamma(num_values - num_kv_pairs + 1)) / math.log(2) - state_bits
+    if need <= 0:
+        return 1.0
+
+    def lhs(p: float) -> float:
+        return num_kv_pairs * (binary_entropy(p) + p * math.log2(num_values - 1))
+
+    lo, hi = 0.0, 1.0 - 1.0 / num_values
+    if lhs(hi) < need:  # cannot happen for S >= 0; guessing is always admissible
+        return 1.0 / num_values
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if lhs(mid) < need else (lo, mid)
+    return 1.0 - hi
+
+
+def best_per_config(records: list[dict]) -> list[dict]:
+    """For each (sweep, model config): the record with the best overall accuracy over learning rates."""
+    best: dict[str, dict] = {}
+    for r in records:
+        key = r["sweep"] + json.dumps(r["model"], sort_keys=True)
+        if key not in best or r["overall_accuracy"] > best[key]["overall_accuracy"]:
+            best[key] = r
+    return list(best.values())
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points (state, accuracy) not dominated by one with no more state and higher accuracy, by increasing state."""
+    front, top = [], -1.0
+    for s, a in sorted(points, key=lambda p: (p[0], -p[1])):
+        if a > top:
+            front.append((s, a))
+            top = a
+    return front
+
+
+def sliding_window_hook():
+    """``predicted_sliding_window_accuracy`` from ``mqarkit.constructions`` if it exists, else None."""
+    try:
+        import mqarkit.constructions as constructions
+    except ImportError:
+        return None
+    return getattr(constructions, "predicted_sliding_window_accuracy", None)
+
+
+def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs state size") -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not records:
+        raise ValueError("records: no finished runs to plot")
+    best = best_per_config(records)
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for fam, (color, marker) in FAMILY_STYLE.items():
+        pts = [(r["state_bytes"], r["overall_accuracy"]) for r in best if r["family"] == fam]
+        if pts:
+            xs, ys = zip(*sorted(pts))
+            ax.scatter(xs, ys, color=color, marker=marker, label=fam, zorder=3)
+    front = pareto_front([(r["state_bytes"], r["overall_accuracy"]) for r in best])
+    ax.step(*zip(*front), where="post", color="black", lw=1, ls="--", label="Pareto front", zorder=2)
+    xs = np.logspace(
+        math.log2(min(r["state_bytes"] for r in best) / 4),
+        math.log2(max(r["state_bytes"] for r in best) * 2),
+        200,
+        base=2,
+    )
+    slices = records[0]["accuracy"]
+    vocab = records[0]["model"]["vocab_size"]
+    weights = np.array([s["num_examples"] * s["num_kv_pairs"] for s in slices], dtype=float)
+    weights /= weights.sum()
+    limit = [
+        sum(w * fano_best_accuracy(8 * x, s["num_kv_pairs"], vocab // 2) for w, s in zip(weights, slices)) for x in xs
+    ]
+    ax.plot(xs, limit, color="black", lw=1.5, label="L6 limit (Fano, overall)")
+    hook = sliding_window_hook()
+    if hook is not None:
+        sw = sorted((r for r in best if r["family"] == "sliding_window"), key=lambda r: r["state_bytes"])
+        pred = [
+            sum(w * hook(r["model"]["window"], s["seq_len"], s["num_kv_pairs"], 0.01) for w, s in zip(weights, slices))
+            for r in sw
+        ]
+        ax.plot([r["state_bytes"] for r in sw], pred, color="tab:green", ls=":", label="sliding window (predicted)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("state size (bytes, measured from the recurrent state, float32)")
+    ax.set_ylabel("test accuracy (all slices)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight", **({"metadata": {"Date": None}} if p.suffix == ".svg" else {}))
+    plt.close(fig)
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    from mqarkit.gpu.frontier import read_records
+
+    ap = argparse.ArgumentParser(prog="mqarkit plot", description="draw the state-size-vs-recall frontier")
+    ap.add_argument("--results", nargs="+", required=True, help="JSONL record files")
+    ap.add_argument("--out", required=True, help="output path without suffix (writes .png and .svg)")
+    ap.add_argument("--sweep", default=None, help="only records of this sweep")
+    args = ap.parse_args(argv)
+    records = [r for p in args.results for r in read_records(p) if args.sweep in (None, r["sweep"])]
+    for p in draw(records, args.out):
+        print(p)
+    return 0
