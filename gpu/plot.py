@@ -104,7 +104,7 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
     front = pareto_front([(r["state_bytes"], r["overall_accuracy"]) for r in best])
     ax.step(*zip(*front), where="post", color="black", lw=1, ls="--", label="Pareto front", zorder=2)
     xs = np.logspace(
-        math.log2(min(r["state_bytes"] for r in best) / 4),
+        math.log2(min(64, min(r["state_bytes"] for r in best) / 4)),
         math.log2(max(r["state_bytes"] for r in best) * 2),
         200,
         base=2,

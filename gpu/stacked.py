@@ -178,15 +178,29 @@ class StackedHybrid(nn.Module):
         self.family, self.d, self.vocab, self.max_len = c0.family, c0.d_model, c0.vocab_size, c0.max_len
         self.runs = len(configs)
         d = self.d
-        shapes = self._shapes(d)
-        per_run = [self._init_run(shapes, seed) for seed in seeds]
+        shapes = self._shapes(d, self.configs)
+        # each run is initialised at its own (unpadded) shape from its own seed, then zero-padded
+        per_run = [self._pad(self._init_run(self._shapes(d, [c]), seed), shapes) for c, seed in zip(configs, seeds)]
         for name in shapes:
             self.register_parameter(name, nn.Parameter(torch.stack([p[name] for p in per_run]).to(device)))
         self._make_masks(torch.device(device))
 
     # ---- parameter shapes and initialisation (per run, from its own seed: a run never depends on its stack-mates)
-    def _shapes(self, d: int) -> dict[str, tuple[tuple[int, ...], str]]:
-        c0, k = self.configs[0], self.configs[0].conv_kernel
+    @staticmethod
+    def _pad(params: dict[str, torch.Tensor], shapes: dict) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, t in params.items():
+            extra = shapes[name][0][-1] - t.shape[-1]
+            if extra and name == "bc_w":  # [B | C] halves padded separately
+                b, c = t.chunk(2, dim=-1)
+                t = torch.cat([F.pad(b, (0, extra // 2)), F.pad(c, (0, extra // 2))], dim=-1)
+            elif extra:
+                t = F.pad(t, (0, extra))
+            out[name] = t
+        return out
+
+    def _shapes(self, d: int, configs: list[ModelConfig]) -> dict[str, tuple[tuple[int, ...], str]]:
+        c0, k = configs[0], configs[0].conv_kernel
         s: dict[str, tuple[tuple[int, ...], str]] = {"emb": ((self.vocab, d), "normal")}
         for i in (0, 1):
             s |= {f"ln{i}a_w": ((d,), "one"), f"ln{i}a_b": ((d,), "zero")}
@@ -200,11 +214,11 @@ class StackedHybrid(nn.Module):
             s |= {"qkv_w": ((d, 3 * d), "normal"), "qkv_b": ((3 * d,), "zero")}
             s |= {"o_w": ((d, d), "normal"), "o_b": ((d,), "zero")}
         elif fam == "based":
-            f = max(c.feature_dim for c in self.configs)
+            f = max(c.feature_dim for c in configs)
             s |= {"q_w": ((d, f), "normal"), "k_w": ((d, f), "normal"), "v_w": ((d, d), "normal")}
             s |= {"o_w": ((d, d), "normal")}
         elif fam == "ssm":
-            n = max(c.d_state for c in self.configs)
+            n = max(c.d_state for c in configs)
             di = SSM_EXPAND * d
             h = di // SSM_HEAD_DIM
             s |= {"in_w": ((d, 2 * di), "normal"), "bc_w": ((d, 2 * n), "normal"), "dt_w": ((d, h), "normal")}
