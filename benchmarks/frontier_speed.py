@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+
 from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
 from mqarkit.gpu.stacked import StackedHybrid
 from mqarkit.gpu.train import StackedAdamW, evaluate, train_step

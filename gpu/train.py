@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+
 from mqarkit.gpu.data import IGNORE_INDEX, Segment
 from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
 
