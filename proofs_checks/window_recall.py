@@ -98,8 +98,9 @@ def check_recall_set(ctx: CheckContext, recall_rule: Callable[[Any, int], np.nda
 def accuracy_points(full: bool) -> list[tuple[int, int, float, int]]:
     """``(N, D, power_a, w)`` with expected accuracy strictly between 0 and 1 (so the interval can miss)."""
     pts = [(64, 8, 0.01, 12), (64, 4, 1.0, 24), (64, 8, 0.5, 40)]
-    # (256, 32, ., .): rank_probabilities' quadrature error exceeds expected_accuracy's 1e-9 guard there (it raises
-    # ArithmeticError); kept on the full budget so that the report names it as not evaluable instead of hiding it
+    # (256, 32, ., .) is a large-(S, D) point where rank_probabilities' quadrature is hardest (its default step missed
+    # expected_accuracy's 1e-9 guard there); if expected_accuracy refuses a point (ArithmeticError) the check names it
+    # as not evaluable rather than dropping it from the list
     return pts + ([(128, 16, 1.0, 40), (256, 16, 0.1, 64), (256, 8, 1.0, 128), (256, 32, 1.0, 128)] if full else [])
 
 
