@@ -91,6 +91,13 @@ SPECIFIC: dict[str, list[Check]] = {
             taylor_capacity.check_regime_b_capacity,
             share=0.75,
         ),
+        Check(
+            "based_taylor:regime-b-exact-condition",
+            "property",
+            "sign-code values: a query is recalled iff the stated exact condition holds (integer arithmetic)",
+            taylor_capacity.check_regime_b_exact_condition,
+            share=0.5,
+        ),
     ],
 }
 

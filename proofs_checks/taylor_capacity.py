@@ -9,7 +9,11 @@ The construction (``mqarkit.constructions.based_taylor``) claims:
 - regime B (``values="signcode"``): accuracy ``~ predicted_recall(c, D)``, a central-limit approximation that the
   construction states as measured, not proved. Its docs give the agreement it measured (README, "Measured vs
   predicted", zero filler, 100 examples, gaps up to 0.078) and its test asserts ``|measured - predicted| < 0.08``;
-  this check uses that same tolerance, :data:`CAPACITY_TOLERANCE`, at the documented points, and reports each gap.
+  this check uses that same tolerance, :data:`CAPACITY_TOLERANCE`, at the documented points, and reports each gap;
+- regime B's **exact recall condition** (the construction's docstring): the query of key ``i`` is answered correctly
+  iff ``sum_j Kern_j <b_V(v_j), b_V(v_i) - b_V(u)> > 0`` for every value ``u != v_i``. :func:`condition_margins`
+  evaluates it in integers from the keys and values alone (no model), and the check compares it with the
+  construction's prediction query by query.
 """
 
 from __future__ import annotations
@@ -101,3 +105,80 @@ def check_regime_b_capacity(
     if bad is not None:
         return failed(covered, bad, f"measured recall differs from predicted_recall by >= {tolerance}", rows=rows)
     return passed(covered, rows=rows, max_gap=max(r["gap"] for r in rows))
+
+
+# ---------------------------------------------------------------------------------------------------- exact condition
+
+
+def condition_margins(batch: object, vocab_size: int) -> np.ndarray:
+    """Regime B's exact recall condition, evaluated in integers: ``(n, D)`` int64, the minimum over value tokens
+    ``u != v_i`` of ``2 sum_j Kern_j <b_V(v_j), b_V(v_i) - b_V(u)>`` for the query of key ``i`` (one pass, zero filler,
+    so the only value tokens the lookup sees are the ``D`` values of the block). Positive: recalled; negative: not;
+    zero: a tie that the argmax breaks by token order. ``2 Kern(sigma) = 2 + 2 sigma + sigma^2`` is an integer."""
+    from mqarkit.constructions._attention_codes import sign_bits, sign_code_width
+    from mqarkit.constructions.based_taylor import value_code_width
+
+    c = vocab_size
+    key_codes = sign_bits(c, sign_code_width(c))  # (c, m)
+    value_codes = sign_bits(c - c // 2, value_code_width(c))  # (V, m_V), value token u -> row u - c//2
+    keys, values = batch.keys, batch.values - c // 2  # (n, D) each
+    sigma = np.einsum("nim,njm->nij", key_codes[keys], key_codes[keys])  # (n, D_query, D_pair) raw scores
+    kern2 = 2 + 2 * sigma + sigma * sigma  # 2 Kern, integers
+    lookup = np.einsum("nij,njr->nir", kern2, value_codes[values])  # (n, D, m_V): 2 x the lookup at each query
+    scores = np.einsum("nir,ur->niu", lookup, value_codes)  # (n, D, V): 2 <lookup, b_V(u)>
+    right = np.take_along_axis(scores, values[..., None], axis=2)[..., 0]  # (n, D)
+    others = scores.copy()
+    np.put_along_axis(others, values[..., None], np.iinfo(np.int64).min, axis=2)
+    return right - others.max(axis=2)
+
+
+def condition_points(full: bool) -> list[tuple[int, int, int]]:
+    pts = [(64, 32, 4), (64, 32, 8), (128, 64, 8), (128, 64, 16)]
+    return pts + ([(256, 128, 16), (256, 128, 32), (1024, 256, 64)] if full else [])
+
+
+def check_regime_b_exact_condition(
+    ctx: CheckContext, condition: Callable[[object, int], np.ndarray] | None = None
+) -> CheckOutcome:
+    """A query is answered correctly iff its exact-condition margin is positive (ties, margin 0, are counted and left
+    out: the argmax breaks them by token order). ``condition`` is injectable for tests."""
+    from mqarkit.constructions import build
+    from mqarkit.oracle import expected_answers
+    from mqarkit.task import MQARSpec, generate
+
+    rule = condition_margins if condition is None else condition
+    n_ex = 64 if ctx.budget.full else 24
+    counts = {"queries": 0, "recalled": 0, "missed": 0, "ties": 0}
+
+    def step(point: tuple[int, int, int]) -> dict | None:
+        c, n, d = point
+        batch = generate(MQARSpec(c, n, d, filler="zero"), n_ex, np.random.default_rng(SEED + 7 * c + d))
+        con = build("based_taylor", vocab_size=c, seq_len=n, num_kv_pairs=d, values="signcode")
+        pred = np.take_along_axis(con.predict(batch.inputs), batch.query_positions, axis=1)
+        answers = np.take_along_axis(expected_answers(batch), batch.query_positions, axis=1)
+        # queries are asked in the order of batch.keys: column j of query_positions is the query of key j
+        margins = np.asarray(rule(batch, c))
+        decided = margins != 0
+        correct = pred == answers
+        counts["queries"] += int(decided.sum())
+        counts["ties"] += int((~decided).sum())
+        counts["recalled"] += int((correct & decided).sum())
+        counts["missed"] += int((~correct & decided).sum())
+        wrong = np.argwhere(decided & (correct != (margins > 0)))
+        if len(wrong):
+            r, j = (int(v) for v in wrong[0])
+            return {"vocab_size": c, "seq_len": n, "num_kv_pairs": d, "inputs": batch.inputs[r].tolist(),
+                    "query_position": int(batch.query_positions[r, j]), "predicted": int(pred[r, j]),
+                    "expected": int(answers[r, j]), "condition_margin": int(margins[r, j])}  # fmt: skip
+        return None
+
+    ran, bad = run_points(ctx, condition_points(ctx.budget.full), step)
+    cs, ns, ds = zip(*ran)
+    covered = (
+        f"regime B: {counts['queries']} queries of zero-filler instances, {len(ran)} points, N {min(ns)}..{max(ns)}, "
+        f"c {min(cs)}..{max(cs)}, D {min(ds)}..{max(ds)}: correct iff the exact condition holds "
+        f"({counts['recalled']} recalled, {counts['missed']} missed; {counts['ties']} exact ties left out)"
+    )
+    if bad is not None:
+        return failed(covered, bad, "a query's correctness disagrees with regime B's exact recall condition", **counts)
+    return passed(covered, **counts)

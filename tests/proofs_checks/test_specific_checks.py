@@ -128,6 +128,27 @@ def test_capacity_within_the_stated_tolerance_and_a_wrong_prediction_fails() -> 
     assert bad.outcome == "failed" and bad.counterexample["gap"] >= taylor_capacity.CAPACITY_TOLERANCE
 
 
+def test_regime_b_exact_condition_and_the_sufficient_condition_is_not_an_iff() -> None:
+    import numpy as np
+
+    from mqarkit.constructions._attention_codes import sign_bits, sign_code_width
+    from mqarkit.constructions.based_taylor import taylor_kernel
+
+    out = taylor_capacity.check_regime_b_exact_condition(ctx())
+    assert out.outcome == "passed"
+    assert out.details["recalled"] > 0 and out.details["missed"] > 0
+
+    def sufficient(batch: object, c: int) -> np.ndarray:  # sum_{j != i} Kern_j < K*: sufficient, not necessary
+        m = sign_code_width(c)
+        codes = sign_bits(c, m)[batch.keys]  # (n, D, m)
+        kern = taylor_kernel(np.einsum("nim,njm->nij", codes, codes))
+        return np.where(kern.sum(axis=2) - taylor_kernel(m) < taylor_kernel(m), 1, -1)
+
+    bad = taylor_capacity.check_regime_b_exact_condition(ctx(), condition=sufficient)
+    assert bad.outcome == "failed"
+    assert bad.counterexample["predicted"] == bad.counterexample["expected"]  # recalled without the sufficient one
+
+
 # ------------------------------------------------------------------------------------------------------------ U5
 
 
