@@ -14,6 +14,7 @@ from mqarkit.constructions.api import (
     names,
     register,
 )
+from mqarkit.constructions.sliding_window import predicted_sliding_window_accuracy
 
 __all__ = [
     "Construction",
@@ -24,5 +25,6 @@ __all__ = [
     "construction_class",
     "count_nonzero_parameters",
     "names",
+    "predicted_sliding_window_accuracy",
     "register",
 ]
