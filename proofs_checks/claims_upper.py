@@ -74,7 +74,7 @@ SPECIFIC: dict[str, list[Check]] = {
             "numeric",
             "expected_accuracy(spec, w) inside the 99.9% Wilson interval of the measured accuracy",
             window_recall.check_expected_accuracy,
-            share=1.5,
+            share=2.5,
         ),
     ],
     "U9": [
