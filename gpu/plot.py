@@ -86,6 +86,34 @@ def sliding_window_hook():
     return getattr(constructions, "predicted_sliding_window_accuracy", None)
 
 
+CONSTRUCTIONS = ("attention_signcode", "based_taylor", "baseconv_data_independent")
+BUILD_LIMIT = 10**8  # build (and measure) a construction only if its claimed dense parameter count is below this
+
+
+def construction_points(vocab_size: int, seq_len: int, num_kv_pairs: int) -> list[dict]:
+    """The constructions' exact-recall points at the longest test slice: state bytes at float32 (4 per number).
+
+    The state is measured from the built model (``resources().measured``) where the construction is small enough to
+    build; above :data:`BUILD_LIMIT` parameters the claimed closed form is used (claimed == measured is checked at
+    smaller sizes by ``mqarkit verify``) and the point says so. Sizes outside a construction's range are skipped.
+    """
+    from mqarkit.constructions import build, claimed_resources
+
+    points = []
+    for name in CONSTRUCTIONS:
+        sizes = {"vocab_size": vocab_size, "seq_len": seq_len, "num_kv_pairs": num_kv_pairs}
+        try:
+            claimed = claimed_resources(name, **sizes)
+        except ValueError:
+            continue
+        if claimed.parameters <= BUILD_LIMIT:
+            state, source = build(name, **sizes).resources().measured.state_numbers, "measured"
+        else:
+            state, source = claimed.state_numbers, "claimed"
+        points.append({"name": name, "state_bytes": 4 * state, "accuracy": 1.0, "source": source})
+    return points
+
+
 def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs state size") -> list[Path]:
     import matplotlib
 
@@ -125,6 +153,26 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
             for r in sw
         ]
         ax.plot([r["state_bytes"] for r in sw], pred, color="tab:green", ls=":", label="sliding window (predicted)")
+    longest = max(slices, key=lambda s: s["seq_len"])
+    for k, point in enumerate(construction_points(vocab, longest["seq_len"], longest["num_kv_pairs"])):
+        ax.scatter(
+            point["state_bytes"],
+            point["accuracy"],
+            marker="*",
+            s=140,
+            color="gold",
+            edgecolor="black",
+            zorder=4,
+            label="constructions (exact recall)" if k == 0 else None,
+        )
+        ax.annotate(
+            f"{point['name']} ({point['source']})",
+            (point["state_bytes"], point["accuracy"]),
+            xytext=(0, -14 - 10 * (k % 2)),
+            textcoords="offset points",
+            fontsize=6,
+            ha="center",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state size (bytes, measured from the recurrent state, float32)")
     ax.set_ylabel("test accuracy (all slices)")

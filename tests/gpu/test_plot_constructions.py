@@ -1,0 +1,20 @@
+"""The frontier plot's construction points come from the constructions' own resource reports."""
+
+from __future__ import annotations
+
+from mqarkit.constructions import build
+from mqarkit.gpu.plot import construction_points
+
+
+def test_construction_points_are_measured_states_at_float32() -> None:
+    points = construction_points(vocab_size=64, seq_len=32, num_kv_pairs=4)
+    assert [p["name"] for p in points] == ["attention_signcode", "based_taylor", "baseconv_data_independent"]
+    for point in points:
+        assert point["source"] == "measured" and point["accuracy"] == 1.0
+        state = build(point["name"], vocab_size=64, seq_len=32, num_kv_pairs=4).resources().measured.state_numbers
+        assert point["state_bytes"] == 4 * state
+
+
+def test_construction_points_skip_sizes_outside_a_range() -> None:
+    # 4 * num_kv_pairs > seq_len: no construction accepts it, none is drawn.
+    assert construction_points(vocab_size=64, seq_len=32, num_kv_pairs=9) == []
