@@ -161,7 +161,10 @@ def _out_matrix(op, width: int) -> tuple[torch.Tensor, str]:
 
 
 def attention_width(op) -> int:
-    return max(op.in_width, op.key_width, op.value_width, op.out_width)
+    """``D = max(widths)`` rounded up to a multiple of 8: SDPA's memory-efficient kernel needs it in float32 (else it
+    falls back to the math kernel, which materialises ``N x N`` scores: 32 GiB at N = 65,536). Padding is exact."""
+    width = max(op.in_width, op.key_width, op.value_width, op.out_width)
+    return -(-width // 8) * 8
 
 
 def strict_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -62,7 +62,7 @@ PRESETS: dict[str, list[Case]] = {
         Case("based_taylor", 8_192, 8_193, 2_048, "zero", 1),
         Case("baseconv_data_independent", 256, 257, 32, "clean", 8),
         Case("baseconv_data_independent", 512, 513, 64, "clean", 4),
-        Case("baseconv_input_dependent", 512, 513, 16, "clean", 4),
+        Case("baseconv_input_dependent", 256, 257, 8, "clean", 2),
         Case("based_taylor", 16_384, 16_385, 4_096, "zero", 1),
     ],
     "cpu": [
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--dtypes", default=None, help="comma-separated; default float32,bfloat16,float16 (CUDA)")
     parser.add_argument("--only", default=None, help="comma-separated construction names")
+    parser.add_argument("--seq-lens", default=None, help="comma-separated N to keep (default: every case)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="folder for scale_checks.json / .md")
@@ -180,6 +181,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     env = environment(device)
     for case in PRESETS[args.preset]:
         if only is not None and case.name not in only:
+            continue
+        if args.seq_lens and case.seq_len not in {int(n) for n in args.seq_lens.split(",")}:
             continue
         new = run_case(case, dtypes, device, args.seed, args.repeats)
         rows += new
