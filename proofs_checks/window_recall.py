@@ -120,15 +120,15 @@ def check_expected_accuracy(
     def step(point: tuple[int, int, float, int]) -> dict | None:
         n, d, a, w = point
         spec = MQARSpec(n + 2, n, d, power_a=a, filler="zero")
-        batch = generate(spec, n_ex, np.random.default_rng(SEED + n + d + w))
-        con = build("sliding_window", vocab_size=n + 2, seq_len=n, num_kv_pairs=d, window=w)
-        s = score(con.predict(batch.inputs), batch)
-        lo, hi = wilson_interval(s.num_correct, s.num_queries)
         try:
             predicted = float(rule(spec, w))
         except ArithmeticError as exc:  # the prediction refuses to be evaluated here: not covered, and said so
             unevaluable.append({"N": n, "D": d, "power_a": a, "window": w, "error": f"{type(exc).__name__}: {exc}"})
             return None
+        batch = generate(spec, n_ex, np.random.default_rng(SEED + n + d + w))
+        con = build("sliding_window", vocab_size=n + 2, seq_len=n, num_kv_pairs=d, window=w)
+        s = score(con.predict(batch.inputs), batch)
+        lo, hi = wilson_interval(s.num_correct, s.num_queries)
         row = {"N": n, "D": d, "power_a": a, "window": w, "measured": s.accuracy, "expected": predicted,
                "wilson_999": [lo, hi], "queries": s.num_queries}  # fmt: skip
         rows.append(row)
