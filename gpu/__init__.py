@@ -4,7 +4,9 @@ Mixers are batch-first ``(B, N, d)`` ``nn.Module``s with a fast path, a naive ``
 ``step`` mode; ``state_numbers(seq_len)`` is measured from the tensors the recurrent mode carries.
 """
 
+from mqarkit.gpu.export import export_state_dict, fit_report
 from mqarkit.gpu.golden import CONTRACTS, load_contract
+from mqarkit.gpu.loaders import LoadedModel, load
 from mqarkit.gpu.mixers import (
     BaseConv,
     BasedLinearAttention,
@@ -18,10 +20,14 @@ __all__ = [
     "CONTRACTS",
     "BaseConv",
     "BasedLinearAttention",
+    "LoadedModel",
     "RecurrentMixer",
     "SelectiveSSM",
     "SlidingWindowAttention",
     "SoftmaxAttention",
     "count_state_numbers",
+    "export_state_dict",
+    "fit_report",
+    "load",
     "load_contract",
 ]
