@@ -12,12 +12,12 @@ value follows its key by one position, so the value shift is ``s - 1`` where the
 triple form these are ``3Δ + 1`` and ``3Δ + 2``).
 
 *Input-dependent*: the lag set ``S`` (``|S| = t``) is chosen from each input, so ``predict`` builds one model per
-example (the template ``self.model`` is the model for the lags ``1..t``; every per-example model has the same shapes,
-hence the same resources). The knob ``lags``:
+example (the template ``self.model`` is the model for the even lags ``2, 4, .., 2t``; every per-example model has the
+same shapes, hence the same resources). The knob ``lags``:
 
 - ``"exact"`` (default): the lags this input needs (query slot minus key slot of every query), padded to ``t`` with the
-  smallest unused lags (a lag never contributes a wrong term: its gate admits only key slots, and at most one key slot
-  holds the query's token). Every query slot whose token is a key counts, scored or not: with ``zero`` / ``clean``
+  smallest unused even lags (a lag never contributes a wrong term: its gate admits only key slots, and at most one key
+  slot holds the query's token). Every query slot whose token is a key counts, scored or not: with ``zero`` / ``clean``
   filler these are the ``D`` queries, so ``t >= D`` suffices and the construction is exact on every such instance;
   with ``random`` filler an unused slot may hold a key too, and an input needing more than ``t`` lags raises
   ``ValueError`` (``t = (N - 2D)/2``, the number of query slots, always suffices).
@@ -53,10 +53,13 @@ LAG_RULES = ("exact", "autocorrelation")
 
 
 def pad_lags(lags: list[int], t: int, seq_len: int) -> list[int]:
-    """``lags`` followed by the smallest unused lags in ``[1, N)`` up to ``t`` in all (``len(lags) <= t`` required)."""
+    """``lags`` followed by the smallest unused even lags in ``[2, N)`` up to ``t`` in all (``len(lags) <= t``).
+
+    Key slots and query slots are both even positions, so only even lags can ever match; padding with them keeps
+    every lag group live (an odd lag's gate is identically zero)."""
     if len(lags) > t:
         raise ValueError(f"inputs: an example needs {len(lags)} lags {lags} but t={t} lag groups are built")
-    fill = [s for s in range(1, seq_len) if s not in set(lags)][: t - len(lags)]
+    fill = [s for s in range(2, seq_len, 2) if s not in set(lags)][: t - len(lags)]
     return list(lags) + fill
 
 
@@ -135,7 +138,7 @@ class BaseConvInputDependent(Construction):
         return as_ir_model(weights, self.name)
 
     def _build_model(self) -> Any:
-        lags = list(range(1, self._knobs(self.num_kv_pairs, self.knobs)[1] + 1))
+        lags = pad_lags([], self.t, self.seq_len)  # the even lags 2, 4, .., 2t: every group can match
         return as_ir_model(onehot_lookup_weights(self.seq_len, self.num_kv_pairs, self.vocab_size, lags), self.name)
 
     def output(self, inputs: np.ndarray, backend: str = "float64") -> np.ndarray:
