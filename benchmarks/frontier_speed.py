@@ -26,6 +26,7 @@ import torch
 
 from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
 from mqarkit.gpu.stacked import StackedHybrid
+from mqarkit.gpu.train import DEFAULT_BUDGET as BUDGET
 from mqarkit.gpu.train import StackedAdamW, evaluate, train_step
 
 
@@ -64,7 +65,7 @@ def timer(device: torch.device):
 def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
-    budget = 2**28
+    budget = BUDGET
     per_segment = []
     sampler = UtilSampler()
     if device.type == "cuda":
@@ -104,6 +105,32 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     }
 
 
+def profile_group(sweep, group, train, test, device, gen) -> None:
+    """Print the kernels of two steps of ``group`` on the shortest and the longest training segment, and one eval."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
+    opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
+    for seg in (train[0], train[-1]):
+        rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
+        train_step(model, opt, seg, rows, 1.0, BUDGET)
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            for _ in range(2):
+                train_step(model, opt, seg, rows, 1.0, BUDGET)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+        print(f"--- profile: {group[0].model.family} d={model.d} R={model.runs} segment {seg.segment} (2 steps)")
+        print(prof.key_averages().table(sort_by=key, row_limit=22, max_name_column_width=60))
+    with profile(activities=acts) as prof:
+        evaluate(model, test, batch=sweep.test_batch_size, budget=BUDGET, amp=device.type == "cuda")
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    print("--- profile: evaluation")
+    print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
+
+
 def _util(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0f}"
 
@@ -115,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out-dir", default="docs/results")
     ap.add_argument("--example-scale", type=float, default=1.0, help="shrink the data (CPU smoke runs)")
+    ap.add_argument("--profile", action="store_true", help="print the top kernels of one step per segment")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     env = environment(device)
@@ -126,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             data_s = stop()
             gen = torch.Generator(device=device).manual_seed(1)
             stacks = [bench_group(sweep, g, train, test, device, args.steps, gen) for g in groups(sweep)]
+            if args.profile:
+                profile_group(sweep, groups(sweep)[-1], train, test, device, gen)
             total = data_s + sum(sweep.epochs * s["epoch_s"] for s in stacks)
             report["presets"][sweep.name] = {
                 "runs": len(sweep.runs()),

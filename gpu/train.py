@@ -106,6 +106,9 @@ class StackedAdamW:
             p.grad = None
 
 
+DEFAULT_BUDGET = 2**30  # elements of one (R, b, [H,] N, N) intermediate: 2 GiB in bf16
+
+
 def micro_batch(model: StackedHybrid, batch: int, seq_len: int, budget: int) -> int:
     """Largest micro-batch whose quadratic ``(R, b, [H,] N, N)`` intermediates stay within ``budget`` elements."""
     heads = (SSM_EXPAND * model.d // SSM_HEAD_DIM) if model.family == "ssm" else 1
@@ -184,7 +187,7 @@ def train_stack(
     test_batch_size: int = 256,
     early_stop: float = 0.99,
     weight_decay: float = 0.1,
-    budget: int = 2**28,
+    budget: int = DEFAULT_BUDGET,
     on_epoch: Callable[[int, list[float]], None] | None = None,
 ) -> StackResult:
     """Train all runs of ``model`` together for up to ``epochs`` epochs; see the module docstring."""
