@@ -16,9 +16,9 @@ positions). This is the dense model's arithmetic group by group (the zero blocks
 rounded), so float64 equals the IR model; every intermediate is an integer of size ``<= D`` or ``±1/2 .. 1`` products
 of them, so float32 and bfloat16 are exact too on codebook inputs (checked on the GPU by ``main``).
 
-Memory: the weights are ``O(g² L + G)`` numbers; the activations ``B · G_c · N · g`` per live tensor (about four live at
+Memory: the weights are ``O(g² L + G)`` numbers; the activations ``B · G_c · N · g`` per live tensor (about five live at
 once), i.e. ``B · N · d`` numbers when ``G_c = G``: at N = 4,096 (d = 53,222) that is 0.87 GB per tensor per example
-in float32, so ``group_chunk`` bounds the peak at ``≈ 4 · B · G_c · N · g`` elements plus the ``(B, N, c)`` readout.
+in float32, so ``group_chunk`` bounds the peak at ``≈ 5 · B · G_c · N · g`` elements plus the ``(B, N, c)`` readout.
 
 ``python -m mqarkit.gpu.grouped_baseconv --out DIR`` runs the N = 4,096 scale check (accuracy via
 ``mqarkit.oracle.score``, CUDA-event medians after warm-up, peak memory) and writes JSON + Markdown.
