@@ -240,6 +240,7 @@ def run_point(
     tokens/s of ``predict`` given the lags, peak memory; the CPU time of choosing the lags (``lags_for``) apart."""
     from mqarkit.constructions import build
     from mqarkit.constructions._baseconv_lookup_groups import group_lookup_weights
+    from mqarkit.constructions._baseconv_onehot_lookup import onehot_lookup_direct
     from mqarkit.gpu.timing import time_callable
     from mqarkit.oracle import expected_answers, score
     from mqarkit.task import MQARSpec, generate
@@ -292,6 +293,8 @@ def run_point(
             if first_out is None:
                 first_out = out.double()
             row["max_abs_diff_vs_first"] = float((out.double() - first_out).abs().max())
+            direct = onehot_lookup_direct(batch.inputs[0], num_kv_pairs, vocab_size, lags_np[0])  # (*), by loops
+            row["example0_equals_direct"] = bool(np.array_equal(out[0].double().cpu().numpy(), direct))
             times = time_callable(partial(model.predict, inputs, lags), warmup=2, repeats=repeats, device=device)
             row["median_s"] = statistics.median(times)
             row["tokens_per_s"] = batch_size * seq_len / row["median_s"]
@@ -308,14 +311,15 @@ def run_point(
 
 def markdown(env: dict, rows: list[dict]) -> str:
     head = (
-        "| N | c | D = t | lags | B | d | dtype | accuracy | out exact at queries | max abs diff vs first "
-        "| tokens/s | median s | peak GiB | lags_for s/example (CPU) | error |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| N | c | D = t | lags | B | d | dtype | accuracy | out exact at queries | example 0 == (*) "
+        "| max abs diff vs first | tokens/s | median s | peak GiB | lags_for s/example (CPU) | error |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
     body = "".join(
         f"| {r['seq_len']} | {r['vocab_size']} | {r['num_kv_pairs']} | {r['lags_rule']} | {r['batch']} "
         f"| {r['width_d']} | {r['dtype']} | {fmt(r.get('accuracy'), '.4f')} | {r.get('out_exact_at_queries', '')} "
+        f"| {r.get('example0_equals_direct', '')} "
         f"| {fmt(r.get('max_abs_diff_vs_first'), 'g')} | {fmt(r.get('tokens_per_s'), '.3g')} "
         f"| {fmt(r.get('median_s'), '.4g')} | {fmt(r.get('peak_memory_gib'), '.3f')} "
         f"| {r['lags_for_cpu_s_per_example']} | {r.get('error', '')} |\n"
