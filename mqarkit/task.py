@@ -220,33 +220,46 @@ def generate(spec: MQARSpec, num_examples: int, rng: np.random.Generator) -> MQA
         raise TypeError(f"num_examples: must be an int, got {type(num_examples).__name__}")
     if num_examples < 1:
         raise ValueError(f"num_examples={num_examples}: must be >= 1")
-    n, N, D, P = int(num_examples), spec.seq_len, spec.num_kv_pairs, spec.num_passes
+    n, D = int(num_examples), spec.num_kv_pairs
     keys = spec.key_range.start + sample_distinct(rng, len(spec.key_range), n, D)  # (n, D)
     values = spec.value_range.start + sample_distinct(rng, len(spec.value_range), n, D)  # (n, D)
     slots = sample_weighted_distinct(rng, spec.gap_probabilities(), n, D)  # (n, D) in [0, S)
-    query_positions = spec.context_len + 2 * slots  # (n, D)
-
-    inputs = np.zeros((n, N), dtype=np.int64)
-    inputs[:, : spec.context_len] = _context(keys, values, P)
-    region = N - spec.context_len
+    region = spec.seq_len - spec.context_len
+    filler = None
     if spec.filler == "random":
-        inputs[:, spec.context_len :] = rng.integers(0, spec.vocab_size, size=(n, region), dtype=np.int64)
+        filler = rng.integers(0, spec.vocab_size, size=(n, region), dtype=np.int64)
     elif spec.filler == "clean":
         excluded = np.concatenate([keys, values], axis=1)  # (n, 2D)
-        inputs[:, spec.context_len :] = sample_excluding(rng, excluded, spec.vocab_size, region)
+        filler = sample_excluding(rng, excluded, spec.vocab_size, region)
+    return assemble_batch(spec, keys, values, slots, filler)
+
+
+def assemble_batch(
+    spec: MQARSpec, keys: np.ndarray, values: np.ndarray, slots: np.ndarray, filler: np.ndarray | None = None
+) -> MQARBatch:
+    """Lay out drawn instances (module docstring): keys, values, slots (n, D) int64 -> :class:`MQARBatch`.
+
+    ``filler`` (n, N - context_len) fills the query region before the queries are written into their slots (``None``
+    leaves token 0 there). Shared by :func:`generate` and the zoology-compatible generator.
+    """
+    n, N, D = keys.shape[0], spec.seq_len, spec.num_kv_pairs
+    query_positions = (spec.context_len + 2 * slots).astype(np.int64)  # (n, D)
+    inputs = np.zeros((n, N), dtype=np.int64)
+    inputs[:, : spec.context_len] = _context(keys, values, spec.num_passes)
+    if filler is not None:
+        inputs[:, spec.context_len :] = filler
     rows = np.arange(n)[:, None]
     inputs[rows, query_positions] = keys
     labels = np.full((n, N), IGNORE_INDEX, dtype=np.int64)
     labels[rows, query_positions] = values
-
     key_positions = np.broadcast_to(spec.context_len - 2 * D + 2 * np.arange(D, dtype=np.int64), (n, D)).copy()
     return MQARBatch(
         spec=spec,
         inputs=inputs,
         labels=labels,
-        keys=keys,
-        values=values,
+        keys=np.asarray(keys, dtype=np.int64),
+        values=np.asarray(values, dtype=np.int64),
         key_positions=key_positions,
         value_positions=key_positions + 1,
-        query_positions=query_positions.astype(np.int64),
+        query_positions=query_positions,
     )

@@ -28,7 +28,7 @@ import numbers
 
 import numpy as np
 
-from mqarkit.task import IGNORE_INDEX, MQARBatch, MQARSpec
+from mqarkit.task import MQARBatch, MQARSpec, assemble_batch
 
 
 def _reference_draws(
@@ -79,30 +79,10 @@ def zoology_mqar_batch(
     n, N, D = int(num_examples), spec.seq_len, spec.num_kv_pairs
     rs = np.random.RandomState(int(seed))
     keys, values, gaps = _reference_draws(rs, spec.vocab_size, n, D, spec.num_query_slots, spec.power_a)
-
-    inputs = np.zeros((n, N), dtype=np.int64)
-    inputs[:, 0 : 2 * D : 2] = keys
-    inputs[:, 1 : 2 * D : 2] = values
-    query_positions = (2 * D + 2 * gaps).astype(np.int64)  # (n, D)
-    rows = np.arange(n)[:, None]
-    inputs[rows, query_positions] = keys
-    labels = np.full((n, N), IGNORE_INDEX, dtype=np.int64)
-    labels[rows, query_positions] = values
-    if random_non_queries:
-        fill = rs.randint(0, spec.vocab_size, size=(n, N)).astype(np.int64)  # stands in for torch.randint
-        zero = inputs == 0
-        inputs[zero] = fill[zero]
-    key_positions = np.broadcast_to(2 * np.arange(D, dtype=np.int64), (n, D)).copy()
-    return MQARBatch(
-        spec=spec,
-        inputs=inputs,
-        labels=labels,
-        keys=keys,
-        values=values,
-        key_positions=key_positions,
-        value_positions=key_positions + 1,
-        query_positions=query_positions,
-    )
+    filler = None
+    if random_non_queries:  # stands in for the reference's torch.randint over the whole (n, N) grid
+        filler = rs.randint(0, spec.vocab_size, size=(n, N)).astype(np.int64)[:, 2 * D :]
+    return assemble_batch(spec, keys, values, gaps, filler)
 
 
 def zoology_mqar(
