@@ -35,7 +35,7 @@ Memory: ``forward`` holds ``O(B·t_c·N)`` indices and values plus ``out (B, N, 
 ``O(B·t_c·N·c)``. Every value is 0/1 or a count ``<= t``, so float32 and bfloat16 equal float64 on codebook inputs.
 
 ``python -m mqarkit.gpu.grouped_lookup --out DIR`` runs the N = 4,096 scale check (lags from the construction's own
-``lags_for`` per example, accuracy via ``mqarkit.oracle.score``, CUDA-event medians after warm-up, peak memory).
+``lags_for`` rule per example, accuracy via ``mqarkit.oracle.score``, CUDA-event medians after warm-up, peak memory).
 """
 
 from __future__ import annotations
@@ -214,9 +214,18 @@ class GroupedLookup(nn.Module):
         return out
 
 
-def lag_table(con: object, inputs: np.ndarray) -> np.ndarray:
-    """``inputs (B, N)`` -> ``(B, t)`` int64: each example's lags by the construction's own ``lags_for``."""
-    return np.array([con.lags_for(x) for x in np.asarray(inputs)], dtype=np.int64).reshape(len(inputs), -1)
+def lag_table(inputs: np.ndarray, *, num_kv_pairs: int, vocab_size: int, rule: str, t: int) -> np.ndarray:
+    """``inputs (B, N)`` -> ``(B, t)`` int64: each example's lags by ``choose_lags``, the rule the construction's own
+    ``lags_for`` applies (called directly: building the construction also builds its dense template model, ``d x d``
+    with ``d = 2tc``, 137 GB at N = 4,096, t = 16)."""
+    from mqarkit.constructions.baseconv_input_dependent import BaseConvInputDependent, choose_lags
+
+    inputs = np.asarray(inputs)
+    BaseConvInputDependent.validate_sizes(
+        vocab_size=vocab_size, seq_len=inputs.shape[1], num_kv_pairs=num_kv_pairs, lags=rule, t=t
+    )
+    rows = [choose_lags(x, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size, rule=rule, t=t) for x in inputs]
+    return np.array(rows, dtype=np.int64).reshape(len(inputs), t)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -238,7 +247,6 @@ def run_point(
 ) -> list[dict]:
     """One ``(N, D = t, c, rule)``: per dtype the accuracy (``oracle.score``), exactness of ``out`` at the queries,
     tokens/s of ``predict`` given the lags, peak memory; the CPU time of choosing the lags (``lags_for``) apart."""
-    from mqarkit.constructions import build
     from mqarkit.constructions._baseconv_lookup_groups import group_lookup_weights
     from mqarkit.constructions._baseconv_onehot_lookup import onehot_lookup_direct
     from mqarkit.gpu.timing import time_callable
@@ -247,16 +255,8 @@ def run_point(
 
     spec = MQARSpec(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, filler="clean")
     batch = generate(spec, batch_size, np.random.default_rng(seed))
-    con = build(
-        "baseconv_input_dependent",
-        vocab_size=vocab_size,
-        seq_len=seq_len,
-        num_kv_pairs=num_kv_pairs,
-        lags=rule,
-        t=num_kv_pairs,
-    )
     t0 = time.perf_counter()
-    lags_np = lag_table(con, batch.inputs)  # (B, t)
+    lags_np = lag_table(batch.inputs, num_kv_pairs=num_kv_pairs, vocab_size=vocab_size, rule=rule, t=num_kv_pairs)
     lag_s = time.perf_counter() - t0
     weights = group_lookup_weights(seq_len, num_kv_pairs, vocab_size, lags_np[0])
     answers = torch.from_numpy(expected_answers(batch)).to(device)  # (B, N), -100 off the queries
