@@ -27,7 +27,7 @@ import torch
 from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
 from mqarkit.gpu.stacked import StackedHybrid
 from mqarkit.gpu.train import DEFAULT_BUDGET as BUDGET
-from mqarkit.gpu.train import StackedAdamW, evaluate, train_step
+from mqarkit.gpu.train import StackedAdamW, evaluate, query_loss, train_step
 
 
 class UtilSampler(threading.Thread):
@@ -72,8 +72,10 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
         sampler.start()
     for seg in train:
         rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
-        for _ in range(2):  # warm-up (allocator, cuBLAS heuristics)
-            train_step(model, opt, seg, rows, 1.0, budget)
+        stop = timer(device)
+        train_step(model, opt, seg, rows, 1.0, budget)  # first step: compilation of this shape included
+        first = stop()
+        train_step(model, opt, seg, rows, 1.0, budget)  # warm-up (allocator, cuBLAS heuristics)
         times = []
         for _ in range(steps):
             stop = timer(device)
@@ -85,6 +87,7 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
                 "num_kv_pairs": seg.segment.num_kv_pairs,
                 "steps_per_epoch": math.ceil(seg.inputs.shape[0] / sweep.batch_size),
                 "median_step_s": statistics.median(times),
+                "first_step_s": first,
             }
         )
     stop = timer(device)
@@ -129,6 +132,27 @@ def profile_group(sweep, group, train, test, device, gen) -> None:
             torch.cuda.synchronize()
     print("--- profile: evaluation")
     print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
+    check_compiled(model, train[-1], device)
+
+
+def check_compiled(model, seg, device) -> None:
+    """Loss and gradients of one batch with the compiled glue against eager (same bf16 autocast): max rel. diff."""
+    import os
+
+    x, qpos, tgt = seg.inputs[:64], seg.qpos[:64], seg.targets[:64]
+    out = {}
+    for flag in ("1", "0"):
+        os.environ["MQARKIT_COMPILE"] = flag
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = query_loss(model, x, qpos, tgt, qpos.numel())
+        loss.backward()
+        out[flag] = (loss.detach().float(), [p.grad.float().clone() for p in model.parameters()])
+    os.environ["MQARKIT_COMPILE"] = "1"
+    model.zero_grad(set_to_none=True)
+    rel = max(float((a - b).norm() / b.norm().clamp_min(1e-30)) for a, b in zip(out["1"][1], out["0"][1]))
+    losses = f"{float(out['1'][0]):.6f} vs {float(out['0'][0]):.6f}"
+    print(f"--- compiled vs eager: loss {losses}; max rel grad diff {rel:.2e}")
 
 
 def _util(x: float | None) -> str:

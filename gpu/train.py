@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from mqarkit.gpu.data import IGNORE_INDEX, Segment
-from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
+from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid, cuda_compiled
 
 
 @dataclass
@@ -123,8 +123,18 @@ def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, target
     flat = (qpos + torch.arange(b, device=x.device)[:, None] * n).reshape(-1)  # (b·D,)
     hq = hidden.reshape(r, b * n, d)[:, flat]  # (R, M, d)
     logits = torch.bmm(hq, model.head_weight())  # (R, M, c)
-    ce = F.cross_entropy(logits.float().reshape(r * flat.numel(), -1), targets.reshape(-1).repeat(r), reduction="sum")
-    return ce / total
+    return summed_cross_entropy(logits, targets.reshape(-1)) / total
+
+
+@cuda_compiled
+def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``Σ_{r, m} CE(logits[r, m], targets[m])`` in float32: ``logits (R, M, c)``, ``targets (M,)``.
+
+    Compiled on CUDA, the upcast, the log-sum-exp and (in backward) ``softmax − onehot`` fuse into one pass each over
+    the ``(R, M, c)`` logits instead of materialising float32 copies and log-probabilities.
+    """
+    r, m, c = logits.shape
+    return F.cross_entropy(logits.float().reshape(r * m, c), targets.repeat(r), reduction="sum")
 
 
 def train_step(

@@ -1,0 +1,84 @@
+"""Tests of the fast paths of the frontier harness (CPU): each equals the direct form it replaces."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mqarkit.gpu.stacked import (
+    ModelConfig,
+    StackedHybrid,
+    _TaylorAttention,
+    causal_depthwise_conv,
+    taylor_attention,
+    taylor_kernel,
+)
+from mqarkit.gpu.train import summed_cross_entropy
+from mqarkit.tolerances import assert_close
+
+
+def _qkv(dtype, r=2, b=3, n=9, f=4, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(r, b, n, w, generator=g, dtype=dtype, requires_grad=True) for w in (f, f, d)]
+
+
+def test_taylor_attention_gradcheck_float64():
+    q, k, v = _qkv(torch.float64)
+    assert torch.autograd.gradcheck(_TaylorAttention.apply, (q, k, v))
+
+
+@pytest.mark.parametrize("n", [1, 2, 17])
+def test_taylor_attention_equals_direct_quadratic_form(n):
+    q, k, v = _qkv(torch.float64, n=n, seed=n)
+    a = taylor_kernel(q, k, torch.ones(q.shape[0], dtype=q.dtype)).tril()  # (R, B, N, N)
+    ref = a @ v / (a.sum(-1, keepdim=True) + 1e-12)  # the model's definition, epsilon included
+    out = taylor_attention(q, k, v)
+    assert_close(out, ref, dtype="float64", context=f"forward n={n}")
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(9), dtype=out.dtype)
+    for t, name in zip(torch.autograd.grad(out, (q, k, v), g), "qkv"):
+        ref_grad = torch.autograd.grad(ref, {"q": q, "k": k, "v": v}[name], g, retain_graph=True)[0]
+        assert_close(t, ref_grad, dtype="float64", context=f"grad {name} n={n}")
+
+
+def test_based_mixer_equals_reference_with_padded_feature_dims():
+    cfgs = [ModelConfig("based", 16, vocab_size=32, max_len=16, feature_dim=f) for f in (2, 5, 3)]
+    model = StackedHybrid(cfgs, [1, 2, 3])
+    u = torch.randn(3, 2, 11, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    fast, ref = model._mix_based(u), model._mix_based_reference(u)
+    assert_close(fast, ref, dtype="float32", context="based forward")
+    gf = torch.autograd.grad(fast.square().sum(), [u, model.q_w, model.k_w, model.v_w])
+    gr = torch.autograd.grad(ref.square().sum(), [u, model.q_w, model.k_w, model.v_w])
+    for a, b, name in zip(gf, gr, ("u", "q_w", "k_w", "v_w")):
+        assert_close(a, b, dtype="float32", context=f"based grad {name}")
+
+
+def test_causal_depthwise_conv_equals_definition():
+    g = torch.Generator().manual_seed(2)
+    u, w, b = torch.randn(2, 3, 6, 4, generator=g), torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, generator=g)
+    ref = torch.zeros_like(u)
+    for t in range(6):
+        ref[:, :, t] = b[:, None] + sum(w[:, None, :, s] * u[:, :, t - s] for s in range(3) if t - s >= 0)
+    assert_close(causal_depthwise_conv(u, w, b), ref, dtype="float32", context="conv")
+    short = causal_depthwise_conv(u[:, :, :2], w, b)  # kernel longer than the sequence
+    assert_close(short, ref[:, :, :2], dtype="float32", context="conv n < k")
+
+
+def test_stacked_embedding_equals_indexing_and_its_gradient():
+    cfgs = [ModelConfig("attention", 8, vocab_size=16, max_len=8)] * 3
+    model = StackedHybrid(cfgs, [4, 5, 6])
+    x = torch.zeros(5, 7, dtype=torch.long)  # mostly one repeated token, as MQAR inputs are
+    x[:, ::3] = torch.randint(0, 16, (5, 3), generator=torch.Generator().manual_seed(3))
+    fast = model.embed(x)
+    ref = model.emb[:, x]
+    assert torch.equal(fast, ref)
+    g = torch.randn(fast.shape, generator=torch.Generator().manual_seed(4))
+    (ga,) = torch.autograd.grad(fast, model.emb, g)
+    (gb,) = torch.autograd.grad(ref, model.emb, g)
+    assert_close(ga, gb, dtype="float32", context="embedding grad")
+
+
+def test_summed_cross_entropy_equals_per_run_sum():
+    g = torch.Generator().manual_seed(5)
+    logits, tgt = torch.randn(3, 7, 11, generator=g), torch.randint(0, 11, (7,), generator=g)
+    ref = sum(torch.nn.functional.cross_entropy(logits[r], tgt, reduction="sum") for r in range(3))
+    assert_close(summed_cross_entropy(logits, tgt), ref, dtype="float32", context="CE")
