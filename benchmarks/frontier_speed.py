@@ -92,6 +92,9 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
         )
     stop = timer(device)
     evaluate(model, test, batch=sweep.test_batch_size, budget=budget, amp=device.type == "cuda")
+    eval_first_s = stop()  # compilation of the evaluation shapes included
+    stop = timer(device)
+    evaluate(model, test, batch=sweep.test_batch_size, budget=budget, amp=device.type == "cuda")
     eval_s = stop()
     sampler.stop_flag.set()
     epoch_s = sum(s["steps_per_epoch"] * s["median_step_s"] for s in per_segment) + eval_s
@@ -102,6 +105,7 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
         "runs": len(group),
         "segments": per_segment,
         "eval_s": eval_s,
+        "eval_first_s": eval_first_s,
         "epoch_s": epoch_s,
         "model_epochs_per_s": len(group) / epoch_s,
         "gpu_util_mean": statistics.mean(sampler.samples) if sampler.samples else None,
