@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from functools import partial
 from pathlib import Path
@@ -38,6 +37,7 @@ import torch
 from torch import nn
 
 from mqarkit.constructions._baseconv_groups import GroupedWeights, group_weights
+from mqarkit.gpu.report import Column, environment, environment_line, markdown_table, measure_point, reset_peak_memory
 
 
 def lag_gates(seq_len: int, num_kv_pairs: int, lags: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -183,7 +183,6 @@ def run_point(
 ) -> list[dict]:
     """One ``(N, D, c)``: per dtype the accuracy (``oracle.score``), exactness of ``out`` at the queries, tokens/s and
     peak memory; ``out`` of every dtype is compared with the first dtype's (``max_abs_diff_vs_first``)."""
-    from mqarkit.gpu.timing import time_callable
     from mqarkit.oracle import expected_answers, score
     from mqarkit.task import MQARSpec, generate
 
@@ -214,9 +213,7 @@ def run_point(
             t0 = time.perf_counter()
             model = GroupedBaseConv(weights, group_chunk=group_chunk, dtype=DTYPES[name], device=device)
             row["load_s"] = round(time.perf_counter() - t0, 4)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
+            reset_peak_memory(device)
             with torch.no_grad():
                 out = model(inputs)  # (B, N, m)
             pred = model.readout(out)
@@ -227,11 +224,9 @@ def run_point(
             if first_out is None:
                 first_out = out.double()
             row["max_abs_diff_vs_first"] = float((out.double() - first_out).abs().max())
-            times = time_callable(partial(model.predict, inputs), warmup=1, repeats=repeats, device=device)
-            row["median_s"] = statistics.median(times)
-            row["tokens_per_s"] = batch_size * seq_len / row["median_s"]
-            if device.type == "cuda":
-                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            measure_point(
+                row, partial(model.predict, inputs), tokens=batch_size * seq_len, device=device, repeats=repeats
+            )
             del model, out, pred
         except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
             row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
@@ -241,21 +236,27 @@ def run_point(
     return rows
 
 
+COLUMNS: list[Column] = [
+    ("N", "seq_len", None),
+    ("c", "vocab_size", None),
+    ("D", "num_kv_pairs", None),
+    ("B", "batch", None),
+    ("G", "groups", None),
+    ("d", "width_d", None),
+    ("group chunk", "group_chunk", None),
+    ("dtype", "dtype", None),
+    ("accuracy", "accuracy", ".4f"),
+    ("out exact at queries", "out_exact_at_queries", None),
+    ("max abs diff vs fp32", "max_abs_diff_vs_first", "g"),
+    ("tokens/s", "tokens_per_s", ".3g"),
+    ("median s", "median_s", ".4g"),
+    ("peak GiB", "peak_memory_gib", ".2f"),
+    ("error", "error", None),
+]
+
+
 def markdown(env: dict, rows: list[dict]) -> str:
-    head = (
-        "| N | c | D | B | G | d | group chunk | dtype | accuracy | out exact at queries | max abs diff vs fp32 "
-        "| tokens/s | median s | peak GiB | error |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
-    body = "".join(
-        f"| {r['seq_len']} | {r['vocab_size']} | {r['num_kv_pairs']} | {r['batch']} | {r['groups']} | {r['width_d']} "
-        f"| {r['group_chunk']} | {r['dtype']} | {fmt(r.get('accuracy'), '.4f')} | {r.get('out_exact_at_queries', '')} "
-        f"| {fmt(r.get('max_abs_diff_vs_first'), 'g')} | {fmt(r.get('tokens_per_s'), '.3g')} "
-        f"| {fmt(r.get('median_s'), '.4g')} | {fmt(r.get('peak_memory_gib'), '.2f')} | {r.get('error', '')} |\n"
-        for r in rows
-    )
-    env_line = ", ".join(f"{k}: {v}" for k, v in env.items())
-    return f"{env_line}\n\n{head}{body}"
+    return f"{environment_line(env)}\n\n{markdown_table(rows, COLUMNS)}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -276,9 +277,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     bad = [d for d in dtypes if d not in DTYPES]
     if bad:
         raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
-    env = {"torch": torch.__version__, "device": str(device)}
-    if device.type == "cuda":
-        env["device_name"] = torch.cuda.get_device_name(device)
+    env = environment(device)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
     for d_pairs in (int(v) for v in args.num_kv_pairs.split(",")):

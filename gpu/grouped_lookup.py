@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from functools import partial
 from pathlib import Path
@@ -53,6 +52,7 @@ from torch import nn
 
 from mqarkit.constructions._baseconv_lookup_groups import BLOCKS, LookupGroupWeights
 from mqarkit.gpu.grouped_baseconv import lag_gates
+from mqarkit.gpu.report import Column, environment, environment_line, markdown_table, measure_point, reset_peak_memory
 
 M, V = 0, 1  # block indices
 
@@ -249,7 +249,6 @@ def run_point(
     tokens/s of ``predict`` given the lags, peak memory; the CPU time of choosing the lags (``lags_for``) apart."""
     from mqarkit.constructions._baseconv_lookup_groups import group_lookup_weights
     from mqarkit.constructions._baseconv_onehot_lookup import onehot_lookup_direct
-    from mqarkit.gpu.timing import time_callable
     from mqarkit.oracle import expected_answers, score
     from mqarkit.task import MQARSpec, generate
 
@@ -280,9 +279,7 @@ def run_point(
         row = {**base, "dtype": name}
         try:
             model = GroupedLookup(weights, dtype=DTYPES[name], device=device)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
+            reset_peak_memory(device)
             with torch.no_grad():
                 out = model(inputs, lags)  # (B, N, c)
             pred = model.readout(out)
@@ -295,11 +292,14 @@ def run_point(
             row["max_abs_diff_vs_first"] = float((out.double() - first_out).abs().max())
             direct = onehot_lookup_direct(batch.inputs[0], num_kv_pairs, vocab_size, lags_np[0])  # (*), by loops
             row["example0_equals_direct"] = bool(np.array_equal(out[0].double().cpu().numpy(), direct))
-            times = time_callable(partial(model.predict, inputs, lags), warmup=2, repeats=repeats, device=device)
-            row["median_s"] = statistics.median(times)
-            row["tokens_per_s"] = batch_size * seq_len / row["median_s"]
-            if device.type == "cuda":
-                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            measure_point(
+                row,
+                partial(model.predict, inputs, lags),
+                tokens=batch_size * seq_len,
+                device=device,
+                warmup=2,
+                repeats=repeats,
+            )
             del model, out, pred
         except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
             row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
@@ -309,24 +309,28 @@ def run_point(
     return rows
 
 
+COLUMNS: list[Column] = [
+    ("N", "seq_len", None),
+    ("c", "vocab_size", None),
+    ("D = t", "num_kv_pairs", None),
+    ("lags", "lags_rule", None),
+    ("B", "batch", None),
+    ("d", "width_d", None),
+    ("dtype", "dtype", None),
+    ("accuracy", "accuracy", ".4f"),
+    ("out exact at queries", "out_exact_at_queries", None),
+    ("example 0 == (*)", "example0_equals_direct", None),
+    ("max abs diff vs first", "max_abs_diff_vs_first", "g"),
+    ("tokens/s", "tokens_per_s", ".3g"),
+    ("median s", "median_s", ".4g"),
+    ("peak GiB", "peak_memory_gib", ".3f"),
+    ("lags_for s/example (CPU)", "lags_for_cpu_s_per_example", None),
+    ("error", "error", None),
+]
+
+
 def markdown(env: dict, rows: list[dict]) -> str:
-    head = (
-        "| N | c | D = t | lags | B | d | dtype | accuracy | out exact at queries | example 0 == (*) "
-        "| max abs diff vs first | tokens/s | median s | peak GiB | lags_for s/example (CPU) | error |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
-    body = "".join(
-        f"| {r['seq_len']} | {r['vocab_size']} | {r['num_kv_pairs']} | {r['lags_rule']} | {r['batch']} "
-        f"| {r['width_d']} | {r['dtype']} | {fmt(r.get('accuracy'), '.4f')} | {r.get('out_exact_at_queries', '')} "
-        f"| {r.get('example0_equals_direct', '')} "
-        f"| {fmt(r.get('max_abs_diff_vs_first'), 'g')} | {fmt(r.get('tokens_per_s'), '.3g')} "
-        f"| {fmt(r.get('median_s'), '.4g')} | {fmt(r.get('peak_memory_gib'), '.3f')} "
-        f"| {r['lags_for_cpu_s_per_example']} | {r.get('error', '')} |\n"
-        for r in rows
-    )
-    env_line = ", ".join(f"{k}: {v}" for k, v in env.items())
-    return f"{env_line}\n\n{head}{body}"
+    return f"{environment_line(env)}\n\n{markdown_table(rows, COLUMNS)}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -347,15 +351,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     bad = [d for d in dtypes if d not in DTYPES]
     if bad:
         raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
-    env = {"torch": torch.__version__, "device": str(device)}
-    if device.type == "cuda":
-        env["device_name"] = torch.cuda.get_device_name(device)
-    try:
-        import triton
-
-        env["triton"] = triton.__version__
-    except ImportError:
-        env["triton"] = "not installed"
+    env = environment(device)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
     for d_pairs in (int(v) for v in args.num_kv_pairs.split(",")):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,7 +30,14 @@ import numpy as np
 import torch
 
 from mqarkit.gpu.loaders import load
-from mqarkit.gpu.timing import time_callable
+from mqarkit.gpu.report import (
+    Column,
+    environment,
+    environment_line,
+    markdown_table,
+    measure_point,
+    reset_peak_memory,
+)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
@@ -108,17 +114,12 @@ def run_case(case: Case, dtypes: list[str], device: torch.device, seed: int, rep
             t0 = time.perf_counter()
             model = load(con, device=device, dtype=DTYPES[name])
             row["load_s"] = round(time.perf_counter() - t0, 3)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
+            reset_peak_memory(device)
             pred = model.predict(inputs)
             row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
-            times = time_callable(partial(model.predict, inputs), warmup=1, repeats=repeats, device=device)
-            median = statistics.median(times)
-            row["median_s"] = median
-            row["tokens_per_s"] = case.batch * case.seq_len / median
-            if device.type == "cuda":
-                row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            measure_point(
+                row, partial(model.predict, inputs), tokens=case.batch * case.seq_len, device=device, repeats=repeats
+            )
             model = None  # free the weights before the next dtype loads
         except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError, ValueError) as err:
             row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
@@ -128,35 +129,25 @@ def run_case(case: Case, dtypes: list[str], device: torch.device, seed: int, rep
     return rows
 
 
-def environment(device: torch.device) -> dict:
-    env = {"torch": torch.__version__, "device": str(device)}
-    if device.type == "cuda":
-        env["device_name"] = torch.cuda.get_device_name(device)
-        try:
-            import triton
-
-            env["triton"] = triton.__version__
-        except ImportError:
-            env["triton"] = None
-    return env
+COLUMNS: list[Column] = [
+    ("construction", "construction", None),
+    ("N", "seq_len", None),
+    ("c", "vocab_size", None),
+    ("D", "num_kv_pairs", None),
+    ("B", "batch", None),
+    ("dtype", "dtype", None),
+    ("accuracy", "accuracy", ".4f"),
+    ("tokens/s", "tokens_per_s", ".3g"),
+    ("median s", "median_s", ".4g"),
+    ("peak GiB", "peak_memory_gib", ".2f"),
+    ("build s", "build_s", None),
+    ("load s", "load_s", None),
+    ("error", "error", None),
+]
 
 
 def markdown(env: dict, rows: list[dict]) -> str:
-    head = (
-        "| construction | N | c | D | B | dtype | accuracy | tokens/s | median s | peak GiB | build s | load s "
-        "| error |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
-    )
-    fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
-    body = "".join(
-        f"| {r['construction']} | {r['seq_len']} | {r['vocab_size']} | {r['num_kv_pairs']} | {r['batch']} | "
-        f"{r.get('dtype', '')} | {fmt(r.get('accuracy'), '.4f')} | {fmt(r.get('tokens_per_s'), '.3g')} | "
-        f"{fmt(r.get('median_s'), '.4g')} | {fmt(r.get('peak_memory_gib'), '.2f')} | {r.get('build_s', '')} | "
-        f"{r.get('load_s', '')} | {r.get('error', '')} |\n"
-        for r in rows
-    )
-    env_line = ", ".join(f"{k}: {v}" for k, v in env.items())
-    return f"# Scale checks\n\n{env_line}\n\n{head}{body}"
+    return f"# Scale checks\n\n{environment_line(env)}\n\n{markdown_table(rows, COLUMNS)}"
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

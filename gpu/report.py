@@ -1,0 +1,70 @@
+"""What every GPU check script records the same way: the environment, a timed point, and a Markdown table.
+
+- :func:`environment`: torch version, device, device name and triton version (GPU results name their device and
+  versions);
+- :func:`measure_point`: resets the peak-memory counter, times ``fn`` with :func:`mqarkit.gpu.timing.time_callable`
+  (CUDA events after warm-up on the GPU) and writes ``median_s``, ``tokens_per_s`` and ``peak_memory_gib`` into a row;
+- :func:`markdown_table`: rows of dicts as a Markdown table from a column spec.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+
+import torch
+
+from mqarkit.gpu.timing import time_callable
+
+# (header, row key, format spec; None = str(value)); a missing key renders as an empty cell
+Column = tuple[str, str, str | None]
+
+
+def environment(device: torch.device) -> dict:
+    env: dict[str, object] = {"torch": torch.__version__, "device": str(device)}
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+    try:
+        import triton
+
+        env["triton"] = triton.__version__
+    except ImportError:
+        env["triton"] = None
+    return env
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a fresh peak-memory count (CUDA only; a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def measure_point(
+    row: dict, fn: Callable[[], object], *, tokens: int, device: torch.device, warmup: int = 1, repeats: int = 5
+) -> None:
+    """Time ``fn`` (median over ``repeats`` after ``warmup``) and record ``median_s``, ``tokens_per_s`` (``tokens``
+    per call / median) and, on CUDA, ``peak_memory_gib`` since the last :func:`reset_peak_memory`, into ``row``."""
+    times = time_callable(fn, warmup=warmup, repeats=repeats, device=device)
+    row["median_s"] = statistics.median(times)
+    row["tokens_per_s"] = tokens / row["median_s"]
+    if device.type == "cuda":
+        row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
+    """``rows`` as a Markdown table with one column per ``(header, key, format)`` entry."""
+
+    def cell(row: dict, key: str, spec: str | None) -> str:
+        value = row.get(key)
+        if value is None:
+            return ""
+        return str(value) if spec is None else format(value, spec)
+
+    head = "| " + " | ".join(h for h, _, _ in columns) + " |\n|" + "---|" * len(columns) + "\n"
+    body = "".join("| " + " | ".join(cell(r, k, f) for _, k, f in columns) + " |\n" for r in rows)
+    return head + body
+
+
+def environment_line(env: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in env.items())

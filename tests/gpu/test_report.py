@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import torch
+
+from mqarkit.gpu.report import environment, markdown_table, measure_point
+
+
+def test_markdown_table_formats_and_leaves_missing_cells_empty() -> None:
+    table = markdown_table([{"a": 1.23456, "b": "x"}, {"a": 2.0}], [("A", "a", ".2f"), ("B", "b", None)])
+    assert table.splitlines() == ["| A | B |", "|---|---|", "| 1.23 | x |", "| 2.00 |  |"]
+
+
+def test_measure_point_records_median_and_rate_on_cpu() -> None:
+    row: dict = {}
+    measure_point(row, lambda: sum(range(1000)), tokens=1000, device=torch.device("cpu"), warmup=0, repeats=3)
+    assert row["median_s"] > 0 and row["tokens_per_s"] == 1000 / row["median_s"]
+    assert "peak_memory_gib" not in row  # CPU: no CUDA peak counter
+
+
+def test_environment_names_torch_and_device() -> None:
+    env = environment(torch.device("cpu"))
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
