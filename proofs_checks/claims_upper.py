@@ -14,6 +14,8 @@ from mqarkit.proofs_checks import (
     h3_simulation,
     signcode_beta,
     taylor_capacity,
+    u6_depth,
+    u7_linear_attention,
     window_recall,
 )
 from mqarkit.proofs_checks.construction_checks import construction_checks
@@ -60,6 +62,30 @@ SPECIFIC: dict[str, list[Check]] = {
             "one H3 layer == its 4-layer width-2d BaseConv model (float64 assert_close; exact == at small sizes)",
             h3_simulation.check_h3_equals_baseconv,
             share=0.25,
+        ),
+    ],
+    "U6": [
+        Check(
+            "baseconv_data_independent:depth-loglog",
+            "numeric",
+            "measured depth == 1 + ceil(log2(m+1)) <= 3 + log2 log2 c at c > N, clean queries answered (float64)",
+            u6_depth.check_depth_loglog,
+        ),
+    ],
+    "U7": [
+        Check(
+            "baseconv_linear_attention:simulation",
+            "numeric",
+            "unnormalised linear attention == its BaseConv stack (float64; exact == at small sizes); resources",
+            u7_linear_attention.check_simulation,
+            share=0.75,
+        ),
+        Check(
+            "baseconv_linear_attention:polynomial",
+            "symbolic",
+            "BaseConv polynomial == linear-attention polynomial over Q; the normalised form is not a polynomial",
+            u7_linear_attention.check_symbolic,
+            share=0.75,
         ),
     ],
     "U8": [
