@@ -8,9 +8,8 @@ information-theoretic limit L6; and, when ``mqarkit.constructions`` exposes
 ``predicted_sliding_window_accuracy(window, seq_len, num_kv_pairs, power_a) -> float`` (the hook), the sliding
 window's predicted accuracy. Writes ``<out>.png`` and ``<out>.svg``.
 
-L6 (theory.md §3.2): with ``V`` values drawn without replacement for ``D`` keys and ``S`` bits of state, Fano gives
-``D·(h(P_e) + P_e·log2(V−1)) ≥ log2(V!/(V−D)!) − S``. The left side increases in ``P_e`` on ``[0, 1 − 1/V]``, so the
-least admissible error is found by bisection, and ``1 − P_e`` is the best accuracy at ``S`` for that slice. The
+L6 (theory.md §3.2, :mod:`mqarkit.information`): with ``V`` values drawn without replacement for ``D`` keys and ``S``
+bits of state, Fano bounds the best accuracy at ``S`` for each slice. The
 overall curve is the query-weighted mean of the slices' limits (each slice bounded at the same ``S``), with
 ``S = 8·bytes`` (the state's bytes at the records' precision) and ``V = c/2``.
 """
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mqarkit.information import fano_max_accuracy
+
 FAMILY_STYLE = {
     "attention": ("tab:red", "o"),
     "based": ("tab:blue", "s"),
@@ -31,30 +32,6 @@ FAMILY_STYLE = {
     "ssm": ("tab:purple", "D"),
     "long_conv": ("tab:gray", "v"),
 }
-
-
-def binary_entropy(p: float) -> float:
-    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
-
-
-def fano_best_accuracy(state_bits: float, num_kv_pairs: int, num_values: int) -> float:
-    """Largest ``1 − P_e`` allowed by L6 for ``D`` pairs, ``V`` values and ``S`` bits."""
-    if num_kv_pairs < 1 or num_values < num_kv_pairs or num_values < 2:
-        raise ValueError(f"num_kv_pairs={num_kv_pairs}, num_values={num_values}: needs 1 <= D <= V, V >= 2")
-    need = (math.lgamma(num_values + 1) - math.lgamma(num_values - num_kv_pairs + 1)) / math.log(2) - state_bits
-    if need <= 0:
-        return 1.0
-
-    def lhs(p: float) -> float:
-        return num_kv_pairs * (binary_entropy(p) + p * math.log2(num_values - 1))
-
-    lo, hi = 0.0, 1.0 - 1.0 / num_values
-    if lhs(hi) < need:  # cannot happen for S >= 0; guessing is always admissible
-        return 1.0 / num_values
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if lhs(mid) < need else (lo, mid)
-    return 1.0 - hi
 
 
 def best_per_config(records: list[dict]) -> list[dict]:
@@ -142,7 +119,7 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
     weights = np.array([s["num_examples"] * s["num_kv_pairs"] for s in slices], dtype=float)
     weights /= weights.sum()
     limit = [
-        sum(w * fano_best_accuracy(8 * x, s["num_kv_pairs"], vocab // 2) for w, s in zip(weights, slices)) for x in xs
+        sum(w * fano_max_accuracy(8 * x, s["num_kv_pairs"], vocab // 2) for w, s in zip(weights, slices)) for x in xs
     ]
     ax.plot(xs, limit, color="black", lw=1.5, label="L6 limit (Fano, overall)")
     hook = sliding_window_hook()

@@ -15,9 +15,10 @@ import torch
 
 from mqarkit.gpu.data import IGNORE_INDEX, Segment, mqar_batch
 from mqarkit.gpu.frontier import get_preset, read_records, run_multiprocess, run_sweeps
-from mqarkit.gpu.plot import fano_best_accuracy, pareto_front
+from mqarkit.gpu.plot import pareto_front
 from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, taylor_features
 from mqarkit.gpu.train import SegmentData, StackedAdamW, query_loss
+from mqarkit.information import binary_entropy, fano_max_accuracy
 from mqarkit.tolerances import assert_close
 
 
@@ -158,16 +159,15 @@ def test_invalid_presets_fail_before_work():
 
 
 def test_fano_and_pareto():
-    assert fano_best_accuracy(10**6, 4, 32) == 1.0
-    a0 = fano_best_accuracy(0, 8, 64)
+    assert fano_max_accuracy(10**6, 4, 32) == 1.0
+    a0 = fano_max_accuracy(0, 8, 64)
     assert 1 / 64 <= a0 < 0.1
     # at the returned accuracy the Fano inequality holds with equality (the bound is tight there)
-    from mqarkit.gpu.plot import binary_entropy
 
     p = 1 - a0
     need = sum(np.log2(64 - i) for i in range(8))
     assert abs(8 * (binary_entropy(p) + p * np.log2(63)) - need) < 1e-9
-    assert fano_best_accuracy(20, 8, 64) <= fano_best_accuracy(40, 8, 64)
+    assert fano_max_accuracy(20, 8, 64) <= fano_max_accuracy(40, 8, 64)
     assert pareto_front([(1, 0.5), (2, 0.4), (3, 0.9), (3, 0.1)]) == [(1, 0.5), (3, 0.9)]
 
 
