@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['model_epochs_per_s']:.2f} | {_util(s['gpu_util_mean'])} |"
             for s in p["stacks"]
         ]
-    (out / "frontier_speed.md").write_text("\n".join(lines) + "\n")
+    # The tables of this run; docs/results/frontier_speed.md is the written analysis that cites them (not overwritten).
+    (out / "frontier_speed_run.md").write_text("\n".join(lines) + "\n")
     return 0
 
 
