@@ -123,8 +123,8 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
     ]
     ax.plot(xs, limit, color="black", lw=1.5, label="L6 limit (Fano, overall)")
     hook = sliding_window_hook()
-    if hook is not None:
-        sw = sorted((r for r in best if r["family"] == "sliding_window"), key=lambda r: r["state_bytes"])
+    sw = sorted((r for r in best if r["family"] == "sliding_window"), key=lambda r: r["state_bytes"])
+    if hook is not None and sw:
         pred = [
             sum(w * hook(r["model"]["window"], s["seq_len"], s["num_kv_pairs"], 0.01) for w, s in zip(weights, slices))
             for r in sw
