@@ -18,3 +18,16 @@ def test_construction_points_are_measured_states_at_float32() -> None:
 def test_construction_points_skip_sizes_outside_a_range() -> None:
     # 4 * num_kv_pairs > seq_len: no construction accepts it, none is drawn.
     assert construction_points(vocab_size=64, seq_len=32, num_kv_pairs=9) == []
+
+
+def test_slice_mean_accuracy_is_the_unweighted_mean_of_the_slices() -> None:
+    from mqarkit.gpu.plot import best_per_config, slice_mean_accuracy
+
+    def record(lr: float, accs: list[float]) -> dict:
+        slices = [{"accuracy": a, "num_kv_pairs": 4 ** (i + 1), "num_examples": 10} for i, a in enumerate(accs)]
+        return {"sweep": "s", "model": {"family": "based"}, "lr": lr, "accuracy": slices}
+
+    a, b = record(1e-3, [1.0, 0.0]), record(1e-2, [0.0, 0.9])
+    assert slice_mean_accuracy(a) == 0.5 and slice_mean_accuracy(b) == 0.45
+    # query-weighted, b would win (its slice has 4x the queries); by the slice mean, a is the best of the two
+    assert best_per_config([a, b]) == [a]
