@@ -37,7 +37,15 @@ import torch
 from torch import nn
 
 from mqarkit.constructions._baseconv_groups import GroupedWeights, group_weights
-from mqarkit.gpu.report import Column, environment, environment_line, markdown_table, measure_point, reset_peak_memory
+from mqarkit.gpu.report import (
+    Column,
+    environment,
+    environment_line,
+    markdown_table,
+    measure_point,
+    per_dtype_rows,
+    reset_peak_memory,
+)
 
 
 def lag_gates(seq_len: int, num_kv_pairs: int, lags: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -206,34 +214,27 @@ def run_point(
         "stored_numbers": weights.stored_numbers(),
         "build_s": round(build_s, 4),
     }
-    rows, first_out = [], None
-    for name in dtypes:
-        row = {**base, "dtype": name}
-        try:
-            t0 = time.perf_counter()
-            model = GroupedBaseConv(weights, group_chunk=group_chunk, dtype=DTYPES[name], device=device)
-            row["load_s"] = round(time.perf_counter() - t0, 4)
-            reset_peak_memory(device)
-            with torch.no_grad():
-                out = model(inputs)  # (B, N, m)
-            pred = model.readout(out)
-            row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
-            query = answers != -100
-            want = model.codebook[answers[query]]  # (B·D, m): the code of each query's value
-            row["out_exact_at_queries"] = bool(torch.equal(out[query], want))
-            if first_out is None:
-                first_out = out.double()
-            row["max_abs_diff_vs_first"] = float((out.double() - first_out).abs().max())
-            measure_point(
-                row, partial(model.predict, inputs), tokens=batch_size * seq_len, device=device, repeats=repeats
-            )
-            del model, out, pred
-        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
-            row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        rows.append(row)
-    return rows
+    first_out: list[torch.Tensor] = []  # the first dtype's output, the reference of the others
+
+    def fill(row: dict, name: str) -> None:
+        t0 = time.perf_counter()
+        model = GroupedBaseConv(weights, group_chunk=group_chunk, dtype=DTYPES[name], device=device)
+        row["load_s"] = round(time.perf_counter() - t0, 4)
+        reset_peak_memory(device)
+        with torch.no_grad():
+            out = model(inputs)  # (B, N, m)
+        pred = model.readout(out)
+        row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
+        query = answers != -100
+        want = model.codebook[answers[query]]  # (B·D, m): the code of each query's value
+        row["out_exact_at_queries"] = bool(torch.equal(out[query], want))
+        if not first_out:
+            first_out.append(out.double())
+        row["max_abs_diff_vs_first"] = float((out.double() - first_out[0]).abs().max())
+        measure_point(row, partial(model.predict, inputs), tokens=batch_size * seq_len, device=device, repeats=repeats)
+        del model, out, pred
+
+    return per_dtype_rows(base, dtypes, device, fill)
 
 
 COLUMNS: list[Column] = [

@@ -52,7 +52,15 @@ from torch import nn
 
 from mqarkit.constructions._baseconv_lookup_groups import BLOCKS, LookupGroupWeights
 from mqarkit.gpu.grouped_baseconv import lag_gates
-from mqarkit.gpu.report import Column, environment, environment_line, markdown_table, measure_point, reset_peak_memory
+from mqarkit.gpu.report import (
+    Column,
+    environment,
+    environment_line,
+    markdown_table,
+    measure_point,
+    per_dtype_rows,
+    reset_peak_memory,
+)
 
 M, V = 0, 1  # block indices
 
@@ -274,39 +282,34 @@ def run_point(
         "stored_numbers": weights.stored_numbers(),
         "lags_for_cpu_s_per_example": round(lag_s / batch_size, 5),
     }
-    rows, first_out = [], None
-    for name in dtypes:
-        row = {**base, "dtype": name}
-        try:
-            model = GroupedLookup(weights, dtype=DTYPES[name], device=device)
-            reset_peak_memory(device)
-            with torch.no_grad():
-                out = model(inputs, lags)  # (B, N, c)
-            pred = model.readout(out)
-            row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
-            query = answers != -100
-            want = torch.nn.functional.one_hot(answers[query], vocab_size).to(out.dtype)  # (B·D, c)
-            row["out_exact_at_queries"] = bool(torch.equal(out[query], want))
-            if first_out is None:
-                first_out = out.double()
-            row["max_abs_diff_vs_first"] = float((out.double() - first_out).abs().max())
-            direct = onehot_lookup_direct(batch.inputs[0], num_kv_pairs, vocab_size, lags_np[0])  # (*), by loops
-            row["example0_equals_direct"] = bool(np.array_equal(out[0].double().cpu().numpy(), direct))
-            measure_point(
-                row,
-                partial(model.predict, inputs, lags),
-                tokens=batch_size * seq_len,
-                device=device,
-                warmup=2,
-                repeats=repeats,
-            )
-            del model, out, pred
-        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError) as err:
-            row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        rows.append(row)
-    return rows
+    first_out: list[torch.Tensor] = []  # the first dtype's output, the reference of the others
+
+    def fill(row: dict, name: str) -> None:
+        model = GroupedLookup(weights, dtype=DTYPES[name], device=device)
+        reset_peak_memory(device)
+        with torch.no_grad():
+            out = model(inputs, lags)  # (B, N, c)
+        pred = model.readout(out)
+        row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
+        query = answers != -100
+        want = torch.nn.functional.one_hot(answers[query], vocab_size).to(out.dtype)  # (B·D, c)
+        row["out_exact_at_queries"] = bool(torch.equal(out[query], want))
+        if not first_out:
+            first_out.append(out.double())
+        row["max_abs_diff_vs_first"] = float((out.double() - first_out[0]).abs().max())
+        direct = onehot_lookup_direct(batch.inputs[0], num_kv_pairs, vocab_size, lags_np[0])  # (*), by loops
+        row["example0_equals_direct"] = bool(np.array_equal(out[0].double().cpu().numpy(), direct))
+        measure_point(
+            row,
+            partial(model.predict, inputs, lags),
+            tokens=batch_size * seq_len,
+            device=device,
+            warmup=2,
+            repeats=repeats,
+        )
+        del model, out, pred
+
+    return per_dtype_rows(base, dtypes, device, fill)
 
 
 COLUMNS: list[Column] = [

@@ -68,3 +68,26 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
 
 def environment_line(env: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in env.items())
+
+
+# What a point that cannot run records instead of results (the run goes on with the next point).
+POINT_ERRORS: tuple[type[BaseException], ...] = (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError, ValueError)
+
+
+def per_dtype_rows(
+    base: dict, dtypes: Sequence[str], device: torch.device, fill: Callable[[dict, str], None]
+) -> list[dict]:
+    """One row per dtype: ``{**base, "dtype": name}`` completed by ``fill(row, name)``; an error from
+    :data:`POINT_ERRORS` is recorded in the row's ``error`` (first 300 characters) instead of stopping the run, and the
+    CUDA cache is emptied between dtypes."""
+    rows = []
+    for name in dtypes:
+        row = {**base, "dtype": name}
+        try:
+            fill(row, name)
+        except POINT_ERRORS as err:
+            row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        rows.append(row)
+    return rows

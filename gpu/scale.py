@@ -36,6 +36,7 @@ from mqarkit.gpu.report import (
     environment_line,
     markdown_table,
     measure_point,
+    per_dtype_rows,
     reset_peak_memory,
 )
 
@@ -106,27 +107,22 @@ def run_case(case: Case, dtypes: list[str], device: torch.device, seed: int, rep
     except (MemoryError, ValueError) as err:
         return [{**base, "error": f"build: {type(err).__name__}: {err}"}]
     build_s = time.perf_counter() - t0
-    rows = []
     inputs = torch.from_numpy(batch.inputs).to(device)
-    for name in dtypes:
-        row = {**base, "dtype": name, "build_s": round(build_s, 3)}
-        try:
-            t0 = time.perf_counter()
-            model = load(con, device=device, dtype=DTYPES[name])
-            row["load_s"] = round(time.perf_counter() - t0, 3)
-            reset_peak_memory(device)
-            pred = model.predict(inputs)
-            row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
-            measure_point(
-                row, partial(model.predict, inputs), tokens=case.batch * case.seq_len, device=device, repeats=repeats
-            )
-            model = None  # free the weights before the next dtype loads
-        except (torch.cuda.OutOfMemoryError, MemoryError, RuntimeError, ValueError) as err:
-            row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        rows.append(row)
-    return rows
+
+    def fill(row: dict, name: str) -> None:
+        row["build_s"] = round(build_s, 3)
+        t0 = time.perf_counter()
+        model = load(con, device=device, dtype=DTYPES[name])
+        row["load_s"] = round(time.perf_counter() - t0, 3)
+        reset_peak_memory(device)
+        pred = model.predict(inputs)
+        row["accuracy"] = score(pred.cpu().numpy(), batch).accuracy
+        measure_point(
+            row, partial(model.predict, inputs), tokens=case.batch * case.seq_len, device=device, repeats=repeats
+        )
+        model = None  # free the weights before the next dtype loads
+
+    return per_dtype_rows(base, dtypes, device, fill)
 
 
 COLUMNS: list[Column] = [

@@ -2,7 +2,7 @@
 
 Reference: HazyResearch/zoology, ``zoology/data/associative_recall.py`` (golden outputs: ``shared/golden/zoology``).
 
-The reference seeds NumPy's global legacy RNG with ``np.random.seed(seed)`` and then draws, in this order:
+The reference seeds NumPy's global legacy RNG with ``numpy.random.seed`` and then draws, in this order:
 
 1. keys: per example ``b = 0..n-1``, ``choice([1, c//2), size=D, replace=False)`` (legacy ``choice`` without ``p``
    takes the first ``D`` entries of a full permutation of the pool);
@@ -12,7 +12,7 @@ The reference seeds NumPy's global legacy RNG with ``np.random.seed(seed)`` and 
 4. only with ``random_non_queries``: one ``torch.randint(c, size=(n, N))`` whose entries replace every 0 of the input.
 
 Steps 1-3 use a local ``np.random.RandomState(seed)``, whose legacy stream is identical to the global one after
-``np.random.seed(seed)``, so keys, values, query positions and labels match the reference exactly (and, as in the
+``numpy.random.seed``, so keys, values, query positions and labels match the reference exactly (and, as in the
 reference, the draws for a seed depend on ``num_examples``). Step 4 cannot be reproduced: the reference draws it from
 torch's global generator, which it never seeds. Here the filler tokens are drawn instead from the same ``RandomState``,
 continuing after step 3, with ``randint(0, c, size=(n, N))`` -- the same law (uniform over ``[0, c)``, so possibly 0, a
