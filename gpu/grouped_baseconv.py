@@ -30,7 +30,6 @@ import argparse
 import json
 import time
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,13 +37,16 @@ from torch import nn
 
 from mqarkit.constructions._baseconv_groups import GroupedWeights, group_weights
 from mqarkit.gpu.report import (
+    DTYPES,
     Column,
     environment,
     environment_line,
     markdown_table,
     measure_point,
+    parse_dtypes,
     per_dtype_rows,
     reset_peak_memory,
+    write_results,
 )
 
 
@@ -175,8 +177,6 @@ class GroupedBaseConv(nn.Module):
 # --------------------------------------------------------------------------------------------------------------------
 # the N = 4,096 scale check
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
-
 
 def run_point(
     seq_len: int,
@@ -274,10 +274,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", default=None, help="folder for scale_checks_baseconv4096.{json,md}")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtypes = (args.dtypes or ("float32,bfloat16" if device.type == "cuda" else "float64,float32")).split(",")
-    bad = [d for d in dtypes if d not in DTYPES]
-    if bad:
-        raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
+    dtypes = parse_dtypes(args.dtypes, "float32,bfloat16" if device.type == "cuda" else "float64,float32")
     env = environment(device)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
@@ -287,13 +284,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
         rows += new
         print(json.dumps(new), flush=True)
-        if args.out:  # after every point, so a run cut short keeps what it measured
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "scale_checks_baseconv4096.json").write_text(
-                json.dumps({"environment": env, "rows": rows}, indent=1)
-            )
-            (out / "scale_checks_baseconv4096.md").write_text(markdown(env, rows))
+        if args.out:
+            write_results(args.out, "scale_checks_baseconv4096", env, rows, markdown)
     return rows
 
 

@@ -44,7 +44,6 @@ import argparse
 import json
 import time
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,13 +52,16 @@ from torch import nn
 from mqarkit.constructions._baseconv_lookup_groups import BLOCKS, LookupGroupWeights
 from mqarkit.gpu.grouped_baseconv import lag_gates
 from mqarkit.gpu.report import (
+    DTYPES,
     Column,
     environment,
     environment_line,
     markdown_table,
     measure_point,
+    parse_dtypes,
     per_dtype_rows,
     reset_peak_memory,
+    write_results,
 )
 
 M, V = 0, 1  # block indices
@@ -239,8 +241,6 @@ def lag_table(inputs: np.ndarray, *, num_kv_pairs: int, vocab_size: int, rule: s
 # --------------------------------------------------------------------------------------------------------------------
 # the N = 4,096 scale check
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
-
 
 def run_point(
     seq_len: int,
@@ -350,10 +350,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", default=None, help="folder for scale_checks_inputdep4096.{json,md}")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtypes = (args.dtypes or ("float32,bfloat16" if device.type == "cuda" else "float64,float32")).split(",")
-    bad = [d for d in dtypes if d not in DTYPES]
-    if bad:
-        raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
+    dtypes = parse_dtypes(args.dtypes, "float32,bfloat16" if device.type == "cuda" else "float64,float32")
     env = environment(device)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
@@ -362,13 +359,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             new = run_point(args.seq_len, d_pairs, vocab, args.batch, rule, dtypes, device, args.seed, args.repeats)
             rows += new
             print(json.dumps(new), flush=True)
-            if args.out:  # after every point, so a run cut short keeps what it measured
-                out = Path(args.out)
-                out.mkdir(parents=True, exist_ok=True)
-                (out / "scale_checks_inputdep4096.json").write_text(
-                    json.dumps({"environment": env, "rows": rows}, indent=1)
-                )
-                (out / "scale_checks_inputdep4096.md").write_text(markdown(env, rows))
+            if args.out:
+                write_results(args.out, "scale_checks_inputdep4096", env, rows, markdown)
     return rows
 
 

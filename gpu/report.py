@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -91,3 +93,31 @@ def per_dtype_rows(
             torch.cuda.empty_cache()
         rows.append(row)
     return rows
+
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
+
+
+def parse_dtypes(text: str | None, default: str) -> list[str]:
+    """A comma-separated ``--dtypes`` option (``default`` when empty), each a key of :data:`DTYPES`."""
+    names = (text or default).split(",")
+    bad = [d for d in names if d not in DTYPES]
+    if bad:
+        raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
+    return names
+
+
+def write_results(
+    out: str | Path, stem: str, env: dict, rows: list[dict], markdown: Callable[[dict, list], str]
+) -> None:
+    """``<out>/<stem>.json`` (environment + rows) and ``<out>/<stem>.md``; called after every point, so a run cut
+    short keeps what it measured."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
+    (folder / f"{stem}.md").write_text(markdown(env, rows))

@@ -24,23 +24,23 @@ import json
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from mqarkit.gpu.loaders import load
 from mqarkit.gpu.report import (
+    DTYPES,
     Column,
     environment,
     environment_line,
     markdown_table,
     measure_point,
+    parse_dtypes,
     per_dtype_rows,
     reset_peak_memory,
+    write_results,
 )
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", default=None, help="folder for scale_checks.json / .md")
     args = parser.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    default = "float32,bfloat16,float16" if device.type == "cuda" else "float64,float32"
-    dtypes = (args.dtypes or default).split(",")
-    bad = [d for d in dtypes if d not in DTYPES]
-    if bad:
-        raise ValueError(f"dtypes={bad}: must be among {sorted(DTYPES)}")
+    dtypes = parse_dtypes(args.dtypes, "float32,bfloat16,float16" if device.type == "cuda" else "float64,float32")
     only = set(args.only.split(",")) if args.only else None
     rows: list[dict] = []
     env = environment(device)
@@ -174,11 +170,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         new = run_case(case, dtypes, device, args.seed, args.repeats)
         rows += new
         print(json.dumps(new), flush=True)
-        if args.out:  # written after every case, so a run cut short keeps what it measured
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "scale_checks.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
-            (out / "scale_checks.md").write_text(markdown(env, rows))
+        if args.out:
+            write_results(args.out, "scale_checks", env, rows, markdown)
     return rows
 
 

@@ -20,3 +20,25 @@ def test_measure_point_records_median_and_rate_on_cpu() -> None:
 def test_environment_names_torch_and_device() -> None:
     env = environment(torch.device("cpu"))
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+
+
+def test_parse_dtypes_defaults_and_rejects_unknown_names() -> None:
+    import pytest
+
+    from mqarkit.gpu.report import parse_dtypes
+
+    assert parse_dtypes(None, "float64,float32") == ["float64", "float32"]
+    assert parse_dtypes("bfloat16", "float32") == ["bfloat16"]
+    with pytest.raises(ValueError, match="dtypes=\\['int8'\\]"):
+        parse_dtypes("float32,int8", "float32")
+
+
+def test_write_results_writes_json_and_markdown(tmp_path) -> None:
+    import json
+
+    from mqarkit.gpu.report import write_results
+
+    rows = [{"a": 1}]
+    write_results(tmp_path / "sub", "x", {"torch": "t"}, rows, lambda env, rs: f"{env['torch']} {len(rs)}")
+    assert json.loads((tmp_path / "sub" / "x.json").read_text()) == {"environment": {"torch": "t"}, "rows": rows}
+    assert (tmp_path / "sub" / "x.md").read_text() == "t 1"
