@@ -44,8 +44,9 @@ def _swap(a: np.ndarray) -> np.ndarray:
     return np.swapaxes(a, -1, -2)
 
 
-class _AttentionBase(Op):
-    mixes_sequence = True
+class QKVWidths:
+    """Widths read off the ``wq (d, dk)``, ``wv (d, dv)`` and optional ``wo (dv, d_out)`` projections of an attention
+    op (softmax, unnormalised or linear)."""
 
     @property
     def in_width(self) -> int:
@@ -62,6 +63,10 @@ class _AttentionBase(Op):
     @property
     def out_width(self) -> int:
         return self.wo.shape[1] if self.wo is not None else self.wv.shape[1]
+
+
+class _AttentionBase(QKVWidths, Op):
+    mixes_sequence = True
 
     def state_numbers(self, seq_len: int) -> int:
         return (self.key_width + self.value_width) * visible_keys(self.mask, seq_len, self.window)

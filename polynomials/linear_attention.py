@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .attention import _projections
+from .attention import QKVWidths, _projections
 from .backends import Backend
 from .feature_maps import IdentityMap, TaylorMap
 from .masks import allowed
@@ -33,7 +33,7 @@ from .weights import NotExactError, as_scalar, to_float64
 
 
 @dataclass(frozen=True, eq=False)
-class LinearAttention(Op):
+class LinearAttention(QKVWidths, Op):
     wq: np.ndarray  # (d, dk)
     wk: np.ndarray  # (d, dk)
     wv: np.ndarray  # (d, dv)
@@ -59,24 +59,8 @@ class LinearAttention(Op):
             raise ValueError(f"LinearAttention.eps={self.eps!r}: must be >= 0")
 
     @property
-    def in_width(self) -> int:
-        return self.wq.shape[0]
-
-    @property
-    def key_width(self) -> int:
-        return self.wq.shape[1]
-
-    @property
-    def value_width(self) -> int:
-        return self.wv.shape[1]
-
-    @property
     def feature_width(self) -> int:
         return self.feature_map.feature_width(self.key_width)
-
-    @property
-    def out_width(self) -> int:
-        return self.wo.shape[1] if self.wo is not None else self.value_width
 
     @property
     def num_parameters(self) -> int:
