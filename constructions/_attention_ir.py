@@ -14,7 +14,7 @@ from fractions import Fraction
 import numpy as np
 
 from mqarkit.constructions.api import Resources
-from mqarkit.polynomials import analyse, evaluate
+from mqarkit.polynomials import CausalConv, Layer, Model, Stream, UnnormalisedAttention, analyse, evaluate
 
 
 def input_stream(model, inputs: np.ndarray, token_codebook: np.ndarray, backend: str) -> np.ndarray:
@@ -61,4 +61,31 @@ def measured(model, seq_len: int) -> Resources:
         parameters=int(a.parameters),
         state_numbers=int(a.state_numbers),
         degree=a.degree_bound,
+    )
+
+
+def onehot_lookup_model(vocab_size: int, mask: str, window: int | None = None) -> Model:
+    """The two-layer one-hot lookup of U1 (and, with ``mask="window"``, of U8); derivation in ``attention_onehot``.
+
+    Blocks ``token``, ``prev_token``, ``lookup`` (each of width ``c``): a causal conv ``h = X^1`` writes
+    ``prev_token[s] = e_{x_{s-1}}``; an unnormalised attention with ``q_t = e_{x_t}``, ``k_s = e_{x_{s-1}}``,
+    ``v_s = e_{x_s}`` under ``mask`` writes ``lookup``.
+    """
+    c = vocab_size
+    eye, zero = np.eye(c, dtype=np.int64), np.zeros((c, c), dtype=np.int64)
+    taps = np.zeros((2, c), dtype=np.int64)
+    taps[1] = 1  # h = X^1 on every channel: prev_token[s] = token[s-1]
+    lookup = UnnormalisedAttention(
+        wq=np.vstack([eye, zero]),  # q_t = e_{x_t}
+        wk=np.vstack([zero, eye]),  # k_s = e_{x_{s-1}}
+        wv=np.vstack([eye, zero]),  # v_s = e_{x_s}
+        mask=mask,
+        window=window,
+    )
+    return Model(
+        Stream.of(("token", c), ("prev_token", c), ("lookup", c)),
+        (
+            Layer(CausalConv(taps), reads=("token",), writes=("prev_token",)),
+            Layer(lookup, reads=("token", "prev_token"), writes=("lookup",)),
+        ),
     )

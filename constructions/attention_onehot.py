@@ -47,9 +47,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mqarkit.constructions._attention_codes import argmax_readout, one_hot
-from mqarkit.constructions._attention_ir import lookup_block, measured
+from mqarkit.constructions._attention_ir import lookup_block, measured, onehot_lookup_model
 from mqarkit.constructions.api import Construction, Resources, register
-from mqarkit.polynomials import CausalConv, Layer, Model, Stream, UnnormalisedAttention
+from mqarkit.polynomials import Model
 
 MASKS = ("strict", "causal")
 
@@ -113,23 +113,7 @@ class AttentionOneHot(Construction):
         return self.knobs.get("mask", "strict")
 
     def _build_model(self) -> Model:
-        c = self.vocab_size
-        eye, zero = np.eye(c, dtype=np.int64), np.zeros((c, c), dtype=np.int64)
-        taps = np.zeros((2, c), dtype=np.int64)
-        taps[1] = 1  # h = X^1 on every channel: prev_token[s] = token[s-1]
-        stream = Stream.of(("token", c), ("prev_token", c), ("lookup", c))
-        shift = Layer(CausalConv(taps), reads=("token",), writes=("prev_token",))
-        lookup = Layer(
-            UnnormalisedAttention(
-                wq=np.vstack([eye, zero]),  # q_t = e_{x_t}
-                wk=np.vstack([zero, eye]),  # k_s = e_{x_{s-1}}
-                wv=np.vstack([eye, zero]),  # v_s = e_{x_s}
-                mask=self.mask,
-            ),
-            reads=("token", "prev_token"),
-            writes=("lookup",),
-        )
-        return Model(stream, (shift, lookup))
+        return onehot_lookup_model(self.vocab_size, self.mask)
 
     def lookup(self, inputs: np.ndarray, backend: str = "float64") -> np.ndarray:
         """The ``lookup`` block through the IR: (n, N, c) float64."""

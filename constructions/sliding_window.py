@@ -38,9 +38,9 @@ import numpy as np
 
 from mqarkit.constructions._attention_codes import argmax_readout, one_hot
 from mqarkit.constructions._attention_gaps import rank_probabilities
-from mqarkit.constructions._attention_ir import lookup_block, measured
+from mqarkit.constructions._attention_ir import lookup_block, measured, onehot_lookup_model
 from mqarkit.constructions.api import Construction, Resources, register
-from mqarkit.polynomials import CausalConv, Layer, Model, Stream, UnnormalisedAttention
+from mqarkit.polynomials import Model
 from mqarkit.task import MQARBatch, MQARSpec
 
 
@@ -142,24 +142,7 @@ class SlidingWindowAttention(Construction):
         return int(self.knobs["window"])
 
     def _build_model(self) -> Model:
-        c = self.vocab_size
-        eye, zero = np.eye(c, dtype=np.int64), np.zeros((c, c), dtype=np.int64)
-        taps = np.zeros((2, c), dtype=np.int64)
-        taps[1] = 1  # h = X^1
-        attn = UnnormalisedAttention(
-            wq=np.vstack([eye, zero]),
-            wk=np.vstack([zero, eye]),
-            wv=np.vstack([eye, zero]),
-            mask="window",
-            window=self.window,
-        )
-        return Model(
-            Stream.of(("token", c), ("prev_token", c), ("lookup", c)),
-            (
-                Layer(CausalConv(taps), reads=("token",), writes=("prev_token",)),
-                Layer(attn, reads=("token", "prev_token"), writes=("lookup",)),
-            ),
-        )
+        return onehot_lookup_model(self.vocab_size, "window", self.window)
 
     def _predict(self, inputs: np.ndarray, backend: str) -> np.ndarray:
         out = lookup_block(self.model, inputs, one_hot(self.vocab_size), backend)
