@@ -73,3 +73,28 @@ def readout_margins(scores: np.ndarray, token_ids: np.ndarray, targets: np.ndarr
     others = scores.copy()
     np.put_along_axis(others, index[..., None], -np.inf, axis=-1)
     return target_scores - others.max(axis=-1)
+
+
+def check_lookup_sizes(
+    construction: str,
+    known_knobs: tuple[str, ...] | list[str],
+    knobs: dict,
+    *,
+    vocab_size: int,
+    seq_len: int,
+    num_kv_pairs: int,
+    min_vocab: int = 2,
+) -> None:
+    """The size rules shared by the attention-family lookups (``ValueError`` naming the field and the rule):
+    no unknown knobs, ``vocab_size >= min_vocab``, ``seq_len >= 2``, ``1 <= num_kv_pairs`` and ``4 D <= N``."""
+    unknown = set(knobs) - set(known_knobs)
+    if unknown:
+        raise ValueError(f"knobs {sorted(unknown)}: unknown for {construction!r}; known knobs: {sorted(known_knobs)}")
+    if vocab_size < min_vocab:
+        raise ValueError(f"vocab_size={vocab_size}: needs at least {min_vocab} tokens")
+    if seq_len < 2:
+        raise ValueError(f"seq_len={seq_len}: needs at least 2 positions (a pair and a query)")
+    if not 1 <= num_kv_pairs or 4 * num_kv_pairs > seq_len:
+        raise ValueError(
+            f"num_kv_pairs={num_kv_pairs}: needs 1 <= num_kv_pairs and 4*num_kv_pairs <= seq_len={seq_len}"
+        )

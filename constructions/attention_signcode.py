@@ -66,6 +66,7 @@ import numpy as np
 from mqarkit.constructions._attention_codes import (
     argmax_readout,
     check_code_width,
+    check_lookup_sizes,
     readout_margins,
     sign_bits,
     sign_code_width,
@@ -129,17 +130,9 @@ class AttentionSignCode(Construction):
 
     @classmethod
     def validate_sizes(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
-        unknown = set(knobs) - set(cls.KNOBS)
-        if unknown:
-            raise ValueError(f"knobs {sorted(unknown)}: unknown for {cls.name!r}; known knobs: {list(cls.KNOBS)}")
-        if vocab_size < 2:
-            raise ValueError(f"vocab_size={vocab_size}: needs at least 2 tokens")
-        if seq_len < 2:
-            raise ValueError(f"seq_len={seq_len}: needs at least 2 positions")
-        if not 1 <= num_kv_pairs or 4 * num_kv_pairs > seq_len:
-            raise ValueError(
-                f"num_kv_pairs={num_kv_pairs}: needs 1 <= num_kv_pairs and 4*num_kv_pairs <= seq_len={seq_len}"
-            )
+        check_lookup_sizes(
+            cls.name, cls.KNOBS, knobs, vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs
+        )
         check_code_width(knobs.get("code_width", sign_code_width(vocab_size)), vocab_size)
         shift = knobs.get("shift", "conv")
         if shift not in SHIFTS:

@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mqarkit.constructions._attention_codes import argmax_readout, sign_bits, sign_code_width
+from mqarkit.constructions._attention_codes import argmax_readout, check_lookup_sizes, sign_bits, sign_code_width
 from mqarkit.constructions._attention_ir import lookup_block, measured
 from mqarkit.constructions.api import Construction, Resources, register
 from mqarkit.polynomials import CausalConv, Layer, LinearAttention, Model, Stream, TaylorMap
@@ -126,19 +126,11 @@ class BasedTaylor(Construction):
 
     @classmethod
     def validate_sizes(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
-        unknown = set(knobs) - set(cls.KNOBS)
-        if unknown:
-            raise ValueError(f"knobs {sorted(unknown)}: unknown for {cls.name!r}; known knobs: {list(cls.KNOBS)}")
+        check_lookup_sizes(
+            cls.name, cls.KNOBS, knobs, vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, min_vocab=4
+        )
         if knobs.get("values", "onehot") not in VALUES:
             raise ValueError(f"values={knobs['values']!r}: must be one of {VALUES}")
-        if vocab_size < 4:
-            raise ValueError(f"vocab_size={vocab_size}: needs >= 4 (keys in [1, c//2), values in [c//2, c))")
-        if seq_len < 2:
-            raise ValueError(f"seq_len={seq_len}: needs at least 2 positions")
-        if not 1 <= num_kv_pairs or 4 * num_kv_pairs > seq_len:
-            raise ValueError(
-                f"num_kv_pairs={num_kv_pairs}: needs 1 <= num_kv_pairs and 4*num_kv_pairs <= seq_len={seq_len}"
-            )
         if num_kv_pairs > vocab_size // 2 - 1:
             raise ValueError(f"num_kv_pairs={num_kv_pairs}: needs num_kv_pairs <= vocab_size//2 - 1 distinct keys")
 

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mqarkit.constructions._attention_codes import argmax_readout, one_hot
+from mqarkit.constructions._attention_codes import argmax_readout, check_lookup_sizes, one_hot
 from mqarkit.constructions._attention_gaps import rank_probabilities
 from mqarkit.constructions._attention_ir import lookup_block, measured, onehot_lookup_model
 from mqarkit.constructions.api import Construction, Resources, register
@@ -110,20 +110,12 @@ class SlidingWindowAttention(Construction):
 
     @classmethod
     def validate_sizes(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
-        unknown = set(knobs) - set(cls.KNOBS)
-        if unknown:
-            raise ValueError(f"knobs {sorted(unknown)}: unknown for {cls.name!r}; known knobs: {list(cls.KNOBS)}")
+        check_lookup_sizes(
+            cls.name, cls.KNOBS, knobs, vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs
+        )
         if "window" not in knobs:
             raise ValueError("window: the sliding-window construction needs window=w (an int >= 1)")
         _check_window(knobs["window"])
-        if vocab_size < 2:
-            raise ValueError(f"vocab_size={vocab_size}: needs at least 2 tokens")
-        if seq_len < 2:
-            raise ValueError(f"seq_len={seq_len}: needs at least 2 positions")
-        if not 1 <= num_kv_pairs or 4 * num_kv_pairs > seq_len:
-            raise ValueError(
-                f"num_kv_pairs={num_kv_pairs}: needs 1 <= num_kv_pairs and 4*num_kv_pairs <= seq_len={seq_len}"
-            )
 
     @classmethod
     def claimed_resources(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Resources:
