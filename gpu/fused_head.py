@@ -1,0 +1,434 @@
+"""Linear head + summed cross-entropy without materialising the logits: Triton kernels and a naive reference.
+
+Symbols: ``R`` stacked runs, ``M`` labelled positions, ``d`` hidden width, ``c`` vocabulary size;
+``h (R, M, d)`` hidden states, ``w (R, d, c)`` head weights, ``t (M,)`` int64 targets shared by every run.
+
+The value. With logits ``z[r, m] = h[r, m] @ w[r]  (c,)`` and ``lse[r, m] = log Σ_j exp(z[r, m, j])``,
+
+    L = Σ_{r, m} ( lse[r, m] − z[r, m, t[m]] )                           (float32; float64 for float64 inputs)
+
+which is ``Σ_r F.cross_entropy(z[r], t, reduction="sum")``. The gradients, with ``p = softmax(z) − onehot(t)``
+``(R, M, c)`` and the incoming scalar ``g = ∂/∂L``:
+
+    dh[r] = g · p[r] @ w[r]ᵀ      (M, d)
+    dw[r] = g · h[r]ᵀ @ p[r]      (d, c)
+
+:func:`reference_linear_cross_entropy` evaluates this naively: ``bmm`` in the inputs' dtype, then a float32 log-softmax
+over the whole ``(R, M, c)`` logits, differentiated by autograd (``O(R·M·c)`` memory, ~6 passes over the logits).
+
+:func:`fused_linear_cross_entropy` gives the same value and gradients through three Triton kernels that keep every
+logits tile in registers (memory ``O(R·M + R·d·c)`` besides the gradients themselves):
+
+- ``_lse_kernel``, grid ``(R, ⌈M/BM⌉)``: a ``(BM, d)`` block of ``h`` stays in registers while the kernel walks the
+  vocabulary in ``(d, BN)`` tiles of ``w[r]``: ``z_tile = h_blk @ w_tile`` (float32 accumulation), online max / sum-exp
+  (the flash-attention recurrence ``s ← s·exp(m − m') + Σ exp(z − m')``), so ``lse (R, M)`` float32 comes out in one
+  pass. The target logit ``z[r, m, t[m]] = Σ_k h[r, m, k]·w[r, k, t[m]]`` is a gather of ``d`` columns of ``w[r]`` per
+  row, done once per row block (float32 products and sum); the kernel writes ``lse − z_t (R, M)`` and torch sums it.
+- ``_dh_kernel``, grid ``(R, ⌈M/BM⌉)``: the same walk, recomputing ``p_tile = exp(z_tile − lse) − onehot`` from the
+  saved ``lse`` and accumulating ``p_tile @ w_tileᵀ`` into a ``(BM, d)`` float32 block.
+- ``_dw_kernel``, grid ``(R, ⌈c/BN⌉)``: a ``(d, BN)`` tile of ``w[r]`` stays in registers while the kernel walks the
+  rows in ``(BM, d)`` blocks of ``h[r]``, recomputing ``p_tile`` and accumulating ``h_blkᵀ @ p_tile`` into a
+  ``(d, BN)`` float32 tile. Each output element has exactly one writer, so no atomics.
+
+Both backward kernels read ``g`` from device memory (no host sync) and apply it once to the float32 accumulator. As in
+autograd through ``bmm``, ``p`` is rounded to the inputs' dtype before its matrix product (bf16 under autocast), and
+``dh`` / ``dw`` are returned in the dtypes of ``h`` / ``w``. Float32 inputs use full-precision ``tl.dot`` unless
+``torch.backends.cuda.matmul.allow_tf32`` is set (then TF32, as ``bmm`` would).
+
+Shapes that are not multiples of the blocks are masked: ``d`` is padded to ``BD`` = the next power of two ≥ 16 (48 →
+64) with zeros, rows ``≥ M`` and columns ``≥ c`` are masked (a zero row of ``h`` or a zero column of ``w`` contributes
+nothing to the backward products, so only the forward's sum-exp needs the column mask explicitly).
+
+Dispatch: the kernels run for CUDA tensors of dtype float16 / bfloat16 / float32 with ``d ≤ 256``; under the Triton
+interpreter (``TRITON_INTERPRET=1`` when this module was imported) they also run on CPU tensors. Everything else --
+CPU tensors, float64, no importable ``triton``, the environment variable ``MQARKIT_FUSED_HEAD=0`` (read per call),
+empty inputs -- falls back to the reference. Under ``torch.autocast`` both functions first cast ``h`` and ``w`` to the
+autocast dtype, as ``bmm`` would. Targets outside ``[0, c)`` raise ``ValueError`` on the CPU; on CUDA they are checked
+with ``torch._assert_async`` (no host sync), which fails the next synchronising call.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch.autograd.function import once_differentiable
+
+try:  # guarded: CI and CPU machines have no triton; importing triton loads neither torch kernels nor sympy
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = None
+    tl = None
+
+__all__ = ["fused_linear_cross_entropy", "reference_linear_cross_entropy"]
+
+_KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+_MAX_BD = 256  # wider heads fall back to the reference (register pressure of the (BM, BD) blocks)
+_INT32_LIMIT = 2**31  # offsets inside the kernels are int32 per run; larger tensors fall back
+_LOG2E = 1.4426950408889634
+
+# Block configuration per padded width BD: (BM, BN, num_warps, num_stages) for each kernel. Chosen on an H100 for
+# c = 8192, M = 16384, R = 12 (see the module docstring's kernels); tile sizes keep the float32 logits tile
+# (BM·BN / (32·num_warps) registers per thread) at <= 64 registers and the grids at >= ~700 programs.
+_CONFIGS: dict[int, dict[str, tuple[int, int, int, int]]] = {
+    16: {"lse": (128, 128, 8, 3), "dh": (128, 128, 8, 3), "dw": (128, 128, 8, 3)},
+    32: {"lse": (128, 128, 8, 3), "dh": (128, 128, 8, 3), "dw": (128, 128, 8, 3)},
+    64: {"lse": (128, 128, 8, 3), "dh": (128, 128, 8, 3), "dw": (128, 128, 8, 3)},
+    128: {"lse": (128, 128, 8, 2), "dh": (128, 64, 8, 2), "dw": (64, 128, 8, 2)},
+    256: {"lse": (64, 64, 8, 2), "dh": (64, 64, 8, 2), "dw": (64, 64, 8, 2)},
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# validation and the reference
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _checked(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate the arguments; return ``h, w`` cast to the autocast dtype when autocast is on for their device."""
+    for name, x in (("h", h), ("w", w), ("targets", targets)):
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: needs a torch.Tensor, got {type(x).__name__}")
+    if h.dim() != 3:
+        raise ValueError(f"h: needs shape (R, M, d) (3-D), got {tuple(h.shape)}")
+    r, m, d = h.shape
+    if w.dim() != 3 or w.shape[0] != r or w.shape[1] != d:
+        raise ValueError(f"w: needs shape (R, d, c) with R={r}, d={d} from h, got {tuple(w.shape)}")
+    if w.shape[2] < 1:
+        raise ValueError(f"w: needs c >= 1 vocabulary columns, got shape {tuple(w.shape)}")
+    if targets.dim() != 1 or targets.shape[0] != m:
+        raise ValueError(f"targets: needs shape (M,) with M={m} from h, got {tuple(targets.shape)}")
+    if targets.dtype != torch.int64:
+        raise TypeError(f"targets: needs dtype torch.int64, got {targets.dtype}")
+    for name, x in (("h", h), ("w", w)):
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: needs a floating-point dtype, got {x.dtype}")
+    for name, x in (("w", w), ("targets", targets)):
+        if x.device != h.device:
+            raise ValueError(f"{name}: needs the device of h ({h.device}), got {x.device}")
+    if torch.is_autocast_enabled(h.device.type):
+        dtype = torch.get_autocast_dtype(h.device.type)
+        h, w = h.to(dtype), w.to(dtype)
+    if h.dtype != w.dtype:
+        raise TypeError(f"w: needs the dtype of h ({h.dtype}) outside autocast, got {w.dtype}")
+    return h, w
+
+
+def _check_target_range(targets: torch.Tensor, c: int) -> None:
+    """Targets in ``[0, c)``: a ``ValueError`` off CUDA; an asynchronous device assertion (no host sync) on CUDA."""
+    if targets.numel() == 0:
+        return
+    if targets.is_cuda:
+        torch._assert_async(((targets >= 0) & (targets < c)).all(), f"targets: need values in [0, c={c})")
+        return
+    lo, hi = int(targets.min()), int(targets.max())
+    if lo < 0 or hi >= c:
+        raise ValueError(f"targets: need values in [0, c={c}), got min {lo}, max {hi}")
+
+
+def _reference(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    r, m, _ = h.shape
+    logits = torch.bmm(h, w)  # (R, M, c) in the inputs' dtype
+    acc = torch.promote_types(logits.dtype, torch.float32)  # float32, or float64 for float64 inputs
+    logp = torch.log_softmax(logits.to(acc), dim=-1)  # (R, M, c)
+    return -logp.gather(2, targets.expand(r, m).unsqueeze(2)).sum()
+
+
+def reference_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``Σ_{r, m} [lse(h[r, m] @ w[r]) − (h[r, m] @ w[r])[targets[m]]]`` naively, differentiable by autograd.
+
+    ``h (R, M, d)``, ``w (R, d, c)`` floating (same dtype, or cast by autocast), ``targets (M,)`` int64 in ``[0, c)``.
+    Returns a float32 scalar (float64 for float64 inputs). Materialises the ``(R, M, c)`` logits.
+    """
+    h, w = _checked(h, w, targets)
+    _check_target_range(targets, w.shape[2])
+    return _reference(h, w, targets)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Triton kernels (defined only when triton imports)
+# --------------------------------------------------------------------------------------------------------------------
+
+if triton is not None:
+
+    @triton.jit
+    def _lse_kernel(
+        h_ptr,  # (R, M, d)
+        w_ptr,  # (R, d, c)
+        t_ptr,  # (M,) int64
+        lse_ptr,  # (R, M) float32, contiguous
+        loss_ptr,  # (R, M) float32, contiguous: lse − target logit
+        M,
+        C,
+        D,
+        s_hr,
+        s_hm,
+        s_hd,
+        s_wr,
+        s_wd,
+        s_wc,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        BD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
+        r = tl.program_id(0).to(tl.int64)
+        rows = tl.program_id(1) * BM + tl.arange(0, BM)  # (BM,)
+        feats = tl.arange(0, BD)  # (BD,)
+        row_ok = rows < M
+        feat_ok = feats < D
+        h_blk = tl.load(
+            h_ptr + r * s_hr + rows[:, None] * s_hm + feats[None, :] * s_hd,
+            mask=row_ok[:, None] & feat_ok[None, :],
+            other=0.0,
+        )  # (BM, BD)
+        w_base = w_ptr + r * s_wr
+        # the target logit: gather column t[m] of w[r] for each row, float32 products and sum
+        tgt = tl.load(t_ptr + rows, mask=row_ok, other=0)  # (BM,) int64
+        tgt_ok = row_ok & (tgt >= 0) & (tgt < C)
+        w_tgt = tl.load(
+            w_base + feats[None, :] * s_wd + tgt[:, None] * s_wc,
+            mask=tgt_ok[:, None] & feat_ok[None, :],
+            other=0.0,
+        )  # (BM, BD)
+        z_tgt = tl.sum(h_blk.to(tl.float32) * w_tgt.to(tl.float32), axis=1)  # (BM,)
+        # online log-sum-exp over the vocabulary tiles, in base 2: m2 = max z·log2(e), s = Σ 2^(z·log2(e) − m2)
+        m2 = tl.full([BM], float("-inf"), tl.float32)
+        s = tl.zeros([BM], tl.float32)
+        for n0 in range(0, C, BN):
+            cols = n0 + tl.arange(0, BN)  # (BN,)
+            col_ok = cols < C
+            w_tile = tl.load(
+                w_base + feats[:, None] * s_wd + cols[None, :] * s_wc,
+                mask=feat_ok[:, None] & col_ok[None, :],
+                other=0.0,
+            )  # (BD, BN)
+            z2 = tl.dot(h_blk, w_tile, input_precision=PRECISION) * 1.4426950408889634  # (BM, BN) float32
+            z2 = tl.where(col_ok[None, :], z2, float("-inf"))
+            m2_new = tl.maximum(m2, tl.max(z2, axis=1))
+            s = s * tl.exp2(m2 - m2_new) + tl.sum(tl.exp2(z2 - m2_new[:, None]), axis=1)
+            m2 = m2_new
+        lse = (m2 + tl.log2(s)) * 0.6931471805599453  # (BM,) natural log
+        tl.store(lse_ptr + r * M + rows, lse, mask=row_ok)
+        tl.store(loss_ptr + r * M + rows, lse - z_tgt, mask=row_ok)
+
+    @triton.jit
+    def _dh_kernel(
+        h_ptr,  # (R, M, d)
+        w_ptr,  # (R, d, c)
+        t_ptr,  # (M,) int64
+        lse_ptr,  # (R, M) float32, contiguous
+        g_ptr,  # () float32: the incoming gradient
+        dh_ptr,  # (R, M, d) contiguous, dtype of h
+        M,
+        C,
+        D,
+        s_hr,
+        s_hm,
+        s_hd,
+        s_wr,
+        s_wd,
+        s_wc,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        BD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
+        r = tl.program_id(0).to(tl.int64)
+        rows = tl.program_id(1) * BM + tl.arange(0, BM)
+        feats = tl.arange(0, BD)
+        row_ok = rows < M
+        feat_ok = feats < D
+        h_blk = tl.load(
+            h_ptr + r * s_hr + rows[:, None] * s_hm + feats[None, :] * s_hd,
+            mask=row_ok[:, None] & feat_ok[None, :],
+            other=0.0,
+        )  # (BM, BD)
+        tgt = tl.load(t_ptr + rows, mask=row_ok, other=0)  # (BM,)
+        lse2 = tl.load(lse_ptr + r * M + rows, mask=row_ok, other=0.0) * 1.4426950408889634  # (BM,)
+        w_base = w_ptr + r * s_wr
+        acc = tl.zeros([BM, BD], tl.float32)
+        for n0 in range(0, C, BN):
+            cols = n0 + tl.arange(0, BN)
+            w_tile = tl.load(
+                w_base + feats[:, None] * s_wd + cols[None, :] * s_wc,
+                mask=feat_ok[:, None] & (cols < C)[None, :],
+                other=0.0,
+            )  # (BD, BN); zero columns past c make p's (finite) values there contribute nothing
+            z = tl.dot(h_blk, w_tile, input_precision=PRECISION)  # (BM, BN)
+            p = tl.exp2(z * 1.4426950408889634 - lse2[:, None])
+            p = tl.where(cols[None, :] == tgt[:, None], p - 1.0, p)
+            acc = tl.dot(p.to(w_tile.dtype), tl.trans(w_tile), acc, input_precision=PRECISION)  # (BM, BD)
+        acc = acc * tl.load(g_ptr).to(tl.float32)
+        tl.store(
+            dh_ptr + r * M * D + rows[:, None] * D + feats[None, :],
+            acc.to(dh_ptr.dtype.element_ty),
+            mask=row_ok[:, None] & feat_ok[None, :],
+        )
+
+    @triton.jit
+    def _dw_kernel(
+        h_ptr,  # (R, M, d)
+        w_ptr,  # (R, d, c)
+        t_ptr,  # (M,) int64
+        lse_ptr,  # (R, M) float32, contiguous
+        g_ptr,  # () float32
+        dw_ptr,  # (R, d, c) contiguous, dtype of w
+        M,
+        C,
+        D,
+        s_hr,
+        s_hm,
+        s_hd,
+        s_wr,
+        s_wd,
+        s_wc,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        BD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
+        r = tl.program_id(0).to(tl.int64)
+        cols = tl.program_id(1) * BN + tl.arange(0, BN)  # (BN,)
+        feats = tl.arange(0, BD)
+        col_ok = cols < C
+        feat_ok = feats < D
+        w_tile = tl.load(
+            w_ptr + r * s_wr + feats[:, None] * s_wd + cols[None, :] * s_wc,
+            mask=feat_ok[:, None] & col_ok[None, :],
+            other=0.0,
+        )  # (BD, BN)
+        h_base = h_ptr + r * s_hr
+        acc = tl.zeros([BD, BN], tl.float32)
+        for m0 in range(0, M, BM):
+            rows = m0 + tl.arange(0, BM)
+            row_ok = rows < M
+            h_blk = tl.load(
+                h_base + rows[:, None] * s_hm + feats[None, :] * s_hd,
+                mask=row_ok[:, None] & feat_ok[None, :],
+                other=0.0,
+            )  # (BM, BD); zero rows past M make p's (finite) values there contribute nothing
+            tgt = tl.load(t_ptr + rows, mask=row_ok, other=0)
+            lse2 = tl.load(lse_ptr + r * M + rows, mask=row_ok, other=0.0) * 1.4426950408889634
+            z = tl.dot(h_blk, w_tile, input_precision=PRECISION)  # (BM, BN)
+            p = tl.exp2(z * 1.4426950408889634 - lse2[:, None])
+            p = tl.where(cols[None, :] == tgt[:, None], p - 1.0, p)
+            acc = tl.dot(tl.trans(h_blk), p.to(h_blk.dtype), acc, input_precision=PRECISION)  # (BD, BN)
+        acc = acc * tl.load(g_ptr).to(tl.float32)
+        tl.store(
+            dw_ptr + r * D * C + feats[:, None] * C + cols[None, :],
+            acc.to(dw_ptr.dtype.element_ty),
+            mask=feat_ok[:, None] & col_ok[None, :],
+        )
+
+    _INTERPRETED = type(_lse_kernel).__name__ == "InterpretedFunction"
+else:  # pragma: no cover - depends on the environment
+    _INTERPRETED = False
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# launchers and the autograd Function
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _padded_width(d: int) -> int:
+    """``BD``: the next power of two >= max(d, 16) (``tl.dot`` needs every block dimension >= 16)."""
+    return max(16, 1 << max(0, d - 1).bit_length())
+
+
+def _precision(dtype: torch.dtype) -> str:
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"  # the default; ignored by tl.dot for 16-bit inputs
+
+
+def _strides(h: torch.Tensor, w: torch.Tensor) -> tuple[int, ...]:
+    return (*h.stride(), *w.stride())
+
+
+def _forward(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lse (R, M)`` float32 and ``lse − target logit (R, M)`` float32."""
+    r, m, d = h.shape
+    c = w.shape[2]
+    bd = _padded_width(d)
+    bm, bn, warps, stages = _CONFIGS[bd]["lse"]
+    lse = torch.empty(r, m, dtype=torch.float32, device=h.device)
+    rows = torch.empty(r, m, dtype=torch.float32, device=h.device)
+    _lse_kernel[(r, triton.cdiv(m, bm))](
+        h, w, targets, lse, rows, m, c, d, *_strides(h, w),
+        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+    return lse, rows
+
+
+def _grad_h(h, w, targets, lse, g) -> torch.Tensor:
+    """``dh (R, M, d)`` in the dtype of ``h``."""
+    r, m, d = h.shape
+    c = w.shape[2]
+    bd = _padded_width(d)
+    bm, bn, warps, stages = _CONFIGS[bd]["dh"]
+    dh = torch.empty(r, m, d, dtype=h.dtype, device=h.device)
+    _dh_kernel[(r, triton.cdiv(m, bm))](
+        h, w, targets, lse, g, dh, m, c, d, *_strides(h, w),
+        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+    return dh
+
+
+def _grad_w(h, w, targets, lse, g) -> torch.Tensor:
+    """``dw (R, d, c)`` in the dtype of ``w``."""
+    r, m, d = h.shape
+    c = w.shape[2]
+    bd = _padded_width(d)
+    bm, bn, warps, stages = _CONFIGS[bd]["dw"]
+    dw = torch.empty(r, d, c, dtype=w.dtype, device=w.device)
+    _dw_kernel[(r, triton.cdiv(c, bn))](
+        h, w, targets, lse, g, dw, m, c, d, *_strides(h, w),
+        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+    return dw
+
+
+class _FusedLinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        lse, rows = _forward(h, w, targets)  # (R, M) float32 each
+        ctx.save_for_backward(h, w, targets, lse)
+        return rows.sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        h, w, targets, lse = ctx.saved_tensors
+        g = grad.detach().to(torch.float32).reshape(1).contiguous()  # stays on the device: no host sync
+        dh = _grad_h(h, w, targets, lse, g) if ctx.needs_input_grad[0] else None
+        dw = _grad_w(h, w, targets, lse, g) if ctx.needs_input_grad[1] else None
+        return dh, dw, None
+
+
+def _use_kernels(h: torch.Tensor, w: torch.Tensor) -> bool:
+    if triton is None or os.environ.get("MQARKIT_FUSED_HEAD", "1") == "0":
+        return False
+    if not (h.is_cuda or _INTERPRETED):
+        return False
+    if h.dtype not in _KERNEL_DTYPES or _padded_width(h.shape[2]) > _MAX_BD:
+        return False
+    if min(h.shape[0], h.shape[1]) == 0:
+        return False
+    return max(h.numel(), w.numel(), h.shape[0] * h.shape[1]) < _INT32_LIMIT
+
+
+def fused_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``Σ_{r, m} CE(h[r, m] @ w[r], targets[m])`` without materialising the ``(R, M, c)`` logits.
+
+    ``h (R, M, d)``, ``w (R, d, c)`` floating (same dtype, or cast by autocast), ``targets (M,)`` int64 in ``[0, c)``.
+    Returns a float32 scalar (float64 for float64 inputs, via the reference) equal to
+    :func:`reference_linear_cross_entropy`, with gradients for ``h`` and ``w`` in their dtypes. Triton kernels on
+    CUDA; the reference elsewhere (see the module docstring for the exact dispatch).
+    """
+    h, w = _checked(h, w, targets)
+    if not _use_kernels(h, w):
+        return reference_linear_cross_entropy(h, w, targets)
+    _check_target_range(targets, w.shape[2])
+    return _FusedLinearCrossEntropy.apply(h, w, targets)

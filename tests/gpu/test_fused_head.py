@@ -1,0 +1,290 @@
+"""fused_linear_cross_entropy (Triton kernels) == reference_linear_cross_entropy == F.cross_entropy on explicit logits.
+
+Three layers: CPU tests of the reference, the validation and the CPU fallback (always run); the Triton kernels under
+the Triton interpreter on CPU tensors, in a subprocess with ``TRITON_INTERPRET=1`` (skipped without triton); the
+compiled kernels on a CUDA GPU (marked ``gpu``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mqarkit.gpu.fused_head import fused_linear_cross_entropy, reference_linear_cross_entropy
+from mqarkit.tolerances import assert_close
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+
+def _inputs(r: int, m: int, d: int, c: int, dtype: torch.dtype, device: str = "cpu", seed: int = 0):
+    """``h (R, M, d)``, ``w (R, d, c)`` with unit-variance logits, ``targets (M,)`` int64."""
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.randn(r, m, d, generator=gen, dtype=torch.float64)
+    w = torch.randn(r, d, c, generator=gen, dtype=torch.float64) / d**0.5
+    targets = torch.randint(0, c, (m,), generator=gen)
+    return h.to(device=device, dtype=dtype), w.to(device=device, dtype=dtype), targets.to(device)
+
+
+def _value_and_grads(fn, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, scale: float = 0.7):
+    """``fn(h, w, targets)`` and the gradients of ``scale · fn`` w.r.t. ``h`` and ``w`` (fresh leaves)."""
+    h = h.detach().clone().requires_grad_(True)
+    w = w.detach().clone().requires_grad_(True)
+    loss = fn(h, w, targets)
+    (scale * loss).backward()
+    return loss.detach(), h.grad, w.grad
+
+
+def _explicit(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``Σ_r F.cross_entropy(h[r] @ w[r], targets, reduction="sum")`` on explicit logits."""
+    return sum(F.cross_entropy(h[r] @ w[r], targets, reduction="sum") for r in range(h.shape[0]))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# CPU: the reference, validation, fallback
+# ---------------------------------------------------------------------------------------------------------------------
+
+SIZES = [(1, 1, 1, 1), (1, 4, 3, 2), (3, 17, 5, 11), (2, 37, 48, 300)]  # (R, M, d, c)
+
+
+@pytest.mark.parametrize("r, m, d, c", SIZES)
+def test_reference_equals_explicit_cross_entropy_float64(r: int, m: int, d: int, c: int) -> None:
+    h, w, targets = _inputs(r, m, d, c, torch.float64)
+    got, got_dh, got_dw = _value_and_grads(reference_linear_cross_entropy, h, w, targets)
+    want, want_dh, want_dw = _value_and_grads(_explicit, h, w, targets)
+    assert got.dtype == torch.float64 and got.shape == ()
+    assert_close(got, want, dtype="float64", context="value")
+    assert_close(got_dh, want_dh, dtype="float64", context="dh")
+    assert_close(got_dw, want_dw, dtype="float64", context="dw")
+
+
+def test_reference_is_float32_for_low_precision_inputs() -> None:
+    h, w, targets = _inputs(2, 9, 8, 20, torch.bfloat16)
+    got = reference_linear_cross_entropy(h, w, targets)
+    assert got.dtype == torch.float32
+    logits = torch.bmm(h, w).float()  # bmm in bf16, log-softmax in float32
+    want = _explicit(torch.eye(9).expand(2, 9, 9), logits, targets)  # I @ logits[r] = logits[r]
+    assert_close(got, want, dtype="float32", context="bf16 value")
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("r, m, d, c", SIZES)
+def test_cpu_fallback_equals_reference(r: int, m: int, d: int, c: int, dtype: torch.dtype) -> None:
+    h, w, targets = _inputs(r, m, d, c, dtype, seed=1)
+    got = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
+    want = _value_and_grads(reference_linear_cross_entropy, h, w, targets)
+    for name, a, e in zip(("value", "dh", "dw"), got, want):
+        assert a.dtype == e.dtype
+        assert_close(a, e, dtype=dtype, context=name)
+
+
+def test_autocast_casts_both_inputs_like_bmm() -> None:
+    h, w, targets = _inputs(2, 6, 4, 10, torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = fused_linear_cross_entropy(h, w, targets)
+    want = reference_linear_cross_entropy(h.bfloat16(), w.bfloat16(), targets)
+    assert_close(got, want, dtype="float32", context="autocast")
+
+
+def test_empty_rows_give_zero() -> None:
+    h, w, targets = _inputs(2, 0, 4, 10, torch.float32)
+    loss, dh, dw = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
+    assert loss.item() == 0.0 and dh.shape == (2, 0, 4) and bool((dw == 0).all())
+
+
+def _bad(**changes):
+    h, w, targets = _inputs(2, 5, 4, 7, torch.float32)
+    args = {"h": h, "w": w, "targets": targets}
+    args.update(changes)
+    return args
+
+
+BAD = [
+    ({"h": [[[1.0]]]}, TypeError, r"h: needs a torch.Tensor"),
+    ({"targets": [0, 1, 2, 3, 4]}, TypeError, r"targets: needs a torch.Tensor"),
+    ({"h": torch.zeros(5, 4)}, ValueError, r"h: needs shape \(R, M, d\)"),
+    ({"w": torch.zeros(3, 4, 7)}, ValueError, r"w: needs shape \(R, d, c\) with R=2, d=4 from h, got \(3, 4, 7\)"),
+    ({"w": torch.zeros(2, 5, 7)}, ValueError, r"w: needs shape \(R, d, c\) with R=2, d=4 from h"),
+    ({"w": torch.zeros(4, 7)}, ValueError, r"w: needs shape \(R, d, c\)"),
+    ({"w": torch.zeros(2, 4, 0)}, ValueError, r"w: needs c >= 1"),
+    ({"targets": torch.zeros(6, dtype=torch.int64)}, ValueError, r"targets: needs shape \(M,\) with M=5"),
+    ({"targets": torch.zeros(1, 5, dtype=torch.int64)}, ValueError, r"targets: needs shape \(M,\)"),
+    ({"targets": torch.zeros(5, dtype=torch.int32)}, TypeError, r"targets: needs dtype torch.int64"),
+    ({"h": torch.zeros(2, 5, 4, dtype=torch.int64)}, TypeError, r"h: needs a floating-point dtype"),
+    ({"w": torch.zeros(2, 4, 7, dtype=torch.int64)}, TypeError, r"w: needs a floating-point dtype"),
+    ({"w": torch.zeros(2, 4, 7, dtype=torch.float64)}, TypeError, r"w: needs the dtype of h \(torch.float32\)"),
+    ({"w": torch.zeros(2, 4, 7, device="meta")}, ValueError, r"w: needs the device of h \(cpu\), got meta"),
+    ({"targets": torch.zeros(5, dtype=torch.int64, device="meta")}, ValueError, r"targets: needs the device of h"),
+    ({"targets": torch.tensor([0, 1, 7, 2, 3])}, ValueError, r"targets: need values in \[0, c=7\), got min 0, max 7"),
+    ({"targets": torch.tensor([0, -1, 6, 2, 3])}, ValueError, r"targets: need values in \[0, c=7\), got min -1"),
+]
+
+
+@pytest.mark.parametrize("fn", [fused_linear_cross_entropy, reference_linear_cross_entropy])
+@pytest.mark.parametrize("changes, error, message", BAD)
+def test_validation_errors(fn, changes: dict, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        fn(**_bad(**changes))
+
+
+def test_import_without_triton_loads_no_sympy_and_falls_back() -> None:
+    """``triton`` made unimportable: the module imports, loads no sympy, and the fused function is the reference."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["triton"] = None  # `import triton` now raises ImportError
+        import torch
+        from mqarkit.gpu import fused_head
+        assert fused_head.triton is None and "sympy" not in sys.modules
+        h = torch.randn(2, 5, 3, dtype=torch.float64)
+        w = torch.randn(2, 3, 4, dtype=torch.float64)
+        t = torch.tensor([0, 3, 1, 2, 3])
+        a = fused_head.fused_linear_cross_entropy(h, w, t)
+        b = fused_head.reference_linear_cross_entropy(h, w, t)
+        assert a.item() == b.item(), (a, b)
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The Triton kernels under the interpreter (CPU tensors)
+# ---------------------------------------------------------------------------------------------------------------------
+
+# Runs in a fresh interpreter: TRITON_INTERPRET is read when the @triton.jit kernels are defined (module import).
+_INTERPRETER_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import torch
+    import triton.runtime.interpreter as interp
+
+    # Compatibility shim for triton 3.6's interpreter with NumPy >= 2.3: it converts loop bounds (1-element arrays)
+    # with int(array), which NumPy now refuses for arrays of ndim 1; read the element instead. Test-only.
+    _patch_tensor = interp._patch_lang_tensor
+
+    def _patched(tensor, scope):
+        _patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+
+    interp._patch_lang_tensor = _patched
+
+    from mqarkit.gpu import fused_head
+    from mqarkit.tolerances import assert_close
+
+    assert fused_head._INTERPRETED, "the kernels were not defined in interpreter mode"
+
+    def run(fn, h, w, t, scale):
+        h = h.detach().clone().requires_grad_(True)
+        w = w.detach().clone().requires_grad_(True)
+        loss = fn(h, w, t)
+        (scale * loss).backward()
+        return loss.detach(), h.grad, w.grad, loss.grad_fn
+
+    for r, m, d, c, transposed in [(2, 37, 48, 300, False), (1, 5, 16, 64, False), (2, 37, 48, 300, True)]:
+        gen = torch.Generator().manual_seed(r * 1000 + m + d + c)
+        h = torch.randn(r, m, d, generator=gen)
+        w = torch.randn(r, d, c, generator=gen) / d**0.5
+        if transposed:  # w with strides (c·d, 1, d): the kernels take strides, not contiguous copies
+            w = w.transpose(1, 2).contiguous().transpose(1, 2)
+        t = torch.randint(0, c, (m,), generator=gen)
+        *got, fn = run(fused_head.fused_linear_cross_entropy, h, w, t, 0.7)
+        *want, _ = run(fused_head.reference_linear_cross_entropy, h, w, t, 0.7)
+        assert type(fn).__name__ == "_FusedLinearCrossEntropyBackward", fn  # the kernels ran, not the fallback
+        for name, a, e in zip(("value", "dh", "dw"), got, want):
+            assert a.dtype == e.dtype == torch.float32, (name, a.dtype)
+            # The interpreter's tl.dot is a float32 NumPy matmul, so the float32 tolerance applies as is.
+            assert_close(a, e, dtype="float32", context=f"{name} at R={r}, M={m}, d={d}, c={c}")
+    print("ok")
+    """
+)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the interpreter runs the kernels on CPU tensors)")
+def test_kernels_under_triton_interpreter_equal_reference_float32() -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1", "MQARKIT_FUSED_HEAD": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _INTERPRETER_SCRIPT], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The compiled kernels on a CUDA GPU
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _needs_kernels() -> None:
+    if not HAS_TRITON:
+        pytest.skip("needs triton")
+    if os.environ.get("MQARKIT_FUSED_HEAD") == "0":
+        pytest.skip("MQARKIT_FUSED_HEAD=0 disables the kernels")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("d", [48, 64])
+def test_gpu_bf16_equals_float32_reference(d: int) -> None:
+    _needs_kernels()
+    h, w, targets = _inputs(3, 1000, d, 8192, torch.bfloat16, device="cuda", seed=d)
+    loss, dh, dw = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
+    want, want_dh, want_dw = _value_and_grads(reference_linear_cross_entropy, h.float(), w.float(), targets)
+    assert loss.dtype == torch.float32 and dh.dtype == dw.dtype == torch.bfloat16
+    assert_close(loss, want, dtype="bfloat16", context="value")
+    assert_close(dh, want_dh, dtype="bfloat16", context="dh")
+    assert_close(dw, want_dw, dtype="bfloat16", context="dw")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("d", [48, 64, 128])
+def test_gpu_float32_equals_reference(d: int) -> None:
+    _needs_kernels()
+    h, w, targets = _inputs(3, 1000, d, 8192, torch.float32, device="cuda", seed=d + 1)
+    assert not torch.backends.cuda.matmul.allow_tf32  # both sides full float32 (tl.dot input_precision="ieee")
+    got = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
+    want = _value_and_grads(reference_linear_cross_entropy, h, w, targets)
+    for name, a, e in zip(("value", "dh", "dw"), got, want):
+        assert_close(a, e, dtype="float32", context=name)
+
+
+@pytest.mark.gpu
+def test_gpu_awkward_sizes_and_strides() -> None:
+    _needs_kernels()
+    h, w, targets = _inputs(2, 37, 48, 300, torch.float32, device="cuda")
+    w = w.transpose(1, 2).contiguous().transpose(1, 2)  # strides (c·d, 1, d)
+    got = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
+    want = _value_and_grads(reference_linear_cross_entropy, h, w, targets)
+    for name, a, e in zip(("value", "dh", "dw"), got, want):
+        assert_close(a, e, dtype="float32", context=name)
+
+
+@pytest.mark.gpu
+def test_gpu_autocast_with_float32_weights() -> None:
+    """The training use: float32 leaves under bf16 autocast; gradients come back float32 through the casts."""
+    _needs_kernels()
+    h, w, targets = _inputs(2, 500, 64, 8192, torch.float32, device="cuda", seed=3)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss, dh, dw = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
+    want, want_dh, want_dw = _value_and_grads(
+        reference_linear_cross_entropy, h.bfloat16().float(), w.bfloat16().float(), targets
+    )
+    assert dh.dtype == dw.dtype == torch.float32
+    assert_close(loss, want, dtype="bfloat16", context="value")
+    assert_close(dh, want_dh, dtype="bfloat16", context="dh")
+    assert_close(dw, want_dw, dtype="bfloat16", context="dw")
+
+
+@pytest.mark.gpu
+def test_gpu_env_var_selects_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    h, w, targets = _inputs(2, 10, 16, 64, torch.float32, device="cuda")
+    h.requires_grad_(True)
+    monkeypatch.setenv("MQARKIT_FUSED_HEAD", "0")
+    loss = fused_linear_cross_entropy(h, w, targets)
+    assert type(loss.grad_fn).__name__ != "_FusedLinearCrossEntropyBackward"
+    assert_close(loss, reference_linear_cross_entropy(h, w, targets), dtype="float32", context="value")
