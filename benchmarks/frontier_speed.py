@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from mqarkit.gpu.cuda_graphs import GraphedSteps, graphs_enabled
 from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
 from mqarkit.gpu.stacked import StackedHybrid
 from mqarkit.gpu.train import DEFAULT_BUDGET as BUDGET
@@ -66,6 +67,7 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
     budget = BUDGET
+    step = make_stepper(model, opt, sweep.batch_size, budget, device)
     per_segment = []
     sampler = UtilSampler()
     if device.type == "cuda":
@@ -73,13 +75,13 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     for seg in train:
         rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
         stop = timer(device)
-        train_step(model, opt, seg, rows, 1.0, budget)  # first step: compilation of this shape included
+        step(seg, rows)  # first step: compilation and CUDA-graph capture of this shape included
         first = stop()
-        train_step(model, opt, seg, rows, 1.0, budget)  # warm-up (allocator, cuBLAS heuristics)
+        step(seg, rows)  # warm-up (allocator, cuBLAS heuristics)
         times = []
         for _ in range(steps):
             stop = timer(device)
-            train_step(model, opt, seg, rows, 1.0, budget)
+            step(seg, rows)
             times.append(stop())
         per_segment.append(
             {
@@ -112,13 +114,21 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     }
 
 
+def make_stepper(model, opt, batch_size: int, budget: int, device: torch.device):
+    """The training step the harness takes: CUDA-graphed on CUDA (unless turned off), eager elsewhere."""
+    if graphs_enabled(device):
+        graphed = GraphedSteps(model, opt, batch_size=batch_size, budget=budget)
+        return lambda seg, rows: graphed.step(seg, rows, 1.0)
+    return lambda seg, rows: train_step(model, opt, seg, rows, 1.0, budget)
+
+
 def profile_group(sweep, group, train, test, device, gen) -> None:
     """Print the kernels of two steps of ``group`` on the shortest and the longest training segment, and one eval."""
     from torch.profiler import ProfilerActivity, profile
 
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
-    for seg in (train[0], train[-1]):
+    for seg in (train[0], train[-1]):  # eager steps: a replayed graph shows as one opaque launch
         rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
         train_step(model, opt, seg, rows, 1.0, BUDGET)
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])

@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mqarkit.gpu.cuda_graphs import graphs_enabled
 from mqarkit.gpu.data import Segment, make_segments
+from mqarkit.gpu.fla_taylor import fla_taylor_available
 from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, state_numbers
 from mqarkit.gpu.train import SegmentData, train_stack
 
@@ -296,6 +298,7 @@ def environment(device: torch.device) -> dict:
     except ImportError:
         triton_version = None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    probe = torch.empty(0, device=device)
     return {
         "git_commit": commit,
         "device": name,
@@ -303,7 +306,21 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version,
         "python": sys.version.split()[0],
+        "fla": _fla_version() if fla_taylor_available(probe) else None,  # None: Based ran on our Taylor kernel
+        "cuda_graphs": graphs_enabled(device),
+        "compile": device.type == "cuda" and os.environ.get("MQARKIT_COMPILE", "1") != "0",
     }
+
+
+def _fla_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("fla-core", "flash-linear-attention"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 # ---------------------------------------------------------------- running

@@ -23,7 +23,8 @@ Mixers (``u``: ``(R, B, N, d)``):
 
 - ``attention``: softmax attention, one head, fused biased qkv, scale ``1/√d``, causal (a token sees itself);
 - ``based``: linear attention with the 2nd-order Taylor map, quadratic ("parallel") view
-  ``y_i = Σ_{j≤i} K(q_i,k_j) v_j / (Σ_{j≤i} K(q_i,k_j) + 1e-12)``, ``K = 1 + s + s²/2``; bias-free projections;
+  ``y_i = Σ_{j≤i} K(q_i,k_j) v_j / (Σ_{j≤i} K(q_i,k_j) + 1e-12)``, ``K = 1 + s + s²/2``; bias-free projections
+  (on CUDA computed by fla's flash-style kernels, :mod:`mqarkit.gpu.fla_taylor`, when fla is installed);
 - ``sliding_window``: softmax attention over the ``w`` most recent tokens (itself included);
 - ``ssm``: a selective SSM with scalar decay per head (Mamba-2 / SSD form), expansion 2, head dim 32, a causal
   depthwise conv (k=4, SiLU) on the input branch, input-dependent ``Δ_t, B_t, C_t``, output gate ``SiLU(z)``;
@@ -44,6 +45,8 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mqarkit.gpu.fla_taylor import fla_taylor_attention, fla_taylor_available
 
 FAMILIES = ("attention", "based", "sliding_window", "ssm", "long_conv")
 SSM_EXPAND = 2
@@ -468,14 +471,18 @@ class StackedHybrid(nn.Module):
         return linear(y, self.o_w, self.o_b)
 
     def _based_qkv(self, u):
-        q = linear(u, self.q_w * self.fmask[:, None, :])
-        k = linear(u, self.k_w * self.fmask[:, None, :])
-        return q, k, linear(u, self.v_w)
+        """``q, k (R, B, N, f)`` (padded feature columns masked to 0) and ``v (R, B, N, d)`` from one batched matmul."""
+        f, m = self.q_w.shape[-1], self.fmask[:, None, :]
+        w = torch.cat([self.q_w * m, self.k_w * m, self.v_w], dim=-1)  # (R, d, 2f + d)
+        q, k, v = linear(u, w).split([f, f, self.d], dim=-1)
+        return q, k, v
 
     def _mix_based(self, u: torch.Tensor) -> torch.Tensor:
+        """Taylor attention by fla's flash-style kernels on CUDA (:mod:`mqarkit.gpu.fla_taylor`), else ours."""
         q, k, v = self._based_qkv(u)
-        y = taylor_attention(q * self.fscale[:, None, None, None].to(q.dtype), k, v)  # (R, B, N, d)
-        return linear(y, self.o_w)
+        q = q * self.fscale[:, None, None, None].to(q.dtype)
+        attend = fla_taylor_attention if fla_taylor_available(q) else taylor_attention
+        return linear(attend(q, k, v), self.o_w)  # (R, B, N, d)
 
     def _mix_based_reference(self, u: torch.Tensor) -> torch.Tensor:
         """The direct quadratic form (materialises ``K``; plain autograd): the reference the tests compare with."""

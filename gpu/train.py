@@ -12,6 +12,9 @@ own shape (run ``r``'s lr, times the padding mask), and the update is a handful 
 all parameters. Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after
 each epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
 
+On CUDA, :func:`train_stack` replays each full-batch step as one CUDA graph (:mod:`mqarkit.gpu.cuda_graphs`); the
+graphed step is :func:`train_step`'s computation.
+
 Batches: each batch comes from one training segment (one ``(N, D)``); every epoch the rows of every segment and the
 order of all batches are reshuffled with the harness's ``torch.Generator``.
 """
@@ -51,7 +54,11 @@ class SegmentData:
 
 
 class StackedAdamW:
-    """AdamW over stacked parameters with one learning rate per run (see the module docstring)."""
+    """AdamW over stacked parameters with one learning rate per run (see the module docstring).
+
+    Every quantity that changes from step to step lives in a device tensor (the step count ``t``, the schedule factor,
+    the per-run learning rates, updated in place), so one :meth:`step` can be recorded in a CUDA graph and replayed.
+    """
 
     def __init__(
         self,
@@ -69,41 +76,66 @@ class StackedAdamW:
         self.names = [n for n, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
         self.masks = model.gradient_masks()
-        self.base = lrs.to(self.params[0].device, torch.float32)
-        self.wd, self.betas, self.eps, self.t = weight_decay, betas, eps, 0
+        device = self.params[0].device
+        self.base = lrs.to(device, torch.float32)
+        self.wd, self.betas, self.eps = weight_decay, betas, eps
+        self.t = torch.zeros((), dtype=torch.float64, device=device)  # steps taken (float64: exact 1 − β^t)
+        self.neg_factor = torch.full((), -1.0, dtype=torch.float32, device=device)  # −(schedule factor)
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.set_active(torch.ones(model.runs, dtype=torch.bool, device=self.base.device))
+        self.lr_full: list[torch.Tensor] = []
+        self.set_active(torch.ones(model.runs, dtype=torch.bool, device=device))
 
     def set_active(self, active: torch.Tensor) -> None:
-        """Freeze the runs where ``active`` (R,) is False (their learning rate becomes 0)."""
-        lr = self.base * active.float()
-        self.lr_full = []
+        """Freeze the runs where ``active`` (R,) is False (their learning rate becomes 0), in place."""
+        lr = self.base * active.to(self.base.device).float()
+        fulls = []
         for name, p in zip(self.names, self.params):
             full = lr.view(-1, *([1] * (p.dim() - 1))).expand_as(p).clone()
             if name in self.masks:
                 full = full * self.masks[name]
-            self.lr_full.append(full)
+            fulls.append(full)
+        if self.lr_full:
+            torch._foreach_copy_(self.lr_full, fulls)
+        else:
+            self.lr_full = fulls
+
+    def set_factor(self, factor: float) -> None:
+        """The schedule's factor of the next step(s) (written into a device tensor)."""
+        self.neg_factor.fill_(-factor)
 
     @torch.no_grad()
-    def step(self, factor: float) -> None:
-        """One update with the learning rates scaled by ``factor`` (the schedule)."""
+    def step(self, factor: float | None = None, *, clear_grads: bool = True) -> None:
+        """One update with the learning rates scaled by ``factor`` (the schedule; None: the last one set).
+
+        ``clear_grads=False`` leaves the gradients in place (a CUDA graph's gradients are its static buffers).
+        """
+        if factor is not None:
+            self.set_factor(factor)
         b1, b2 = self.betas
         self.t += 1
+        inv_bc1 = (1 / (1 - b1**self.t)).float()  # 0-d tensors: bias corrections of step t
+        inv_sqrt_bc2 = (1 - b2**self.t).rsqrt().float()
         grads = [p.grad for p in self.params]
         torch._foreach_lerp_(self.m, grads, 1 - b1)
         torch._foreach_mul_(self.v, b2)
         torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
         denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, math.sqrt(1 - b2**self.t))
+        torch._foreach_mul_(denom, inv_sqrt_bc2)
         torch._foreach_add_(denom, self.eps)
         upd = torch._foreach_div(self.m, denom)
-        torch._foreach_mul_(upd, 1 / (1 - b1**self.t))
+        torch._foreach_mul_(upd, inv_bc1)
         torch._foreach_add_(upd, self.params, alpha=self.wd)
         torch._foreach_mul_(upd, self.lr_full)
-        torch._foreach_add_(self.params, upd, alpha=-factor)
-        for p in self.params:
-            p.grad = None
+        torch._foreach_mul_(upd, self.neg_factor)
+        torch._foreach_add_(self.params, upd)
+        if clear_grads:
+            for p in self.params:
+                p.grad = None
+
+    def state_tensors(self) -> list[torch.Tensor]:
+        """Everything a step changes: parameters, moments and the step count (for snapshots)."""
+        return [*self.params, *self.m, *self.v, self.t]
 
 
 DEFAULT_BUDGET = 2**30  # elements of one (R, b, [H,] N, N) intermediate: 2 GiB in bf16
@@ -137,18 +169,29 @@ def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
     return F.cross_entropy(logits.float().reshape(r * m, c), targets.repeat(r), reduction="sum")
 
 
-def train_step(
-    model: StackedHybrid, opt: StackedAdamW, seg: SegmentData, rows: torch.Tensor, factor: float, budget: int
-) -> None:
-    """One optimiser step on the examples ``rows (b,)`` of ``seg`` (micro-batched to fit ``budget``)."""
+def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int) -> None:
+    """Forward and backward of the examples ``rows (b,)`` of ``seg`` (micro-batched to fit ``budget``) into ``.grad``.
+
+    bf16 autocast on CUDA, with its weight-cast cache off (required inside CUDA-graph capture; each weight is cast
+    once per forward anyway).
+    """
     device = seg.inputs.device
     total = rows.numel() * seg.segment.num_kv_pairs
     mb = micro_batch(model, rows.numel(), seg.inputs.shape[1], budget)
     for start in range(0, rows.numel(), mb):
         part = rows[start : start + mb]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False):
             loss = query_loss(model, seg.inputs[part], seg.qpos[part], seg.targets[part], total)
         loss.backward()
+
+
+def train_step(
+    model: StackedHybrid, opt: StackedAdamW, seg: SegmentData, rows: torch.Tensor, factor: float, budget: int
+) -> None:
+    """One optimiser step on the examples ``rows (b,)`` of ``seg``, eagerly."""
+    for p in opt.params:
+        p.grad = None
+    accumulate_gradients(model, seg, rows, budget)
     opt.step(factor)
 
 
@@ -210,6 +253,9 @@ def train_stack(
     device = train[0].inputs.device
     amp = device.type == "cuda"
     opt = StackedAdamW(model, torch.tensor(lrs), weight_decay=weight_decay)
+    from mqarkit.gpu.cuda_graphs import GraphedSteps, graphs_enabled  # it builds on this module
+
+    graphed = GraphedSteps(model, opt, batch_size=batch_size, budget=budget) if graphs_enabled(device) else None
     runs = model.runs
     active = torch.ones(runs, dtype=torch.bool)
     steps_per_epoch = sum(math.ceil(s.inputs.shape[0] / batch_size) for s in train)
@@ -230,7 +276,11 @@ def train_stack(
         )
         for j in order.tolist():
             si, rows = plan[j]
-            train_step(model, opt, train[si], rows, 0.5 * (1 + math.cos(math.pi * step / total_steps)), budget)
+            factor = 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            if graphed is not None:
+                graphed.step(train[si], rows, factor)
+            else:
+                train_step(model, opt, train[si], rows, factor, budget)
             step += 1
         correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget, amp=amp)
         overall = (correct.sum(1).double() / totals.sum()).tolist()

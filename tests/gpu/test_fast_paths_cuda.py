@@ -1,0 +1,98 @@
+"""The frontier harness's CUDA-only fast paths against the forms they replace (marked ``gpu``).
+
+- fla's flash-style Taylor attention (:mod:`mqarkit.gpu.fla_taylor`) against the stacked model's direct quadratic
+  form, forward and gradients, with padded feature dims;
+- CUDA-graphed training steps (:mod:`mqarkit.gpu.cuda_graphs`) against eager steps, step by step, a partial
+  (eager) batch and a learning-rate freeze included.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from mqarkit.gpu.data import Segment, mqar_batch
+from mqarkit.gpu.stacked import ModelConfig, StackedHybrid
+from mqarkit.gpu.train import SegmentData, StackedAdamW, train_step
+from mqarkit.tolerances import assert_close
+
+pytestmark = pytest.mark.gpu
+
+
+def _based_stack(device, feature_dims=(8, 16, 24), d=64, vocab=256, seed=0):
+    cfgs = [ModelConfig("based", d, vocab_size=vocab, max_len=256, feature_dim=f) for f in feature_dims]
+    return StackedHybrid(cfgs, [seed + i for i in range(len(cfgs))], device)
+
+
+def test_fla_taylor_attention_matches_reference_form():
+    from mqarkit.gpu.fla_taylor import fla_taylor_available
+
+    device = torch.device("cuda")
+    model = _based_stack(device)
+    u = torch.randn(3, 4, 200, 64, generator=torch.Generator(device).manual_seed(1), device=device)
+    if not fla_taylor_available(u):
+        pytest.skip("fla (flash-linear-attention) is not installed")
+    u.requires_grad_()
+    params = [u, model.q_w, model.k_w, model.v_w, model.o_w]
+    # float32 through both: fla's tiles (allow_tf32=False) sum in another order than the quadratic form, and its
+    # epsilon is 1e-6, not 1e-12 (relative effect <= 2e-6 since the denominator is >= 1/2); tf32-level tolerance.
+    fast, ref = model._mix_based(u), model._mix_based_reference(u)
+    assert_close(fast, ref, dtype="tfloat32", context="fla forward (float32)")
+    g = torch.randn(ref.shape, generator=torch.Generator(device).manual_seed(2), device=device)
+    gf = torch.autograd.grad(fast, params, g)
+    gr = torch.autograd.grad(ref, params, g)
+    for a, b, name in zip(gf, gr, ("u", "q_w", "k_w", "v_w", "o_w")):
+        assert_close(a, b, dtype="tfloat32", context=f"fla grad {name} (float32)")
+        if name in ("q_w", "k_w"):  # padded feature columns get exactly no gradient
+            assert not bool(a[0, :, 8:].any()) and not bool(a[1, :, 16:].any())
+    # bf16, as in training: fla against our own bf16 kernel on the same bf16 inputs
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        fast16 = model._mix_based(u)
+        os.environ["MQARKIT_FLA"] = "0"
+        try:
+            ours16 = model._mix_based(u)
+        finally:
+            del os.environ["MQARKIT_FLA"]
+    assert_close(fast16.float(), ours16.float(), dtype="bfloat16", context="fla forward (bf16)")
+
+
+def test_graphed_steps_equal_eager_steps():
+    from mqarkit.gpu.cuda_graphs import GraphedSteps
+
+    device = torch.device("cuda")
+    g = torch.Generator().manual_seed(0)
+    seg = SegmentData(Segment(64, 4, 40), *(t.to(device) for t in mqar_batch(256, 64, 4, 40, generator=g)))
+    short = SegmentData(Segment(128, 8, 24), *(t.to(device) for t in mqar_batch(256, 128, 8, 24, generator=g)))
+    lrs = torch.tensor([1e-3, 3e-3, 1e-2])
+    eager_model, graph_model = _based_stack(device), _based_stack(device)
+    eager_opt, graph_opt = StackedAdamW(eager_model, lrs), StackedAdamW(graph_model, lrs)
+    graphed = GraphedSteps(graph_model, graph_opt, batch_size=8, budget=2**30)
+    plan = [(seg, 8), (short, 8), (seg, 8), (seg, 5), (short, 8), (seg, 8)]  # 5 rows: an eager (partial) batch
+    rows_g = torch.Generator(device).manual_seed(3)
+    for i, (s, b) in enumerate(plan):
+        rows = torch.randperm(s.inputs.shape[0], generator=rows_g, device=device)[:b]
+        factor = 1.0 - 0.1 * i
+        if i == 4:  # freeze run 1 (an early stop) in both
+            active = torch.tensor([True, False, True], device=device)
+            eager_opt.set_active(active)
+            graph_opt.set_active(active)
+        train_step(eager_model, eager_opt, s, rows, factor, 2**30)
+        graphed.step(s, rows, factor)
+        torch.cuda.synchronize()
+        # not bit-equal: the embedding's backward adds repeated tokens with atomics (order-dependent float sums),
+        # and Adam turns tiny gradient differences into relative update differences of ~1e-4
+        for (name, a), b_ in zip(graph_model.named_parameters(), eager_model.parameters()):
+            assert_close(a, b_, dtype="tfloat32", context=f"step {i} {name}")
+    assert len(graphed.graphs) == 2  # one graph per segment; the partial batch ran eagerly
+    assert float(graph_opt.t) == float(eager_opt.t) == len(plan)
+
+
+def test_graphs_can_be_turned_off(monkeypatch):
+    from mqarkit.gpu.cuda_graphs import graphs_enabled
+
+    monkeypatch.setitem(os.environ, "MQARKIT_CUDA_GRAPHS", "0")
+    assert not graphs_enabled(torch.device("cuda"))
+    monkeypatch.setitem(os.environ, "MQARKIT_CUDA_GRAPHS", "1")
+    assert graphs_enabled(torch.device("cuda")) and not graphs_enabled(torch.device("cpu"))
