@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from mqarkit.gpu.data import IGNORE_INDEX, Segment
-from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid, cuda_compiled
+from mqarkit.gpu.fused_head import fused_linear_cross_entropy
+from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
 
 
 @dataclass
@@ -149,24 +149,16 @@ def micro_batch(model: StackedHybrid, batch: int, seq_len: int, budget: int) -> 
 
 
 def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, targets: torch.Tensor, total: int):
-    """Sum over runs of (summed CE at the query positions) / ``total``; ``x (b, N)``, ``qpos, targets (b, D)``."""
+    """Sum over runs of (summed CE at the query positions) / ``total``; ``x (b, N)``, ``qpos, targets (b, D)``.
+
+    The LM head and the cross-entropy are one fused computation that never writes the ``(R, b·D, c)`` logits on CUDA
+    (:func:`~mqarkit.gpu.fused_head.fused_linear_cross_entropy`; its naive reference elsewhere).
+    """
     hidden = model(x)  # (R, b, N, d)
     r, b, n, d = hidden.shape
     flat = (qpos + torch.arange(b, device=x.device)[:, None] * n).reshape(-1)  # (b·D,)
     hq = hidden.reshape(r, b * n, d)[:, flat]  # (R, M, d)
-    logits = torch.bmm(hq, model.head_weight())  # (R, M, c)
-    return summed_cross_entropy(logits, targets.reshape(-1)) / total
-
-
-@cuda_compiled
-def summed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``Σ_{r, m} CE(logits[r, m], targets[m])`` in float32: ``logits (R, M, c)``, ``targets (M,)``.
-
-    Compiled on CUDA, the upcast, the log-sum-exp and (in backward) ``softmax − onehot`` fuse into one pass each over
-    the ``(R, M, c)`` logits instead of materialising float32 copies and log-probabilities.
-    """
-    r, m, c = logits.shape
-    return F.cross_entropy(logits.float().reshape(r * m, c), targets.repeat(r), reduction="sum")
+    return fused_linear_cross_entropy(hq, model.head_weight(), targets.reshape(-1)) / total
 
 
 def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int) -> None:

@@ -13,7 +13,6 @@ from mqarkit.gpu.stacked import (
     taylor_attention,
     taylor_kernel,
 )
-from mqarkit.gpu.train import summed_cross_entropy
 from mqarkit.tolerances import assert_close
 
 
@@ -75,10 +74,3 @@ def test_stacked_embedding_equals_indexing_and_its_gradient():
     (ga,) = torch.autograd.grad(fast, model.emb, g)
     (gb,) = torch.autograd.grad(ref, model.emb, g)
     assert_close(ga, gb, dtype="float32", context="embedding grad")
-
-
-def test_summed_cross_entropy_equals_per_run_sum():
-    g = torch.Generator().manual_seed(5)
-    logits, tgt = torch.randn(3, 7, 11, generator=g), torch.randint(0, 11, (7,), generator=g)
-    ref = sum(torch.nn.functional.cross_entropy(logits[r], tgt, reduction="sum") for r in range(3))
-    assert_close(summed_cross_entropy(logits, tgt), ref, dtype="float32", context="CE")
