@@ -243,14 +243,28 @@ def test_gpu_bf16_equals_float32_reference(d: int) -> None:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("d", [48, 64, 128])
-def test_gpu_float32_equals_reference(d: int) -> None:
+def test_gpu_float32_as_accurate_as_torch_float32(d: int) -> None:
+    """Float32 inputs, full-precision tl.dot: the value at the float32 tolerance; every output no less accurate
+    (against float64) than torch's own float32 path, within a factor of 4.
+
+    Why not assert_close(float32) on the gradients: ``dw[r, k, j] = Σ_m h[r, m, k]·p[r, m, j]`` sums 1000 terms of size
+    O(1) (the ``−1`` of the target) that cancel down to O(1e-2), so float32 rounding of *either* side (seen on an
+    H100: 2.4e-6 on 0.0344, rtol 7e-5, for 9 of 3.1M elements) exceeds ``rtol·|dw|``; the float64 comparison is the
+    honest check.
+    """
     _needs_kernels()
     h, w, targets = _inputs(3, 1000, d, 8192, torch.float32, device="cuda", seed=d + 1)
     assert not torch.backends.cuda.matmul.allow_tf32  # both sides full float32 (tl.dot input_precision="ieee")
     got = _value_and_grads(fused_linear_cross_entropy, h, w, targets)
-    want = _value_and_grads(reference_linear_cross_entropy, h, w, targets)
-    for name, a, e in zip(("value", "dh", "dw"), got, want):
-        assert_close(a, e, dtype="float32", context=name)
+    ours = _value_and_grads(reference_linear_cross_entropy, h, w, targets)
+    exact = _value_and_grads(reference_linear_cross_entropy, h.double(), w.double(), targets)
+    assert_close(got[0], ours[0], dtype="float32", context="value")
+    for name, a, t, e in zip(("value", "dh", "dw"), got, ours, exact):
+        assert a.dtype == t.dtype == torch.float32
+        err_fused = (a.double() - e).abs().max().item()
+        err_torch = (t.double() - e).abs().max().item()
+        floor = 2.0**-23 * e.abs().max().item()  # one float32 ulp of the largest entry
+        assert err_fused <= 4 * err_torch + floor, (name, err_fused, err_torch, floor)
 
 
 @pytest.mark.gpu
