@@ -205,6 +205,7 @@ def get_preset(
     epochs: int | None = None,
     lrs: tuple[float, ...] | None = None,
     families: tuple[str, ...] | None = None,
+    d_models: tuple[int, ...] | None = None,
     example_scale: float = 1.0,
     seed: int | None = None,
 ) -> list[SweepConfig]:
@@ -228,6 +229,12 @@ def get_preset(
                 raise ValueError(f"families={families}: {sorted(unknown)} not in preset {name!r}")
             sw = replace(sw, models=tuple(m for m in sw.models if m.family in families))
             notes.append(f"families {tuple(families)}")
+        if d_models is not None:
+            unknown = set(d_models) - {m.d_model for m in sw.models}
+            if unknown:
+                raise ValueError(f"d_models={d_models}: {sorted(unknown)} not a width of preset {name!r}")
+            sw = replace(sw, models=tuple(m for m in sw.models if m.d_model in d_models))
+            notes.append(f"d_models {tuple(d_models)}")
         if example_scale != 1.0:
             sw = replace(sw, train=_scaled(sw.train, example_scale), test=_scaled(sw.test, example_scale))
             notes.append(f"examples x{example_scale}")

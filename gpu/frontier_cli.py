@@ -2,7 +2,7 @@
 
 mqarkit frontier list
 mqarkit frontier run --preset based-fig2 --out docs/results/frontier.jsonl [--device cuda] [--epochs 8]
-    [--lrs 1e-3 1e-2] [--families based attention] [--example-scale 0.5] [--seed 0]
+    [--lrs 1e-3 1e-2] [--families based attention] [--d-models 64 128] [--example-scale 0.5] [--seed 0]
     [--devices cuda:0 cuda:1 | --ray --ray-tasks 8 [--ray-address auto]]
 """
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, default=None)
     run.add_argument("--lrs", type=float, nargs="+", default=None)
     run.add_argument("--families", nargs="+", default=None)
+    run.add_argument("--d-models", type=int, nargs="+", default=None, help="only these model widths")
     run.add_argument("--example-scale", type=float, default=1.0)
     run.add_argument("--seed", type=int, default=None)
     run.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
@@ -47,6 +48,7 @@ def main(argv: list[str]) -> int:
         "epochs": args.epochs,
         "lrs": tuple(args.lrs) if args.lrs else None,
         "families": tuple(args.families) if args.families else None,
+        "d_models": tuple(args.d_models) if args.d_models else None,
         "example_scale": args.example_scale,
         "seed": args.seed,
     }

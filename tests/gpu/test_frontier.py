@@ -156,6 +156,15 @@ def test_invalid_presets_fail_before_work():
         get_preset("tiny", families=("rnn",))
     with pytest.raises(ValueError, match="feature_dim"):
         ModelConfig("based", 32).validate()
+    with pytest.raises(ValueError, match="d_models"):
+        get_preset("based-slice", d_models=(96,))
+
+
+def test_preset_restricted_to_widths_keeps_run_ids():
+    whole = {r.run_id for r in get_preset("based-slice")[0].runs()}
+    parts = [get_preset("based-slice", d_models=(d,))[0] for d in (48, 64, 128)]
+    assert [len(p.runs()) for p in parts] == [12, 12, 12]
+    assert set().union(*({r.run_id for r in p.runs()} for p in parts)) == whole  # parts resume into one file
 
 
 def test_fano_and_pareto():
