@@ -43,6 +43,7 @@ class GraphedSteps:
             raise ValueError(f"model: CUDA graphs need a CUDA model, got device {device}")
         self.model, self.opt, self.batch_size, self.budget = model, opt, batch_size, budget
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}  # id(segment) -> (graph, rows)
+        self.pool = torch.cuda.graph_pool_handle()  # one memory pool for all graphs of the stack (see _capture)
 
     def step(self, seg: SegmentData, rows: torch.Tensor, factor: float) -> None:
         """One optimiser step on ``seg``'s examples ``rows (b,)`` with the schedule ``factor``."""
@@ -80,8 +81,12 @@ class GraphedSteps:
         del saved
         for p in self.opt.params:
             p.grad = None
+        # All graphs of the stack share one pool, so the stack holds the largest step's memory, not the sum over
+        # segments. Safe in any replay order: a graph keeps nothing in its pool from one replay to the next (the
+        # persistent tensors — parameters, moments, learning rates, the rows buffer — live outside the pool; the
+        # gradients are written and consumed within the replay), and graphs replay one at a time on one stream.
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=self.pool):
             self._body(seg, static_rows)
         for p in self.opt.params:  # the graph keeps its gradient buffers; eager steps allocate their own
             p.grad = None
