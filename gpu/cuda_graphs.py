@@ -42,20 +42,23 @@ class GraphedSteps:
         if device.type != "cuda":
             raise ValueError(f"model: CUDA graphs need a CUDA model, got device {device}")
         self.model, self.opt, self.batch_size, self.budget = model, opt, batch_size, budget
+        self.device = device
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}  # id(segment) -> (graph, rows)
         self.pool = torch.cuda.graph_pool_handle()  # one memory pool for all graphs of the stack (see _capture)
 
     def step(self, seg: SegmentData, rows: torch.Tensor, factor: float) -> None:
         """One optimiser step on ``seg``'s examples ``rows (b,)`` with the schedule ``factor``."""
-        if rows.numel() != self.batch_size:
-            train_step(self.model, self.opt, seg, rows, factor, self.budget)
-            return
-        if id(seg) not in self.graphs:
-            self.graphs[id(seg)] = self._capture(seg)
-        graph, static_rows = self.graphs[id(seg)]
-        static_rows.copy_(rows, non_blocking=True)
-        self.opt.set_factor(factor)
-        graph.replay()
+        # capture and replay use the current device's streams: make it the model's (one worker per GPU)
+        with torch.cuda.device(self.device):
+            if rows.numel() != self.batch_size:
+                train_step(self.model, self.opt, seg, rows, factor, self.budget)
+                return
+            if id(seg) not in self.graphs:
+                self.graphs[id(seg)] = self._capture(seg)
+            graph, static_rows = self.graphs[id(seg)]
+            static_rows.copy_(rows, non_blocking=True)
+            self.opt.set_factor(factor)
+            graph.replay()
 
     def _body(self, seg: SegmentData, rows: torch.Tensor) -> None:
         accumulate_gradients(self.model, seg, rows, self.budget)

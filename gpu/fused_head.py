@@ -49,6 +49,7 @@ with ``torch._assert_async`` (no host sync), which fails the next synchronising 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -394,7 +395,8 @@ def _grad_w(h, w, targets, lse, g) -> torch.Tensor:
 class _FusedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        lse, rows = _forward(h, w, targets)  # (R, M) float32 each
+        with _on_device(h):  # Triton launches on the current device: make it h's (e.g. one worker per GPU)
+            lse, rows = _forward(h, w, targets)  # (R, M) float32 each
         ctx.save_for_backward(h, w, targets, lse)
         return rows.sum()
 
@@ -403,9 +405,15 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         h, w, targets, lse = ctx.saved_tensors
         g = grad.detach().to(torch.float32).reshape(1).contiguous()  # stays on the device: no host sync
-        dh = _grad_h(h, w, targets, lse, g) if ctx.needs_input_grad[0] else None
-        dw = _grad_w(h, w, targets, lse, g) if ctx.needs_input_grad[1] else None
+        with _on_device(h):
+            dh = _grad_h(h, w, targets, lse, g) if ctx.needs_input_grad[0] else None
+            dw = _grad_w(h, w, targets, lse, g) if ctx.needs_input_grad[1] else None
         return dh, dw, None
+
+
+def _on_device(t: torch.Tensor):
+    """``t``'s CUDA device as the current one for the block (a no-op context off CUDA)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
 def _use_kernels(h: torch.Tensor, w: torch.Tensor) -> bool:
