@@ -285,19 +285,9 @@ def append_records(path: str | Path, records: list[dict]) -> None:
 
 def environment(device: torch.device) -> dict:
     """Git commit, device name and library versions for a record."""
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                cwd=Path(__file__).resolve().parent,
-            ).stdout.strip()
-            or "unknown"
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = None if changes is None else bool(changes)  # tracked files differ from the commit: it is not the code
     try:
         import triton
 
@@ -308,6 +298,7 @@ def environment(device: torch.device) -> dict:
     probe = torch.empty(0, device=device)
     return {
         "git_commit": commit,
+        "git_dirty": dirty,
         "device": name,
         "device_type": device.type,
         "torch": torch.__version__,
@@ -317,6 +308,17 @@ def environment(device: torch.device) -> dict:
         "cuda_graphs": graphs_enabled(device),
         "compile": device.type == "cuda" and os.environ.get("MQARKIT_COMPILE", "1") != "0",
     }
+
+
+def _git(*args: str) -> str | None:
+    """``git <args>`` in this package's folder: its stripped output, or None when git cannot answer."""
+    try:
+        proc = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).resolve().parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def _fla_version() -> str:

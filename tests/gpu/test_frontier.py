@@ -187,6 +187,7 @@ def test_sweep_records_and_resume(tmp_path):
     recs = read_records(out)
     assert len(recs) == 6 and all(r["state_bytes"] == 4 * r["state_numbers"] > 0 for r in recs)
     assert {len(r["accuracy"]) for r in recs} == {2}
+    assert all(r["git_dirty"] in (True, False, None) and r["git_commit"] for r in recs)  # provenance recorded
     assert run_sweeps(sweeps, out, "cpu", log=lambda s: None) == 0  # all finished: nothing reruns
 
 
