@@ -199,6 +199,14 @@ def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]
     return tuple(replace(s, num_examples=max(1, round(s.num_examples * factor))) for s in segments)
 
 
+def _keep_models(sw: SweepConfig, label: str, attribute: str, wanted: tuple, preset: str) -> SweepConfig:
+    """``sw`` with only the models whose ``attribute`` is in ``wanted``; every wanted value must occur."""
+    unknown = set(wanted) - {getattr(m, attribute) for m in sw.models}
+    if unknown:
+        raise ValueError(f"{label}={wanted}: {sorted(unknown)} not in preset {preset!r}")
+    return replace(sw, models=tuple(m for m in sw.models if getattr(m, attribute) in wanted))
+
+
 def get_preset(
     name: str,
     *,
@@ -223,18 +231,10 @@ def get_preset(
         if lrs is not None:
             notes.append(f"lrs {sw.lrs} -> {tuple(lrs)}")
             sw = replace(sw, lrs=tuple(lrs))
-        if families is not None:
-            unknown = set(families) - {m.family for m in sw.models}
-            if unknown:
-                raise ValueError(f"families={families}: {sorted(unknown)} not in preset {name!r}")
-            sw = replace(sw, models=tuple(m for m in sw.models if m.family in families))
-            notes.append(f"families {tuple(families)}")
-        if d_models is not None:
-            unknown = set(d_models) - {m.d_model for m in sw.models}
-            if unknown:
-                raise ValueError(f"d_models={d_models}: {sorted(unknown)} not a width of preset {name!r}")
-            sw = replace(sw, models=tuple(m for m in sw.models if m.d_model in d_models))
-            notes.append(f"d_models {tuple(d_models)}")
+        for label, attribute, wanted in (("families", "family", families), ("d_models", "d_model", d_models)):
+            if wanted is not None:
+                sw = _keep_models(sw, label, attribute, tuple(wanted), name)
+                notes.append(f"{label} {tuple(wanted)}")
         if example_scale != 1.0:
             sw = replace(sw, train=_scaled(sw.train, example_scale), test=_scaled(sw.test, example_scale))
             notes.append(f"examples x{example_scale}")

@@ -147,6 +147,25 @@ def test_stacked_adamw_matches_torch_adamw():
             assert_close(p, q, dtype="float32", context=name)
 
 
+def test_stacked_adamw_state_is_replayable():
+    """What a CUDA graph of a step relies on: per-step quantities live in tensors updated in place."""
+    model = _stack("based", KNOBS["based"][:2], seeds=(5, 6))
+    opt = StackedAdamW(model, torch.tensor([1e-2, 2e-2]))
+    lr_tensors = [t for t in opt.lr_full]
+    opt.set_active(torch.tensor([True, False]))
+    assert all(a is b for a, b in zip(opt.lr_full, lr_tensors))  # written in place, not replaced
+    assert not bool(opt.lr_full[0][1].any()) and bool(opt.lr_full[0][0].all())  # run 1 frozen
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.set_factor(0.5)
+    opt.step(clear_grads=False)
+    assert float(opt.t) == 1.0 and float(opt.neg_factor) == -0.5
+    assert all(p.grad is not None for p in model.parameters())  # a graph's gradient buffers stay
+    for p, b in zip(model.parameters(), before):  # run 0 moved, the frozen run 1 did not
+        assert not torch.equal(p.detach()[0], b[0]) and torch.equal(p.detach()[1], b[1])
+
+
 def test_invalid_presets_fail_before_work():
     with pytest.raises(ValueError, match="preset"):
         get_preset("nope")
