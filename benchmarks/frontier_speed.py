@@ -5,8 +5,10 @@ For every stack (group of runs) of the ``based-slice`` and ``based-fig2`` preset
 in proportion from the training segments (CUDA events on the GPU, ``perf_counter`` elsewhere) and one full test
 evaluation. Projected epoch time of a stack = median step time of each segment × its steps per epoch + evaluation;
 model-epochs/s = runs in the stack / projected epoch time; a preset's projection = data + Σ over stacks of
-epochs × epoch time (no early stopping assumed, so an upper bound). GPU utilisation is sampled with ``nvidia-smi``
-every 0.2 s during the timed steps. Writes ``docs/results/frontier_speed.{json,md}`` (or ``--out-dir``).
+epochs × epoch time (no early stopping assumed, so an upper bound). GPU utilisation: after the timed steps, each
+segment runs a burst of back-to-back steps (``BURST_SECONDS``) while ``nvidia-smi`` is sampled every 0.1 s (the first
+0.3 s of the burst dropped); a stack's figure weights the segments by their share of the epoch's step time.
+Writes ``docs/results/frontier_speed.json`` and ``frontier_speed_run.md`` (or under ``--out-dir``).
 
     python benchmarks/frontier_speed.py [--steps 12] [--presets based-slice based-fig2] [--out-dir docs/results]
 """
@@ -30,28 +32,55 @@ from mqarkit.gpu.stacked import StackedHybrid
 from mqarkit.gpu.train import DEFAULT_BUDGET as BUDGET
 from mqarkit.gpu.train import StackedAdamW, evaluate, query_loss, train_step
 
+BURST_SECONDS = 2.0  # per segment: a burst of back-to-back steps this long is sampled for GPU utilisation
+
+
+def nvidia_smi_utilisation() -> float | None:
+    """``nvidia-smi --query-gpu=utilization.gpu`` of the first GPU (%), or None when it cannot answer."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.split()
+        return float(out[0]) if out else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
 
 class UtilSampler(threading.Thread):
-    """Samples ``nvidia-smi --query-gpu=utilization.gpu`` every ``period`` s until stopped."""
+    """Samples GPU utilisation every ``period`` s while :attr:`active` is set, as ``(seconds since activation, %)``.
 
-    def __init__(self, period: float = 0.2):
+    NVML's utilisation is "the fraction of the last sample window in which a kernel ran", so a reading taken just after
+    a burst of work starts still sees the idle time before it: :meth:`burst_mean` drops the first ``settle`` seconds.
+    """
+
+    def __init__(self, period: float = 0.1, query=nvidia_smi_utilisation):
         super().__init__(daemon=True)
-        self.period, self.samples, self.stop_flag = period, [], threading.Event()
+        self.period, self.query = period, query
+        self.samples: list[tuple[float, float]] = []
+        self.active, self.stop_flag = threading.Event(), threading.Event()
+        self.started_at = 0.0
+
+    def activate(self) -> int:
+        """Start a sampling window; returns the index of its first sample."""
+        self.started_at = time.perf_counter()
+        self.active.set()
+        return len(self.samples)
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
-            try:
-                out = subprocess.run(
-                    ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                    capture_output=True,
-                    text=True,
-                    timeout=5,
-                ).stdout.split()
-                if out:
-                    self.samples.append(float(out[0]))
-            except (OSError, subprocess.SubprocessError, ValueError):
-                return
+            if self.active.is_set():
+                value = self.query()
+                if value is not None and self.active.is_set():
+                    self.samples.append((time.perf_counter() - self.started_at, value))
             time.sleep(self.period)
+
+    def burst_mean(self, first: int, settle: float = 0.3) -> float | None:
+        """Mean of the window's samples (from index ``first``) taken ``settle`` s or more after it started."""
+        values = [v for t, v in self.samples[first:] if t >= settle]
+        return statistics.mean(values) if values else None
 
 
 def timer(device: torch.device):
@@ -69,8 +98,8 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     budget = BUDGET
     step = make_stepper(model, opt, sweep.batch_size, budget, device)
     per_segment = []
-    sampler = UtilSampler()
-    if device.type == "cuda":
+    sampler = UtilSampler() if device.type == "cuda" else None
+    if sampler is not None:
         sampler.start()
     for seg in train:
         rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
@@ -83,6 +112,14 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
             stop = timer(device)
             step(seg, rows)
             times.append(stop())
+        util = None
+        if sampler is not None:  # utilisation over a sustained burst of back-to-back steps (no host sync between)
+            first = sampler.activate()
+            for _ in range(max(1, math.ceil(BURST_SECONDS / statistics.median(times)))):
+                step(seg, rows)
+            torch.cuda.synchronize(device)
+            sampler.active.clear()
+            util = sampler.burst_mean(first)
         per_segment.append(
             {
                 "seq_len": seg.segment.seq_len,
@@ -90,6 +127,7 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
                 "steps_per_epoch": math.ceil(seg.inputs.shape[0] / sweep.batch_size),
                 "median_step_s": statistics.median(times),
                 "first_step_s": first,
+                "gpu_util": util,
             }
         )
     stop = timer(device)
@@ -98,7 +136,8 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     stop = timer(device)
     evaluate(model, test, batch=sweep.test_batch_size, budget=budget, amp=device.type == "cuda")
     eval_s = stop()
-    sampler.stop_flag.set()
+    if sampler is not None:
+        sampler.stop_flag.set()
     epoch_s = sum(s["steps_per_epoch"] * s["median_step_s"] for s in per_segment) + eval_s
     m = group[0].model
     return {
@@ -110,8 +149,16 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
         "eval_first_s": eval_first_s,
         "epoch_s": epoch_s,
         "model_epochs_per_s": len(group) / epoch_s,
-        "gpu_util_mean": statistics.mean(sampler.samples) if sampler.samples else None,
+        "gpu_util_mean": _step_weighted_util(per_segment),
     }
+
+
+def _step_weighted_util(per_segment: list[dict]) -> float | None:
+    """The epoch's GPU utilisation: each segment's burst utilisation weighted by its share of the epoch's step time."""
+    parts = [(s["steps_per_epoch"] * s["median_step_s"], s["gpu_util"]) for s in per_segment]
+    parts = [(w, u) for w, u in parts if u is not None]
+    total = sum(w for w, _ in parts)
+    return sum(w * u for w, u in parts) / total if total else None
 
 
 def make_stepper(model, opt, batch_size: int, budget: int, device: torch.device):

@@ -74,3 +74,44 @@ def test_stacked_embedding_equals_indexing_and_its_gradient():
     (ga,) = torch.autograd.grad(fast, model.emb, g)
     (gb,) = torch.autograd.grad(ref, model.emb, g)
     assert_close(ga, gb, dtype="float32", context="embedding grad")
+
+
+def _benchmark_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "frontier_speed.py"
+    spec = importlib.util.spec_from_file_location("frontier_speed_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_utilisation_sampler_samples_only_inside_its_window():
+    import time
+
+    bench = _benchmark_module()
+    sampler = bench.UtilSampler(period=0.005, query=lambda: 50.0)
+    sampler.start()
+    try:
+        time.sleep(0.05)
+        assert sampler.samples == []  # inactive: nothing sampled
+        first = sampler.activate()
+        time.sleep(0.2)
+        sampler.active.clear()
+        time.sleep(0.05)  # a sample in flight when the window closed has landed by now
+        taken = len(sampler.samples)
+        time.sleep(0.05)
+        assert len(sampler.samples) == taken > 0
+        assert sampler.burst_mean(first, settle=0.0) == 50.0
+        assert sampler.burst_mean(first, settle=60.0) is None  # every sample fell in the settling time
+    finally:
+        sampler.stop_flag.set()
+    weighted = bench._step_weighted_util(
+        [
+            {"steps_per_epoch": 3, "median_step_s": 1.0, "gpu_util": 90.0},
+            {"steps_per_epoch": 1, "median_step_s": 1.0, "gpu_util": 50.0},
+            {"steps_per_epoch": 5, "median_step_s": 1.0, "gpu_util": None},
+        ]
+    )
+    assert weighted == 80.0
