@@ -26,11 +26,10 @@ from pathlib import Path
 
 import torch
 
-from mqarkit.gpu.cuda_graphs import GraphedSteps, graphs_enabled
 from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
 from mqarkit.gpu.stacked import StackedHybrid
 from mqarkit.gpu.train import DEFAULT_BUDGET as BUDGET
-from mqarkit.gpu.train import StackedAdamW, evaluate, query_loss, train_step
+from mqarkit.gpu.train import StackedAdamW, evaluate, query_loss, train_step, training_step
 
 BURST_SECONDS = 2.0  # per segment: a burst of back-to-back steps this long is sampled for GPU utilisation
 
@@ -96,7 +95,7 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
     budget = BUDGET
-    step = make_stepper(model, opt, sweep.batch_size, budget, device)
+    take_step = training_step(model, opt, batch_size=sweep.batch_size, budget=budget)
     per_segment = []
     sampler = UtilSampler() if device.type == "cuda" else None
     if sampler is not None:
@@ -104,19 +103,19 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
     for seg in train:
         rows = torch.randperm(seg.inputs.shape[0], generator=gen, device=gen.device)[: sweep.batch_size].to(device)
         stop = timer(device)
-        step(seg, rows)  # first step: compilation and CUDA-graph capture of this shape included
+        take_step(seg, rows, 1.0)  # first step: compilation and CUDA-graph capture of this shape included
         first = stop()
-        step(seg, rows)  # warm-up (allocator, cuBLAS heuristics)
+        take_step(seg, rows, 1.0)  # warm-up (allocator, cuBLAS heuristics)
         times = []
         for _ in range(steps):
             stop = timer(device)
-            step(seg, rows)
+            take_step(seg, rows, 1.0)
             times.append(stop())
         util = None
         if sampler is not None:  # utilisation over a sustained burst of back-to-back steps (no host sync between)
             first = sampler.activate()
             for _ in range(max(1, math.ceil(BURST_SECONDS / statistics.median(times)))):
-                step(seg, rows)
+                take_step(seg, rows, 1.0)
             torch.cuda.synchronize(device)
             sampler.active.clear()
             util = sampler.burst_mean(first)
@@ -159,14 +158,6 @@ def _step_weighted_util(per_segment: list[dict]) -> float | None:
     parts = [(w, u) for w, u in parts if u is not None]
     total = sum(w for w, _ in parts)
     return sum(w * u for w, u in parts) / total if total else None
-
-
-def make_stepper(model, opt, batch_size: int, budget: int, device: torch.device):
-    """The training step the harness takes: CUDA-graphed on CUDA (unless turned off), eager elsewhere."""
-    if graphs_enabled(device):
-        graphed = GraphedSteps(model, opt, batch_size=batch_size, budget=budget)
-        return lambda seg, rows: graphed.step(seg, rows, 1.0)
-    return lambda seg, rows: train_step(model, opt, seg, rows, 1.0, budget)
 
 
 def profile_group(sweep, group, train, test, device, gen) -> None:

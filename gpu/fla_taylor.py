@@ -35,9 +35,9 @@ def _parallel_based():
     return parallel_based
 
 
-def fla_taylor_available(t: torch.Tensor) -> bool:
-    """Whether the fla path serves tensors like ``t``: on CUDA, fla importable, not turned off by ``MQARKIT_FLA=0``."""
-    return t.is_cuda and os.environ.get("MQARKIT_FLA", "1") != "0" and _parallel_based() is not None
+def fla_taylor_available(device: torch.device) -> bool:
+    """Whether the fla path serves tensors on ``device``: CUDA, fla importable, not turned off by ``MQARKIT_FLA=0``."""
+    return device.type == "cuda" and os.environ.get("MQARKIT_FLA", "1") != "0" and _parallel_based() is not None
 
 
 def fla_taylor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

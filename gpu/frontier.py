@@ -33,7 +33,7 @@ import torch
 from mqarkit.gpu.cuda_graphs import graphs_enabled
 from mqarkit.gpu.data import Segment, make_segments
 from mqarkit.gpu.fla_taylor import fla_taylor_available
-from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, state_numbers
+from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.train import SegmentData, train_stack
 
 STATE_BYTES_PER_NUMBER = 4  # the unit of the reference (float32); records give numbers and bytes
@@ -295,7 +295,6 @@ def environment(device: torch.device) -> dict:
     except ImportError:
         triton_version = None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    probe = torch.empty(0, device=device)
     return {
         "git_commit": commit,
         "git_dirty": dirty,
@@ -304,9 +303,9 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version,
         "python": sys.version.split()[0],
-        "fla": _fla_version() if fla_taylor_available(probe) else None,  # None: Based ran on our Taylor kernel
+        "fla": _fla_version() if fla_taylor_available(device) else None,  # None: Based ran on our Taylor kernel
         "cuda_graphs": graphs_enabled(device),
-        "compile": device.type == "cuda" and os.environ.get("MQARKIT_COMPILE", "1") != "0",
+        "compile": device.type == "cuda" and compile_enabled(),
     }
 
 

@@ -99,7 +99,8 @@ class ModelConfig:
 
 
 # ---------------------------------------------------------------- optional compilation of the elementwise glue
-def _compile_enabled() -> bool:
+def compile_enabled() -> bool:
+    """Whether :func:`cuda_compiled` compiles on CUDA (``MQARKIT_COMPILE=0`` turns it off)."""
     return os.environ.get("MQARKIT_COMPILE", "1") != "0"
 
 
@@ -116,7 +117,7 @@ def cuda_compiled(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         nonlocal compiled
-        if args[0].is_cuda and _compile_enabled():
+        if args[0].is_cuda and compile_enabled():
             if compiled is None:
                 compiled = torch.compile(fn, dynamic=True)
             return compiled(*args, **kwargs)
@@ -481,7 +482,7 @@ class StackedHybrid(nn.Module):
         """Taylor attention by fla's flash-style kernels on CUDA (:mod:`mqarkit.gpu.fla_taylor`), else ours."""
         q, k, v = self._based_qkv(u)
         q = q * self.fscale[:, None, None, None].to(q.dtype)
-        attend = fla_taylor_attention if fla_taylor_available(q) else taylor_attention
+        attend = fla_taylor_attention if fla_taylor_available(q.device) else taylor_attention
         return linear(attend(q, k, v), self.o_w)  # (R, B, N, d)
 
     def _mix_based_reference(self, u: torch.Tensor) -> torch.Tensor:

@@ -154,11 +154,15 @@ def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, target
     The LM head and the cross-entropy are one fused computation that never writes the ``(R, b·D, c)`` logits on CUDA
     (:func:`~mqarkit.gpu.fused_head.fused_linear_cross_entropy`; its naive reference elsewhere).
     """
+    return fused_linear_cross_entropy(query_hidden(model, x, qpos), model.head_weight(), targets.reshape(-1)) / total
+
+
+def query_hidden(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+    """The final hidden states at the query positions: ``x (b, N)``, ``qpos (b, D)`` -> ``(R, b·D, d)``."""
     hidden = model(x)  # (R, b, N, d)
     r, b, n, d = hidden.shape
     flat = (qpos + torch.arange(b, device=x.device)[:, None] * n).reshape(-1)  # (b·D,)
-    hq = hidden.reshape(r, b * n, d)[:, flat]  # (R, M, d)
-    return fused_linear_cross_entropy(hq, model.head_weight(), targets.reshape(-1)) / total
+    return hidden.reshape(r, b * n, d)[:, flat]
 
 
 def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int) -> None:
@@ -180,11 +184,20 @@ def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Ten
 def train_step(
     model: StackedHybrid, opt: StackedAdamW, seg: SegmentData, rows: torch.Tensor, factor: float, budget: int
 ) -> None:
-    """One optimiser step on the examples ``rows (b,)`` of ``seg``, eagerly."""
-    for p in opt.params:
-        p.grad = None
+    """One optimiser step on the examples ``rows (b,)`` of ``seg``, eagerly (``opt.step`` clears the gradients)."""
     accumulate_gradients(model, seg, rows, budget)
     opt.step(factor)
+
+
+def training_step(
+    model: StackedHybrid, opt: StackedAdamW, *, batch_size: int, budget: int
+) -> Callable[[SegmentData, torch.Tensor, float], None]:
+    """The harness's step ``(segment, rows, schedule factor) -> None``: graphed on CUDA, else :func:`train_step`."""
+    from mqarkit.gpu.cuda_graphs import GraphedSteps, graphs_enabled  # it builds on this module
+
+    if graphs_enabled(opt.params[0].device):
+        return GraphedSteps(model, opt, batch_size=batch_size, budget=budget).step
+    return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget)
 
 
 @torch.no_grad()
@@ -199,10 +212,7 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
         for start in range(0, seg.inputs.shape[0], mb):
             x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                hidden = model(x)
-                r, b, _, d = hidden.shape
-                flat = (qpos + torch.arange(b, device=device)[:, None] * n).reshape(-1)
-                logits = torch.bmm(hidden.reshape(r, b * n, d)[:, flat], model.head_weight())
+                logits = torch.bmm(query_hidden(model, x, qpos), model.head_weight())  # (R, b·D, c)
             correct[:, s] += (logits.argmax(-1) == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
     return correct.cpu(), totals
@@ -245,9 +255,7 @@ def train_stack(
     device = train[0].inputs.device
     amp = device.type == "cuda"
     opt = StackedAdamW(model, torch.tensor(lrs), weight_decay=weight_decay)
-    from mqarkit.gpu.cuda_graphs import GraphedSteps, graphs_enabled  # it builds on this module
-
-    graphed = GraphedSteps(model, opt, batch_size=batch_size, budget=budget) if graphs_enabled(device) else None
+    take_step = training_step(model, opt, batch_size=batch_size, budget=budget)
     runs = model.runs
     active = torch.ones(runs, dtype=torch.bool)
     steps_per_epoch = sum(math.ceil(s.inputs.shape[0] / batch_size) for s in train)
@@ -268,11 +276,7 @@ def train_stack(
         )
         for j in order.tolist():
             si, rows = plan[j]
-            factor = 0.5 * (1 + math.cos(math.pi * step / total_steps))
-            if graphed is not None:
-                graphed.step(train[si], rows, factor)
-            else:
-                train_step(model, opt, train[si], rows, factor, budget)
+            take_step(train[si], rows, 0.5 * (1 + math.cos(math.pi * step / total_steps)))
             step += 1
         correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget, amp=amp)
         overall = (correct.sum(1).double() / totals.sum()).tolist()

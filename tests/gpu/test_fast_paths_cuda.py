@@ -32,7 +32,7 @@ def test_fla_taylor_attention_matches_reference_form():
     device = torch.device("cuda")
     model = _based_stack(device)
     u = torch.randn(3, 4, 200, 64, generator=torch.Generator(device).manual_seed(1), device=device)
-    if not fla_taylor_available(u):
+    if not fla_taylor_available(u.device):
         pytest.skip("fla (flash-linear-attention) is not installed")
     u.requires_grad_()
     params = [u, model.q_w, model.k_w, model.v_w, model.o_w]
