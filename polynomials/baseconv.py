@@ -16,12 +16,12 @@ import numpy as np
 
 from .backends import Backend
 from .conv import check_filter, conv_state_numbers, depthwise_conv
-from .op_base import Op, bias_seq_check, bias_shape_check, check_input, param_count
+from .op_base import Op, WeightWidths, as_bias, bias_seq_check, check_input, param_count
 from .weights import as_weight
 
 
 @dataclass(frozen=True, eq=False)
-class BaseConv(Op):
+class BaseConv(WeightWidths, Op):
     weight: np.ndarray  # (d, d)
     filters: np.ndarray  # (k, d)
     bias_linear: np.ndarray | None = None  # (N, d) or (d,)
@@ -40,21 +40,9 @@ class BaseConv(Op):
         object.__setattr__(self, "weight", w)
         object.__setattr__(self, "filters", h)
         for field in ("bias_linear", "bias_conv"):
-            b = getattr(self, field)
-            if b is not None:
-                b = as_weight(b, op="BaseConv", field=field, ndim=(1, 2))
-                object.__setattr__(self, field, b)
-            bias_shape_check("BaseConv", field, b, w.shape[1])
+            object.__setattr__(self, field, as_bias("BaseConv", field, getattr(self, field), w.shape[1]))
         if not isinstance(self.cyclic, (bool, np.bool_)):
             raise ValueError(f"BaseConv.cyclic={self.cyclic!r}: must be a bool")
-
-    @property
-    def in_width(self) -> int:
-        return self.weight.shape[0]
-
-    @property
-    def out_width(self) -> int:
-        return self.weight.shape[1]
 
     @property
     def kernel_size(self) -> int:

@@ -7,28 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backends import Backend
-from .op_base import Op, bias_seq_check, bias_shape_check, check_input, param_count
+from .op_base import Op, WeightWidths, as_bias, bias_seq_check, check_input, param_count
 from .weights import as_weight
 
 
 @dataclass(frozen=True, eq=False)
-class Linear(Op):
+class Linear(WeightWidths, Op):
     weight: np.ndarray  # (d_in, d_out)
     bias: np.ndarray | None = None  # (d_out,) or (N, d_out), position-dependent
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", as_weight(self.weight, op="Linear", field="weight", ndim=2))
-        if self.bias is not None:
-            object.__setattr__(self, "bias", as_weight(self.bias, op="Linear", field="bias", ndim=(1, 2)))
-        bias_shape_check("Linear", "bias", self.bias, self.out_width)
-
-    @property
-    def in_width(self) -> int:
-        return self.weight.shape[0]
-
-    @property
-    def out_width(self) -> int:
-        return self.weight.shape[1]
+        object.__setattr__(self, "bias", as_bias("Linear", "bias", self.bias, self.out_width))
 
     @property
     def num_parameters(self) -> int:

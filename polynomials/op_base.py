@@ -23,6 +23,7 @@ from typing import ClassVar
 import numpy as np
 
 from .backends import Backend
+from .weights import as_weight
 
 
 def check_seq_len(seq_len: object) -> int:
@@ -36,6 +37,18 @@ def check_input(op: object, x: np.ndarray) -> None:
         raise ValueError(
             f"{type(op).__name__}: input has shape {x.shape}; expected (..., N, in_width={op.in_width})"  # type: ignore[attr-defined]
         )
+
+
+class WeightWidths:
+    """Widths read off a dense ``weight (d_in, d_out)`` (``Linear``, ``BaseConv``)."""
+
+    @property
+    def in_width(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def out_width(self) -> int:
+        return self.weight.shape[1]
 
 
 class Op:
@@ -77,12 +90,15 @@ class Op:
         return type(self).__name__
 
 
-def bias_shape_check(op_name: str, field: str, bias: np.ndarray | None, width: int) -> None:
-    """A bias is ``(width,)`` (one per channel) or ``(N, width)`` (position-dependent; N checked in ``check``)."""
+def as_bias(op_name: str, field: str, bias: object, width: int) -> np.ndarray | None:
+    """``None``, or ``bias`` validated as a weight ``(width,)`` (one per channel) or ``(N, width)``
+    (position-dependent; N checked in ``check`` by :func:`bias_seq_check`)."""
     if bias is None:
-        return
-    if bias.shape[-1] != width:
-        raise ValueError(f"{op_name}.{field}: shape {bias.shape}; last axis must be {width}")
+        return None
+    b = as_weight(bias, op=op_name, field=field, ndim=(1, 2))
+    if b.shape[-1] != width:
+        raise ValueError(f"{op_name}.{field}: shape {b.shape}; last axis must be {width}")
+    return b
 
 
 def bias_seq_check(op_name: str, field: str, bias: np.ndarray | None, seq_len: int) -> None:
