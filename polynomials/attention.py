@@ -25,10 +25,13 @@ from .op_base import Op, check_input, param_count
 from .weights import NotExactError, as_scalar, as_weight
 
 
-def _projections(op_name: str, wq: object, wk: object, wv: object, wo: object) -> tuple:
-    wq = as_weight(wq, op=op_name, field="wq", ndim=2)
-    wk = as_weight(wk, op=op_name, field="wk", ndim=2)
-    wv = as_weight(wv, op=op_name, field="wv", ndim=2)
+def _set_projections(op: object, op_name: str) -> None:
+    """Validate ``op``'s ``wq, wk (d, dk)``, ``wv (d, dv)`` and optional ``wo (dv, d_out)``; store them back on the
+    (frozen) op as validated weights."""
+    wq = as_weight(op.wq, op=op_name, field="wq", ndim=2)  # type: ignore[attr-defined]
+    wk = as_weight(op.wk, op=op_name, field="wk", ndim=2)  # type: ignore[attr-defined]
+    wv = as_weight(op.wv, op=op_name, field="wv", ndim=2)  # type: ignore[attr-defined]
+    wo = op.wo  # type: ignore[attr-defined]
     if wk.shape != wq.shape:
         raise ValueError(f"{op_name}.wk: shape {wk.shape} must equal wq's shape {wq.shape} (d, dk)")
     if wv.shape[0] != wq.shape[0]:
@@ -37,7 +40,8 @@ def _projections(op_name: str, wq: object, wk: object, wv: object, wo: object) -
         wo = as_weight(wo, op=op_name, field="wo", ndim=2)
         if wo.shape[0] != wv.shape[1]:
             raise ValueError(f"{op_name}.wo: shape {wo.shape} must have dv={wv.shape[1]} rows")
-    return wq, wk, wv, wo
+    for field, value in (("wq", wq), ("wk", wk), ("wv", wv), ("wo", wo)):
+        object.__setattr__(op, field, value)
 
 
 def _swap(a: np.ndarray) -> np.ndarray:
@@ -95,9 +99,7 @@ class SoftmaxAttention(_AttentionBase):
 
     def __post_init__(self) -> None:
         name = "SoftmaxAttention"
-        wq, wk, wv, wo = _projections(name, self.wq, self.wk, self.wv, self.wo)
-        for f, v in (("wq", wq), ("wk", wk), ("wv", wv), ("wo", wo)):
-            object.__setattr__(self, f, v)
+        _set_projections(self, name)
         as_scalar(self.beta, op=name, field="beta")
         check_mask(name, self.mask, self.window)
         if self.positional_bias is not None:
@@ -163,9 +165,7 @@ class UnnormalisedAttention(_AttentionBase):
 
     def __post_init__(self) -> None:
         name = "UnnormalisedAttention"
-        wq, wk, wv, wo = _projections(name, self.wq, self.wk, self.wv, self.wo)
-        for f, v in (("wq", wq), ("wk", wk), ("wv", wv), ("wo", wo)):
-            object.__setattr__(self, f, v)
+        _set_projections(self, name)
         check_mask(name, self.mask, self.window)
 
     @property

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .attention import QKVWidths, _projections
+from .attention import QKVWidths, _set_projections
 from .backends import Backend
 from .feature_maps import IdentityMap, TaylorMap
 from .masks import allowed
@@ -46,12 +46,10 @@ class LinearAttention(QKVWidths, Op):
 
     def __post_init__(self) -> None:
         name = "LinearAttention"
-        wq, wk, wv, wo = _projections(name, self.wq, self.wk, self.wv, self.wo)
-        for f, v in (("wq", wq), ("wk", wk), ("wv", wv), ("wo", wo)):
-            object.__setattr__(self, f, v)
+        _set_projections(self, name)
         if not isinstance(self.feature_map, (IdentityMap, TaylorMap)):
             raise ValueError(f"LinearAttention.feature_map={self.feature_map!r}: must be IdentityMap or TaylorMap")
-        self.feature_map.check_input_dim(wq.shape[1])
+        self.feature_map.check_input_dim(self.wq.shape[1])
         if not isinstance(self.normalise, (bool, np.bool_)):
             raise ValueError(f"LinearAttention.normalise={self.normalise!r}: must be a bool")
         as_scalar(self.eps, op=name, field="eps")
