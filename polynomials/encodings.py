@@ -53,6 +53,21 @@ def _bits(tokens: np.ndarray, width: int) -> np.ndarray:
     return ((tokens[..., None] >> np.arange(width, dtype=np.int64)) & 1).astype(np.int64)
 
 
+def _bit_width(vocab_size: int) -> int:
+    """``m = max(1, ceil(log2 c))``: bits of the largest token ``c - 1`` (binary and sign codes)."""
+    return max(1, (vocab_size - 1).bit_length())
+
+
+class _NearestCodeword:
+    """``codebook()`` = ``encode`` of every token, ``decode`` = nearest codeword (binary, sign and p-hot codes)."""
+
+    def codebook(self) -> np.ndarray:
+        return self.encode(np.arange(self.vocab_size))  # type: ignore[attr-defined]
+
+    def decode(self, vectors: object) -> np.ndarray:
+        return _nearest(vectors, self.codebook(), type(self).__name__)
+
+
 @dataclass(frozen=True)
 class OneHot:
     vocab_size: int
@@ -79,7 +94,7 @@ class OneHot:
 
 
 @dataclass(frozen=True)
-class BinaryCode:
+class BinaryCode(_NearestCodeword):
     """``t -> bits of t`` in {0, 1}^m, ``m = max(1, ceil(log2 c))``."""
 
     vocab_size: int
@@ -89,20 +104,14 @@ class BinaryCode:
 
     @property
     def width(self) -> int:
-        return max(1, (self.vocab_size - 1).bit_length())
+        return _bit_width(self.vocab_size)
 
     def encode(self, tokens: object) -> np.ndarray:
         return _bits(_tokens(tokens, self.vocab_size, "BinaryCode"), self.width)
 
-    def codebook(self) -> np.ndarray:
-        return self.encode(np.arange(self.vocab_size))
-
-    def decode(self, vectors: object) -> np.ndarray:
-        return _nearest(vectors, self.codebook(), "BinaryCode")
-
 
 @dataclass(frozen=True)
-class SignCode:
+class SignCode(_NearestCodeword):
     """``t -> 2*bits(t) - 1`` in {-1, +1}^m, ``m = max(1, ceil(log2 c))``."""
 
     vocab_size: int
@@ -112,16 +121,10 @@ class SignCode:
 
     @property
     def width(self) -> int:
-        return max(1, (self.vocab_size - 1).bit_length())
+        return _bit_width(self.vocab_size)
 
     def encode(self, tokens: object) -> np.ndarray:
         return 2 * _bits(_tokens(tokens, self.vocab_size, "SignCode"), self.width) - 1
-
-    def codebook(self) -> np.ndarray:
-        return self.encode(np.arange(self.vocab_size))
-
-    def decode(self, vectors: object) -> np.ndarray:
-        return _nearest(vectors, self.codebook(), "SignCode")
 
 
 def integer_root_ceil(c: int, p: int) -> int:
@@ -135,7 +138,7 @@ def integer_root_ceil(c: int, p: int) -> int:
 
 
 @dataclass(frozen=True)
-class PHot:
+class PHot(_NearestCodeword):
     """``t`` written in base ``b = ceil(c^(1/p))`` with ``p`` digits, each digit one-hot: width ``p*b``."""
 
     vocab_size: int
@@ -161,9 +164,3 @@ class PHot:
         digits = (t[..., None] // (b ** np.arange(self.p, dtype=np.int64))) % b  # (..., p), little-endian
         onehot = digits[..., None] == np.arange(b)  # (..., p, b)
         return onehot.reshape(*t.shape, self.p * b).astype(np.int64)
-
-    def codebook(self) -> np.ndarray:
-        return self.encode(np.arange(self.vocab_size))
-
-    def decode(self, vectors: object) -> np.ndarray:
-        return _nearest(vectors, self.codebook(), "PHot")
