@@ -67,7 +67,6 @@ __all__ = ["fused_linear_cross_entropy", "reference_linear_cross_entropy"]
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _MAX_BD = 128  # wider heads fall back to the reference (untuned; register pressure of the (BM, BD) blocks)
 _INT32_LIMIT = 2**31  # offsets inside the kernels are int32 per run; larger tensors fall back
-_LOG2E = 1.4426950408889634
 
 # Block configuration per padded width BD: (BM, BN, num_warps, num_stages) for each kernel. Measured on an H100
 # (triton 3.6, bf16, R = 12, M = 16384, c = 8192) over BM, BN in {64, 128, 256}, 4 / 8 warps: small 4-warp tiles win
@@ -153,6 +152,27 @@ def reference_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: to
 # --------------------------------------------------------------------------------------------------------------------
 
 if triton is not None:
+    LOG2E = tl.constexpr(1.4426950408889634)  # log2(e): exponentials in base 2 (exp2 is the hardware's)
+    LN2 = tl.constexpr(0.6931471805599453)
+
+    @triton.jit
+    def _h_block(h_ptr, rows, feats, M, D, s_hm, s_hd):
+        """``(BM, BD)`` block of one run's ``h`` (``h_ptr`` at the run); zero outside ``M × d``."""
+        mask = (rows < M)[:, None] & (feats < D)[None, :]
+        return tl.load(h_ptr + rows[:, None] * s_hm + feats[None, :] * s_hd, mask=mask, other=0.0)
+
+    @triton.jit
+    def _w_tile(w_ptr, feats, cols, D, C, s_wd, s_wc):
+        """``(BD, BN)`` tile of one run's ``w`` (``w_ptr`` at the run); zero outside ``d × c``."""
+        mask = (feats < D)[:, None] & (cols < C)[None, :]
+        return tl.load(w_ptr + feats[:, None] * s_wd + cols[None, :] * s_wc, mask=mask, other=0.0)
+
+    @triton.jit
+    def _softmax_minus_onehot(h_blk, w_tile, cols, tgt, lse2, PRECISION: tl.constexpr):
+        """``p = softmax(z) − onehot(t)`` on a ``(BM, BN)`` tile, ``z = h_blk @ w_tile``; ``lse2 = lse·log2(e)``."""
+        z = tl.dot(h_blk, w_tile, input_precision=PRECISION)  # (BM, BN) float32
+        p = tl.exp2(z * LOG2E - lse2[:, None])
+        return tl.where(cols[None, :] == tgt[:, None], p - 1.0, p)
 
     @triton.jit
     def _lse_kernel(
@@ -180,11 +200,7 @@ if triton is not None:
         feats = tl.arange(0, BD)  # (BD,)
         row_ok = rows < M
         feat_ok = feats < D
-        h_blk = tl.load(
-            h_ptr + r * s_hr + rows[:, None] * s_hm + feats[None, :] * s_hd,
-            mask=row_ok[:, None] & feat_ok[None, :],
-            other=0.0,
-        )  # (BM, BD)
+        h_blk = _h_block(h_ptr + r * s_hr, rows, feats, M, D, s_hm, s_hd)  # (BM, BD)
         w_base = w_ptr + r * s_wr
         # the target logit: gather column t[m] of w[r] for each row, float32 products and sum
         tgt = tl.load(t_ptr + rows, mask=row_ok, other=0)  # (BM,) int64
@@ -200,18 +216,13 @@ if triton is not None:
         s = tl.zeros([BM], tl.float32)
         for n0 in range(0, C, BN):
             cols = n0 + tl.arange(0, BN)  # (BN,)
-            col_ok = cols < C
-            w_tile = tl.load(
-                w_base + feats[:, None] * s_wd + cols[None, :] * s_wc,
-                mask=feat_ok[:, None] & col_ok[None, :],
-                other=0.0,
-            )  # (BD, BN)
-            z2 = tl.dot(h_blk, w_tile, input_precision=PRECISION) * 1.4426950408889634  # (BM, BN) float32
-            z2 = tl.where(col_ok[None, :], z2, float("-inf"))
+            w_tile = _w_tile(w_base, feats, cols, D, C, s_wd, s_wc)  # (BD, BN)
+            z2 = tl.dot(h_blk, w_tile, input_precision=PRECISION) * LOG2E  # (BM, BN) float32
+            z2 = tl.where((cols < C)[None, :], z2, float("-inf"))
             m2_new = tl.maximum(m2, tl.max(z2, axis=1))
             s = s * tl.exp2(m2 - m2_new) + tl.sum(tl.exp2(z2 - m2_new[:, None]), axis=1)
             m2 = m2_new
-        lse = (m2 + tl.log2(s)) * 0.6931471805599453  # (BM,) natural log
+        lse = (m2 + tl.log2(s)) * LN2  # (BM,) natural log
         tl.store(lse_ptr + r * M + rows, lse, mask=row_ok)
         tl.store(loss_ptr + r * M + rows, lse - z_tgt, mask=row_ok)
 
@@ -242,25 +253,16 @@ if triton is not None:
         feats = tl.arange(0, BD)
         row_ok = rows < M
         feat_ok = feats < D
-        h_blk = tl.load(
-            h_ptr + r * s_hr + rows[:, None] * s_hm + feats[None, :] * s_hd,
-            mask=row_ok[:, None] & feat_ok[None, :],
-            other=0.0,
-        )  # (BM, BD)
+        h_blk = _h_block(h_ptr + r * s_hr, rows, feats, M, D, s_hm, s_hd)  # (BM, BD)
         tgt = tl.load(t_ptr + rows, mask=row_ok, other=0)  # (BM,)
-        lse2 = tl.load(lse_ptr + r * M + rows, mask=row_ok, other=0.0) * 1.4426950408889634  # (BM,)
+        lse2 = tl.load(lse_ptr + r * M + rows, mask=row_ok, other=0.0) * LOG2E  # (BM,)
         w_base = w_ptr + r * s_wr
         acc = tl.zeros([BM, BD], tl.float32)
         for n0 in range(0, C, BN):
             cols = n0 + tl.arange(0, BN)
-            w_tile = tl.load(
-                w_base + feats[:, None] * s_wd + cols[None, :] * s_wc,
-                mask=feat_ok[:, None] & (cols < C)[None, :],
-                other=0.0,
-            )  # (BD, BN); zero columns past c make p's (finite) values there contribute nothing
-            z = tl.dot(h_blk, w_tile, input_precision=PRECISION)  # (BM, BN)
-            p = tl.exp2(z * 1.4426950408889634 - lse2[:, None])
-            p = tl.where(cols[None, :] == tgt[:, None], p - 1.0, p)
+            # zero columns past c make p's (finite) values there contribute nothing
+            w_tile = _w_tile(w_base, feats, cols, D, C, s_wd, s_wc)  # (BD, BN)
+            p = _softmax_minus_onehot(h_blk, w_tile, cols, tgt, lse2, PRECISION)  # (BM, BN)
             acc = tl.dot(p.to(w_tile.dtype), tl.trans(w_tile), acc, input_precision=PRECISION)  # (BM, BD)
         acc = acc * tl.load(g_ptr).to(tl.float32)
         tl.store(
@@ -296,26 +298,17 @@ if triton is not None:
         feats = tl.arange(0, BD)
         col_ok = cols < C
         feat_ok = feats < D
-        w_tile = tl.load(
-            w_ptr + r * s_wr + feats[:, None] * s_wd + cols[None, :] * s_wc,
-            mask=feat_ok[:, None] & col_ok[None, :],
-            other=0.0,
-        )  # (BD, BN)
+        w_tile = _w_tile(w_ptr + r * s_wr, feats, cols, D, C, s_wd, s_wc)  # (BD, BN)
         h_base = h_ptr + r * s_hr
         acc = tl.zeros([BD, BN], tl.float32)
         for m0 in range(0, M, BM):
             rows = m0 + tl.arange(0, BM)
             row_ok = rows < M
-            h_blk = tl.load(
-                h_base + rows[:, None] * s_hm + feats[None, :] * s_hd,
-                mask=row_ok[:, None] & feat_ok[None, :],
-                other=0.0,
-            )  # (BM, BD); zero rows past M make p's (finite) values there contribute nothing
+            # zero rows past M make p's (finite) values there contribute nothing
+            h_blk = _h_block(h_base, rows, feats, M, D, s_hm, s_hd)  # (BM, BD)
             tgt = tl.load(t_ptr + rows, mask=row_ok, other=0)
-            lse2 = tl.load(lse_ptr + r * M + rows, mask=row_ok, other=0.0) * 1.4426950408889634
-            z = tl.dot(h_blk, w_tile, input_precision=PRECISION)  # (BM, BN)
-            p = tl.exp2(z * 1.4426950408889634 - lse2[:, None])
-            p = tl.where(cols[None, :] == tgt[:, None], p - 1.0, p)
+            lse2 = tl.load(lse_ptr + r * M + rows, mask=row_ok, other=0.0) * LOG2E
+            p = _softmax_minus_onehot(h_blk, w_tile, cols, tgt, lse2, PRECISION)  # (BM, BN)
             acc = tl.dot(tl.trans(h_blk), p.to(h_blk.dtype), acc, input_precision=PRECISION)  # (BD, BN)
         acc = acc * tl.load(g_ptr).to(tl.float32)
         tl.store(
