@@ -27,7 +27,6 @@ in float32, so ``group_chunk`` bounds the peak at ``≈ 5 · B · G_c · N · g`
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from functools import partial
 
@@ -38,15 +37,16 @@ from torch import nn
 from mqarkit.constructions._baseconv_groups import GroupedWeights, group_weights
 from mqarkit.gpu.report import (
     DTYPES,
+    ERROR_COLUMN,
     Column,
-    environment,
-    environment_line,
-    markdown_table,
+    add_rows,
+    add_run_arguments,
     measure_point,
-    parse_dtypes,
     per_dtype_rows,
     reset_peak_memory,
-    write_results,
+    results_markdown,
+    run_setup,
+    timing_columns,
 )
 
 
@@ -249,15 +249,15 @@ COLUMNS: list[Column] = [
     ("accuracy", "accuracy", ".4f"),
     ("out exact at queries", "out_exact_at_queries", None),
     ("max abs diff vs fp32", "max_abs_diff_vs_first", "g"),
-    ("tokens/s", "tokens_per_s", ".3g"),
-    ("median s", "median_s", ".4g"),
-    ("peak GiB", "peak_memory_gib", ".2f"),
-    ("error", "error", None),
+    *timing_columns(),
+    ERROR_COLUMN,
 ]
+STEM = "scale_checks_baseconv4096"  # <out>/STEM.json, .md
+CUDA_DTYPES = "float32,bfloat16"
 
 
 def markdown(env: dict, rows: list[dict]) -> str:
-    return f"{environment_line(env)}\n\n{markdown_table(rows, COLUMNS)}"
+    return results_markdown(env, rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -267,25 +267,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--num-kv-pairs", default="64,1024", help="comma-separated D")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--group-chunk", type=int, default=None)
-    parser.add_argument("--dtypes", default=None, help="default float32,bfloat16 (CUDA), float64,float32 (CPU)")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for scale_checks_baseconv4096.{json,md}")
+    add_run_arguments(parser, cuda_dtypes=CUDA_DTYPES, repeats=5, stem=STEM)
     args = parser.parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtypes = parse_dtypes(args.dtypes, "float32,bfloat16" if device.type == "cuda" else "float64,float32")
-    env = environment(device)
+    device, dtypes, env = run_setup(args, CUDA_DTYPES)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
     for d_pairs in (int(v) for v in args.num_kv_pairs.split(",")):
         new = run_point(
             args.seq_len, d_pairs, vocab, args.batch, dtypes, args.group_chunk, device, args.seed, args.repeats
         )
-        rows += new
-        print(json.dumps(new), flush=True)
-        if args.out:
-            write_results(args.out, "scale_checks_baseconv4096", env, rows, markdown)
+        add_rows(rows, new, out=args.out, stem=STEM, env=env, markdown=markdown)
     return rows
 
 

@@ -41,7 +41,6 @@ Memory: ``forward`` holds ``O(B·t_c·N)`` indices and values plus ``out (B, N, 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from functools import partial
 
@@ -53,15 +52,16 @@ from mqarkit.constructions._baseconv_lookup_groups import BLOCKS, LookupGroupWei
 from mqarkit.gpu.grouped_baseconv import lag_gates
 from mqarkit.gpu.report import (
     DTYPES,
+    ERROR_COLUMN,
     Column,
-    environment,
-    environment_line,
-    markdown_table,
+    add_rows,
+    add_run_arguments,
     measure_point,
-    parse_dtypes,
     per_dtype_rows,
     reset_peak_memory,
-    write_results,
+    results_markdown,
+    run_setup,
+    timing_columns,
 )
 
 M, V = 0, 1  # block indices
@@ -324,16 +324,16 @@ COLUMNS: list[Column] = [
     ("out exact at queries", "out_exact_at_queries", None),
     ("example 0 == (*)", "example0_equals_direct", None),
     ("max abs diff vs first", "max_abs_diff_vs_first", "g"),
-    ("tokens/s", "tokens_per_s", ".3g"),
-    ("median s", "median_s", ".4g"),
-    ("peak GiB", "peak_memory_gib", ".3f"),
+    *timing_columns(peak_spec=".3f"),
     ("lags_for s/example (CPU)", "lags_for_cpu_s_per_example", None),
-    ("error", "error", None),
+    ERROR_COLUMN,
 ]
+STEM = "scale_checks_inputdep4096"  # <out>/STEM.json, .md
+CUDA_DTYPES = "float32,bfloat16"
 
 
 def markdown(env: dict, rows: list[dict]) -> str:
-    return f"{environment_line(env)}\n\n{markdown_table(rows, COLUMNS)}"
+    return results_markdown(env, rows, COLUMNS)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -343,24 +343,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--num-kv-pairs", default="16,64", help="comma-separated D (t = D)")
     parser.add_argument("--rules", default="exact,autocorrelation", help="comma-separated lag rules")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--dtypes", default=None, help="default float32,bfloat16 (CUDA), float64,float32 (CPU)")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for scale_checks_inputdep4096.{json,md}")
+    add_run_arguments(parser, cuda_dtypes=CUDA_DTYPES, repeats=10, stem=STEM)
     args = parser.parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtypes = parse_dtypes(args.dtypes, "float32,bfloat16" if device.type == "cuda" else "float64,float32")
-    env = environment(device)
+    device, dtypes, env = run_setup(args, CUDA_DTYPES)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
     for d_pairs in (int(v) for v in args.num_kv_pairs.split(",")):
         for rule in args.rules.split(","):
             new = run_point(args.seq_len, d_pairs, vocab, args.batch, rule, dtypes, device, args.seed, args.repeats)
-            rows += new
-            print(json.dumps(new), flush=True)
-            if args.out:
-                write_results(args.out, "scale_checks_inputdep4096", env, rows, markdown)
+            add_rows(rows, new, out=args.out, stem=STEM, env=env, markdown=markdown)
     return rows
 
 

@@ -4,11 +4,15 @@
   versions);
 - :func:`measure_point`: resets the peak-memory counter, times ``fn`` with :func:`mqarkit.gpu.timing.time_callable`
   (CUDA events after warm-up on the GPU) and writes ``median_s``, ``tokens_per_s`` and ``peak_memory_gib`` into a row;
-- :func:`markdown_table`: rows of dicts as a Markdown table from a column spec.
+- :func:`markdown_table`: rows of dicts as a Markdown table from a column spec; :func:`timing_columns` and
+  :data:`ERROR_COLUMN` the columns every table shares, :func:`results_markdown` the page (environment line + table);
+- the command line: :func:`add_run_arguments` (``--dtypes --device --repeats --seed --out``), :func:`run_setup` (the
+  device, the dtypes and the environment they give) and :func:`add_rows` (print a point's rows, rewrite the files).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from collections.abc import Callable, Sequence
@@ -68,8 +72,27 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[Column]) -> str:
     return head + body
 
 
+def timing_columns(peak_spec: str = ".2f") -> list[Column]:
+    """The columns :func:`measure_point` fills: tokens/s, median seconds and peak GiB (``peak_spec``)."""
+    return [
+        ("tokens/s", "tokens_per_s", ".3g"),
+        ("median s", "median_s", ".4g"),
+        ("peak GiB", "peak_memory_gib", peak_spec),
+    ]
+
+
+# the last column of every table: what :func:`per_dtype_rows` records for a point that could not run
+ERROR_COLUMN: Column = ("error", "error", None)
+
+
 def environment_line(env: dict) -> str:
     return ", ".join(f"{k}: {v}" for k, v in env.items())
+
+
+def results_markdown(env: dict, rows: Sequence[dict], columns: Sequence[Column], title: str | None = None) -> str:
+    """The Markdown page of a run: ``# title`` (if any), the environment line, the table of ``rows``."""
+    head = f"# {title}\n\n" if title else ""
+    return f"{head}{environment_line(env)}\n\n{markdown_table(rows, columns)}"
 
 
 # What a point that cannot run records instead of results (the run goes on with the next point).
@@ -103,6 +126,9 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
+CPU_DTYPES = "float64,float32"  # the default --dtypes on the CPU
+
+
 def parse_dtypes(text: str | None, default: str) -> list[str]:
     """A comma-separated ``--dtypes`` option (``default`` when empty), each a key of :data:`DTYPES`."""
     names = (text or default).split(",")
@@ -121,3 +147,38 @@ def write_results(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=1))
     (folder / f"{stem}.md").write_text(markdown(env, rows))
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, cuda_dtypes: str, repeats: int, stem: str) -> None:
+    """The options every check script takes: ``--dtypes`` (default ``cuda_dtypes`` on CUDA, :data:`CPU_DTYPES` on the
+    CPU: pass the same ``cuda_dtypes`` to :func:`run_setup`), ``--device``, ``--repeats``, ``--seed`` and ``--out``
+    (the folder of ``<stem>.json`` and ``<stem>.md``)."""
+    parser.add_argument("--dtypes", default=None, help=f"default {cuda_dtypes} (CUDA), {CPU_DTYPES} (CPU)")
+    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help=f"folder for {stem}.{{json,md}}")
+
+
+def run_setup(args: argparse.Namespace, cuda_dtypes: str) -> tuple[torch.device, list[str], dict]:
+    """``(device, dtypes, environment)`` from the options of :func:`add_run_arguments`."""
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtypes = parse_dtypes(args.dtypes, cuda_dtypes if device.type == "cuda" else CPU_DTYPES)
+    return device, dtypes, environment(device)
+
+
+def add_rows(
+    rows: list[dict],
+    new: list[dict],
+    *,
+    out: str | Path | None,
+    stem: str,
+    env: dict,
+    markdown: Callable[[dict, list], str],
+) -> None:
+    """Append one point's ``new`` rows to ``rows``, print them as a JSON line and, when ``out`` is set, rewrite
+    the run's files (:func:`write_results`)."""
+    rows += new
+    print(json.dumps(new), flush=True)
+    if out:
+        write_results(out, stem, env, rows, markdown)

@@ -20,7 +20,6 @@ Sizes (``MQARSpec`` needs ``c > N``, so ``c = N + 1`` where the brief says ``c =
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,15 +30,16 @@ import torch
 from mqarkit.gpu.loaders import load
 from mqarkit.gpu.report import (
     DTYPES,
+    ERROR_COLUMN,
     Column,
-    environment,
-    environment_line,
-    markdown_table,
+    add_rows,
+    add_run_arguments,
     measure_point,
-    parse_dtypes,
     per_dtype_rows,
     reset_peak_memory,
-    write_results,
+    results_markdown,
+    run_setup,
+    timing_columns,
 )
 
 
@@ -133,45 +133,37 @@ COLUMNS: list[Column] = [
     ("B", "batch", None),
     ("dtype", "dtype", None),
     ("accuracy", "accuracy", ".4f"),
-    ("tokens/s", "tokens_per_s", ".3g"),
-    ("median s", "median_s", ".4g"),
-    ("peak GiB", "peak_memory_gib", ".2f"),
+    *timing_columns(),
     ("build s", "build_s", None),
     ("load s", "load_s", None),
-    ("error", "error", None),
+    ERROR_COLUMN,
 ]
+STEM = "scale_checks"  # <out>/STEM.json, .md
+CUDA_DTYPES = "float32,bfloat16,float16"
 
 
 def markdown(env: dict, rows: list[dict]) -> str:
-    return f"# Scale checks\n\n{environment_line(env)}\n\n{markdown_table(rows, COLUMNS)}"
+    return results_markdown(env, rows, COLUMNS, title="Scale checks")
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="mqarkit.gpu.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gpu")
-    parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtypes", default=None, help="comma-separated; default float32,bfloat16,float16 (CUDA)")
     parser.add_argument("--only", default=None, help="comma-separated construction names")
     parser.add_argument("--seq-lens", default=None, help="comma-separated N to keep (default: every case)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="folder for scale_checks.json / .md")
+    add_run_arguments(parser, cuda_dtypes=CUDA_DTYPES, repeats=5, stem=STEM)
     args = parser.parse_args(argv)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtypes = parse_dtypes(args.dtypes, "float32,bfloat16,float16" if device.type == "cuda" else "float64,float32")
+    device, dtypes, env = run_setup(args, CUDA_DTYPES)
     only = set(args.only.split(",")) if args.only else None
+    seq_lens = {int(n) for n in args.seq_lens.split(",")} if args.seq_lens else None
     rows: list[dict] = []
-    env = environment(device)
     for case in PRESETS[args.preset]:
         if only is not None and case.name not in only:
             continue
-        if args.seq_lens and case.seq_len not in {int(n) for n in args.seq_lens.split(",")}:
+        if seq_lens is not None and case.seq_len not in seq_lens:
             continue
         new = run_case(case, dtypes, device, args.seed, args.repeats)
-        rows += new
-        print(json.dumps(new), flush=True)
-        if args.out:
-            write_results(args.out, "scale_checks", env, rows, markdown)
+        add_rows(rows, new, out=args.out, stem=STEM, env=env, markdown=markdown)
     return rows
 
 

@@ -42,3 +42,23 @@ def test_write_results_writes_json_and_markdown(tmp_path) -> None:
     write_results(tmp_path / "sub", "x", {"torch": "t"}, rows, lambda env, rs: f"{env['torch']} {len(rs)}")
     assert json.loads((tmp_path / "sub" / "x.json").read_text()) == {"environment": {"torch": "t"}, "rows": rows}
     assert (tmp_path / "sub" / "x.md").read_text() == "t 1"
+
+
+def test_results_markdown_and_add_rows_write_the_page(tmp_path, capsys) -> None:
+    import json
+
+    from mqarkit.gpu.report import ERROR_COLUMN, add_rows, results_markdown, timing_columns
+
+    columns = [("A", "a", None), *timing_columns(peak_spec=".3f"), ERROR_COLUMN]
+    assert [h for h, _, _ in columns] == ["A", "tokens/s", "median s", "peak GiB", "error"]
+    page = results_markdown({"torch": "t"}, [{"a": 1, "peak_memory_gib": 0.5}], columns, title="T")
+    assert page.splitlines()[:3] == ["# T", "", "torch: t"]
+    assert page.splitlines()[-1] == "| 1 |  |  | 0.500 |  |"
+    assert not results_markdown({}, [], columns).startswith("#")
+    rows: list[dict] = []
+    markdown = lambda env, rs: results_markdown(env, rs, columns)  # noqa: E731
+    add_rows(rows, [{"a": 1}], out=None, stem="x", env={}, markdown=markdown)
+    assert not list(tmp_path.iterdir())
+    add_rows(rows, [{"a": 2}], out=tmp_path, stem="x", env={}, markdown=markdown)
+    assert json.loads((tmp_path / "x.json").read_text())["rows"] == [{"a": 1}, {"a": 2}]
+    assert capsys.readouterr().out.splitlines() == ['[{"a": 1}]', '[{"a": 2}]']
