@@ -88,6 +88,16 @@ def test_stacked_run_equals_single_run(family):
         assert_close(both[r], alone[0], dtype="float32", context=f"{family} run {r}")
 
 
+def _mixer_input(sub: StackedHybrid, x: torch.Tensor) -> torch.Tensor:
+    """The input ``u (1, 1, N, d)`` that a one-run model's layer-1 mixer sees on ``x (N,)``."""
+    name = f"_mix_{sub.family}"
+    captured = {}
+    orig = getattr(sub, name)
+    setattr(sub, name, lambda u: (captured.setdefault("u", u), orig(u))[1])
+    sub(x[None])
+    return captured["u"]
+
+
 def test_based_state_reproduces_parallel_output():
     model = _stack("based", KNOBS["based"])
     x = torch.randint(0, 64, (17,), generator=torch.Generator().manual_seed(3))
@@ -95,12 +105,7 @@ def test_based_state_reproduces_parallel_output():
         sub, f = model.select(r), model.configs[r].feature_dim
         st = model.final_state(r, x)
         # recompute the mixer input u and the parallel output at the last position
-        captured = {}
-        orig = sub._mix_based
-        sub._mix_based = lambda u, c=captured, o=orig: (c.setdefault("u", u), o(u))[1]
-        sub(x[None])
-        u = captured["u"]
-        q, k, v = sub._based_qkv(u)
+        q, k, v = sub._based_qkv(_mixer_input(sub, x))
         a = torch.tril(1 + (q @ k.transpose(-1, -2)) / f**0.5 + 0.5 * ((q @ k.transpose(-1, -2)) / f**0.5) ** 2)
         par = (a @ v / a.sum(-1, keepdim=True))[0, 0, -1]
         phi = taylor_features(q[0, 0, -1, :f] * f**-0.25)
@@ -115,11 +120,7 @@ def test_ssm_state_reproduces_parallel_output():
     for r in range(2):
         sub, n = model.select(r), model.configs[r].d_state
         st = model.final_state(r, x)
-        captured = {}
-        orig = sub._mix_ssm
-        sub._mix_ssm = lambda u, c=captured, o=orig: (c.setdefault("u", u), o(u))[1]
-        sub(x[None])
-        xx, z, bm, cm, dt, a, xh = sub._ssm_parts(captured["u"])
+        xx, z, bm, cm, dt, a, xh = sub._ssm_parts(_mixer_input(sub, x))
         from mqarkit.gpu.stacked import ssm_decay
 
         w = ssm_decay((dt * a[:, None, None, :]).permute(0, 1, 3, 2)) * (cm @ bm.transpose(-1, -2))[:, :, None]
