@@ -1,8 +1,12 @@
 """Device and dtype validation shared by the torch mixers.
 
-Every mixer checks its input before computing: the device must exist (``cuda`` without a GPU is a ``RuntimeError``
-naming ``device``), the dtype must be a floating dtype the chosen path can run (integers are rejected; bf16/fp16 are
-rejected on the CPU reference-only paths that need float32 accumulation), and the input must be ``(B, N, d_model)``.
+- :func:`resolve_device`: a requested device must exist (``cuda`` without a GPU, or an index past the device count, is
+  a ``RuntimeError`` naming ``device``).
+- :func:`resolve_dtype`: a dtype must be a ``torch.dtype`` in ``allowed`` (default float64/float32/bf16/fp16).
+- :func:`check_sequence_input` / :func:`check_step_input`: every mixer checks its input before computing: a floating
+  tensor (integers are rejected; every floating dtype is accepted, on the CPU too) of shape ``(B, N, d_model)`` /
+  ``(B, d_model)``. A path with narrower needs checks them itself (fla's kernels: CUDA and float32/bf16/fp16, in
+  :mod:`mqarkit.gpu.mixer_based`).
 """
 
 from __future__ import annotations
