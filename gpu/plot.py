@@ -3,9 +3,11 @@
     mqarkit plot --results docs/results/frontier.jsonl --out docs/results/figures/frontier
 
 draws, from the JSONL records: each model config's best test accuracy over its learning rates (the mean over the test
-slices, as the reference harness reports it: :func:`slice_mean_accuracy`), one marker
-per family; the Pareto front over all families (no point with less state has higher accuracy); the
-information-theoretic limit L6; and, when ``mqarkit.constructions`` exposes
+slices, as the reference harness reports it: :func:`slice_mean_accuracy`), one marker per family; the Pareto front
+over all families (no point with less state has higher accuracy); the information-theoretic limit L6; the
+constructions' exact-recall points at the longest test slice (:func:`construction_points`: sign-code attention,
+Taylor linear attention, data-independent BaseConv; state measured from the built model, or the claimed closed form
+where the model is too large to build, labelled as such); and, when ``mqarkit.constructions`` exposes
 ``predicted_sliding_window_accuracy(window, seq_len, num_kv_pairs, power_a) -> float`` (the hook), the sliding
 window's predicted accuracy. Writes ``<out>.png`` and ``<out>.svg``.
 
