@@ -59,6 +59,17 @@ def lag_gates(seq_len: int, num_kv_pairs: int, lags: torch.Tensor, dtype: torch.
     return (query[None, :] & key).to(dtype)
 
 
+def checked_tokens(tokens: torch.Tensor, seq_len: int, vocab_size: int, device: torch.device) -> torch.Tensor:
+    """``tokens (B, N)`` integer ids in ``[0, vocab_size)`` -> int64 on ``device``; ``TypeError`` / ``ValueError``."""
+    if not isinstance(tokens, torch.Tensor):
+        raise TypeError(f"tokens: must be a torch.Tensor, got {type(tokens).__name__}")
+    if tokens.ndim != 2 or tokens.shape[1] != seq_len or tokens.dtype.is_floating_point:
+        raise ValueError(f"tokens: must be an integer (B, N={seq_len}) tensor, got {tokens.dtype}{tuple(tokens.shape)}")
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab_size):
+        raise ValueError(f"tokens: ids must lie in [0, vocab_size={vocab_size})")
+    return tokens.to(device, torch.int64)
+
+
 def _causal_shift(x: torch.Tensor, k: int) -> torch.Tensor:
     """``x (..., N, g)`` -> ``x[..., i - k, :]``, zero for ``i < k``."""
     if k == 0:
@@ -116,17 +127,6 @@ class GroupedBaseConv(nn.Module):
             buf(f"tree{k}_b1", layer.bias_linear)  # (g,)
             buf(f"tree{k}_b2", layer.bias_conv)  # (g,)
 
-    def _check(self, tokens: torch.Tensor) -> torch.Tensor:
-        if not isinstance(tokens, torch.Tensor):
-            raise TypeError(f"tokens: must be a torch.Tensor, got {type(tokens).__name__}")
-        if tokens.ndim != 2 or tokens.shape[1] != self.seq_len or tokens.dtype.is_floating_point:
-            raise ValueError(
-                f"tokens: must be an integer (B, N={self.seq_len}) tensor, got {tokens.dtype}{tuple(tokens.shape)}"
-            )
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(f"tokens: ids must lie in [0, vocab_size={self.vocab_size})")
-        return tokens.to(self.codebook.device, torch.int64)
-
     def _first_layer(self, u0: torch.Tensor, lin0: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
         """Layer 1 for the groups of ``lags (G_c,)``: ``u0, lin0 (B, N, g)`` -> ``(B, G_c, N, g)``."""
         b, n, g = u0.shape
@@ -161,7 +161,8 @@ class GroupedBaseConv(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """``tokens (B, N)`` int -> ``out (B, N, m)``."""
-        return self.forward_code(self.codebook[self._check(tokens)])
+        tokens = checked_tokens(tokens, self.seq_len, self.vocab_size, self.codebook.device)
+        return self.forward_code(self.codebook[tokens])
 
     def readout(self, out: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
         """``out (B, N, m)`` -> ``(B, N)`` int64: ``argmax_u <out, code(u)>`` (first maximum), positions chunked."""

@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from mqarkit.constructions._baseconv_lookup_groups import BLOCKS, LookupGroupWeights
-from mqarkit.gpu.grouped_baseconv import lag_gates
+from mqarkit.gpu.grouped_baseconv import checked_tokens, lag_gates
 from mqarkit.gpu.report import (
     DTYPES,
     ERROR_COLUMN,
@@ -123,17 +123,6 @@ class GroupedLookup(nn.Module):
 
     # -- input checks ------------------------------------------------------------------------------------------------
 
-    def _tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        if not isinstance(tokens, torch.Tensor):
-            raise TypeError(f"tokens: must be a torch.Tensor, got {type(tokens).__name__}")
-        if tokens.ndim != 2 or tokens.shape[1] != self.seq_len or tokens.dtype.is_floating_point:
-            raise ValueError(
-                f"tokens: must be an integer (B, N={self.seq_len}) tensor, got {tokens.dtype}{tuple(tokens.shape)}"
-            )
-        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(f"tokens: ids must lie in [0, vocab_size={self.vocab_size})")
-        return tokens.to(self.anchor.device, torch.int64)
-
     def _lags(self, lags: torch.Tensor | np.ndarray, batch: int) -> torch.Tensor:
         lags = torch.as_tensor(lags)
         if lags.dtype.is_floating_point or lags.shape != (batch, self.groups):
@@ -158,7 +147,7 @@ class GroupedLookup(nn.Module):
 
     def forward(self, tokens: torch.Tensor, lags: torch.Tensor | np.ndarray) -> torch.Tensor:
         """``tokens (B, N)`` int, ``lags (B, t)`` int -> ``out (B, N, c)`` (scaled one-hots, see the module doc)."""
-        tokens = self._tokens(tokens)
+        tokens = checked_tokens(tokens, self.seq_len, self.vocab_size, self.anchor.device)
         lags = self._lags(lags, tokens.shape[0])
         bsz, n = tokens.shape
         out = torch.zeros(bsz, n, self.vocab_size, dtype=self.dtype, device=tokens.device)
