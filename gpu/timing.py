@@ -1,9 +1,9 @@
 """Timing helper: CUDA events after warm-up on the GPU, ``time.perf_counter`` on the CPU; medians.
 
-``time_callable(fn, warmup=3, repeats=10)`` runs ``fn()`` ``warmup`` times untimed, then ``repeats`` times, each
-bracketed by CUDA events recorded on the current stream (or by ``perf_counter`` with no CUDA device given), and
-returns the per-call times in seconds. ``median_seconds`` is the median of those. Callers derive rates (tokens/s,
-bytes/s, FLOP/s) from the median.
+``time_callable(fn, *, warmup=3, repeats=10, device=None)`` runs ``fn()`` ``warmup`` times untimed, then ``repeats``
+times, each bracketed by CUDA events recorded on the current stream when ``device`` is a CUDA device (else, ``None``
+included, by ``perf_counter``), and returns the per-call times in seconds. ``median_seconds`` is the median of those.
+Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median.
 """
 
 from __future__ import annotations
