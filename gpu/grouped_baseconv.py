@@ -100,7 +100,7 @@ class GroupedBaseConv(nn.Module):
         if not dtype.is_floating_point:
             raise ValueError(f"dtype={dtype}: must be a floating-point dtype")
         self.seq_len, self.num_kv_pairs, self.vocab_size = weights.seq_len, weights.num_kv_pairs, weights.vocab_size
-        self.groups, self.group_width = weights.groups, weights.group_width
+        self.groups = weights.groups
         self.group_chunk = group_chunk or weights.groups
         self.dtype = dtype
 

@@ -98,9 +98,9 @@ class GroupedLookup(nn.Module):
         super().__init__()
         if not isinstance(weights, LookupGroupWeights):
             raise TypeError(f"weights: must be a LookupGroupWeights, got {type(weights).__name__}")
-        if group_chunk is not None and (isinstance(group_chunk, bool) or not isinstance(group_chunk, int)):
-            raise ValueError(f"group_chunk={group_chunk!r}: must be a positive int or None (all groups at once)")
-        if group_chunk is not None and group_chunk < 1:
+        if group_chunk is not None and (
+            isinstance(group_chunk, bool) or not isinstance(group_chunk, int) or group_chunk < 1
+        ):
             raise ValueError(f"group_chunk={group_chunk!r}: must be a positive int or None (all groups at once)")
         if not dtype.is_floating_point:
             raise ValueError(f"dtype={dtype}: must be a floating-point dtype")
@@ -257,14 +257,13 @@ def run_point(
     weights = group_lookup_weights(seq_len, num_kv_pairs, vocab_size, lags_np[0])
     answers = torch.from_numpy(expected_answers(batch)).to(device)  # (B, N), -100 off the queries
     inputs, lags = torch.from_numpy(batch.inputs).to(device), torch.from_numpy(lags_np).to(device)
-    t_groups = weights.groups
     base = {
         "construction": "baseconv_input_dependent (grouped, index form)",
         "lags_rule": rule,
         "seq_len": seq_len,
         "vocab_size": vocab_size,
         "num_kv_pairs": num_kv_pairs,
-        "t": t_groups,
+        "t": weights.groups,
         "width_d": weights.width,
         "filler": "clean",
         "batch": batch_size,
