@@ -1,7 +1,7 @@
 """Timing helper: CUDA events after warm-up on the GPU, ``time.perf_counter`` on the CPU; medians.
 
 ``time_callable(fn, *, warmup=3, repeats=10, device=None)`` runs ``fn()`` ``warmup`` times untimed, then ``repeats``
-times, each bracketed by CUDA events recorded on the current stream when ``device`` is a CUDA device (else, ``None``
+times, each bracketed by CUDA events recorded on ``device``'s current stream when it is a CUDA device (else, ``None``
 included, by ``perf_counter``), and returns the per-call times in seconds. ``median_seconds`` is the median of those.
 Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median.
 """
@@ -32,9 +32,9 @@ def time_callable(
         for _ in range(repeats):
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
-            start.record()
+            start.record(torch.cuda.current_stream(dev))  # the stream of `dev`, not of the current device
             fn()
-            end.record()
+            end.record(torch.cuda.current_stream(dev))
             end.synchronize()
             times.append(start.elapsed_time(end) / 1e3)
     else:
