@@ -44,6 +44,7 @@ import math
 
 import torch
 
+from mqarkit.gpu.load_layers import fused_qkv, out_matrix
 from mqarkit.gpu.load_mapping import embed_block, ir_array
 from mqarkit.polynomials import (
     BaseConv,
@@ -98,12 +99,6 @@ def export_width(op) -> int:
     return max(op.in_width, op.key_width, op.value_width, op.out_width)
 
 
-def _out(op, width: int) -> torch.Tensor:
-    if op.wo is None:
-        return embed_block((width, width), torch.eye(op.value_width, dtype=torch.float64))
-    return embed_block((width, width), ir_array(op.wo).T)
-
-
 def export_layer(op, layout: str = "zoology") -> dict[str, torch.Tensor]:
     """One IR op -> the ``state_dict`` of zoology's module for it (float64). ``ValueError`` when it does not fit."""
     if layout not in LAYOUTS:
@@ -122,13 +117,10 @@ def export_layer(op, layout: str = "zoology") -> dict[str, torch.Tensor]:
             "conv.conv.bias": torch.zeros(width, dtype=torch.float64),
         }
     if isinstance(op, SoftmaxAttention):
-        block = (width, width)
-        q = embed_block(block, float(op.beta) * math.sqrt(width) * ir_array(op.wq).T)  # logits beta q.k
-        wqkv = torch.cat([q, embed_block(block, ir_array(op.wk).T), embed_block(block, ir_array(op.wv).T)])
         return {
-            "Wqkv.weight": wqkv,
+            "Wqkv.weight": fused_qkv(op, width, float(op.beta) * math.sqrt(width)),  # logits beta q.k
             "Wqkv.bias": torch.zeros(3 * width, dtype=torch.float64),
-            "out_proj.weight": _out(op, width),
+            "out_proj.weight": out_matrix(op, width)[0],
             "out_proj.bias": torch.zeros(width, dtype=torch.float64),
         }
     dk = op.key_width
@@ -137,7 +129,7 @@ def export_layer(op, layout: str = "zoology") -> dict[str, torch.Tensor]:
         "proj_q.weight": embed_block((dk, width), alpha * ir_array(op.wq).T),
         "proj_k.weight": embed_block((dk, width), ir_array(op.wk).T),
         "proj_v.weight": embed_block((width, width), ir_array(op.wv).T),
-        "proj_o.weight": _out(op, width),
+        "proj_o.weight": out_matrix(op, width)[0],
     }
 
 

@@ -143,7 +143,7 @@ class LoadedBaseConv(LoadedLayer):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-def _fused_qkv(op, width: int, q_scale: float) -> torch.Tensor:
+def fused_qkv(op, width: int, q_scale: float) -> torch.Tensor:
     """``(3D, D)``: the IR's ``wq, wk, wv`` (transposed) in the corners of the q, k, v row blocks."""
     block = (width, width)
     parts = [
@@ -154,7 +154,9 @@ def _fused_qkv(op, width: int, q_scale: float) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def _out_matrix(op, width: int) -> tuple[torch.Tensor, str]:
+def out_matrix(op, width: int) -> tuple[torch.Tensor, str]:
+    """``(D, D)``: the IR's ``wo`` (transposed), or ``I_dv`` when the op has none, in the leading corner; and its
+    source label for the key map."""
     if op.wo is None:
         return embed_block((width, width), torch.eye(op.value_width, dtype=torch.float64)), "I_dv (no IR wo)"
     return embed_block((width, width), ir_array(op.wo).T), "wo"
@@ -186,8 +188,8 @@ class LoadedSoftmaxAttention(LoadedLayer):
         self.width = width = attention_width(op)
         self.mask, self.window, self.target = op.mask, op.window, target
         q_scale = float(op.beta) * math.sqrt(width)
-        wqkv = _fused_qkv(op, width, q_scale)
-        out, out_src = _out_matrix(op, width)
+        wqkv = fused_qkv(op, width, q_scale)
+        out, out_src = out_matrix(op, width)
         src = f"[beta*sqrt(D) wq.T; wk.T; wv.T] (beta={float(op.beta):.6g}, D={width})"
         self.logit_bias = None
         if target == "torch":
@@ -269,9 +271,9 @@ class LoadedUnnormalisedAttention(LoadedLayer):
         self.in_width, self.out_width = op.in_width, op.out_width
         self.width = width = attention_width(op)
         self.mixer = UnnormalisedAttentionMixer(width, op.mask, op.window)
-        out, out_src = _out_matrix(op, width)
+        out, out_src = out_matrix(op, width)
         entries = [
-            Entry("mixer.Wqkv.weight", "[wq.T; wk.T; wv.T]", True, _fused_qkv(op, width, 1.0)),
+            Entry("mixer.Wqkv.weight", "[wq.T; wk.T; wv.T]", True, fused_qkv(op, width, 1.0)),
             Entry("mixer.out_proj.weight", out_src, op.wo is not None, out),
         ]
         self.key_map = load_checked(self, entries, what)
@@ -306,7 +308,7 @@ class LoadedTaylorAttention(LoadedLayer):
             chunk_size=chunk_size,
         )
         alpha = 1.0 if fmap.scale else math.sqrt(dk)  # our kernel uses s = q.k / sqrt(dk)
-        out, out_src = _out_matrix(op, width)
+        out, out_src = out_matrix(op, width)
         entries = [
             Entry(
                 "mixer.proj_q.weight", f"{alpha:.6g} * wq", True, embed_block((dk, width), alpha * ir_array(op.wq).T)
