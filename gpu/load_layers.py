@@ -18,7 +18,7 @@ BaseConv               our ``BaseConv(semantics="paper")``          ``projection
 SoftmaxAttention       our ``SoftmaxAttention`` (1 head, no bias)   ``Wqkv.weight[0:dk] = beta sqrt(D) wq.T``,
                        or ``nn.MultiheadAttention`` (target torch)  ``[D:D+dk] = wk.T``, ``[2D:2D+dv] = wv.T``;
                                                                     ``out_proj.weight = wo.T`` (or ``I_dv``)
-UnnormalisedAttention  :class:`UnnormalisedAttentionMixer` below        same fused layout, no ``beta``
+UnnormalisedAttention  :class:`UnnormalisedAttentionMixer` below    same fused layout, no ``beta``
 LinearAttention        our ``BasedLinearAttention`` (Taylor map)    ``proj_q = a wq.T`` (``a = sqrt(dk)`` when the IR
                                                                     map is unscaled), ``proj_k = wk.T``,
                                                                     ``proj_v = wv.T``, ``proj_o = wo.T`` (or ``I``)
