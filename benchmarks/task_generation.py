@@ -26,22 +26,13 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _machine import cpu_name  # noqa: E402
 
 from mqarkit.task import MQARSpec, generate  # noqa: E402
 
 VOCAB = 8192
 SEGMENTS = [(64, 4, 100_000), (128, 8, 20_000), (256, 16, 20_000), (256, 32, 20_000), (256, 64, 20_000)]
 RESULTS = Path(__file__).resolve().parents[1] / "docs" / "results"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def time_mode(filler: str, repeats: int) -> dict:
@@ -87,7 +78,7 @@ def main() -> None:
         "target_total_s": 5.0,
         "reference_total_s": 57.0,
         "machine": {
-            "cpu": cpu_name(),
+            "cpu": cpu_name("unknown"),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "numpy": np.__version__,
