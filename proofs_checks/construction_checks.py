@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from mqarkit.proofs_checks.instances import IGNORE, draw_instances
+from mqarkit.proofs_checks.point_runner import size_ranges
 from mqarkit.proofs_checks.registry import Budget, Check, CheckContext, CheckOutcome, failed, not_run, passed
 
 # Knobs the generic checks pass to constructions that require them (wiring, one line per construction). Each is chosen
@@ -82,8 +83,7 @@ def _run_grid(
 
 
 def _range_text(ran: list[tuple[int, int, int]]) -> str:
-    cs, ns, ds = zip(*ran)
-    return f"{len(ran)} grid points, N {min(ns)}..{max(ns)}, c {min(cs)}..{max(cs)}, D {min(ds)}..{max(ds)}"
+    return f"{len(ran)} grid points, {size_ranges(ran)}"
 
 
 def _knob_note(name: str) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mqarkit.proofs_checks.point_runner import run_points
+from mqarkit.proofs_checks.point_runner import run_points, size_ranges
 from mqarkit.proofs_checks.registry import CheckContext, CheckOutcome, failed, passed
 from mqarkit.tolerances import tolerance_for
 
@@ -91,9 +91,8 @@ def check_sufficient_beta(
         return None
 
     ran, bad = run_points(ctx, points(ctx.budget.full), step)
-    cs, ns, ds = zip(*ran)
     covered = (
-        f"{len(ran)} (c, N, D) points, N {min(ns)}..{max(ns)}, c {min(cs)}..{max(cs)}, D {min(ds)}..{max(ds)}: "
+        f"{len(ran)} (c, N, D) points, {size_ranges(ran)}: "
         f"{stats['queries']} queries of {n_ex} clean instances + 1 decoy instance per point at beta = "
         f"{'sufficient_beta(N, m)' if beta_rule is None else 'beta_rule(N, m)'}; minimum measured margin "
         f"{stats['min_margin']:.4g} = {stats['min_ratio']:.3f} x guaranteed 1/m"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mqarkit.proofs_checks.point_runner import run_points
+from mqarkit.proofs_checks.point_runner import run_points, size_ranges
 from mqarkit.proofs_checks.registry import CheckContext, CheckOutcome, failed, passed
 
 SEED = 20240311
@@ -59,10 +59,9 @@ def check_regime_a_zero_filler(ctx: CheckContext) -> CheckOutcome:
         return None
 
     ran, bad = run_points(ctx, regime_a_points(ctx.budget.full), step)
-    cs, ns, ds = zip(*ran)
     covered = (
         f"regime A (one-hot values): {counts['queries']} queries of zero-filler instances, {len(ran)} points, "
-        f"N {min(ns)}..{max(ns)}, c {min(cs)}..{max(cs)}, D {min(ds)}..{max(ds)}, float64: every query exact"
+        f"{size_ranges(ran)}, float64: every query exact"
     )
     if bad is not None:
         return failed(covered, bad, "regime A missed a query of a zero-filler instance")
@@ -173,10 +172,9 @@ def check_regime_b_exact_condition(
         return None
 
     ran, bad = run_points(ctx, condition_points(ctx.budget.full), step)
-    cs, ns, ds = zip(*ran)
     covered = (
-        f"regime B: {counts['queries']} queries of zero-filler instances, {len(ran)} points, N {min(ns)}..{max(ns)}, "
-        f"c {min(cs)}..{max(cs)}, D {min(ds)}..{max(ds)}: correct iff the exact condition holds "
+        f"regime B: {counts['queries']} queries of zero-filler instances, {len(ran)} points, {size_ranges(ran)}: "
+        "correct iff the exact condition holds "
         f"({counts['recalled']} recalled, {counts['missed']} missed; {counts['ties']} exact ties left out)"
     )
     if bad is not None:
