@@ -20,24 +20,26 @@ def _coeffs(poly: sp.Expr, n: int) -> list[sp.Expr]:
     return [sp.expand(p.coeff_monomial(X**i)) for i in range(n)]
 
 
-def causal_conv(h: list[sp.Expr], u: list[sp.Expr]) -> list[sp.Expr]:
-    """``(h * u)[i] = Σ_{k <= i} h[k] u[i - k]``: ``h``, ``u`` (N,) -> (N,), computed as ``h(X) u(X) mod X^N``."""
+def _product(h: list[sp.Expr], u: list[sp.Expr]) -> tuple[int, sp.Expr]:
+    """``(N, h(X) u(X))`` expanded, for ``h``, ``u`` of equal length ``N``."""
     n = len(u)
     if len(h) != n:
         raise ValueError(f"h: length {len(h)} must equal len(u)={n}")
     hp = sum(hk * X**k for k, hk in enumerate(h))
     up = sum(uk * X**k for k, uk in enumerate(u))
-    return _coeffs(sp.rem(sp.expand(hp * up), X**n, X), n) if n else []
+    return n, sp.expand(hp * up)
+
+
+def causal_conv(h: list[sp.Expr], u: list[sp.Expr]) -> list[sp.Expr]:
+    """``(h * u)[i] = Σ_{k <= i} h[k] u[i - k]``: ``h``, ``u`` (N,) -> (N,), computed as ``h(X) u(X) mod X^N``."""
+    n, prod = _product(h, u)
+    return _coeffs(sp.rem(prod, X**n, X), n) if n else []
 
 
 def cyclic_conv(h: list[sp.Expr], u: list[sp.Expr]) -> list[sp.Expr]:
     """``(h ⊛ u)[i] = Σ_k h[k] u[(i - k) mod N]``, computed as ``h(X) u(X) mod (X^N - 1)``."""
-    n = len(u)
-    if len(h) != n:
-        raise ValueError(f"h: length {len(h)} must equal len(u)={n}")
-    hp = sum(hk * X**k for k, hk in enumerate(h))
-    up = sum(uk * X**k for k, uk in enumerate(u))
-    return _coeffs(sp.rem(sp.expand(hp * up), X**n - 1, X), n)
+    n, prod = _product(h, u)
+    return _coeffs(sp.rem(prod, X**n - 1, X), n)
 
 
 def impulse(s: int, n: int) -> list[sp.Expr]:
