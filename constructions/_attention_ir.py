@@ -55,13 +55,7 @@ def lookup_block_exact(model, inputs: np.ndarray, token_codebook: np.ndarray) ->
 def measured(model, seq_len: int) -> Resources:
     """Resources read off the IR model by :func:`mqarkit.polynomials.analyse`."""
     a = analyse(model, seq_len)
-    return Resources(
-        layers=int(a.layers),
-        width=int(a.width),
-        parameters=int(a.parameters),
-        state_numbers=int(a.state_numbers),
-        degree=a.degree_bound,
-    )
+    return Resources.from_analysis(a, degree=a.degree_bound)
 
 
 def onehot_lookup_model(vocab_size: int, mask: str, window: int | None = None) -> Model:

@@ -131,11 +131,4 @@ def measured_resources(model: Any, seq_len: int) -> Resources:
     the degree (:func:`channel_degree`)."""
     from mqarkit.polynomials import analyse
 
-    a = analyse(model, seq_len)
-    return Resources(
-        layers=a.layers,
-        width=a.width,
-        parameters=a.parameters,
-        state_numbers=a.state_numbers,
-        degree=channel_degree(model),
-    )
+    return Resources.from_analysis(analyse(model, seq_len), degree=channel_degree(model))

@@ -56,6 +56,18 @@ class Resources:
     def as_dict(self) -> dict[str, int | None]:
         return asdict(self)
 
+    @classmethod
+    def from_analysis(cls, analysis: Any, degree: int | None) -> Resources:
+        """Layers, width, parameters and state read off a ``mqarkit.polynomials.analyse`` result; ``degree`` as the
+        caller measures it (the analysis' bound, or the weights' supports)."""
+        return cls(
+            layers=int(analysis.layers),
+            width=int(analysis.width),
+            parameters=int(analysis.parameters),
+            state_numbers=int(analysis.state_numbers),
+            degree=degree,
+        )
+
 
 @dataclass(frozen=True)
 class ResourceReport:
