@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from weight_asserts import assert_same
 
 from mqarkit.constructions import baseconv_data_independent as di
 from mqarkit.constructions import build
@@ -16,26 +17,18 @@ NAME = "baseconv_data_independent"
 SIZES = [(4, 1, 5), (6, 1, 8), (8, 2, 10), (10, 2, 17), (12, 3, 13), (16, 4, 33), (20, 5, 64), (8, 2, 256)]  # (N, D, c)
 
 
-def _assert_same(a: np.ndarray | None, b: np.ndarray | None, what: str) -> None:
-    if a is None or b is None:
-        assert a is None and b is None, f"{what}: one is None"
-        return
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-    assert np.array_equal(a, b), f"{what}: {int((a != b).sum())} entries differ"
-
-
 @pytest.mark.parametrize("n, d_pairs, c", SIZES)
 def test_densify_equals_dense_construction(n: int, d_pairs: int, c: int) -> None:
     grouped = group_weights(n, d_pairs, c)
     dense = di.construction_weights(n, d_pairs, c, "sign")
     rebuilt = densify(grouped)
     assert grouped.width == dense.width
-    _assert_same(rebuilt.embed, dense.embed, "embed")
-    _assert_same(rebuilt.unembed, dense.unembed, "unembed")
+    assert_same(rebuilt.embed, dense.embed, "embed")
+    assert_same(rebuilt.unembed, dense.unembed, "unembed")
     assert len(rebuilt.layers) == len(dense.layers)
     for k, (mine, theirs) in enumerate(zip(rebuilt.layers, dense.layers, strict=True)):
         for field in ("weight", "filters", "bias_linear", "bias_conv"):
-            _assert_same(getattr(mine, field), getattr(theirs, field), f"layer {k} {field}")
+            assert_same(getattr(mine, field), getattr(theirs, field), f"layer {k} {field}")
         assert mine.cyclic == theirs.cyclic
 
 
