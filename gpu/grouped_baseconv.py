@@ -249,7 +249,7 @@ COLUMNS: list[Column] = [
     ("dtype", "dtype", None),
     ("accuracy", "accuracy", ".4f"),
     ("out exact at queries", "out_exact_at_queries", None),
-    ("max abs diff vs fp32", "max_abs_diff_vs_first", "g"),
+    ("max abs diff vs first dtype", "max_abs_diff_vs_first", "g"),
     *timing_columns(),
     ERROR_COLUMN,
 ]

@@ -311,7 +311,7 @@ COLUMNS: list[Column] = [
     ("accuracy", "accuracy", ".4f"),
     ("out exact at queries", "out_exact_at_queries", None),
     ("example 0 == (*)", "example0_equals_direct", None),
-    ("max abs diff vs first", "max_abs_diff_vs_first", "g"),
+    ("max abs diff vs first dtype", "max_abs_diff_vs_first", "g"),
     *timing_columns(peak_spec=".3f"),
     ("lags_for s/example (CPU)", "lags_for_cpu_s_per_example", None),
     ERROR_COLUMN,
