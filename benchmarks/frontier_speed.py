@@ -113,12 +113,12 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
             times.append(stop())
         util = None
         if sampler is not None:  # utilisation over a sustained burst of back-to-back steps (no host sync between)
-            first = sampler.activate()
+            burst_start = sampler.activate()
             for _ in range(max(1, math.ceil(BURST_SECONDS / statistics.median(times)))):
                 take_step(seg, rows, 1.0)
             torch.cuda.synchronize(device)
             sampler.active.clear()
-            util = sampler.burst_mean(first)
+            util = sampler.burst_mean(burst_start)
         per_segment.append(
             {
                 "seq_len": seg.segment.seq_len,

@@ -98,32 +98,26 @@ class ModelConfig:
         return asdict(self)
 
 
-# ---------------------------------------------------------------- optional compilation of the elementwise glue
+# ---------------------------------------------------------------- compilation of the model between its kernels
+RECOMPILE_LIMIT = 64  # compiled variants kept per function: (family, d_model, R) x (train, eval) of a whole sweep
+
+
 def compile_enabled() -> bool:
-    """Whether :func:`cuda_compiled` compiles on CUDA (``MQARKIT_COMPILE=0`` turns it off)."""
+    """Whether :meth:`StackedHybrid.hidden_at` runs compiled on CUDA (``MQARKIT_COMPILE=0`` turns it off)."""
     return os.environ.get("MQARKIT_COMPILE", "1") != "0"
 
 
-def cuda_compiled(fn):
-    """``fn`` compiled with ``torch.compile(dynamic=True)`` when called on CUDA tensors, eager elsewhere.
+@functools.cache
+def _compiled_hidden_at():
+    """``torch.compile`` of :func:`_hidden_at` (built once per process; variants are dynamo's recompiles).
 
-    Used for the small memory-bound pieces (LayerNorm with per-run affine, the short causal conv, the
-    cross-entropy over the upcast logits) where eager PyTorch makes one pass over memory per op and its LayerNorm
-    kernel is slow for rows of 48–128; the compiled forms are the same expressions, fused. ``MQARKIT_COMPILE=0``
-    turns it off (the CPU tests always take the eager path).
+    A sweep compiles one variant per stack shape and grad mode; dynamo's default limit (8 per function) would make
+    the ninth stack of a sweep fall back to eager silently, hence the raised limit.
     """
-    compiled = None
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        nonlocal compiled
-        if args[0].is_cuda and compile_enabled():
-            if compiled is None:
-                compiled = torch.compile(fn, dynamic=True)
-            return compiled(*args, **kwargs)
-        return fn(*args, **kwargs)
-
-    return wrapper
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+    return torch.compile(_hidden_at)
 
 
 # ---------------------------------------------------------------- stacked primitives
@@ -135,11 +129,11 @@ def linear(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     return out.reshape(*u.shape[:-1], w.shape[-1])
 
 
-@cuda_compiled
 def layer_norm(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """LayerNorm over the last dim with per-run affine ``w, b (R, d)``; ``u (R, B, N, d)``."""
+    """LayerNorm over the last dim with per-run affine ``w, b (R, d)``; ``u (R, ..., d)``."""
     y = F.layer_norm(u, u.shape[-1:], eps=eps)
-    return torch.addcmul(b[:, None, None, :], y, w[:, None, None, :])  # b + y·w in one kernel
+    shape = (w.shape[0], *([1] * (u.dim() - 2)), w.shape[-1])
+    return torch.addcmul(b.view(shape), y, w.view(shape))  # b + y·w in one kernel
 
 
 def causal_depthwise_conv(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -155,7 +149,6 @@ def causal_depthwise_conv(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> 
     return y
 
 
-@cuda_compiled
 def short_conv_gate(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
     """BaseConv's ``conv_k(u) ⊙ lin + u`` (``lin = W u + b`` computed outside by a batched matmul)."""
     return causal_depthwise_conv(u, w, b) * lin + u
@@ -293,6 +286,26 @@ def ssm_decay(log_a: torch.Tensor) -> torch.Tensor:
     return torch.exp(diff.masked_fill(~mask, float("-inf")))
 
 
+@torch.compiler.disable  # an opaque call inside the compiled model: fla's / our autograd.Function runs as written
+def _taylor_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal Taylor attention (scale in ``q``): fla's kernels on CUDA when available, else :func:`taylor_attention`."""
+    attend = fla_taylor_attention if fla_taylor_available(q.device) else taylor_attention
+    return attend(q, k, v)
+
+
+def gather_rows(t: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+    """``t[r, b, qpos[b, j]]``: ``t (R, B, N, C)``, ``qpos (B, D)`` -> ``(R, B, D, C)``."""
+    return t[:, torch.arange(t.shape[1], device=t.device)[:, None], qpos]
+
+
+def _hidden_at(model: StackedHybrid, h: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+    """:meth:`StackedHybrid.hidden_at` after the embedding ``h (R, B, N, d)``; ``qpos (B, D)`` -> ``(R, B·D, d)``."""
+    r, u = model._trunk(h)
+    parts = getattr(model, f"_seq_at_{model.family}")(u, qpos)  # layer 1's mixing at the query rows, (R, B, D, ·)
+    out = model._tail(gather_rows(r, qpos), model._rows(*parts))  # (R, B, D, d)
+    return out.reshape(out.shape[0], -1, out.shape[-1])
+
+
 # ---------------------------------------------------------------- the stacked model
 class StackedHybrid(nn.Module):
     """``R`` independent runs of one family and ``d_model``; ``forward(x (B, N)) -> hidden (R, B, N, d)``."""
@@ -414,19 +427,52 @@ class StackedHybrid(nn.Module):
 
     # ---- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (B, N)`` int64 -> final hidden states ``(R, B, N, d)`` (after ``LN_f``)."""
+        """``x (B, N)`` int64 -> final hidden states ``(R, B, N, d)`` (after ``LN_f``), at every position."""
+        r, u = self._trunk(self.embed(self._checked_tokens(x)))
+        return self._tail(r, self.mix1(u))
+
+    def hidden_at(self, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+        """The final hidden states at the positions ``qpos (B, D)`` of ``x (B, N)``: ``(R, B·D, d)``, row ``b·D + j``.
+
+        Equal to ``forward(x)`` gathered at ``qpos``, computed with less work. Layer 1 is the last layer that mixes
+        positions, and nothing reads its output except at the query rows, so only those rows are computed there:
+        its attention runs ``D`` queries against the ``N`` keys (``O(N·D)`` instead of ``O(N²)``; the SSM's
+        quadratic form likewise), and what follows (output projection, residual adds, ``LN2``, ``LN_f``) runs on the
+        ``B·D`` rows. Layer 0 and layer 1's keys and values are computed at every position, as they must be. The
+        long convolution is the exception: its FFT computes every position, which are then gathered.
+
+        On CUDA the computation between the embedding and the head runs compiled (:func:`_compiled_hidden_at`); the
+        embedding stays eager, its backward being a sort-and-segment-sum where the compiled form would add repeated
+        tokens (mostly token 0 in MQAR) atomically into one row.
+        """
+        x = self._checked_tokens(x)
+        if qpos.dim() != 2 or qpos.shape[0] != x.shape[0]:
+            raise ValueError(f"qpos: needs shape (B, D) with B = x.shape[0] = {x.shape[0]}, got {tuple(qpos.shape)}")
+        h = self.embed(x)
+        if h.is_cuda and compile_enabled():
+            for t, dims in ((h, (1, 2)), (qpos, (0, 1))):  # batch, length and queries vary; R and d do not
+                for dim in dims:
+                    torch._dynamo.maybe_mark_dynamic(t, dim)
+            return _compiled_hidden_at()(self, h, qpos)
+        return _hidden_at(self, h, qpos)
+
+    def _checked_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"x: needs token ids of shape (B, N), got {tuple(x.shape)}")
         if x.shape[1] > self.max_len:
             raise ValueError(f"x: seq_len={x.shape[1]} exceeds max_len={self.max_len}")
-        h = self.embed(x)  # (R, B, N, d)
-        r = h
-        h = self.mix0(layer_norm(r, self.ln0a_w, self.ln0a_b))
-        r = r + h
-        h = layer_norm(r, self.ln0b_w, self.ln0b_b)
-        r = r + h
-        h = self.mix1(layer_norm(r, self.ln1a_w, self.ln1a_b))
-        r = r + h
-        h = layer_norm(r, self.ln1b_w, self.ln1b_b)
-        return layer_norm(h + r, self.lnf_w, self.lnf_b)
+        return x
+
+    def _trunk(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """From the embedding ``h (R, B, N, d)`` to block 1: its residual ``r`` and its mixer's input ``LN1(r)``."""
+        r = h + self.mix0(layer_norm(h, self.ln0a_w, self.ln0a_b))
+        r = r + layer_norm(r, self.ln0b_w, self.ln0b_b)  # block 0 hands LN2(r) on, block 1 adds it to r
+        return r, layer_norm(r, self.ln1a_w, self.ln1a_b)
+
+    def _tail(self, r: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+        """Row-wise end of block 1 and the final norm: ``LN_f(LN2(r + mixed) + r + mixed)``; ``(R, ..., d)``."""
+        r = r + mixed
+        return layer_norm(layer_norm(r, self.ln1b_w, self.ln1b_b) + r, self.lnf_w, self.lnf_b)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """``emb[r, x]`` for every run: ``x (B, N)`` -> ``(R, B, N, d)``.
@@ -447,17 +493,46 @@ class StackedHybrid(nn.Module):
         return short_conv_gate(u, self.c0_k, self.c0_kb, linear(u, self.c0_w, self.c0_b))
 
     def mix1(self, u: torch.Tensor) -> torch.Tensor:
+        """Layer 1, the mixer under test: ``u (R, B, N, d)`` -> ``(R, B, N, d)``."""
         return getattr(self, f"_mix_{self.family}")(u)
+
+    # Each mixer is a sequence part (``_seq_*``: mixes positions, returns per-position tensors) followed by a row
+    # part (``_rows_*``: position by position, e.g. the output projection), so that :meth:`hidden_at` can run the
+    # row part on the query rows only; ``_mix_*`` is the composition.
+    def _mix_attention(self, u: torch.Tensor) -> torch.Tensor:
+        return self._rows_attention(*self._seq_attention(u))
+
+    def _mix_sliding_window(self, u: torch.Tensor) -> torch.Tensor:
+        return self._rows_attention(*self._seq_sliding_window(u))
+
+    def _mix_based(self, u: torch.Tensor) -> torch.Tensor:
+        return self._rows_projection(*self._seq_based(u))
+
+    def _mix_ssm(self, u: torch.Tensor) -> torch.Tensor:
+        return self._rows_projection(*self._seq_ssm(u))
+
+    def _mix_long_conv(self, u: torch.Tensor) -> torch.Tensor:
+        return self._rows_long_conv(*self._seq_long_conv(u))
+
+    def _rows(self, *parts: torch.Tensor) -> torch.Tensor:
+        rows = {"attention": self._rows_attention, "sliding_window": self._rows_attention}
+        rows |= {"based": self._rows_projection, "ssm": self._rows_projection, "long_conv": self._rows_long_conv}
+        return rows[self.family](*parts)
+
+    def _rows_attention(self, y: torch.Tensor) -> torch.Tensor:
+        return linear(y, self.o_w, self.o_b)
+
+    def _rows_projection(self, y: torch.Tensor) -> torch.Tensor:
+        return linear(y, self.o_w)
 
     def _qkv(self, u):
         q, k, v = linear(u, self.qkv_w, self.qkv_b).chunk(3, dim=-1)
         return q, k, v
 
-    def _mix_attention(self, u: torch.Tensor) -> torch.Tensor:
+    def _seq_attention(self, u: torch.Tensor) -> tuple[torch.Tensor]:
         r, b, n, d = u.shape
         q, k, v = (t.reshape(r * b, 1, n, d) for t in self._qkv(u))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return linear(y.reshape(r, b, n, d), self.o_w, self.o_b)
+        return (F.scaled_dot_product_attention(q, k, v, is_causal=True).reshape(r, b, n, d),)
 
     def band_mask(self, n: int) -> torch.Tensor:
         """``(R, 1, N, N)`` bool: query ``i`` sees key ``j`` iff ``0 ≤ i − j < w_r``."""
@@ -465,11 +540,9 @@ class StackedHybrid(nn.Module):
         lag = i[:, None] - i[None, :]
         return ((lag >= 0) & (lag < self.windows[:, None, None]))[:, None]
 
-    def _mix_sliding_window(self, u: torch.Tensor) -> torch.Tensor:
-        r, b, n, d = u.shape
-        q, k, v = (t.reshape(r, b, n, d) for t in self._qkv(u))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.band_mask(n))
-        return linear(y, self.o_w, self.o_b)
+    def _seq_sliding_window(self, u: torch.Tensor) -> tuple[torch.Tensor]:
+        q, k, v = self._qkv(u)
+        return (F.scaled_dot_product_attention(q, k, v, attn_mask=self.band_mask(u.shape[2])),)
 
     def _based_qkv(self, u):
         """``q, k (R, B, N, f)`` (padded feature columns masked to 0) and ``v (R, B, N, d)`` from one batched matmul."""
@@ -478,12 +551,10 @@ class StackedHybrid(nn.Module):
         q, k, v = linear(u, w).split([f, f, self.d], dim=-1)
         return q, k, v
 
-    def _mix_based(self, u: torch.Tensor) -> torch.Tensor:
+    def _seq_based(self, u: torch.Tensor) -> tuple[torch.Tensor]:
         """Taylor attention by fla's flash-style kernels on CUDA (:mod:`mqarkit.gpu.fla_taylor`), else ours."""
         q, k, v = self._based_qkv(u)
-        q = q * self.fscale[:, None, None, None].to(q.dtype)
-        attend = fla_taylor_attention if fla_taylor_available(q.device) else taylor_attention
-        return linear(attend(q, k, v), self.o_w)  # (R, B, N, d)
+        return (_taylor_attend(q * self.fscale[:, None, None, None].to(q.dtype), k, v),)
 
     def _mix_based_reference(self, u: torch.Tensor) -> torch.Tensor:
         """The direct quadratic form (materialises ``K``; plain autograd): the reference the tests compare with."""
@@ -505,8 +576,8 @@ class StackedHybrid(nn.Module):
         xh = x.float().reshape(r, b, n, heads, SSM_HEAD_DIM)
         return x, z, bm, cm, dt, a, xh
 
-    def _mix_ssm(self, u: torch.Tensor) -> torch.Tensor:
-        """``y_t = Σ_{s≤t} exp(Σ_{s<ρ≤t} Δ_ρ A) (C_t·B_s) Δ_s x_s + D x_t``, then ``⊙ SiLU(z)`` and out-projection."""
+    def _seq_ssm(self, u: torch.Tensor) -> tuple[torch.Tensor]:
+        """``y_t = Σ_{s≤t} exp(Σ_{s<ρ≤t} Δ_ρ A) (C_t·B_s) Δ_s x_s + D x_t``, then ``⊙ SiLU(z)`` (before ``o_w``)."""
         r, b, n, _ = u.shape
         x, z, bm, cm, dt, a, xh = self._ssm_parts(u)
         decay = ssm_decay((dt * a[:, None, None, :]).permute(0, 1, 3, 2))  # (R, B, H, N, N)
@@ -515,11 +586,66 @@ class StackedHybrid(nn.Module):
         xdt = (xh * dt[..., None]).permute(0, 1, 3, 2, 4)  # (R, B, H, N, P)
         y = torch.matmul(w, xdt).permute(0, 1, 3, 2, 4)  # (R, B, N, H, P)
         y = y + xh * self.skip.float()[:, None, None, :, None]
-        y = y.reshape(r, b, n, -1).to(u.dtype) * F.silu(z)
-        return linear(y, self.o_w)
+        return (y.reshape(r, b, n, -1).to(u.dtype) * F.silu(z),)
 
-    def _mix_long_conv(self, u: torch.Tensor) -> torch.Tensor:
-        return fft_causal_conv(u, self.l_h) * linear(u, self.l_w, self.l_b) + u
+    def _seq_long_conv(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return fft_causal_conv(u, self.l_h), u
+
+    def _rows_long_conv(self, conv: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return conv * linear(u, self.l_w, self.l_b) + u
+
+    # Layer 1's sequence part at the query rows only (see :meth:`hidden_at`): ``u (R, B, N, d)`` at every position,
+    # ``qpos (B, D)`` -> tensors at the query rows ``(R, B, D, ·)``, the input of the family's row part.
+    @staticmethod
+    def _causal_at(qpos: torch.Tensor, n: int) -> torch.Tensor:
+        """``(B, D, N)`` bool: query ``j`` (at position ``qpos[b, j]``) sees key position ``s`` iff ``s ≤ qpos``."""
+        return torch.arange(n, device=qpos.device) <= qpos[..., None]
+
+    def _seq_at_attention(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
+        d = self.d
+        q = linear(gather_rows(u, qpos), self.qkv_w[..., :d], self.qkv_b[..., :d])  # (R, B, D, d)
+        k, v = linear(u, self.qkv_w[..., d:], self.qkv_b[..., d:]).chunk(2, dim=-1)  # (R, B, N, d) each
+        return (F.scaled_dot_product_attention(q, k, v, attn_mask=self._causal_at(qpos, u.shape[2])),)
+
+    def _seq_at_sliding_window(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
+        d, n = self.d, u.shape[2]
+        q = linear(gather_rows(u, qpos), self.qkv_w[..., :d], self.qkv_b[..., :d])
+        k, v = linear(u, self.qkv_w[..., d:], self.qkv_b[..., d:]).chunk(2, dim=-1)
+        lag = qpos[..., None] - torch.arange(n, device=qpos.device)  # (B, D, N): query position − key position
+        band = (lag >= 0) & (lag < self.windows[:, None, None, None])  # (R, B, D, N)
+        return (F.scaled_dot_product_attention(q, k, v, attn_mask=band),)
+
+    def _seq_at_based(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
+        """``y_j = Σ_{s≤t_j} K(q_j, k_s) v_s / Σ_{s≤t_j} K(q_j, k_s)``, ``K = 1 + q·k/√d' + (q·k/√d')²/2``.
+
+        The ``(R, B, D, N)`` kernel matrix is formed directly (float32 from the matmul's scores; cast to the matmul
+        dtype for its product with ``v``, as fla's kernel does; the denominator summed in float32).
+        """
+        f, m = self.q_w.shape[-1], self.fmask[:, None, :]
+        wq = self.q_w * (m * self.fscale[:, None, None])  # the per-run 1/√d'_r folded into q's projection
+        q = linear(gather_rows(u, qpos), wq)  # (R, B, D, f)
+        k, v = linear(u, torch.cat([self.k_w * m, self.v_w], dim=-1)).split([f, self.d], dim=-1)
+        s = torch.matmul(q, k.transpose(-1, -2)).float()  # (R, B, D, N)
+        kern = torch.where(self._causal_at(qpos, u.shape[2]), 1 + s + 0.5 * s * s, 0.0)
+        num = torch.matmul(kern.to(v.dtype), v).float()  # (R, B, D, d)
+        return ((num / (kern.sum(-1, keepdim=True) + 1e-12)).to(v.dtype),)
+
+    def _seq_at_ssm(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
+        """The SSM's quadratic form at the query times ``t_j``: ``(R, B, D, N, H)`` decays instead of ``(…, N, N)``."""
+        r, b, n, _ = u.shape
+        x, z, bm, cm, dt, a, xh = self._ssm_parts(u)
+        cs = torch.cumsum(dt * a[:, None, None, :], dim=2)  # (R, B, N, H): Σ_{ρ≤t} Δ_ρ A
+        gap = gather_rows(cs, qpos)[:, :, :, None] - cs[:, :, None]  # (R, B, D, N, H): Σ_{s<ρ≤t_j} Δ_ρ A
+        causal = self._causal_at(qpos, n)[None, :, :, :, None]
+        decay = torch.exp(gap.masked_fill(~causal, float("-inf")))
+        scores = torch.matmul(gather_rows(cm, qpos), bm.transpose(-1, -2))  # (R, B, D, N)
+        xdt = xh * dt[..., None]  # (R, B, N, H, P)
+        y = torch.einsum("rbjsh,rbshp->rbjhp", decay * scores[..., None], xdt)  # (R, B, D, H, P)
+        y = y + gather_rows(xh.flatten(3), qpos).unflatten(3, xh.shape[3:]) * self.skip.float()[:, None, None, :, None]
+        return (y.flatten(3).to(u.dtype) * F.silu(gather_rows(z, qpos)),)
+
+    def _seq_at_long_conv(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(gather_rows(t, qpos) for t in self._seq_long_conv(u))  # the FFT computes every position
 
     # ---- recurrent state (for the measured state size)
     @torch.no_grad()

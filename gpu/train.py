@@ -159,10 +159,7 @@ def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, target
 
 def query_hidden(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
     """The final hidden states at the query positions: ``x (b, N)``, ``qpos (b, D)`` -> ``(R, b·D, d)``."""
-    hidden = model(x)  # (R, b, N, d)
-    r, b, n, d = hidden.shape
-    flat = (qpos + torch.arange(b, device=x.device)[:, None] * n).reshape(-1)  # (b·D,)
-    return hidden.reshape(r, b * n, d)[:, flat]
+    return model.hidden_at(x, qpos)
 
 
 def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int) -> None:

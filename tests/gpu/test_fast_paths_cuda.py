@@ -2,6 +2,7 @@
 
 - fla's flash-style Taylor attention (:mod:`mqarkit.gpu.fla_taylor`) against the stacked model's direct quadratic
   form, forward and gradients, with padded feature dims;
+- the compiled model (``hidden_at`` with ``torch.compile``) against the eager one, values and gradients;
 - CUDA-graphed training steps (:mod:`mqarkit.gpu.cuda_graphs`) against eager steps, step by step, a partial
   (eager) batch and a learning-rate freeze included.
 """
@@ -56,6 +57,26 @@ def test_fla_taylor_attention_matches_reference_form():
         finally:
             del os.environ["MQARKIT_FLA"]
     assert_close(fast16.float(), ours16.float(), dtype="bfloat16", context="fla forward (bf16)")
+
+
+@pytest.mark.parametrize("family", ["based", "attention", "sliding_window", "ssm", "long_conv"])
+def test_compiled_model_equals_eager_model(family, monkeypatch):
+    device = torch.device("cuda")
+    knob = {"based": "feature_dim", "sliding_window": "window", "ssm": "d_state"}.get(family)
+    cfgs = [ModelConfig(family, 64, vocab_size=256, max_len=256, **({knob: v} if knob else {})) for v in (8, 16)]
+    model = StackedHybrid(cfgs, [0, 1], device)
+    g = torch.Generator().manual_seed(3)
+    seg = SegmentData(Segment(128, 8, 32), *(t.to(device) for t in mqar_batch(256, 128, 8, 32, generator=g)))
+    params = list(model.parameters())
+    out = {}
+    for compiled in ("1", "0"):
+        monkeypatch.setenv("MQARKIT_COMPILE", compiled)
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            rows = model.hidden_at(seg.inputs, seg.qpos)
+        out[compiled] = (rows.float(), torch.autograd.grad(rows.float().square().sum(), params))
+    assert_close(out["1"][0], out["0"][0], dtype="bfloat16", context=f"{family} compiled forward")
+    for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):
+        assert_close(a, b, dtype="bfloat16", context=f"{family} compiled gradient {name}")
 
 
 def test_graphed_steps_equal_eager_steps():

@@ -88,6 +88,34 @@ def test_stacked_run_equals_single_run(family):
         assert_close(both[r], alone[0], dtype="float32", context=f"{family} run {r}")
 
 
+@pytest.mark.parametrize("family", sorted(KNOBS))
+def test_hidden_at_query_rows_equals_forward_gathered(family):
+    """``hidden_at`` runs the row-wise tail on the query rows only: the same values and gradients as ``forward``."""
+    model = _stack(family, KNOBS[family])
+    g = torch.Generator().manual_seed(5)
+    x, qpos = torch.randint(0, 64, (3, 20), generator=g), torch.tensor([[2, 7, 19], [0, 1, 5], [4, 11, 12]])
+    full = model(x)  # (R, 3, 20, d)
+    gathered = torch.stack([full[:, i, qpos[i]] for i in range(3)], dim=1).reshape(2, 9, -1)  # row b·D + j
+    rows = model.hidden_at(x, qpos)
+    assert_close(rows, gathered, dtype="float32", context=f"{family} values")
+    probe = torch.randn(rows.shape, generator=g)
+    for p, a, b in zip(
+        model.parameters(),
+        torch.autograd.grad((rows * probe).sum(), list(model.parameters())),
+        torch.autograd.grad((gathered * probe).sum(), list(model.parameters())),
+    ):
+        assert_close(a, b, dtype="float32", context=f"{family} gradient of a {tuple(p.shape)} parameter")
+
+
+def test_hidden_at_bad_query_positions():
+    model = _stack("based", KNOBS["based"])
+    x = torch.zeros(3, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="qpos"):
+        model.hidden_at(x, torch.zeros(2, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="x: needs token ids"):
+        model.hidden_at(x[0], torch.zeros(3, 1, dtype=torch.long))
+
+
 def _mixer_input(sub: StackedHybrid, x: torch.Tensor) -> torch.Tensor:
     """The input ``u (1, 1, N, d)`` that a one-run model's layer-1 mixer sees on ``x (N,)``."""
     name = f"_mix_{sub.family}"
