@@ -1,4 +1,5 @@
-"""Linear head + summed cross-entropy without materialising the logits: Triton kernels and a naive reference.
+"""Linear head + summed cross-entropy, and linear head + argmax, without materialising the logits: Triton kernels
+and naive references.
 
 Symbols: ``R`` stacked runs, ``M`` labelled positions, ``d`` hidden width, ``c`` vocabulary size;
 ``h (R, M, d)`` hidden states, ``w (R, d, c)`` head weights, ``t (M,)`` int64 targets shared by every run.
@@ -30,6 +31,15 @@ logits tile in registers (memory ``O(R·M + R·d·c)`` besides the gradients the
   rows in ``(BM, d)`` blocks of ``h[r]``, recomputing ``p_tile`` and accumulating ``h_blkᵀ @ p_tile`` into a
   ``(d, BN)`` float32 tile. Each output element has exactly one writer, so no atomics.
 
+:func:`fused_linear_argmax` (inference only, no autograd) gives ``argmax_j z[r, m, j] (R, M)`` int64 through one more:
+
+- ``_argmax_kernel``, grid ``(R, ⌈M/BM⌉)``: the walk of ``_lse_kernel``, keeping a running float32 max and its index
+  per row. Within a tile the first index of the maximum wins; across tiles the index changes only on a strictly
+  greater maximum, so ties go to the smallest index, as in ``torch.argmax``. Its reference
+  :func:`reference_linear_argmax` takes the argmax of float32 logits (``bmm`` of the inputs cast to float32; float64
+  for float64 inputs), not of logits rounded to the inputs' dtype, so that it agrees with the kernel's float32
+  accumulation (only rows whose top two logits are within float32 rounding of each other may differ).
+
 Both backward kernels read ``g`` from device memory (no host sync) and apply it once to the float32 accumulator. As in
 autograd through ``bmm``, ``p`` is rounded to the inputs' dtype before its matrix product (bf16 under autocast), and
 ``dh`` / ``dw`` are returned in the dtypes of ``h`` / ``w``. Float32 inputs use full-precision ``tl.dot`` unless
@@ -42,9 +52,9 @@ nothing to the backward products, so only the forward's sum-exp needs the column
 Dispatch: the kernels run for CUDA tensors of dtype float16 / bfloat16 / float32 with ``d ≤ 128``; under the Triton
 interpreter (``TRITON_INTERPRET=1`` when this module was imported) they also run on CPU tensors. Everything else --
 CPU tensors, float64, no importable ``triton``, the environment variable ``MQARKIT_FUSED_HEAD=0`` (read per call),
-empty inputs -- falls back to the reference. Under ``torch.autocast`` both functions first cast ``h`` and ``w`` to the
-autocast dtype, as ``bmm`` would. Targets outside ``[0, c)`` raise ``ValueError`` on the CPU; on CUDA they are checked
-with ``torch._assert_async`` (no host sync), which fails the next synchronising call.
+empty inputs -- falls back to the reference. Under ``torch.autocast`` all four functions first cast ``h`` and ``w`` to
+the autocast dtype, as ``bmm`` would. Targets outside ``[0, c)`` raise ``ValueError`` on the CPU; on CUDA they are
+checked with ``torch._assert_async`` (no host sync), which fails the next synchronising call.
 """
 
 from __future__ import annotations
@@ -62,7 +72,12 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-__all__ = ["fused_linear_cross_entropy", "reference_linear_cross_entropy"]
+__all__ = [
+    "fused_linear_argmax",
+    "fused_linear_cross_entropy",
+    "reference_linear_argmax",
+    "reference_linear_cross_entropy",
+]
 
 _KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 _MAX_BD = 128  # wider heads fall back to the reference (untuned; register pressure of the (BM, BD) blocks)
@@ -72,12 +87,13 @@ _INT32_LIMIT = 2**31  # offsets inside the kernels are int32 per run; larger ten
 # (triton 3.6, bf16, R = 12, M = 16384, c = 8192) over BM, BN in {64, 128, 256}, 4 / 8 warps: small 4-warp tiles win
 # (the kernels are bound by the exp / select work on the float32 logits tile, not by the d-deep dots), and the dw
 # kernel, whose grid is only R·c/BN programs, prefers BM = 128 rows per step for d <= 64. At d = 64: lse 0.82 ms,
-# dh 0.92 ms, dw 0.86 ms (next best configs 0.87 / 1.10 / 0.98 ms).
+# dh 0.92 ms, dw 0.86 ms (next best configs 0.87 / 1.10 / 0.98 ms). The argmax kernel walks like the lse kernel and
+# takes its configs (not measured separately).
 _CONFIGS: dict[int, dict[str, tuple[int, int, int, int]]] = {
-    16: {"lse": (64, 128, 4, 3), "dh": (64, 128, 4, 3), "dw": (128, 128, 4, 3)},
-    32: {"lse": (64, 128, 4, 3), "dh": (64, 128, 4, 3), "dw": (128, 128, 4, 3)},
-    64: {"lse": (64, 128, 4, 3), "dh": (64, 128, 4, 3), "dw": (128, 128, 4, 3)},
-    128: {"lse": (128, 64, 4, 3), "dh": (64, 128, 4, 3), "dw": (64, 128, 4, 3)},
+    16: {"lse": (64, 128, 4, 3), "dh": (64, 128, 4, 3), "dw": (128, 128, 4, 3), "argmax": (64, 128, 4, 3)},
+    32: {"lse": (64, 128, 4, 3), "dh": (64, 128, 4, 3), "dw": (128, 128, 4, 3), "argmax": (64, 128, 4, 3)},
+    64: {"lse": (64, 128, 4, 3), "dh": (64, 128, 4, 3), "dw": (128, 128, 4, 3), "argmax": (64, 128, 4, 3)},
+    128: {"lse": (128, 64, 4, 3), "dh": (64, 128, 4, 3), "dw": (64, 128, 4, 3), "argmax": (128, 64, 4, 3)},
 }
 
 
@@ -86,9 +102,16 @@ _CONFIGS: dict[int, dict[str, tuple[int, int, int, int]]] = {
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _checked(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate the arguments; return ``h, w`` cast to the autocast dtype when autocast is on for their device."""
-    for name, x in (("h", h), ("w", w), ("targets", targets)):
+def _checked(
+    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor | None, *, with_targets: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate the arguments; return ``h, w`` cast to the autocast dtype when autocast is on for their device.
+
+    ``with_targets=False`` (the argmax functions, which take none): only ``h`` and ``w`` are checked; ``targets`` is
+    ignored.
+    """
+    named = (("h", h), ("w", w), ("targets", targets)) if with_targets else (("h", h), ("w", w))
+    for name, x in named:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: needs a torch.Tensor, got {type(x).__name__}")
     if h.dim() != 3:
@@ -98,14 +121,14 @@ def _checked(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[t
         raise ValueError(f"w: needs shape (R, d, c) with R={r}, d={d} from h, got {tuple(w.shape)}")
     if w.shape[2] < 1:
         raise ValueError(f"w: needs c >= 1 vocabulary columns, got shape {tuple(w.shape)}")
-    if targets.dim() != 1 or targets.shape[0] != m:
+    if with_targets and (targets.dim() != 1 or targets.shape[0] != m):
         raise ValueError(f"targets: needs shape (M,) with M={m} from h, got {tuple(targets.shape)}")
-    if targets.dtype != torch.int64:
+    if with_targets and targets.dtype != torch.int64:
         raise TypeError(f"targets: needs dtype torch.int64, got {targets.dtype}")
     for name, x in (("h", h), ("w", w)):
         if not x.is_floating_point():
             raise TypeError(f"{name}: needs a floating-point dtype, got {x.dtype}")
-    for name, x in (("w", w), ("targets", targets)):
+    for name, x in named[1:]:
         if x.device != h.device:
             raise ValueError(f"{name}: needs the device of h ({h.device}), got {x.device}")
     if torch.is_autocast_enabled(h.device.type):
@@ -145,6 +168,27 @@ def reference_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: to
     h, w = _checked(h, w, targets)
     _check_target_range(targets, w.shape[2])
     return _reference(h, w, targets)
+
+
+def _reference_argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    acc = torch.promote_types(h.dtype, torch.float32)  # float32, or float64 for float64 inputs
+    dev = h.device.type
+    # autocast would cast the float32 bmm back down: off for it (checked first: not every device type has autocast)
+    off = torch.autocast(dev, enabled=False) if torch.is_autocast_enabled(dev) else contextlib.nullcontext()
+    with off:
+        return torch.bmm(h.to(acc), w.to(acc)).argmax(-1)  # (R, M, c) logits -> (R, M)
+
+
+def reference_linear_argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``argmax_j (h[r, m] @ w[r])[j]`` naively: ``(R, M)`` int64, the first index among equal maxima.
+
+    ``h (R, M, d)``, ``w (R, d, c)`` floating (same dtype, or cast by autocast). The logits are computed in float32
+    (float64 for float64 inputs) from the (cast) inputs, not rounded to their dtype, so that the result agrees with
+    the kernel's float32 accumulation. Materialises the ``(R, M, c)`` logits. No autograd.
+    """
+    with torch.no_grad():
+        h, w = _checked(h, w, None, with_targets=False)
+        return _reference_argmax(h, w)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -317,6 +361,45 @@ if triton is not None:
             mask=feat_ok[:, None] & col_ok[None, :],
         )
 
+    @triton.jit
+    def _argmax_kernel(
+        h_ptr,  # (R, M, d)
+        w_ptr,  # (R, d, c)
+        out_ptr,  # (R, M) int64, contiguous
+        M,
+        C,
+        D,
+        s_hr,
+        s_hm,
+        s_hd,
+        s_wr,
+        s_wd,
+        s_wc,
+        BM: tl.constexpr,
+        BN: tl.constexpr,
+        BD: tl.constexpr,
+        PRECISION: tl.constexpr,
+    ):
+        r = tl.program_id(0).to(tl.int64)
+        rows = tl.program_id(1) * BM + tl.arange(0, BM)  # (BM,)
+        feats = tl.arange(0, BD)  # (BD,)
+        h_blk = _h_block(h_ptr + r * s_hr, rows, feats, M, D, s_hm, s_hd)  # (BM, BD)
+        w_base = w_ptr + r * s_wr
+        best = tl.full([BM], float("-inf"), tl.float32)  # running max logit per row
+        arg = tl.zeros([BM], tl.int32)  # its column (c < 2^31: larger w falls back)
+        for n0 in range(0, C, BN):
+            cols = n0 + tl.arange(0, BN)  # (BN,)
+            w_tile = _w_tile(w_base, feats, cols, D, C, s_wd, s_wc)  # (BD, BN)
+            z = tl.dot(h_blk, w_tile, input_precision=PRECISION)  # (BM, BN) float32
+            # columns >= c: -inf, and they come after every valid column of the tile, so they never win a tie
+            z = tl.where((cols < C)[None, :], z, float("-inf"))
+            z_max = tl.max(z, axis=1)  # (BM,)
+            z_arg = tl.min(tl.where(z == z_max[:, None], cols[None, :], C), axis=1)  # (BM,) first index of the max
+            better = z_max > best  # strictly: an equal max in a later tile keeps the earlier index
+            best = tl.where(better, z_max, best)
+            arg = tl.where(better, z_arg, arg)
+        tl.store(out_ptr + r * M + rows, arg.to(tl.int64), mask=rows < M)
+
     _INTERPRETED = type(_lse_kernel).__name__ == "InterpretedFunction"
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
@@ -385,6 +468,20 @@ def _grad_w(h, w, targets, lse, g) -> torch.Tensor:
     return dw
 
 
+def _argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``argmax_j (h[r, m] @ w[r])[j] (R, M)`` int64."""
+    r, m, d = h.shape
+    c = w.shape[2]
+    bd = _padded_width(d)
+    bm, bn, warps, stages = _CONFIGS[bd]["argmax"]
+    out = torch.empty(r, m, dtype=torch.int64, device=h.device)
+    _argmax_kernel[(r, triton.cdiv(m, bm))](
+        h, w, out, m, c, d, *_strides(h, w),
+        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
+    )  # fmt: skip
+    return out
+
+
 class _FusedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -434,3 +531,20 @@ def fused_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: torch.
         return reference_linear_cross_entropy(h, w, targets)
     _check_target_range(targets, w.shape[2])
     return _FusedLinearCrossEntropy.apply(h, w, targets)
+
+
+def fused_linear_argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``argmax_j (h[r, m] @ w[r])[j]`` without materialising the ``(R, M, c)`` logits: ``(R, M)`` int64.
+
+    ``h (R, M, d)``, ``w (R, d, c)`` floating (same dtype, or cast by autocast). Float32 logits (float64 for float64
+    inputs, via the reference); ties go to the smallest index. Equal to :func:`reference_linear_argmax` except on
+    rows whose top two logits are within float32 rounding. Inference only: runs without autograd, whatever the
+    inputs' ``requires_grad``. Triton kernel on CUDA; the reference elsewhere (the dispatch of
+    :func:`fused_linear_cross_entropy`).
+    """
+    with torch.no_grad():
+        h, w = _checked(h, w, None, with_targets=False)
+        if not _use_kernels(h, w):
+            return _reference_argmax(h, w)
+        with _on_device(h):  # Triton launches on the current device: make it h's
+            return _argmax(h, w)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mqarkit.gpu.data import IGNORE_INDEX, Segment
-from mqarkit.gpu.fused_head import fused_linear_cross_entropy
+from mqarkit.gpu.fused_head import fused_linear_argmax, fused_linear_cross_entropy
 from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
 
 
@@ -209,8 +209,8 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
         for start in range(0, seg.inputs.shape[0], mb):
             x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = torch.bmm(query_hidden(model, x, qpos), model.head_weight())  # (R, b·D, c)
-            correct[:, s] += (logits.argmax(-1) == tgt.reshape(1, -1)).sum(1)
+                pred = fused_linear_argmax(query_hidden(model, x, qpos), model.head_weight())  # (R, b·D) int64
+            correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
     return correct.cpu(), totals
 

@@ -1,6 +1,7 @@
-"""fused_linear_cross_entropy (Triton kernels) == reference_linear_cross_entropy == F.cross_entropy on explicit logits.
+"""fused_linear_cross_entropy (Triton kernels) == reference_linear_cross_entropy == F.cross_entropy on explicit logits;
+fused_linear_argmax (Triton kernel) == reference_linear_argmax == argmax of the explicit logits.
 
-Three layers: CPU tests of the reference, the validation and the CPU fallback (always run); the Triton kernels under
+Three layers: CPU tests of the references, the validation and the CPU fallback (always run); the Triton kernels under
 the Triton interpreter on CPU tensors, in a subprocess with ``TRITON_INTERPRET=1`` (skipped without triton); the
 compiled kernels on a CUDA GPU (marked ``gpu``).
 """
@@ -17,7 +18,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.fused_head import fused_linear_cross_entropy, reference_linear_cross_entropy
+from mqarkit.gpu.fused_head import (
+    fused_linear_argmax,
+    fused_linear_cross_entropy,
+    reference_linear_argmax,
+    reference_linear_cross_entropy,
+)
 from mqarkit.tolerances import assert_close
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -133,6 +139,53 @@ def test_validation_errors(fn, changes: dict, error: type, message: str) -> None
         fn(**_bad(**changes))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("r, m, d, c", SIZES)
+def test_argmax_cpu_fallback_equals_reference(r: int, m: int, d: int, c: int, dtype: torch.dtype) -> None:
+    h, w, _ = _inputs(r, m, d, c, dtype, seed=2)
+    got = fused_linear_argmax(h, w)
+    want = reference_linear_argmax(h, w)
+    assert got.dtype == want.dtype == torch.int64 and got.shape == want.shape == (r, m)
+    assert torch.equal(got, want)
+    if dtype == torch.float64:
+        assert torch.equal(got, torch.bmm(h, w).argmax(-1))
+
+
+def test_argmax_reference_uses_float32_logits_and_first_index_of_ties() -> None:
+    """bf16 inputs: the argmax of the float32 logits, not of the bf16-rounded ones; equal maxima: the first index."""
+    h = torch.tensor([[[1.0, 1.0]]], dtype=torch.bfloat16)  # (1, 1, 2)
+    w = torch.tensor([[[1.0, 1.0, 0.0], [0.0, 2.0**-9, 1.0]]], dtype=torch.bfloat16)  # (1, 2, 3): logits 1, 1+2^-9, 1
+    assert torch.bmm(h, w)[0, 0, 1] == 1.0  # 1 + 2^-9 rounds to 1 in bf16: bf16 logits would tie and answer 0
+    assert reference_linear_argmax(h, w).tolist() == [[1]]
+    assert fused_linear_argmax(h, w).tolist() == [[1]]
+    assert reference_linear_argmax(h, w[:, :, [0, 0, 2]]).tolist() == [[0]]  # logits 1, 1, 1
+
+
+def test_argmax_autocast_casts_both_inputs() -> None:
+    """Under autocast: the inputs cast to bf16, the logits still float32 (the reference turns autocast off for them)."""
+    h, w, _ = _inputs(2, 40, 16, 50, torch.float32, seed=3)
+    want = reference_linear_argmax(h.bfloat16(), w.bfloat16())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for fn in (fused_linear_argmax, reference_linear_argmax):
+            assert torch.equal(fn(h, w), want), fn.__name__
+
+
+def test_argmax_runs_without_autograd_and_handles_empty_rows() -> None:
+    h, w, _ = _inputs(2, 6, 4, 10, torch.float32)
+    got = fused_linear_argmax(h.requires_grad_(True), w.requires_grad_(True))
+    assert got.dtype == torch.int64 and not got.requires_grad
+    assert fused_linear_argmax(h[:, :0], w).shape == (2, 0)
+
+
+@pytest.mark.parametrize("fn", [fused_linear_argmax, reference_linear_argmax])
+@pytest.mark.parametrize("changes, error, message", [b for b in BAD if "targets" not in b[0]])
+def test_argmax_validation_errors(fn, changes: dict, error: type, message: str) -> None:
+    args = _bad(**changes)
+    del args["targets"]
+    with pytest.raises(error, match=message):
+        fn(**args)
+
+
 def test_import_without_triton_loads_no_sympy_and_falls_back() -> None:
     """``triton`` made unimportable: the module imports, loads no sympy, and the fused function is the reference."""
     code = textwrap.dedent(
@@ -148,6 +201,7 @@ def test_import_without_triton_loads_no_sympy_and_falls_back() -> None:
         a = fused_head.fused_linear_cross_entropy(h, w, t)
         b = fused_head.reference_linear_cross_entropy(h, w, t)
         assert a.item() == b.item(), (a, b)
+        assert torch.equal(fused_head.fused_linear_argmax(h, w), fused_head.reference_linear_argmax(h, w))
         print("ok")
         """
     )
@@ -160,7 +214,8 @@ def test_import_without_triton_loads_no_sympy_and_falls_back() -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 # Runs in a fresh interpreter: TRITON_INTERPRET is read when the @triton.jit kernels are defined (module import).
-_INTERPRETER_SCRIPT = textwrap.dedent(
+# The prelude of each interpreter script.
+_INTERPRETER_PRELUDE = textwrap.dedent(
     """
     import numpy as np
     import torch
@@ -180,7 +235,11 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
     from mqarkit.tolerances import assert_close
 
     assert fused_head._INTERPRETED, "the kernels were not defined in interpreter mode"
+    """
+)
 
+_INTERPRETER_SCRIPT = _INTERPRETER_PRELUDE + textwrap.dedent(
+    """
     def run(fn, h, w, t, scale):
         h = h.detach().clone().requires_grad_(True)
         w = w.detach().clone().requires_grad_(True)
@@ -207,13 +266,71 @@ _INTERPRETER_SCRIPT = textwrap.dedent(
 )
 
 
+_INTERPRETER_ARGMAX_SCRIPT = _INTERPRETER_PRELUDE + textwrap.dedent(
+    """
+    launches = []  # grids of _argmax_kernel launches: the kernel ran, not the fallback
+    kernel = fused_head._argmax_kernel
+
+    class Counting:
+        def __getitem__(self, grid):
+            launches.append(grid)
+            return kernel[grid]
+
+    fused_head._argmax_kernel = Counting()
+
+    def check(h, w, context, explicit=None):
+        n = len(launches)
+        got = fused_head.fused_linear_argmax(h, w)
+        assert len(launches) == n + 1, f"{context}: the kernel did not run"
+        want = fused_head.reference_linear_argmax(h, w) if explicit is None else explicit
+        assert got.dtype == torch.int64 and got.shape == want.shape, (context, got.dtype, got.shape)
+        bad = (got != want).nonzero().tolist()
+        assert not bad, f"{context}: {len(bad)} rows differ, first {bad[:5]}"
+
+    # random float32 inputs; sizes not multiples of the blocks (BM = 64, BN = 128, BD = 64 at d = 48); w transposed
+    for r, m, d, c, transposed in [(2, 37, 48, 300, False), (1, 5, 16, 64, False), (2, 70, 48, 300, True)]:
+        gen = torch.Generator().manual_seed(r * 1000 + m + d + c)
+        h = torch.randn(r, m, d, generator=gen)
+        w = torch.randn(r, d, c, generator=gen) / d**0.5
+        if transposed:  # strides (c·d, 1, d)
+            w = w.transpose(1, 2).contiguous().transpose(1, 2)
+        check(h, w, f"random R={r}, M={m}, d={d}, c={c}")
+
+    # ties: small integers make every logit exact in float32 (any summation order), so equal logits are exactly
+    # equal; a sparse h makes many rows' maxima tied; columns duplicated within a tile and across tiles (BN = 128)
+    gen = torch.Generator().manual_seed(7)
+    r, m, d, c = 2, 37, 48, 300
+    h = (torch.rand(r, m, d, generator=gen) < 0.1).float() * torch.randint(1, 3, (r, m, d), generator=gen)
+    w = torch.randint(-1, 2, (r, d, c), generator=gen).float()
+    w[:, :, 200] = w[:, :, 3]  # a later tile's copy of an earlier tile's column
+    w[:, :, 299] = w[:, :, 130]  # the last (partial) tile
+    w[:, :, 131] = w[:, :, 130]  # within a tile
+    z = torch.bmm(h.double(), w.double())  # (R, M, c) exact
+    first = (z == z.amax(-1, keepdim=True)).int().argmax(-1)  # first index of the max, independently of torch.argmax
+    assert int(((z == z.amax(-1, keepdim=True)).sum(-1) > 1).sum()) > r * m // 2, "too few tied rows to test"
+    check(h, w, "ties", explicit=first)
+    check(h, torch.zeros(r, d, c), "all logits equal", explicit=torch.zeros(r, m, dtype=torch.int64))
+    # every valid logit negative: the columns past c (zero if unmasked) must not win
+    check(h.abs() + 1, -(w.abs() + 1), "all negative")
+    print("ok")
+    """
+)
+
+
+def _run_interpreted(script: str) -> None:
+    env = {**os.environ, "TRITON_INTERPRET": "1", "MQARKIT_FUSED_HEAD": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+
+
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the interpreter runs the kernels on CPU tensors)")
 def test_kernels_under_triton_interpreter_equal_reference_float32() -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1", "MQARKIT_FUSED_HEAD": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", _INTERPRETER_SCRIPT], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+    _run_interpreted(_INTERPRETER_SCRIPT)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the interpreter runs the kernels on CPU tensors)")
+def test_argmax_kernel_under_triton_interpreter_equals_reference_and_takes_first_of_ties() -> None:
+    _run_interpreted(_INTERPRETER_ARGMAX_SCRIPT)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -302,3 +419,60 @@ def test_gpu_env_var_selects_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     loss = fused_linear_cross_entropy(h, w, targets)
     assert type(loss.grad_fn).__name__ != "_FusedLinearCrossEntropyBackward"
     assert_close(loss, reference_linear_cross_entropy(h, w, targets), dtype="float32", context="value")
+
+
+def _assert_argmax_agrees(got: torch.Tensor, h: torch.Tensor, w: torch.Tensor) -> None:
+    """``got (R, M)`` equals the float32 reference on every row whose top two float32 logits are more than
+    ``1e-3 · std`` of the row's logits apart, and such rows are >= 99% (float32 rounding is ~1e-6 of that scale).
+
+    The scale is the row's spread, not its top logit: the gap between the top two of c = 8192 Gaussian logits is about
+    Exp(mean 0.24 std), so ``1e-3 · |top1|`` (top1 ≈ 3.8 std) would leave ~1.6% of the rows undecided.
+    """
+    z = torch.bmm(h.float(), w.float())  # (R, M, c)
+    top2 = z.topk(2, dim=-1).values  # (R, M, 2)
+    clear = top2[..., 0] - top2[..., 1] > 1e-3 * z.std(-1)  # (R, M)
+    want = z.argmax(-1)
+    assert torch.equal(want, reference_linear_argmax(h, w))
+    assert got.dtype == torch.int64 and got.shape == want.shape
+    assert clear.float().mean().item() >= 0.99, clear.float().mean().item()
+    bad = ((got != want) & clear).nonzero().tolist()
+    assert not bad, f"{len(bad)} clear rows differ, first {bad[:5]}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("d", [48, 64, 128])
+def test_gpu_argmax_equals_reference(d: int, dtype: torch.dtype) -> None:
+    _needs_kernels()
+    h, w, _ = _inputs(3, 1000, d, 8192, dtype, device="cuda", seed=d + 2)
+    assert not torch.backends.cuda.matmul.allow_tf32  # float32: full-precision tl.dot and bmm
+    _assert_argmax_agrees(fused_linear_argmax(h, w), h, w)
+
+
+@pytest.mark.gpu
+def test_gpu_argmax_awkward_sizes_strides_and_ties() -> None:
+    """Sizes not multiples of the blocks, transposed ``w``; exact ties (small integers: exact in bf16 and float32)."""
+    _needs_kernels()
+    h, w, _ = _inputs(2, 37, 48, 300, torch.float32, device="cuda")
+    w = w.transpose(1, 2).contiguous().transpose(1, 2)  # strides (c·d, 1, d)
+    assert torch.equal(fused_linear_argmax(h, w), reference_linear_argmax(h, w))
+    gen = torch.Generator().manual_seed(5)
+    hi = torch.randint(-2, 3, (2, 37, 48), generator=gen).cuda()
+    wi = torch.randint(-2, 3, (2, 48, 300), generator=gen).cuda()
+    wi[:, :, 200] = wi[:, :, 3]
+    for dtype in (torch.bfloat16, torch.float32):
+        got = fused_linear_argmax(hi.to(dtype), wi.to(dtype))
+        assert torch.equal(got, torch.bmm(hi.double(), wi.double()).argmax(-1)), dtype
+
+
+@pytest.mark.gpu
+def test_gpu_argmax_autocast_and_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The evaluation use: float32 leaves under bf16 autocast; ``MQARKIT_FUSED_HEAD=0`` gives the reference."""
+    _needs_kernels()
+    h, w, _ = _inputs(2, 500, 64, 8192, torch.float32, device="cuda", seed=4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        got = fused_linear_argmax(h.requires_grad_(True), w.requires_grad_(True))
+        monkeypatch.setenv("MQARKIT_FUSED_HEAD", "0")
+        ref = fused_linear_argmax(h, w)
+    assert torch.equal(ref, reference_linear_argmax(h.bfloat16(), w.bfloat16()))
+    _assert_argmax_agrees(got, h.bfloat16(), w.bfloat16())
