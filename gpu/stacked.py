@@ -24,12 +24,17 @@ Mixers (``u``: ``(R, B, N, d)``):
 - ``attention``: softmax attention, one head, fused biased qkv, scale ``1/√d``, causal (a token sees itself);
 - ``based``: linear attention with the 2nd-order Taylor map, quadratic ("parallel") view
   ``y_i = Σ_{j≤i} K(q_i,k_j) v_j / (Σ_{j≤i} K(q_i,k_j) + 1e-12)``, ``K = 1 + s + s²/2``; bias-free projections
-  (on CUDA computed by fla's flash-style kernels, :mod:`mqarkit.gpu.fla_taylor`, when fla is installed);
+  (over whole sequences on CUDA computed by fla's flash-style kernels, :mod:`mqarkit.gpu.fla_taylor`, when fla is
+  installed);
 - ``sliding_window``: softmax attention over the ``w`` most recent tokens (itself included);
 - ``ssm``: a selective SSM with scalar decay per head (Mamba-2 / SSD form), expansion 2, head dim 32, a causal
   depthwise conv (k=4, SiLU) on the input branch, input-dependent ``Δ_t, B_t, C_t``, output gate ``SiLU(z)``;
 - ``long_conv``: BaseConv with an explicit per-channel filter of length ``max_len`` (FFT convolution),
   ``y = (h * u) ⊙ (W u + b) + u``.
+
+Training and evaluation read the model only at the query positions: :meth:`StackedHybrid.hidden_at` computes layer 1
+there only (its queries against every key; see the method), which is the same function as ``forward`` followed by a
+gather, at ``D/N`` of layer 1's cost, and runs it compiled on CUDA.
 
 ``final_state`` returns, for one run and one prefix, the tensors each layer carries in recurrent mode; the
 frontier's state size is measured from them.

@@ -2,15 +2,17 @@
 
 One step feeds the same batch to all ``R`` runs of a :class:`~mqarkit.gpu.stacked.StackedHybrid`; the loss is the sum
 over runs of each run's mean cross-entropy, so each run's gradient is exactly its own. Loss and accuracy are computed
-only at the labelled (query) positions: the hidden states there are gathered (``(R, M, d)``, ``M = B·D``) before the LM
-head, so the ``(R, M, c)`` logits replace the ``(R, B·N, c)`` ones of the reference — the same loss, since every other
-position has label ``-100``, at ``D/N`` of the head's cost.
+only at the labelled (query) positions: the model computes its hidden states there only (``(R, M, d)``, ``M = B·D``,
+:meth:`~mqarkit.gpu.stacked.StackedHybrid.hidden_at`, which also computes layer 1 at those rows only), so the
+``(R, M, c)`` logits replace the ``(R, B·N, c)`` ones of the reference — the same loss, since every other position has
+label ``-100``, at ``D/N`` of the head's cost.
 
 Optimiser: AdamW (β = (0.9, 0.999), ε = 1e-8, decoupled weight decay 0.1 on every parameter, like ``torch.optim.AdamW``
 over ``model.parameters()``), with a per-run learning rate: each stacked parameter has a learning-rate tensor of its
-own shape (run ``r``'s lr, times the padding mask), and the update is a handful of ``torch._foreach_*`` kernels over
-all parameters. Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after
-each epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
+own shape (run ``r``'s lr, times the padding mask), and the update is one fused kernel per parameter on CUDA
+(:mod:`mqarkit.gpu.fused_adamw`; its reference, a dozen ``torch._foreach_*`` ops over all parameters, elsewhere).
+Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after each epoch, a run
+whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
 
 On CUDA, :func:`train_stack` replays each full-batch step as one CUDA graph (:mod:`mqarkit.gpu.cuda_graphs`); the
 graphed step is :func:`train_step`'s computation.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mqarkit.gpu.data import IGNORE_INDEX, Segment
+from mqarkit.gpu.fused_adamw import adamw_fused
 from mqarkit.gpu.fused_head import fused_linear_argmax, fused_linear_cross_entropy
 from mqarkit.gpu.stacked import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
 
@@ -114,21 +117,12 @@ class StackedAdamW:
             self.set_factor(factor)
         b1, b2 = self.betas
         self.t += 1
-        inv_bc1 = (1 / (1 - b1**self.t)).float()  # 0-d tensors: bias corrections of step t
-        inv_sqrt_bc2 = (1 - b2**self.t).rsqrt().float()
+        inv_bc1 = 1 / (1 - b1**self.t)  # bias corrections of step t (float64 0-d tensors)
+        inv_sqrt_bc2 = (1 - b2**self.t).rsqrt()
+        scalars = torch.stack([inv_bc1.float(), inv_sqrt_bc2.float(), self.neg_factor])  # (3,): c1, c2, −f
         grads = [p.grad for p in self.params]
-        torch._foreach_lerp_(self.m, grads, 1 - b1)
-        torch._foreach_mul_(self.v, b2)
-        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_mul_(denom, inv_sqrt_bc2)
-        torch._foreach_add_(denom, self.eps)
-        upd = torch._foreach_div(self.m, denom)
-        torch._foreach_mul_(upd, inv_bc1)
-        torch._foreach_add_(upd, self.params, alpha=self.wd)
-        torch._foreach_mul_(upd, self.lr_full)
-        torch._foreach_mul_(upd, self.neg_factor)
-        torch._foreach_add_(self.params, upd)
+        kw = {"betas": self.betas, "eps": self.eps, "weight_decay": self.wd}
+        adamw_fused(self.params, grads, self.m, self.v, self.lr_full, scalars, **kw)
         if clear_grads:
             for p in self.params:
                 p.grad = None
