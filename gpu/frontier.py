@@ -32,7 +32,6 @@ import torch
 
 from mqarkit.gpu.cuda_graphs import graphs_enabled
 from mqarkit.gpu.data import Segment, make_segments
-from mqarkit.gpu.fla_taylor import fla_taylor_available
 from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.train import SegmentData, train_stack
 
@@ -303,7 +302,9 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version,
         "python": sys.version.split()[0],
-        "fla": _fla_version() if fla_taylor_available(device) else None,  # None: Based ran on our Taylor kernel
+        # training reads the model at the query rows only (StackedHybrid.hidden_at), where Based's attention is D
+        # queries against N keys in plain torch: fla's whole-sequence kernels are not used (None), nor imported
+        "fla": None,
         "cuda_graphs": graphs_enabled(device),
         "compile": device.type == "cuda" and compile_enabled(),
     }
@@ -318,17 +319,6 @@ def _git(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def _fla_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    for dist in ("fla-core", "flash-linear-attention"):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            continue
-    return "unknown"
 
 
 # ---------------------------------------------------------------- running
@@ -384,6 +374,7 @@ def run_groups(
             batch_size=sweep.batch_size,
             test_batch_size=sweep.test_batch_size,
             early_stop=sweep.early_stop,
+            on_epoch=lambda e, overall, g=group: _log_epoch(log, sweep, g, e, overall),
         )
         wall = time.perf_counter() - t1
         records = []
@@ -437,6 +428,13 @@ def run_groups(
         yield records
 
 
+def _log_epoch(log: Callable[[str], None], sweep: SweepConfig, group: list[RunSpec], epoch: int, overall: list) -> None:
+    """Epoch 1 (its time holds compilation and graph capture), every 8th and the last: the stack's best accuracy."""
+    if epoch == 1 or epoch % 8 == 0 or epoch == sweep.epochs:
+        m = group[0].model
+        log(f"[{sweep.name}] {m.family} d={m.d_model}: epoch {epoch}/{sweep.epochs}, best {max(overall):.3f}")
+
+
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
     done = {r["run_id"] for r in read_records(out)}
     return [(sw, {r.run_id for r in sw.runs()} - done) for sw in sweeps]
@@ -463,12 +461,23 @@ def run_sweeps(
         for records in run_groups(sw, mine, device, log):
             append_records(out, records)
             count += len(records)
+            log(f"[{sw.name}] {len(records)} records written (state measured)")
     return count
 
 
-def _worker_main(preset_kwargs: dict, out: str, device: str, worker: int, num_workers: int) -> None:
+def elapsed_log(started: float, prefix: str = "") -> Callable[[str], None]:
+    """A ``log`` that stamps each line with the seconds since ``started`` (a ``time.time()``): where a sweep's wall
+    clock goes (process start and imports, data, each stack, records) reads off the log."""
+    return lambda line: print(f"[+{time.time() - started:6.1f} s] {prefix}{line}", flush=True)
+
+
+def _worker_main(
+    preset_kwargs: dict, out: str, device: str, worker: int, num_workers: int, started: float | None = None
+) -> None:
+    log = elapsed_log(time.time() if started is None else started, f"[worker {worker} on {device}] ")
+    log("started (imports done)")
     sweeps = get_preset(**preset_kwargs)
-    run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers)
+    run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers, log=log)
 
 
 def shard_path(out: str | Path, worker: int) -> Path:
@@ -476,9 +485,11 @@ def shard_path(out: str | Path, worker: int) -> Path:
     return p.with_name(f"{p.stem}.worker{worker}{p.suffix}")
 
 
-def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str]) -> int:
-    """One worker process per device (e.g. ``["cuda:0", "cuda:1"]``); groups partitioned round-robin; each worker
-    writes its shard (resumable on its own); the shards are merged into ``out`` at the end. Returns runs merged."""
+def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *, started: float | None = None) -> int:
+    """One worker process per entry of ``devices`` (e.g. ``["cuda:0", "cuda:1"]``; a device named several times gets
+    several workers, which share it); groups partitioned round-robin; each worker writes its shard (resumable on its
+    own); the shards are merged into ``out`` at the end. Returns runs merged. ``started``: the ``time.time()`` the log's
+    stamps count from (default: now)."""
     import multiprocessing as mp
 
     if not devices:
@@ -488,15 +499,17 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str]) -
     for i in range(len(devices)):  # finished runs of the merged file count as finished for every worker
         append_records(shard_path(out, i), [r for r in read_records(out) if r["run_id"] in done])
     del sweeps
+    started = time.time() if started is None else started
     ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(preset_kwargs, str(shard_path(out, i)), dev, i, len(devices)))
+        ctx.Process(target=_worker_main, args=(preset_kwargs, str(shard_path(out, i)), dev, i, len(devices), started))
         for i, dev in enumerate(devices)
     ]
     for p in procs:
         p.start()
     for p in procs:
         p.join()
+    elapsed_log(started)(f"workers exited: {[p.exitcode for p in procs]}")
     merged = [r for i in range(len(devices)) for r in read_records(shard_path(out, i))]
     before = len(read_records(out))
     append_records(out, merged)

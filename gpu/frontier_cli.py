@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
-from mqarkit.gpu.frontier import PRESETS, get_preset, run_multiprocess, run_ray, run_sweeps, sweep_summary
+from mqarkit.gpu.frontier import (
+    PRESETS,
+    elapsed_log,
+    get_preset,
+    run_multiprocess,
+    run_ray,
+    run_sweeps,
+    sweep_summary,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", required=True, choices=sorted(PRESETS))
     run.add_argument("--out", required=True, help="JSONL results file (appended atomically)")
     run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    run.add_argument("--devices", nargs="+", default=None, help="one worker process per device")
+    run.add_argument(
+        "--devices", nargs="+", default=None, help="one worker process per entry (repeat a device to share it)"
+    )
     run.add_argument("--ray", action="store_true", help="run through Ray (optional extra)")
     run.add_argument("--ray-tasks", type=int, default=1)
     run.add_argument("--ray-address", default=None)
@@ -37,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    started = time.time()  # the log's stamps count from here (after the CLI's own imports)
     args = build_parser().parse_args(argv)
     if args.action == "list":
         for name in sorted(PRESETS):
@@ -59,11 +71,11 @@ def main(argv: list[str]) -> int:
     if args.ray:
         n = run_ray(kwargs, args.out, num_tasks=args.ray_tasks, address=args.ray_address)
     elif args.devices:
-        n = run_multiprocess(kwargs, args.out, args.devices)
+        n = run_multiprocess(kwargs, args.out, args.devices, started=started)
     else:
         import torch
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        n = run_sweeps(sweeps, args.out, device)
-    print(f"recorded {n} runs in {args.out}")
+        n = run_sweeps(sweeps, args.out, device, log=elapsed_log(started))
+    print(f"recorded {n} runs in {args.out} ({time.time() - started:.1f} s)")
     return 0
