@@ -291,7 +291,7 @@ def ssm_decay(log_a: torch.Tensor) -> torch.Tensor:
     return torch.exp(diff.masked_fill(~mask, float("-inf")))
 
 
-@torch.compiler.disable  # an opaque call inside the compiled model: fla's / our autograd.Function runs as written
+@torch.compiler.disable  # opaque to torch.compile (a compiled forward): fla's / our autograd.Function runs as written
 def _taylor_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Causal Taylor attention (scale in ``q``): fla's kernels on CUDA when available, else :func:`taylor_attention`."""
     attend = fla_taylor_attention if fla_taylor_available(q.device) else taylor_attention
@@ -453,6 +453,8 @@ class StackedHybrid(nn.Module):
         x = self._checked_tokens(x)
         if qpos.dim() != 2 or qpos.shape[0] != x.shape[0]:
             raise ValueError(f"qpos: needs shape (B, D) with B = x.shape[0] = {x.shape[0]}, got {tuple(qpos.shape)}")
+        if qpos.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"qpos: needs integer positions (int32 or int64), got {qpos.dtype}")
         h = self.embed(x)
         if h.is_cuda and compile_enabled():
             for t, dims in ((h, (1, 2)), (qpos, (0, 1))):  # batch, length and queries vary; R and d do not

@@ -114,6 +114,8 @@ def test_hidden_at_bad_query_positions():
         model.hidden_at(x, torch.zeros(2, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="x: needs token ids"):
         model.hidden_at(x[0], torch.zeros(3, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="qpos: needs integer"):
+        model.hidden_at(x, torch.zeros(3, 1))
 
 
 def _mixer_input(sub: StackedHybrid, x: torch.Tensor) -> torch.Tensor:
