@@ -291,7 +291,6 @@ def ssm_decay(log_a: torch.Tensor) -> torch.Tensor:
     return torch.exp(diff.masked_fill(~mask, float("-inf")))
 
 
-@torch.compiler.disable  # opaque to torch.compile (a compiled forward): fla's / our autograd.Function runs as written
 def _taylor_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Causal Taylor attention (scale in ``q``): fla's kernels on CUDA when available, else :func:`taylor_attention`."""
     attend = fla_taylor_attention if fla_taylor_available(q.device) else taylor_attention
