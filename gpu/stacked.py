@@ -498,32 +498,24 @@ class StackedHybrid(nn.Module):
         """Layer 0, Zoology BaseConv with a short conv: ``conv_k(u) ⊙ (W u + b) + u``."""
         return short_conv_gate(u, self.c0_k, self.c0_kb, linear(u, self.c0_w, self.c0_b))
 
+    # Each mixer is a sequence part (``_seq_<family>``: mixes positions, returns per-position tensors) followed by a
+    # row part (position by position, e.g. the output projection), so that :meth:`hidden_at` can run the row part on
+    # the query rows only (with ``_seq_at_<family>``, the sequence part at those rows).
+    ROW_PARTS = {
+        "attention": "_rows_attention",
+        "sliding_window": "_rows_attention",
+        "based": "_rows_projection",
+        "ssm": "_rows_projection",
+        "long_conv": "_rows_long_conv",
+    }
+
     def mix1(self, u: torch.Tensor) -> torch.Tensor:
         """Layer 1, the mixer under test: ``u (R, B, N, d)`` -> ``(R, B, N, d)``."""
-        return getattr(self, f"_mix_{self.family}")(u)
-
-    # Each mixer is a sequence part (``_seq_*``: mixes positions, returns per-position tensors) followed by a row
-    # part (``_rows_*``: position by position, e.g. the output projection), so that :meth:`hidden_at` can run the
-    # row part on the query rows only; ``_mix_*`` is the composition.
-    def _mix_attention(self, u: torch.Tensor) -> torch.Tensor:
-        return self._rows_attention(*self._seq_attention(u))
-
-    def _mix_sliding_window(self, u: torch.Tensor) -> torch.Tensor:
-        return self._rows_attention(*self._seq_sliding_window(u))
-
-    def _mix_based(self, u: torch.Tensor) -> torch.Tensor:
-        return self._rows_projection(*self._seq_based(u))
-
-    def _mix_ssm(self, u: torch.Tensor) -> torch.Tensor:
-        return self._rows_projection(*self._seq_ssm(u))
-
-    def _mix_long_conv(self, u: torch.Tensor) -> torch.Tensor:
-        return self._rows_long_conv(*self._seq_long_conv(u))
+        return self._rows(*getattr(self, f"_seq_{self.family}")(u))
 
     def _rows(self, *parts: torch.Tensor) -> torch.Tensor:
-        rows = {"attention": self._rows_attention, "sliding_window": self._rows_attention}
-        rows |= {"based": self._rows_projection, "ssm": self._rows_projection, "long_conv": self._rows_long_conv}
-        return rows[self.family](*parts)
+        """The family's row part on the sequence part's tensors (every position, or the query rows)."""
+        return getattr(self, self.ROW_PARTS[self.family])(*parts)
 
     def _rows_attention(self, y: torch.Tensor) -> torch.Tensor:
         return linear(y, self.o_w, self.o_b)
@@ -540,11 +532,14 @@ class StackedHybrid(nn.Module):
         q, k, v = (t.reshape(r * b, 1, n, d) for t in self._qkv(u))
         return (F.scaled_dot_product_attention(q, k, v, is_causal=True).reshape(r, b, n, d),)
 
+    def window_band(self, pos: torch.Tensor, n: int) -> torch.Tensor:
+        """``(R, *pos.shape, N)`` bool: a query at position ``pos`` sees key ``s`` iff ``0 ≤ pos − s < w_r``."""
+        lag = pos[..., None] - torch.arange(n, device=pos.device)
+        return (lag >= 0) & (lag < self.windows.view(-1, *([1] * lag.dim())))
+
     def band_mask(self, n: int) -> torch.Tensor:
         """``(R, 1, N, N)`` bool: query ``i`` sees key ``j`` iff ``0 ≤ i − j < w_r``."""
-        i = torch.arange(n, device=self.windows.device)
-        lag = i[:, None] - i[None, :]
-        return ((lag >= 0) & (lag < self.windows[:, None, None]))[:, None]
+        return self.window_band(torch.arange(n, device=self.windows.device), n)[:, None]
 
     def _seq_sliding_window(self, u: torch.Tensor) -> tuple[torch.Tensor]:
         q, k, v = self._qkv(u)
@@ -607,19 +602,20 @@ class StackedHybrid(nn.Module):
         """``(B, D, N)`` bool: query ``j`` (at position ``qpos[b, j]``) sees key position ``s`` iff ``s ≤ qpos``."""
         return torch.arange(n, device=qpos.device) <= qpos[..., None]
 
-    def _seq_at_attention(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
+    def _qkv_at(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``q (R, B, D, d)`` at the query rows; ``k, v (R, B, N, d)`` at every position (attention's projections)."""
         d = self.d
-        q = linear(gather_rows(u, qpos), self.qkv_w[..., :d], self.qkv_b[..., :d])  # (R, B, D, d)
-        k, v = linear(u, self.qkv_w[..., d:], self.qkv_b[..., d:]).chunk(2, dim=-1)  # (R, B, N, d) each
+        q = linear(gather_rows(u, qpos), self.qkv_w[..., :d], self.qkv_b[..., :d])
+        k, v = linear(u, self.qkv_w[..., d:], self.qkv_b[..., d:]).chunk(2, dim=-1)
+        return q, k, v
+
+    def _seq_at_attention(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
+        q, k, v = self._qkv_at(u, qpos)
         return (F.scaled_dot_product_attention(q, k, v, attn_mask=self._causal_at(qpos, u.shape[2])),)
 
     def _seq_at_sliding_window(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
-        d, n = self.d, u.shape[2]
-        q = linear(gather_rows(u, qpos), self.qkv_w[..., :d], self.qkv_b[..., :d])
-        k, v = linear(u, self.qkv_w[..., d:], self.qkv_b[..., d:]).chunk(2, dim=-1)
-        lag = qpos[..., None] - torch.arange(n, device=qpos.device)  # (B, D, N): query position − key position
-        band = (lag >= 0) & (lag < self.windows[:, None, None, None])  # (R, B, D, N)
-        return (F.scaled_dot_product_attention(q, k, v, attn_mask=band),)
+        q, k, v = self._qkv_at(u, qpos)
+        return (F.scaled_dot_product_attention(q, k, v, attn_mask=self.window_band(qpos, u.shape[2])),)
 
     def _seq_at_based(self, u: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor]:
         """``y_j = Σ_{s≤t_j} K(q_j, k_s) v_s / Σ_{s≤t_j} K(q_j, k_s)``, ``K = 1 + q·k/√d' + (q·k/√d')²/2``.

@@ -120,7 +120,7 @@ def test_hidden_at_bad_query_positions():
 
 def _mixer_input(sub: StackedHybrid, x: torch.Tensor) -> torch.Tensor:
     """The input ``u (1, 1, N, d)`` that a one-run model's layer-1 mixer sees on ``x (N,)``."""
-    name = f"_mix_{sub.family}"
+    name = "mix1"
     captured = {}
     orig = getattr(sub, name)
     setattr(sub, name, lambda u: (captured.setdefault("u", u), orig(u))[1])
