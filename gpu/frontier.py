@@ -302,9 +302,6 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version,
         "python": sys.version.split()[0],
-        # training reads the model at the query rows only (StackedHybrid.hidden_at), where Based's attention is D
-        # queries against N keys in plain torch: fla's whole-sequence kernels are not used (None), nor imported
-        "fla": None,
         "cuda_graphs": graphs_enabled(device),
         "compile": device.type == "cuda" and compile_enabled(),
     }

@@ -148,12 +148,7 @@ def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, target
     The LM head and the cross-entropy are one fused computation that never writes the ``(R, b·D, c)`` logits on CUDA
     (:func:`~mqarkit.gpu.fused_head.fused_linear_cross_entropy`; its naive reference elsewhere).
     """
-    return fused_linear_cross_entropy(query_hidden(model, x, qpos), model.head_weight(), targets.reshape(-1)) / total
-
-
-def query_hidden(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
-    """The final hidden states at the query positions: ``x (b, N)``, ``qpos (b, D)`` -> ``(R, b·D, d)``."""
-    return model.hidden_at(x, qpos)
+    return fused_linear_cross_entropy(model.hidden_at(x, qpos), model.head_weight(), targets.reshape(-1)) / total
 
 
 def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int) -> None:
@@ -203,7 +198,7 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
         for start in range(0, seg.inputs.shape[0], mb):
             x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                pred = fused_linear_argmax(query_hidden(model, x, qpos), model.head_weight())  # (R, b·D) int64
+                pred = fused_linear_argmax(model.hidden_at(x, qpos), model.head_weight())  # (R, b·D) int64
             correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
     return correct.cpu(), totals
