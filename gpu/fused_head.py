@@ -425,60 +425,48 @@ def _strides(h: torch.Tensor, w: torch.Tensor) -> tuple[int, ...]:
     return (*h.stride(), *w.stride())
 
 
-def _forward(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``lse (R, M)`` float32 and ``lse − target logit (R, M)`` float32."""
+def _launch(kernel, which: str, grid_over: str, h: torch.Tensor, w: torch.Tensor, *tensors: torch.Tensor) -> None:
+    """Launch ``kernel(h, w, *tensors, M, c, d, *strides, ...)`` with ``which``'s block configuration.
+
+    ``grid_over``: ``"rows"`` for the grid ``(R, ⌈M/BM⌉)`` (lse, dh, argmax), ``"cols"`` for ``(R, ⌈c/BN⌉)`` (dw).
+    """
     r, m, d = h.shape
     c = w.shape[2]
     bd = _padded_width(d)
-    bm, bn, warps, stages = _CONFIGS[bd]["lse"]
-    lse = torch.empty(r, m, dtype=torch.float32, device=h.device)
-    rows = torch.empty(r, m, dtype=torch.float32, device=h.device)
-    _lse_kernel[(r, triton.cdiv(m, bm))](
-        h, w, targets, lse, rows, m, c, d, *_strides(h, w),
+    bm, bn, warps, stages = _CONFIGS[bd][which]
+    grid = (r, triton.cdiv(m, bm) if grid_over == "rows" else triton.cdiv(c, bn))
+    kernel[grid](
+        h, w, *tensors, m, c, d, *_strides(h, w),
         BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
     )  # fmt: skip
+
+
+def _forward(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``lse (R, M)`` float32 and ``lse − target logit (R, M)`` float32."""
+    lse = torch.empty(h.shape[:2], dtype=torch.float32, device=h.device)
+    rows = torch.empty_like(lse)
+    _launch(_lse_kernel, "lse", "rows", h, w, targets, lse, rows)
     return lse, rows
 
 
 def _grad_h(h, w, targets, lse, g) -> torch.Tensor:
     """``dh (R, M, d)`` in the dtype of ``h``."""
-    r, m, d = h.shape
-    c = w.shape[2]
-    bd = _padded_width(d)
-    bm, bn, warps, stages = _CONFIGS[bd]["dh"]
-    dh = torch.empty(r, m, d, dtype=h.dtype, device=h.device)
-    _dh_kernel[(r, triton.cdiv(m, bm))](
-        h, w, targets, lse, g, dh, m, c, d, *_strides(h, w),
-        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
-    )  # fmt: skip
+    dh = torch.empty(h.shape, dtype=h.dtype, device=h.device)
+    _launch(_dh_kernel, "dh", "rows", h, w, targets, lse, g, dh)
     return dh
 
 
 def _grad_w(h, w, targets, lse, g) -> torch.Tensor:
     """``dw (R, d, c)`` in the dtype of ``w``."""
-    r, m, d = h.shape
-    c = w.shape[2]
-    bd = _padded_width(d)
-    bm, bn, warps, stages = _CONFIGS[bd]["dw"]
-    dw = torch.empty(r, d, c, dtype=w.dtype, device=w.device)
-    _dw_kernel[(r, triton.cdiv(c, bn))](
-        h, w, targets, lse, g, dw, m, c, d, *_strides(h, w),
-        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
-    )  # fmt: skip
+    dw = torch.empty(w.shape, dtype=w.dtype, device=w.device)
+    _launch(_dw_kernel, "dw", "cols", h, w, targets, lse, g, dw)
     return dw
 
 
 def _argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``argmax_j (h[r, m] @ w[r])[j] (R, M)`` int64."""
-    r, m, d = h.shape
-    c = w.shape[2]
-    bd = _padded_width(d)
-    bm, bn, warps, stages = _CONFIGS[bd]["argmax"]
-    out = torch.empty(r, m, dtype=torch.int64, device=h.device)
-    _argmax_kernel[(r, triton.cdiv(m, bm))](
-        h, w, out, m, c, d, *_strides(h, w),
-        BM=bm, BN=bn, BD=bd, PRECISION=_precision(h.dtype), num_warps=warps, num_stages=stages,
-    )  # fmt: skip
+    out = torch.empty(h.shape[:2], dtype=torch.int64, device=h.device)
+    _launch(_argmax_kernel, "argmax", "rows", h, w, out)
     return out
 
 
