@@ -4,17 +4,29 @@ Mixers are batch-first ``(B, N, d)`` ``nn.Module``s with a fast path, a naive ``
 ``step`` mode; ``state_numbers(seq_len)`` is measured from the tensors the recurrent mode carries.
 """
 
-from mqarkit.gpu.export import export_state_dict, fit_report
-from mqarkit.gpu.golden import CONTRACTS, load_contract
-from mqarkit.gpu.loaders import LoadedModel, load
-from mqarkit.gpu.mixers import (
-    BaseConv,
-    BasedLinearAttention,
-    SelectiveSSM,
-    SlidingWindowAttention,
-    SoftmaxAttention,
-)
-from mqarkit.gpu.state import RecurrentMixer, count_state_numbers
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# The re-exports load on first access (PEP 562): importing a submodule such as ``mqarkit.gpu.frontier`` runs this file
+# first, and eager imports here would make every such import pay for the loaders and the exporter (which pull in
+# ``mqarkit.polynomials`` and networkx) whether it needs them or not.
+_SUBMODULE = {
+    "CONTRACTS": "golden",
+    "BaseConv": "mixers",
+    "BasedLinearAttention": "mixers",
+    "LoadedModel": "loaders",
+    "RecurrentMixer": "state",
+    "SelectiveSSM": "mixers",
+    "SlidingWindowAttention": "mixers",
+    "SoftmaxAttention": "mixers",
+    "count_state_numbers": "state",
+    "export_state_dict": "export",
+    "fit_report": "export",
+    "load": "loaders",
+    "load_contract": "golden",
+}
 
 __all__ = [
     "CONTRACTS",
@@ -31,3 +43,29 @@ __all__ = [
     "load",
     "load_contract",
 ]
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time the names come from __getattr__
+    from mqarkit.gpu.export import export_state_dict, fit_report
+    from mqarkit.gpu.golden import CONTRACTS, load_contract
+    from mqarkit.gpu.loaders import LoadedModel, load
+    from mqarkit.gpu.mixers import (
+        BaseConv,
+        BasedLinearAttention,
+        SelectiveSSM,
+        SlidingWindowAttention,
+        SoftmaxAttention,
+    )
+    from mqarkit.gpu.state import RecurrentMixer, count_state_numbers
+
+
+def __getattr__(name: str) -> object:
+    module = _SUBMODULE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
