@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mqarkit.gpu.fla_taylor import fla_taylor_attention, fla_taylor_available
+from mqarkit.gpu.fused_trunk import fused_trunk, fused_trunk_available
 
 FAMILIES = ("attention", "based", "sliding_window", "ssm", "long_conv")
 SSM_EXPAND = 2
@@ -113,8 +114,9 @@ def compile_enabled() -> bool:
 
 
 @functools.cache
-def _compiled_hidden_at():
-    """``torch.compile`` of :func:`_hidden_at` (built once per process; variants are dynamo's recompiles).
+def _compiled(fn):
+    """``torch.compile`` of ``fn`` (:func:`_hidden_at` or :func:`_layer1_at`; built once per process, its variants
+    are dynamo's recompiles).
 
     A sweep compiles one variant per stack shape and grad mode; dynamo's default limit (8 per function) would make
     the ninth stack of a sweep fall back to eager silently, hence the raised limit.
@@ -122,7 +124,7 @@ def _compiled_hidden_at():
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
     setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
-    return torch.compile(_hidden_at)
+    return torch.compile(fn)
 
 
 # ---------------------------------------------------------------- stacked primitives
@@ -297,6 +299,20 @@ def _taylor_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     return attend(q, k, v)
 
 
+def causal_cumsum(t: torch.Tensor) -> torch.Tensor:
+    """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a float32 product with the ``(N, N)``
+    lower-triangular ones matrix (autocast off).
+
+    ``torch.cumsum`` says the same, but inductor (torch 2.11) fails to generate its split scan over a dynamic length
+    (``InductorError`` in ``get_block_shape``, seen on an H100 at ``N = 256``); the product costs ``O(N²H)`` per
+    sequence, small next to the ``(R, B, D, N, H)`` decays it feeds.
+    """
+    n = t.shape[2]
+    ones = torch.ones(n, n, device=t.device, dtype=torch.float32).tril()
+    with torch.autocast(t.device.type, enabled=False):
+        return torch.matmul(ones, t.float())
+
+
 def gather_rows(t: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
     """``t[r, b, qpos[b, j]]``: ``t (R, B, N, C)``, ``qpos (B, D)`` -> ``(R, B, D, C)``."""
     return t[:, torch.arange(t.shape[1], device=t.device)[:, None], qpos]
@@ -308,6 +324,21 @@ def _hidden_at(model: StackedHybrid, h: torch.Tensor, qpos: torch.Tensor) -> tor
     parts = getattr(model, f"_seq_at_{model.family}")(u, qpos)  # layer 1's mixing at the query rows, (R, B, D, ·)
     out = model._tail(gather_rows(r, qpos), model._rows(*parts))  # (R, B, D, d)
     return out.reshape(out.shape[0], -1, out.shape[-1])
+
+
+def _layer1_at(model: StackedHybrid, u: torch.Tensor, r_q: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+    """:func:`_hidden_at` after the trunk: ``u (R, B, N, d)`` (block 1's mixer input), ``r_q (R, B, D, d)`` (the
+    residual at the query rows), ``qpos (B, D)`` -> ``(R, B·D, d)``."""
+    parts = getattr(model, f"_seq_at_{model.family}")(u, qpos)
+    out = model._tail(r_q, model._rows(*parts))
+    return out.reshape(out.shape[0], -1, out.shape[-1])
+
+
+def _mark_dynamic(*marks: tuple[torch.Tensor, tuple[int, ...]]) -> None:
+    """Mark the dims that vary from call to call (batch, length, queries; never ``R`` or ``d``) as dynamic."""
+    for t, dims in marks:
+        for dim in dims:
+            torch._dynamo.maybe_mark_dynamic(t, dim)
 
 
 # ---------------------------------------------------------------- the stacked model
@@ -445,21 +476,31 @@ class StackedHybrid(nn.Module):
         ``B·D`` rows. Layer 0 and layer 1's keys and values are computed at every position, as they must be. The
         long convolution is the exception: its FFT computes every position, which are then gathered.
 
-        On CUDA the computation between the embedding and the head runs compiled (:func:`_compiled_hidden_at`); the
-        embedding stays eager, its backward being a sort-and-segment-sum where the compiled form would add repeated
-        tokens (mostly token 0 in MQAR) atomically into one row.
+        On CUDA, block 0 and the norm that opens block 1 (the "trunk", embedding included) run as the fused Triton
+        kernels of :mod:`mqarkit.gpu.fused_trunk`, and the rest up to the head runs compiled (:func:`_layer1_at`).
+        Where those kernels do not serve (``MQARKIT_FUSED_TRUNK=0``), everything after the embedding runs compiled
+        (:func:`_hidden_at`); the embedding stays eager, its backward being a sort-and-segment-sum where the compiled
+        form would add repeated tokens (mostly token 0 in MQAR) atomically into one row. ``MQARKIT_COMPILE=0`` runs
+        the same functions eagerly.
         """
         x = self._checked_tokens(x)
         if qpos.dim() != 2 or qpos.shape[0] != x.shape[0]:
             raise ValueError(f"qpos: needs shape (B, D) with B = x.shape[0] = {x.shape[0]}, got {tuple(qpos.shape)}")
         if qpos.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"qpos: needs integer positions (int32 or int64), got {qpos.dtype}")
+        compiled = self.emb.is_cuda and compile_enabled()
+        if fused_trunk_available(self.emb, self.c0_k.shape[-1]):
+            # the long convolution adds u itself (not a product of it) to its output: keep it float32 there
+            u, r_q = fused_trunk(self, x, qpos, u_dtype=torch.float32 if self.family == "long_conv" else None)
+            r_q = r_q.view(self.runs, *qpos.shape, self.d)
+            if compiled:
+                _mark_dynamic((u, (1, 2)), (r_q, (1, 2)), (qpos, (0, 1)))
+                return _compiled(_layer1_at)(self, u, r_q, qpos)
+            return _layer1_at(self, u, r_q, qpos)
         h = self.embed(x)
-        if h.is_cuda and compile_enabled():
-            for t, dims in ((h, (1, 2)), (qpos, (0, 1))):  # batch, length and queries vary; R and d do not
-                for dim in dims:
-                    torch._dynamo.maybe_mark_dynamic(t, dim)
-            return _compiled_hidden_at()(self, h, qpos)
+        if compiled:
+            _mark_dynamic((h, (1, 2)), (qpos, (0, 1)))
+            return _compiled(_hidden_at)(self, h, qpos)
         return _hidden_at(self, h, qpos)
 
     def _checked_tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -636,7 +677,7 @@ class StackedHybrid(nn.Module):
         """The SSM's quadratic form at the query times ``t_j``: ``(R, B, D, N, H)`` decays instead of ``(…, N, N)``."""
         r, b, n, _ = u.shape
         x, z, bm, cm, dt, a, xh = self._ssm_parts(u)
-        cs = torch.cumsum(dt * a[:, None, None, :], dim=2)  # (R, B, N, H): Σ_{ρ≤t} Δ_ρ A
+        cs = causal_cumsum(dt * a[:, None, None, :])  # (R, B, N, H): Σ_{ρ≤t} Δ_ρ A
         gap = gather_rows(cs, qpos)[:, :, :, None] - cs[:, :, None]  # (R, B, D, N, H): Σ_{s<ρ≤t_j} Δ_ρ A
         causal = self._causal_at(qpos, n)[None, :, :, :, None]
         decay = torch.exp(gap.masked_fill(~causal, float("-inf")))
