@@ -26,14 +26,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from mqarkit.gpu.cuda_graphs import graphs_enabled
 from mqarkit.gpu.data import Segment, make_segments
 from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, compile_enabled, state_numbers
-from mqarkit.gpu.train import SegmentData, train_stack
+
+if TYPE_CHECKING:
+    from mqarkit.gpu.train import SegmentData
+
+# The training modules (and through them triton) load where a run trains, not at import: the parent of
+# run_multiprocess only reads presets and records. The workers get them preloaded (see run_multiprocess). Not
+# torch._dynamo / torch._inductor: importing them initialises the CUDA driver (seen with torch 2.11 on an H100), which
+# would break every worker forked from the server.
+WORKER_PRELOAD = ("mqarkit.gpu.frontier", "mqarkit.gpu.train", "mqarkit.gpu.cuda_graphs")
 
 STATE_BYTES_PER_NUMBER = 4  # the unit of the reference (float32); records give numbers and bytes
 REFERENCE_LRS = tuple(float(x) for x in np.logspace(-3, -1.5, 4))  # 1e-3, 10^-2.5, 1e-2, 10^-1.5
@@ -284,6 +292,8 @@ def append_records(path: str | Path, records: list[dict]) -> None:
 
 def environment(device: torch.device) -> dict:
     """Git commit, device name and library versions for a record."""
+    from mqarkit.gpu.cuda_graphs import graphs_enabled
+
     commit = _git("rev-parse", "HEAD") or "unknown"
     changes = _git("status", "--porcelain", "--untracked-files=no")
     dirty = None if changes is None else bool(changes)  # tracked files differ from the commit: it is not the code
@@ -334,6 +344,8 @@ def _group_seed(sweep: SweepConfig, group: list[RunSpec]) -> int:
 
 
 def make_data(sweep: SweepConfig, device: torch.device) -> tuple[list[SegmentData], list[SegmentData]]:
+    from mqarkit.gpu.train import SegmentData
+
     g = torch.Generator(device=device).manual_seed(sweep.seed)
     train = [SegmentData(*t) for t in make_segments(sweep.vocab_size, list(sweep.train), generator=g)]
     test = [SegmentData(*t) for t in make_segments(sweep.vocab_size, list(sweep.test), generator=g)]
@@ -344,6 +356,8 @@ def run_groups(
     sweep: SweepConfig, run_ids: set[str] | None, device: str | torch.device, log: Callable[[str], None] = print
 ) -> Iterator[list[dict]]:
     """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records."""
+    from mqarkit.gpu.train import train_stack
+
     sweep.validate()
     device = torch.device(device)
     todo = groups(sweep, run_ids)
@@ -486,7 +500,14 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
     """One worker process per entry of ``devices`` (e.g. ``["cuda:0", "cuda:1"]``; a device named several times gets
     several workers, which share it); groups partitioned round-robin; each worker writes its shard (resumable on its
     own); the shards are merged into ``out`` at the end. Returns runs merged. ``started``: the ``time.time()`` the log's
-    stamps count from (default: now)."""
+    stamps count from (default: now).
+
+    Workers start through the "forkserver" method where the platform has it (else "spawn"): a fresh server process
+    imports torch and the training modules (:data:`WORKER_PRELOAD`) once and forks every worker from itself, so a
+    worker starts without re-importing them (under "spawn" each worker paid the whole import again). The server never
+    initialises CUDA (importing these modules does not), so each worker initialises its own CUDA context as under
+    "spawn", whatever this process has done with CUDA (which rules out plain "fork" of this process). The server is
+    started once per parent process, with the parent's environment then: later workers see that environment."""
     import multiprocessing as mp
 
     if not devices:
@@ -497,7 +518,11 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
         append_records(shard_path(out, i), [r for r in read_records(out) if r["run_id"] in done])
     del sweeps
     started = time.time() if started is None else started
-    ctx = mp.get_context("spawn")
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # takes effect when the server starts (at the first start)
+    else:
+        ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(target=_worker_main, args=(preset_kwargs, str(shard_path(out, i)), dev, i, len(devices), started))
         for i, dev in enumerate(devices)
