@@ -186,9 +186,13 @@ def training_step(
     return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget)
 
 
-@torch.no_grad()
 def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int, amp: bool):
-    """Per run: correct and total counts per test segment: ``(R, S)`` int64 each."""
+    """Per run: correct and total counts per test segment: ``(R, S)`` int64 each.
+
+    The hidden states are computed with autograd recording, as in training, and the recorded graph is dropped with
+    them: on CUDA that calls the compiled function training compiled (grad mode is part of what it is compiled for)
+    instead of compiling an inference variant per stack. The argmax and the counting run without autograd.
+    """
     device = tests[0].inputs.device
     correct = torch.zeros(model.runs, len(tests), dtype=torch.long, device=device)
     totals = torch.zeros(len(tests), dtype=torch.long)
@@ -197,9 +201,15 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
         mb = micro_batch(model, batch, n, budget)
         for start in range(0, seg.inputs.shape[0], mb):
             x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                pred = fused_linear_argmax(model.hidden_at(x, qpos), model.head_weight())  # (R, b·D) int64
-            correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
+            # the autocast state of training (its weight-cast cache off), which the compiled function is guarded on
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False)
+            with torch.enable_grad(), autocast:
+                hidden = model.hidden_at(x, qpos)  # (R, b·D, d)
+            with torch.no_grad():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    pred = fused_linear_argmax(hidden.detach(), model.head_weight().detach())  # (R, b·D) int64
+                del hidden
+                correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
     return correct.cpu(), totals
 
