@@ -34,7 +34,8 @@ Mixers (``u``: ``(R, B, N, d)``):
 
 Training and evaluation read the model only at the query positions: :meth:`StackedHybrid.hidden_at` computes layer 1
 there only (its queries against every key; see the method), which is the same function as ``forward`` followed by a
-gather, with layer 1's attention at ``D/N`` of its cost, and runs it compiled on CUDA.
+gather, with layer 1's attention at ``D/N`` of its cost. On CUDA its block 0 runs as the fused Triton kernels of
+:mod:`mqarkit.gpu.fused_trunk` and the rest up to the head compiled.
 
 ``final_state`` returns, for one run and one prefix, the tensors each layer carries in recurrent mode; the
 frontier's state size is measured from them.
