@@ -513,9 +513,13 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
     if not devices:
         raise ValueError("devices=[]: needs at least one device")
     sweeps = get_preset(**preset_kwargs)  # validate before starting anything
-    done = {r["run_id"] for r in read_records(out)}
+    # Runs finished in any shard left by an earlier call (with this or another number of workers; also when ``out``
+    # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
+    # same pending runs, so their round-robin shares partition them (no run trained twice, none left out).
+    stale = Path(out).parent.glob(f"{Path(out).stem}.worker*{Path(out).suffix}")
+    append_records(out, [r for shard in sorted(stale) for r in read_records(shard)])
     for i in range(len(devices)):  # finished runs of the merged file count as finished for every worker
-        append_records(shard_path(out, i), [r for r in read_records(out) if r["run_id"] in done])
+        append_records(shard_path(out, i), read_records(out))
     del sweeps
     started = time.time() if started is None else started
     if "forkserver" in mp.get_all_start_methods():

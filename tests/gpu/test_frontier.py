@@ -276,6 +276,21 @@ def test_multiprocess_cpu_workers(tmp_path):
     assert json.loads(out.read_text().splitlines()[0])["status"] == "finished"
 
 
+def test_multiprocess_rerun_counts_runs_finished_in_stale_shards(tmp_path):
+    """Shards left by an earlier call count as finished work even when the merged file was removed: a rerun trains
+    nothing again and records every run once."""
+    out = tmp_path / "m.jsonl"
+    kwargs = {"name": "tiny", "epochs": 1, "families": ("attention", "long_conv")}
+    assert run_multiprocess(kwargs, out, ["cpu", "cpu"]) == 4
+    out.unlink()
+    (tmp_path / "m.worker1.jsonl").unlink()  # shards that disagree: worker 0's runs survive only in its shard
+    survivors = {r["run_id"] for r in read_records(tmp_path / "m.worker0.jsonl")}
+    assert 0 < len(survivors) < 4
+    assert run_multiprocess(kwargs, out, ["cpu", "cpu", "cpu"]) == 4 - len(survivors)
+    ids = [r["run_id"] for r in read_records(out)]
+    assert len(ids) == len(set(ids)) == 4
+
+
 def test_ray_path(tmp_path):
     pytest.importorskip("ray")
     from mqarkit.gpu.frontier import run_ray
