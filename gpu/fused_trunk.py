@@ -19,7 +19,8 @@ mixer) reads ``u`` at every position and ``r`` only at the query positions ``qpo
 ``u (R, B, N, d)`` and ``r`` at the query rows, ``(R, B·D, d)``.
 
 :func:`trunk_reference` is that computation in torch operations (autograd differentiates it). :func:`fused_trunk`
-computes the same with four Triton kernels and two batched matrix products, keeping only ``x``, ``A = a`` (the
+computes the same with four Triton kernels and layer 0's projection as batched matrix products (one forward, two
+backward), keeping only ``x``, ``A = a`` (the
 product's input, in its dtype) and ``l`` between forward and backward; everything else is recomputed from ``E[x]``
 (a gather from a table that stays in L2):
 
@@ -32,31 +33,34 @@ product's input, in its dtype) and ``l`` between forward and backward; everythin
       ∂L/∂l = ∂L/∂m ⊙ c              (written in the product's dtype, for the two products of the backward)
       ∂L/∂c = ∂L/∂m ⊙ l              (not written: the second half recomputes it)
 
-  and the parameter gradients of ``LN1a, LN0b, κ, κ_b, b0``;
+  and the parameter gradients of ``LN1a, LN0b, b0``;
 - ``∂L/∂A = ∂L/∂l W0ᵀ`` and ``∂L/∂W0 = Aᵀ ∂L/∂l`` by ``bmm``;
 - ``_embed_grad_kernel`` (backward, second half)::
 
       ∂L/∂a_n = ∂L/∂m_n + ∂L/∂A_n + Σ_{s<K} κ_s ⊙ ∂L/∂c_{n+s}        (∂L/∂c_{n+s} = 0 past the sequence's end)
       ∂L/∂h_n = ∂L/∂ρ_n + LN0a'ᵀ ∂L/∂a_n
 
-  and the parameter gradients of ``LN0a``; ``∂L/∂E`` is the embedding's backward of ``∂L/∂h`` (sort and segment
-  sum, as ``F.embedding``'s).
+  and the parameter gradients of ``LN0a``, of ``κ_b`` (``Σ_n ∂L/∂c_n``) and of ``κ_s`` (``Σ_n ∂L/∂c_{n+s} ⊙ a_n``,
+  from the ``∂L/∂c_{n+s}`` the kernel loads anyway; one accumulator per tap, so ``K ≤ MAX_TAPS``); ``∂L/∂E`` is the
+  embedding's backward of ``∂L/∂h`` (sort and segment sum, as ``F.embedding``'s).
 
 ``LN'ᵀ g`` is the LayerNorm backward ``rstd·(γ − mean γ − x̂·mean(γ ⊙ x̂))`` with ``γ = g ⊙ w`` and ``x̂`` the
 normalised input; the affine gradients are ``Σ g ⊙ x̂`` and ``Σ g``. Parameter gradients are sums over the rows of a
-run: every program adds its rows into its own slot of a ``(R, programs, ·, d)`` float32 buffer (no atomics), and
-torch sums the slots.
+run: every program sums its rows in registers and writes them to its own slot of a ``(R, programs, ·, d)`` float32
+buffer (no atomics), and torch sums the slots.
 
 Precision: the kernels compute in float32; ``A``, ``l``, ``∂L/∂l`` and ``∂L/∂A`` are in the product's dtype (bf16
 under CUDA autocast, as autocast's ``baddbmm`` has them), ``u`` in ``u_dtype`` (default: the product's dtype, which is
 what every consumer casts it to), ``r`` in float32.
 
-Query rows: ``qpos`` may name a position twice; each row's ``r`` is written once (to the first of its slots after a
-scatter) and copied to the others, and the gradients of the duplicates are summed before the backward reads them.
+Query rows: ``qpos`` may name a position twice; each row's ``r`` is written once (to the one of its slots that a
+scatter of the slot numbers kept) and copied to the others, and the gradients of the duplicates are summed before the
+backward reads them.
 
 Dispatch: the kernels run for CUDA tensors (any device under the Triton interpreter, ``TRITON_INTERPRET=1`` at
-import) when triton imports and ``MQARKIT_FUSED_TRUNK`` is not ``0`` (read per call); :func:`fused_trunk_available`
-says so, and the caller takes :func:`trunk_reference` otherwise.
+import) when triton imports, the filter has at most ``MAX_TAPS`` taps and ``MQARKIT_FUSED_TRUNK`` is not ``0``
+(read per call); :func:`fused_trunk_available` says so, and the caller computes the trunk with the model's own
+operations (what :func:`trunk_reference` does) otherwise.
 """
 
 from __future__ import annotations
