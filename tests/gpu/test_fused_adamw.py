@@ -8,10 +8,6 @@ tensors, in a subprocess with ``TRITON_INTERPRET=1`` (skipped without triton); t
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -76,20 +72,16 @@ def _compare(device: str) -> None:
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernel on CPU tensors)")
-def test_kernel_under_interpreter_matches_reference():
-    code = textwrap.dedent(
+def test_kernel_under_interpreter_matches_reference(interpreted):
+    interpreted(
         """
         import mqarkit.gpu.fused_adamw as fa
         assert fa._INTERPRETED
         from tests.gpu.test_fused_adamw import _compare
         _compare("cpu")
-        print("OK")
+        print("ok")
         """
     )
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
 
 
 @pytest.mark.gpu

@@ -213,23 +213,10 @@ def test_import_without_triton_loads_no_sympy_and_falls_back() -> None:
 # The Triton kernels under the interpreter (CPU tensors)
 # ---------------------------------------------------------------------------------------------------------------------
 
-# Runs in a fresh interpreter: TRITON_INTERPRET is read when the @triton.jit kernels are defined (module import).
-# The prelude of each interpreter script.
+# Each script runs in a fresh interpreter (the `interpreted` fixture of conftest.py); the prelude of each.
 _INTERPRETER_PRELUDE = textwrap.dedent(
     """
-    import numpy as np
     import torch
-    import triton.runtime.interpreter as interp
-
-    # Compatibility shim for triton 3.6's interpreter with NumPy >= 2.3: it converts loop bounds (1-element arrays)
-    # with int(array), which NumPy now refuses for arrays of ndim 1; read the element instead. Test-only.
-    _patch_tensor = interp._patch_lang_tensor
-
-    def _patched(tensor, scope):
-        _patch_tensor(tensor, scope)
-        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
-
-    interp._patch_lang_tensor = _patched
 
     from mqarkit.gpu import fused_head
     from mqarkit.tolerances import assert_close
@@ -317,20 +304,14 @@ _INTERPRETER_ARGMAX_SCRIPT = _INTERPRETER_PRELUDE + textwrap.dedent(
 )
 
 
-def _run_interpreted(script: str) -> None:
-    env = {**os.environ, "TRITON_INTERPRET": "1", "MQARKIT_FUSED_HEAD": "1"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the interpreter runs the kernels on CPU tensors)")
+def test_kernels_under_triton_interpreter_equal_reference_float32(interpreted) -> None:
+    interpreted(_INTERPRETER_SCRIPT, timeout=300, env={"MQARKIT_FUSED_HEAD": "1"})
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the interpreter runs the kernels on CPU tensors)")
-def test_kernels_under_triton_interpreter_equal_reference_float32() -> None:
-    _run_interpreted(_INTERPRETER_SCRIPT)
-
-
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (the interpreter runs the kernels on CPU tensors)")
-def test_argmax_kernel_under_triton_interpreter_equals_reference_and_takes_first_of_ties() -> None:
-    _run_interpreted(_INTERPRETER_ARGMAX_SCRIPT)
+def test_argmax_kernel_under_triton_interpreter_equals_reference_and_takes_first_of_ties(interpreted) -> None:
+    interpreted(_INTERPRETER_ARGMAX_SCRIPT, timeout=300, env={"MQARKIT_FUSED_HEAD": "1"})
 
 
 # ---------------------------------------------------------------------------------------------------------------------

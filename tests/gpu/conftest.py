@@ -1,0 +1,51 @@
+"""Shared by the kernel tests: running a script under Triton's interpreter.
+
+``TRITON_INTERPRET`` is read when the ``@triton.jit`` kernels are defined (at module import), so a script that tests
+kernels on CPU tensors runs in a fresh Python, from the repository root (so that ``tests.gpu...`` imports).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Prepended to every interpreted script. Compatibility shim for triton 3.6's interpreter with NumPy >= 2.3: it
+# converts loop bounds (1-element arrays) with int(array), which NumPy now refuses for arrays of ndim 1; read the
+# element instead. Test-only.
+INTERPRETER_SHIM = textwrap.dedent(
+    """
+    import numpy as np
+    import triton.runtime.interpreter as interp
+
+    _patch_tensor = interp._patch_lang_tensor
+
+    def _patched(tensor, scope):
+        _patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
+
+    interp._patch_lang_tensor = _patched
+    """
+)
+
+
+def run_interpreted(script: str, *, timeout: int = 600, env: dict[str, str] | None = None) -> None:
+    """Run ``script`` (dedented, after :data:`INTERPRETER_SHIM`) with ``TRITON_INTERPRET=1`` and ``env``; assert that
+    it exits 0 with ``ok`` as its last line of output."""
+    full_env = {**os.environ, "TRITON_INTERPRET": "1", **(env or {})}
+    code = INTERPRETER_SHIM + textwrap.dedent(script)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout[-2000:] + out.stderr[-3000:]
+
+
+@pytest.fixture
+def interpreted():
+    """:func:`run_interpreted`, for the tests that run kernels under Triton's interpreter."""
+    return run_interpreted
