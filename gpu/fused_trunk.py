@@ -160,25 +160,30 @@ if triton is not None:
         tl.store(a_ptr + off, a.to(a_ptr.dtype.element_ty), mask=ok[:, None] & col_ok[None, :])
 
     @triton.jit
+    def _tap(k_ptr, cols, col_ok, s, K: tl.constexpr):
+        """Tap ``s`` of the filter ``k (d, K)`` as a ``(1, BD)`` row."""
+        return tl.load(k_ptr + cols * K + s, mask=col_ok, other=0.0)[None, :]
+
+    @triton.jit
     def _block0_rows(
         x_ptr, e_ptr, lin_ptr, k_ptr, kb, w0a, b0a, w0b, b0b,
         rows, n, ok, cols, col_ok, r, T, d, eps, K: tl.constexpr,
     ):  # fmt: skip
-        """Forward of the module docstring on a block of rows up to ``r``: ``h, a, c, l, ρ`` and ``LN0b``'s
-        ``x̂, rstd``, float32 ``(BM, BD)`` (``k_ptr`` at run ``r``'s taps ``(d, K)``)."""
+        """Forward of the module docstring on a block of rows up to ``ρ``: ``c, l, ρ`` and ``LN0b``'s ``x̂, rstd``,
+        float32 ``(BM, BD)`` (``k_ptr`` at run ``r``'s taps ``(d, K)``)."""
         h = _embedded(x_ptr, e_ptr, rows, ok, cols, col_ok, d)
         xa, _ = _normalise(h, col_ok, d, eps)
         a = tl.where(ok[:, None] & col_ok[None, :], xa * w0a[None, :] + b0a[None, :], 0.0)
-        c = kb[None, :] + tl.load(k_ptr + cols * K, mask=col_ok, other=0.0)[None, :] * a
+        c = kb[None, :] + _tap(k_ptr, cols, col_ok, 0, K) * a
         for s in tl.static_range(1, K):
             shifted_ok = ok & (n >= s)
             a_s = _a_rows(x_ptr, e_ptr, w0a, b0a, rows - s, shifted_ok, cols, col_ok, d, eps)
-            c += tl.load(k_ptr + cols * K + s, mask=col_ok, other=0.0)[None, :] * a_s
+            c += _tap(k_ptr, cols, col_ok, s, K) * a_s
         mask = ok[:, None] & col_ok[None, :]
         lin = tl.load(lin_ptr + r * T * d + rows[:, None] * d + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         rho = h + (c * lin + a)
         xb, rstd_b = _normalise(rho, col_ok, d, eps)
-        return h, a, c, lin, rho, xb, rstd_b
+        return c, lin, rho, xb, rstd_b
 
     @triton.jit
     def _block0_kernel(
@@ -193,7 +198,7 @@ if triton is not None:
         pv = r * d
         w0a, b0a = _vec(w0a_ptr + pv, cols, col_ok), _vec(b0a_ptr + pv, cols, col_ok)
         w0b, b0b = _vec(w0b_ptr + pv, cols, col_ok), _vec(b0b_ptr + pv, cols, col_ok)
-        _, _, _, _, rho, xb, _ = _block0_rows(
+        _, _, rho, xb, _ = _block0_rows(
             x_ptr, e_ptr + r * C * d, lin_ptr, k_ptr + r * d * K, _vec(kb_ptr + pv, cols, col_ok), w0a, b0a, w0b, b0b,
             rows, rows % N, ok, cols, col_ok, r, T, d, eps, K,
         )  # fmt: skip
@@ -233,7 +238,7 @@ if triton is not None:
             rows = (pid * ROW_BLOCKS + blk) * BM + tl.arange(0, BM)
             ok = rows < T
             mask = ok[:, None] & col_ok[None, :]
-            _, _, c, lin, rho, xb, rstd_b = _block0_rows(
+            c, lin, rho, xb, rstd_b = _block0_rows(
                 x_ptr, e_run, lin_ptr, k_run, kb, w0a, b0a, w0b, b0b, rows, rows % N, ok, cols, col_ok, r, T, d, eps, K
             )
             x1, rstd_1 = _normalise(rho + xb * w0b[None, :] + b0b[None, :], col_ok, d, eps)
@@ -265,10 +270,6 @@ if triton is not None:
         later = mask & (n + s < N)[:, None]
         lin = tl.load(lin_ptr + off + s * d, mask=later, other=0.0).to(tl.float32)
         return tl.load(gm_ptr + off + s * d, mask=later, other=0.0) * lin
-
-    @triton.jit
-    def _tap(k_ptr, cols, col_ok, s, K: tl.constexpr):
-        return tl.load(k_ptr + cols * K + s, mask=col_ok, other=0.0)[None, :]
 
     @triton.jit
     def _embed_grad_kernel(
