@@ -322,16 +322,14 @@ def gather_rows(t: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
 def _hidden_at(model: StackedHybrid, h: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
     """:meth:`StackedHybrid.hidden_at` after the embedding ``h (R, B, N, d)``; ``qpos (B, D)`` -> ``(R, B·D, d)``."""
     r, u = model._trunk(h)
-    parts = getattr(model, f"_seq_at_{model.family}")(u, qpos)  # layer 1's mixing at the query rows, (R, B, D, ·)
-    out = model._tail(gather_rows(r, qpos), model._rows(*parts))  # (R, B, D, d)
-    return out.reshape(out.shape[0], -1, out.shape[-1])
+    return _layer1_at(model, u, gather_rows(r, qpos), qpos)
 
 
 def _layer1_at(model: StackedHybrid, u: torch.Tensor, r_q: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
     """:func:`_hidden_at` after the trunk: ``u (R, B, N, d)`` (block 1's mixer input), ``r_q (R, B, D, d)`` (the
     residual at the query rows), ``qpos (B, D)`` -> ``(R, B·D, d)``."""
-    parts = getattr(model, f"_seq_at_{model.family}")(u, qpos)
-    out = model._tail(r_q, model._rows(*parts))
+    parts = getattr(model, f"_seq_at_{model.family}")(u, qpos)  # layer 1's mixing at the query rows, (R, B, D, ·)
+    out = model._tail(r_q, model._rows(*parts))  # (R, B, D, d)
     return out.reshape(out.shape[0], -1, out.shape[-1])
 
 

@@ -191,7 +191,7 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
 
     The hidden states are computed with autograd recording, as in training, and the recorded graph is dropped with
     them: on CUDA that calls the compiled function training compiled (grad mode is part of what it is compiled for)
-    instead of compiling an inference variant per stack. The argmax and the counting run without autograd.
+    instead of compiling an inference variant per stack. The argmax runs without autograd.
     """
     device = tests[0].inputs.device
     correct = torch.zeros(model.runs, len(tests), dtype=torch.long, device=device)
@@ -205,11 +205,9 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
             autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False)
             with torch.enable_grad(), autocast:
                 hidden = model.hidden_at(x, qpos)  # (R, b·D, d)
-            with torch.no_grad():
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    pred = fused_linear_argmax(hidden.detach(), model.head_weight().detach())  # (R, b·D) int64
-                del hidden
-                correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = fused_linear_argmax(hidden, model.head_weight())  # (R, b·D) int64, computed without autograd
+            correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
     return correct.cpu(), totals
 
