@@ -82,8 +82,8 @@ EPS = 1e-5  # LayerNorm's epsilon (F.layer_norm's default, as the model uses)
 # Block configuration, measured on an H100 (triton 3.6, 12 runs, d = 64 and 128, (B, N) = (256, 64) and (256, 256)):
 # (TILE, WARPS) in {(2048, 8), (1024, 8), (1024, 4), (512, 4), (512, 8), (256, 4)} with 8 row blocks per program,
 # then 32 row blocks: the small 4-warp blocks win (the kernels wait on the E[x] gathers more than they compute; more
-# blocks in flight hide that) and 32 row blocks beat 8 (fewer partial sums). At d = 128, (256, 256): forward 0.63,
-# backward 1.41 + 0.92 ms with (512, 4, 8) against 0.79, 1.71 + 1.14 ms with (2048, 8, 8).
+# blocks in flight hide that) and 32 row blocks beat 8 (fewer partial sums). At d = 128, (256, 256): forward
+# 0.17 + 0.67, backward 1.41 + 0.92 ms with (512, 4, 8) against 0.13 + 0.79, 1.71 + 1.14 ms with (2048, 8, 8).
 TILE = 512  # elements of one (rows, d) block held in registers: rows = TILE // padded d
 WARPS = 4  # warps per program
 ROW_BLOCKS = 32  # row blocks per program in the backward kernels (fewer partial-sum slots to reduce)
