@@ -106,7 +106,7 @@ class ModelConfig:
 
 
 # ---------------------------------------------------------------- compilation of the model between its kernels
-RECOMPILE_LIMIT = 64  # compiled variants kept per function: (family, d_model, R) x (train, eval) of a whole sweep
+RECOMPILE_LIMIT = 64  # compiled variants kept per function: one per (family, d_model, R) of a sweep, with headroom
 
 
 def compile_enabled() -> bool:
@@ -119,8 +119,9 @@ def _compiled(fn):
     """``torch.compile`` of ``fn`` (:func:`_hidden_at` or :func:`_layer1_at`; built once per process, its variants
     are dynamo's recompiles).
 
-    A sweep compiles one variant per stack shape and grad mode; dynamo's default limit (8 per function) would make
-    the ninth stack of a sweep fall back to eager silently, hence the raised limit.
+    A sweep compiles one variant per stack shape (evaluation runs in training's grad mode and reuses it; the long
+    convolution adds one per sequence length); dynamo's default limit (8 per function) would make the ninth variant
+    of a sweep fall back to eager silently, hence the raised limit.
     """
     config = torch._dynamo.config
     name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
