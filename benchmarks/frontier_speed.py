@@ -26,10 +26,14 @@ from pathlib import Path
 
 import torch
 
-from mqarkit.gpu.frontier import environment, get_preset, groups, make_data
-from mqarkit.gpu.stacked import StackedHybrid
-from mqarkit.gpu.train import DEFAULT_BUDGET as BUDGET
-from mqarkit.gpu.train import StackedAdamW, evaluate, query_loss, train_step, training_step
+from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.optim import StackedAdamW
+from mqarkit.gpu.frontier.presets import get_preset
+from mqarkit.gpu.frontier.runner import environment, make_data
+from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET as BUDGET
+from mqarkit.gpu.frontier.steps import query_loss, train_step
+from mqarkit.gpu.frontier.sweep import groups
+from mqarkit.gpu.frontier.train import evaluate, training_step
 
 BURST_SECONDS = 2.0  # per segment: a burst of back-to-back steps this long is sampled for GPU utilisation
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from mqarkit.gpu.mixer_based import fla_available
 from mqarkit.gpu.mixers import BaseConv, BasedLinearAttention, SelectiveSSM, SlidingWindowAttention, SoftmaxAttention
+from mqarkit.gpu.mixers.based import fla_available
 from mqarkit.gpu.timing import median_seconds
 
 SIZES = [(256, 256, 64), (256, 256, 128), (256, 256, 256), (256, 256, 512), (8, 4096, 1024)]

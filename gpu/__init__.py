@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-# The re-exports load on first access (PEP 562): importing a submodule such as ``mqarkit.gpu.frontier`` runs this file
-# first, and eager imports here would make every such import pay for the loaders and the exporter (which pull in
+# The re-exports load on first access (PEP 562): importing a submodule such as ``mqarkit.gpu.frontier.runner`` runs this
+# file first, and eager imports here would make every such import pay for the loaders and the exporter (which pull in
 # ``mqarkit.polynomials`` and networkx) whether it needs them or not.
 _SUBMODULE = {
     "CONTRACTS": "golden",

@@ -6,7 +6,7 @@
 - :func:`check_sequence_input` / :func:`check_step_input`: every mixer checks its input before computing: a floating
   tensor (integers are rejected; every floating dtype is accepted, on the CPU too) of shape ``(B, N, d_model)`` /
   ``(B, d_model)``. A path with narrower needs checks them itself (fla's kernels: CUDA and float32/bf16/fp16, in
-  :mod:`mqarkit.gpu.mixer_based`).
+  :mod:`mqarkit.gpu.mixers.based`).
 """
 
 from __future__ import annotations

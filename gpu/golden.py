@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mqarkit.gpu.mixer_attention import SlidingWindowAttention, SoftmaxAttention
-from mqarkit.gpu.mixer_baseconv import BaseConv
-from mqarkit.gpu.mixer_based import BasedLinearAttention
+from mqarkit.gpu.mixers.attention import SlidingWindowAttention, SoftmaxAttention
+from mqarkit.gpu.mixers.baseconv import BaseConv
+from mqarkit.gpu.mixers.based import BasedLinearAttention
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -39,10 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mqarkit.gpu.load_mapping import Entry, embed_block, ir_array, load_checked
-from mqarkit.gpu.mixer_attention import SoftmaxAttention as OurSoftmaxAttention
-from mqarkit.gpu.mixer_attention import visible_keys
-from mqarkit.gpu.mixer_baseconv import BaseConv as OurBaseConv
-from mqarkit.gpu.mixer_based import BasedLinearAttention, taylor_features
+from mqarkit.gpu.mixers.attention import SoftmaxAttention as OurSoftmaxAttention
+from mqarkit.gpu.mixers.attention import visible_keys
+from mqarkit.gpu.mixers.baseconv import BaseConv as OurBaseConv
+from mqarkit.gpu.mixers.based import BasedLinearAttention, taylor_features
 from mqarkit.polynomials import (
     BaseConv,
     CausalConv,

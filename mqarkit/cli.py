@@ -16,8 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "task": ("mqarkit.task_cli", "MQAR task utilities: `mqarkit task sample` prints a highlighted instance"),
     "verify": ("mqarkit.proofs_checks.verify", "run the claim registry's machine checks (the main job)"),
     "tables": ("mqarkit.proofs_checks.tables", "write the dimension-bound tables (Markdown, CSV, LaTeX)"),
-    "frontier": ("mqarkit.gpu.frontier_cli", "train MQAR models across state sizes (GPU) and record results"),
-    "plot": ("mqarkit.gpu.plot", "draw the state-size-vs-recall frontier from recorded results"),
+    "frontier": ("mqarkit.gpu.frontier.cli", "train MQAR models across state sizes (GPU) and record results"),
+    "plot": ("mqarkit.gpu.frontier.plot", "draw the state-size-vs-recall frontier from recorded results"),
 }
 
 

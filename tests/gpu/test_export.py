@@ -32,15 +32,15 @@ def zoology_module(op, contract: str) -> torch.nn.Module:
     """Our zoology-semantics module of the op's export width, loaded through the golden contract's key map."""
     width, c = export_width(op), CONTRACTS[contract]
     if isinstance(op, CausalConv):
-        from mqarkit.gpu.mixer_baseconv import BaseConv as Ours
+        from mqarkit.gpu.mixers.baseconv import BaseConv as Ours
 
         module = Ours(width, N, kernel_size=op.taps.shape[0], semantics="zoology")
     elif isinstance(op, SoftmaxAttention):
-        from mqarkit.gpu.mixer_attention import SoftmaxAttention as Ours
+        from mqarkit.gpu.mixers.attention import SoftmaxAttention as Ours
 
         module = Ours(width, num_heads=1, mask="causal")
     else:
-        from mqarkit.gpu.mixer_based import BasedLinearAttention as Ours
+        from mqarkit.gpu.mixers.based import BasedLinearAttention as Ours
 
         module = Ours(width, feature_dim=op.key_width, layout="full", eps=1e-12, impl="torch")
     exported = export_layer(op)

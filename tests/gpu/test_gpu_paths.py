@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mqarkit.gpu.mixer_based import fla_available
 from mqarkit.gpu.mixers import BaseConv, BasedLinearAttention, SelectiveSSM, SlidingWindowAttention, SoftmaxAttention
+from mqarkit.gpu.mixers.based import fla_available
 from mqarkit.tolerances import assert_close
 
 pytestmark = pytest.mark.gpu

@@ -97,7 +97,7 @@ def test_based_chunk_sizes_and_layouts_agree() -> None:
 
 
 def test_taylor_kernel_matches_exp_series() -> None:
-    from mqarkit.gpu.mixer_based import feature_width, taylor_features
+    from mqarkit.gpu.mixers.based import feature_width, taylor_features
 
     gen = torch.Generator().manual_seed(2)
     q, k = torch.randn(2, 5, 7, generator=gen, dtype=torch.float64)

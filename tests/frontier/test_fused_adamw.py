@@ -12,7 +12,7 @@ import importlib.util
 import pytest
 import torch
 
-from mqarkit.gpu.fused_adamw import adamw_fused, adamw_reference
+from mqarkit.gpu.frontier.kernels.fused_adamw import adamw_fused, adamw_reference
 from mqarkit.tolerances import assert_close
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -75,7 +75,7 @@ def _compare(device: str) -> None:
 def test_kernel_under_interpreter_matches_reference(interpreted):
     interpreted(
         """
-        import mqarkit.gpu.fused_adamw as fa
+        import mqarkit.gpu.frontier.kernels.fused_adamw as fa
         assert fa._INTERPRETED
         from tests.gpu.test_fused_adamw import _compare
         _compare("cpu")

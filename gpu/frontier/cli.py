@@ -12,15 +12,10 @@ import argparse
 import json
 import time
 
-from mqarkit.gpu.frontier import (
-    PRESETS,
-    elapsed_log,
-    get_preset,
-    run_multiprocess,
-    run_ray,
-    run_sweeps,
-    sweep_summary,
-)
+from mqarkit.gpu.frontier.launchers import run_multiprocess, run_ray
+from mqarkit.gpu.frontier.presets import PRESETS, get_preset
+from mqarkit.gpu.frontier.runner import elapsed_log, run_sweeps
+from mqarkit.gpu.frontier.sweep import sweep_summary
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from mqarkit.gpu.data import IGNORE_INDEX, Segment, mqar_batch
 from mqarkit.gpu.frontier import get_preset, read_records, run_multiprocess, run_sweeps
-from mqarkit.gpu.plot import pareto_front
-from mqarkit.gpu.stacked import ModelConfig, StackedHybrid, taylor_features
-from mqarkit.gpu.train import SegmentData, StackedAdamW, query_loss
+from mqarkit.gpu.frontier.data import IGNORE_INDEX, Segment, mqar_batch
+from mqarkit.gpu.frontier.model import ModelConfig, StackedHybrid, taylor_features
+from mqarkit.gpu.frontier.optim import StackedAdamW
+from mqarkit.gpu.frontier.plot import pareto_front
+from mqarkit.gpu.frontier.steps import SegmentData, query_loss
 from mqarkit.information import binary_entropy, fano_max_accuracy
 from mqarkit.tolerances import assert_close
 
@@ -151,7 +152,7 @@ def test_ssm_state_reproduces_parallel_output():
         sub, n = model.select(r), model.configs[r].d_state
         st = model.final_state(r, x)
         xx, z, bm, cm, dt, a, xh = sub._ssm_parts(_mixer_input(sub, x))
-        from mqarkit.gpu.stacked import ssm_decay
+        from mqarkit.gpu.frontier.model import ssm_decay
 
         w = ssm_decay((dt * a[:, None, None, :]).permute(0, 1, 3, 2)) * (cm @ bm.transpose(-1, -2))[:, :, None]
         par = torch.matmul(w, (xh * dt[..., None]).permute(0, 1, 3, 2, 4))[0, 0, :, -1]  # (H, P)
@@ -244,7 +245,7 @@ def test_sweep_records_and_resume(tmp_path):
 def test_killed_sweep_records_no_partial_run(tmp_path):
     out = tmp_path / "k.jsonl"
     code = (
-        "import time, mqarkit.gpu.train as t\n"
+        "import time, mqarkit.gpu.frontier.train as t\n"
         "from mqarkit.gpu.frontier import get_preset, run_sweeps\n"
         "orig = t.train_step\n"
         "calls = [0]\n"

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.fused_head import (
+from mqarkit.gpu.frontier.kernels.fused_head import (
     fused_linear_argmax,
     fused_linear_cross_entropy,
     reference_linear_argmax,
@@ -193,7 +193,7 @@ def test_import_without_triton_loads_no_sympy_and_falls_back() -> None:
         import sys
         sys.modules["triton"] = None  # `import triton` now raises ImportError
         import torch
-        from mqarkit.gpu import fused_head
+        from mqarkit.gpu.frontier.kernels import fused_head
         assert fused_head.triton is None and "sympy" not in sys.modules
         h = torch.randn(2, 5, 3, dtype=torch.float64)
         w = torch.randn(2, 3, 4, dtype=torch.float64)
@@ -218,7 +218,7 @@ _INTERPRETER_PRELUDE = textwrap.dedent(
     """
     import torch
 
-    from mqarkit.gpu import fused_head
+    from mqarkit.gpu.frontier.kernels import fused_head
     from mqarkit.tolerances import assert_close
 
     assert fused_head._INTERPRETED, "the kernels were not defined in interpreter mode"

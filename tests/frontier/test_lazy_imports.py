@@ -34,8 +34,8 @@ def test_reexports_cover_all_and_unknown_names_fail() -> None:
 def test_frontier_cli_loads_neither_exporter_nor_training_modules() -> None:
     """The parent of a multi-worker run needs presets and records only: no exporter (polynomials, networkx), no
     loaders, no training modules; the package alone loads no torch. (Triton may load: the presets' ModelConfig lives
-    in mqarkit.gpu.stacked, which imports the fused trunk.)"""
-    loaded = set(_run("import sys, mqarkit.gpu.frontier_cli; print(' '.join(sys.modules))").split())
+    in mqarkit.gpu.frontier.model, which imports the fused trunk.)"""
+    loaded = set(_run("import sys, mqarkit.gpu.frontier.cli; print(' '.join(sys.modules))").split())
     unwanted = {
         "networkx",
         "sympy",
@@ -44,8 +44,8 @@ def test_frontier_cli_loads_neither_exporter_nor_training_modules() -> None:
         "mqarkit.gpu.loaders",
         "mqarkit.gpu.golden",
         "mqarkit.gpu.mixers",
-        "mqarkit.gpu.train",
-        "mqarkit.gpu.cuda_graphs",
+        "mqarkit.gpu.frontier.train",
+        "mqarkit.gpu.frontier.cuda_graphs",
     }
     assert not (unwanted & loaded), sorted(unwanted & loaded)
     assert "torch" not in _run("import sys, mqarkit.gpu; print(' '.join(sys.modules))").split()

@@ -2,7 +2,7 @@
 
 A step of a small stack (N = 64: ≈ 300 kernels of a few µs each) is bound by the CPU that launches the kernels, not
 by the GPU. :class:`GraphedSteps` records, once per (training segment, batch size), the whole step — gathering the
-batch rows, forward, backward, the :class:`~mqarkit.gpu.train.StackedAdamW` update — into one CUDA graph, and
+batch rows, forward, backward, the :class:`~mqarkit.gpu.frontier.optim.StackedAdamW` update — into one CUDA graph, and
 afterwards replays it with one launch: the CPU then only copies the next rows ``(b,)`` into the graph's input buffer
 and writes the schedule factor.
 
@@ -13,8 +13,8 @@ learning rates written in place); autocast runs with its cache off; the gradient
 Capture needs the step's kernels compiled and warmed first, and warming runs real steps. The warm-up steps therefore
 run on a snapshot: parameters, moments and the step count are copied aside and restored afterwards, so the model
 and optimiser are exactly as they were — the first *replayed* step is the first training step. The graphed step is
-the eager one, :func:`~mqarkit.gpu.train.train_step` (a GPU test compares them step by step). Batches of another size
-(the last, partial batch of a segment) run eagerly. ``MQARKIT_CUDA_GRAPHS=0`` turns graphs off.
+the eager one, :func:`~mqarkit.gpu.frontier.steps.train_step` (a GPU test compares them step by step). Batches of
+another size (the last, partial batch of a segment) run eagerly. ``MQARKIT_CUDA_GRAPHS=0`` turns graphs off.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import os
 
 import torch
 
-from mqarkit.gpu.stacked import StackedHybrid
-from mqarkit.gpu.train import SegmentData, StackedAdamW, accumulate_gradients, train_step
+from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.optim import StackedAdamW
+from mqarkit.gpu.frontier.steps import SegmentData, accumulate_gradients, train_step
 
 WARMUP_STEPS = 2
 

@@ -14,7 +14,7 @@ Symbols (per run ``r``; every vector has ``d`` entries, products ``⊙`` are ele
     r_n  = ρ_n + LN0b(ρ_n)                    (block 0 hands LN2(ρ) on, block 1 adds it to ρ)
     u_n  = LN1a(r_n)                          (block 1's mixer input)
 
-which is :meth:`~mqarkit.gpu.stacked.StackedHybrid._trunk` after the embedding. The layer that follows (block 1's
+which is :meth:`~mqarkit.gpu.frontier.model.StackedHybrid._trunk` after the embedding. The layer that follows (block 1's
 mixer) reads ``u`` at every position and ``r`` only at the query positions ``qpos (B, D)``, so the outputs are
 ``u (R, B, N, d)`` and ``r`` at the query rows, ``(R, B·D, d)``.
 
@@ -71,6 +71,8 @@ import os
 import torch
 from torch.autograd.function import once_differentiable
 
+from mqarkit.gpu.frontier.ops import gather_rows
+
 try:  # guarded: CI and CPU machines have no triton
     import triton
     import triton.language as tl
@@ -97,10 +99,9 @@ PARAMS = ("ln0a_w", "ln0a_b", "c0_w", "c0_b", "c0_k", "c0_kb", "ln0b_w", "ln0b_b
 def trunk_reference(model, x: torch.Tensor, qpos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``u (R, B, N, d)`` and ``r`` at the query rows ``(R, B·D, d)`` by the model's own torch operations.
 
-    ``model`` a :class:`~mqarkit.gpu.stacked.StackedHybrid`, ``x (B, N)`` int64, ``qpos (B, D)`` integer positions.
+    ``model`` a :class:`~mqarkit.gpu.frontier.model.StackedHybrid`, ``x (B, N)`` int64, ``qpos (B, D)`` integer
+    positions.
     """
-    from mqarkit.gpu.stacked import gather_rows
-
     r, u = model._trunk(model.embed(x))
     r_q = gather_rows(r, qpos)
     return u, r_q.reshape(r_q.shape[0], -1, r_q.shape[-1])
@@ -457,7 +458,7 @@ def fused_trunk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`trunk_reference`'s ``u (R, B, N, d)`` and ``r (R, B·D, d)`` through the kernels of the module docstring.
 
-    ``model`` a :class:`~mqarkit.gpu.stacked.StackedHybrid` (float32 parameters), ``x (B, N)`` int64 token ids in
+    ``model`` a :class:`~mqarkit.gpu.frontier.model.StackedHybrid` (float32 parameters), ``x (B, N)`` int64 token ids in
     ``[0, c)``, ``qpos (B, D)`` integer positions in ``[0, N)`` (validated by the caller). The product's dtype is the
     autocast dtype when autocast is on for the parameters' device, else float32; ``u_dtype`` defaults to it.
     """

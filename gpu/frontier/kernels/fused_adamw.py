@@ -1,7 +1,8 @@
 """One AdamW update of a stacked parameter in a single pass over memory: a Triton kernel and its reference.
 
 Symbols (per element of a parameter ``p``, all float32): ``g`` gradient, ``m``, ``v`` first and second moments,
-``lr`` the element's learning rate (run ``r``'s rate times the padding mask, :class:`~mqarkit.gpu.train.StackedAdamW`),
+``lr`` the element's learning rate (run ``r``'s rate times the padding mask,
+:class:`~mqarkit.gpu.frontier.optim.StackedAdamW`),
 ``β1, β2, ε, λ`` (weight decay), ``t`` the step count after this step, ``f`` the schedule factor. The update::
 
     m ← m + (1 − β1)(g − m)                      (torch.lerp with weight 1 − β1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mqarkit.gpu.stacked import (
+from mqarkit.gpu.frontier.model import (
     ModelConfig,
     StackedHybrid,
     _TaylorAttention,

@@ -1,9 +1,10 @@
 """The frontier harness's CUDA-only fast paths against the forms they replace (marked ``gpu``).
 
-- fla's flash-style Taylor attention (:mod:`mqarkit.gpu.fla_taylor`) against the stacked model's direct quadratic
+- fla's flash-style Taylor attention (:mod:`mqarkit.gpu.frontier.kernels.fla_taylor`) against the stacked model's direct
+  quadratic
   form, forward and gradients, with padded feature dims;
 - the compiled model (``hidden_at`` with ``torch.compile``) against the eager one, values and gradients;
-- CUDA-graphed training steps (:mod:`mqarkit.gpu.cuda_graphs`) against eager steps, step by step, a partial
+- CUDA-graphed training steps (:mod:`mqarkit.gpu.frontier.cuda_graphs`) against eager steps, step by step, a partial
   (eager) batch and a learning-rate freeze included.
 """
 
@@ -14,9 +15,10 @@ import os
 import pytest
 import torch
 
-from mqarkit.gpu.data import Segment, mqar_batch
-from mqarkit.gpu.stacked import ModelConfig, StackedHybrid
-from mqarkit.gpu.train import SegmentData, StackedAdamW, train_step
+from mqarkit.gpu.frontier.data import Segment, mqar_batch
+from mqarkit.gpu.frontier.model import ModelConfig, StackedHybrid
+from mqarkit.gpu.frontier.optim import StackedAdamW
+from mqarkit.gpu.frontier.steps import SegmentData, train_step
 from mqarkit.tolerances import assert_close
 
 pytestmark = pytest.mark.gpu
@@ -28,7 +30,7 @@ def _based_stack(device, feature_dims=(8, 16, 24), d=64, vocab=256, seed=0):
 
 
 def test_fla_taylor_attention_matches_reference_form():
-    from mqarkit.gpu.fla_taylor import fla_taylor_available
+    from mqarkit.gpu.frontier.kernels.fla_taylor import fla_taylor_available
 
     device = torch.device("cuda")
     model = _based_stack(device)
@@ -80,7 +82,7 @@ def test_compiled_model_equals_eager_model(family, monkeypatch):
 
 
 def test_graphed_steps_equal_eager_steps():
-    from mqarkit.gpu.cuda_graphs import GraphedSteps
+    from mqarkit.gpu.frontier.cuda_graphs import GraphedSteps
 
     device = torch.device("cuda")
     g = torch.Generator().manual_seed(0)
@@ -111,7 +113,7 @@ def test_graphed_steps_equal_eager_steps():
 
 
 def test_graphs_can_be_turned_off(monkeypatch):
-    from mqarkit.gpu.cuda_graphs import graphs_enabled
+    from mqarkit.gpu.frontier.cuda_graphs import graphs_enabled
 
     monkeypatch.setitem(os.environ, "MQARKIT_CUDA_GRAPHS", "0")
     assert not graphs_enabled(torch.device("cuda"))

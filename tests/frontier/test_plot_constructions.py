@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mqarkit.constructions import build
-from mqarkit.gpu.plot import construction_points
+from mqarkit.gpu.frontier.plot import construction_points
 
 
 def test_construction_points_are_measured_states_at_float32() -> None:
@@ -21,7 +21,7 @@ def test_construction_points_skip_sizes_outside_a_range() -> None:
 
 
 def test_slice_mean_accuracy_is_the_unweighted_mean_of_the_slices() -> None:
-    from mqarkit.gpu.plot import best_per_config, slice_mean_accuracy
+    from mqarkit.gpu.frontier.plot import best_per_config, slice_mean_accuracy
 
     def record(lr: float, accs: list[float]) -> dict:
         slices = [{"accuracy": a, "num_kv_pairs": 4 ** (i + 1), "num_examples": 10} for i, a in enumerate(accs)]

@@ -15,14 +15,14 @@ import os
 import pytest
 import torch
 
-from mqarkit.gpu.fused_trunk import (
+from mqarkit.gpu.frontier.kernels.fused_trunk import (
     PARAMS,
     _query_slots,
     fused_trunk,
     fused_trunk_available,
     trunk_reference,
 )
-from mqarkit.gpu.stacked import ModelConfig, StackedHybrid
+from mqarkit.gpu.frontier.model import ModelConfig, StackedHybrid
 from mqarkit.tolerances import assert_close
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -126,7 +126,7 @@ def test_not_available_on_cpu_without_the_interpreter():
 def test_kernels_under_interpreter_match_reference(interpreted):
     interpreted(
         """
-        import mqarkit.gpu.fused_trunk as ft
+        import mqarkit.gpu.frontier.kernels.fused_trunk as ft
         assert ft._INTERPRETED
         from tests.gpu.test_fused_trunk import FAMILIES, _batch, _model, compare_hidden_at, compare_trunk
         compare_trunk("cpu")                                    # d = 12 (padded to 16), 3 taps
@@ -162,8 +162,8 @@ def test_kernels_on_cuda_match_reference_float32():
 @pytest.mark.gpu
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_training_loss_and_gradients_on_cuda_match_reference_bf16(family, monkeypatch):
-    from mqarkit.gpu.data import Segment, mqar_batch
-    from mqarkit.gpu.train import SegmentData, query_loss
+    from mqarkit.gpu.frontier.data import Segment, mqar_batch
+    from mqarkit.gpu.frontier.steps import SegmentData, query_loss
 
     device = torch.device("cuda")
     kw = {**FAMILIES[family], **({"feature_dim": 16} if family == "based" else {})}

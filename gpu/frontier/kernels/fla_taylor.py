@@ -5,8 +5,8 @@ fla's ``parallel_based`` (flash-linear-attention, ``fla.ops.based``) computes, p
     y_i = Σ_{j≤i} K_ij v_j / (Σ_{j≤i} K_ij + 1e-6),      K_ij = 1 + s_ij + s_ij²/2,   s_ij = scale · q_i·k_j
 
 tile by tile in on-chip memory: the ``(N, N)`` scores are never written, and its backward recomputes them the same
-way. It is the kernel of :func:`mqarkit.gpu.stacked.taylor_attention` (the reference beside it, which materialises
-the quadratic tiles), so the model is unchanged; what differs, and is bounded by the tests:
+way. It is the kernel of :func:`mqarkit.gpu.frontier.model.taylor_attention` (the reference beside it, which
+materialises the quadratic tiles), so the model is unchanged; what differs, and is bounded by the tests:
 
 - fla rounds ``K`` to the matmul dtype (bf16 under autocast) before the product with ``v``, and rounds the numerator
   and denominator to it before the division (ours keeps the constant 1 and both sums in float32);

@@ -24,8 +24,8 @@ Mixers (``u``: ``(R, B, N, d)``):
 - ``attention``: softmax attention, one head, fused biased qkv, scale ``1/√d``, causal (a token sees itself);
 - ``based``: linear attention with the 2nd-order Taylor map, quadratic ("parallel") view
   ``y_i = Σ_{j≤i} K(q_i,k_j) v_j / (Σ_{j≤i} K(q_i,k_j) + 1e-12)``, ``K = 1 + s + s²/2``; bias-free projections
-  (over whole sequences on CUDA computed by fla's flash-style kernels, :mod:`mqarkit.gpu.fla_taylor`, when fla is
-  installed);
+  (over whole sequences on CUDA computed by fla's flash-style kernels, :mod:`mqarkit.gpu.frontier.kernels.fla_taylor`,
+  when fla is installed);
 - ``sliding_window``: softmax attention over the ``w`` most recent tokens (itself included);
 - ``ssm``: a selective SSM with scalar decay per head (Mamba-2 / SSD form), expansion 2, head dim 32, a causal
   depthwise conv (k=4, SiLU) on the input branch, input-dependent ``Δ_t, B_t, C_t``, output gate ``SiLU(z)``;
@@ -35,7 +35,7 @@ Mixers (``u``: ``(R, B, N, d)``):
 Training and evaluation read the model only at the query positions: :meth:`StackedHybrid.hidden_at` computes layer 1
 there only (its queries against every key; see the method), which is the same function as ``forward`` followed by a
 gather, with layer 1's attention at ``D/N`` of its cost. On CUDA its block 0 runs as the fused Triton kernels of
-:mod:`mqarkit.gpu.fused_trunk` and the rest up to the head compiled.
+:mod:`mqarkit.gpu.frontier.kernels.fused_trunk` and the rest up to the head compiled.
 
 ``final_state`` returns, for one run and one prefix, the tensors each layer carries in recurrent mode; the
 frontier's state size is measured from them.
@@ -52,8 +52,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqarkit.gpu.fla_taylor import fla_taylor_attention, fla_taylor_available
-from mqarkit.gpu.fused_trunk import fused_trunk, fused_trunk_available
+from mqarkit.gpu.frontier.kernels.fla_taylor import fla_taylor_attention, fla_taylor_available
+from mqarkit.gpu.frontier.kernels.fused_trunk import fused_trunk, fused_trunk_available
+from mqarkit.gpu.frontier.ops import (
+    causal_cumsum,
+    causal_depthwise_conv,
+    fft_causal_conv,
+    gather_rows,
+    layer_norm,
+    linear,
+    short_conv_gate,
+)
 
 FAMILIES = ("attention", "based", "sliding_window", "ssm", "long_conv")
 SSM_EXPAND = 2
@@ -130,47 +139,6 @@ def _compiled(fn):
 
 
 # ---------------------------------------------------------------- stacked primitives
-def linear(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``u @ w + b`` per run: ``u (R, ..., i)``, ``w (R, i, o)``, ``b (R, o)`` -> ``(R, ..., o)``."""
-    r, i = u.shape[0], u.shape[-1]
-    flat = u.reshape(r, -1, i)
-    out = torch.baddbmm(b.unsqueeze(1), flat, w) if b is not None else torch.bmm(flat, w)
-    return out.reshape(*u.shape[:-1], w.shape[-1])
-
-
-def layer_norm(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """LayerNorm over the last dim with per-run affine ``w, b (R, d)``; ``u (R, ..., d)``."""
-    y = F.layer_norm(u, u.shape[-1:], eps=eps)
-    shape = (w.shape[0], *([1] * (u.dim() - 2)), w.shape[-1])
-    return torch.addcmul(b.view(shape), y, w.view(shape))  # b + y·w in one kernel
-
-
-def causal_depthwise_conv(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``y_t = b + Σ_{s<k} w[..., s] u_{t-s}``; ``u (R, B, N, d)``, ``w (R, d, k)`` (tap ``s`` = lag ``s``).
-
-    Lag ``s`` reads ``u`` shifted down by ``s`` rows with zeros on top (``F.pad`` of the sequence axis), so the
-    expression is free of in-place updates and fuses into one kernel when compiled.
-    """
-    n, k = u.shape[2], w.shape[-1]
-    y = u * w[:, None, None, :, 0] + b[:, None, None, :]
-    for s in range(1, min(k, n)):
-        y = y + F.pad(u[:, :, : n - s], (0, 0, s, 0)) * w[:, None, None, :, s]
-    return y
-
-
-def short_conv_gate(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
-    """BaseConv's ``conv_k(u) ⊙ lin + u`` (``lin = W u + b`` computed outside by a batched matmul)."""
-    return causal_depthwise_conv(u, w, b) * lin + u
-
-
-def fft_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``y_t = Σ_{s≤t} h[..., s] u_{t-s}`` by FFT (float32); ``u (R, B, N, d)``, ``h (R, d, L ≥ N)``."""
-    n = u.shape[2]
-    size = 2 * n
-    uf = torch.fft.rfft(u.float().transpose(2, 3), n=size)  # (R, B, d, n+1)
-    hf = torch.fft.rfft(h[..., :n].float(), n=size)  # (R, d, n+1)
-    y = torch.fft.irfft(uf * hf[:, None], n=size)[..., :n]
-    return y.transpose(2, 3).to(u.dtype)
 
 
 def taylor_kernel(q: torch.Tensor, k: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -299,25 +267,6 @@ def _taylor_attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.T
     """Causal Taylor attention (scale in ``q``): fla's kernels on CUDA when available, else :func:`taylor_attention`."""
     attend = fla_taylor_attention if fla_taylor_available(q.device) else taylor_attention
     return attend(q, k, v)
-
-
-def causal_cumsum(t: torch.Tensor) -> torch.Tensor:
-    """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a float32 product with the ``(N, N)``
-    lower-triangular ones matrix (autocast off).
-
-    ``torch.cumsum`` says the same, but inductor (torch 2.11) fails to generate its split scan over a dynamic length
-    (``InductorError`` in ``get_block_shape``, seen on an H100 at ``N = 256``); the product costs ``O(N²H)`` per
-    sequence, small next to the ``(R, B, D, N, H)`` decays it feeds.
-    """
-    n = t.shape[2]
-    ones = torch.ones(n, n, device=t.device, dtype=torch.float32).tril()
-    with torch.autocast(t.device.type, enabled=False):
-        return torch.matmul(ones, t.float())
-
-
-def gather_rows(t: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
-    """``t[r, b, qpos[b, j]]``: ``t (R, B, N, C)``, ``qpos (B, D)`` -> ``(R, B, D, C)``."""
-    return t[:, torch.arange(t.shape[1], device=t.device)[:, None], qpos]
 
 
 def _hidden_at(model: StackedHybrid, h: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
@@ -477,11 +426,11 @@ class StackedHybrid(nn.Module):
         long convolution is the exception: its FFT computes every position, which are then gathered.
 
         On CUDA, block 0 and the norm that opens block 1 (the "trunk", embedding included) run as the fused Triton
-        kernels of :mod:`mqarkit.gpu.fused_trunk`, and the rest up to the head runs compiled (:func:`_layer1_at`).
-        Where those kernels do not serve (``MQARKIT_FUSED_TRUNK=0``), everything after the embedding runs compiled
-        (:func:`_hidden_at`); the embedding stays eager, its backward being a sort-and-segment-sum where the compiled
-        form would add repeated tokens (mostly token 0 in MQAR) atomically into one row. ``MQARKIT_COMPILE=0`` runs
-        the same functions eagerly.
+        kernels of :mod:`mqarkit.gpu.frontier.kernels.fused_trunk`, and the rest up to the head runs compiled
+        (:func:`_layer1_at`). Where those kernels do not serve (``MQARKIT_FUSED_TRUNK=0``), everything after the
+        embedding runs compiled (:func:`_hidden_at`); the embedding stays eager, its backward being a
+        sort-and-segment-sum where the compiled form would add repeated tokens (mostly token 0 in MQAR) atomically into
+        one row. ``MQARKIT_COMPILE=0`` runs the same functions eagerly.
         """
         x = self._checked_tokens(x)
         if qpos.dim() != 2 or qpos.shape[0] != x.shape[0]:
@@ -594,7 +543,7 @@ class StackedHybrid(nn.Module):
         return q, k, v
 
     def _seq_based(self, u: torch.Tensor) -> tuple[torch.Tensor]:
-        """Taylor attention by fla's flash-style kernels on CUDA (:mod:`mqarkit.gpu.fla_taylor`), else ours."""
+        """Taylor attention by fla's kernels on CUDA (:mod:`mqarkit.gpu.frontier.kernels.fla_taylor`), else ours."""
         q, k, v = self._based_qkv(u)
         return (_taylor_attend(q * self.fscale[:, None, None, None].to(q.dtype), k, v),)
 

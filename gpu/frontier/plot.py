@@ -176,7 +176,7 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
 
 
 def main(argv: list[str]) -> int:
-    from mqarkit.gpu.frontier import read_records
+    from mqarkit.gpu.frontier.records import read_records
 
     ap = argparse.ArgumentParser(prog="mqarkit plot", description="draw the state-size-vs-recall frontier")
     ap.add_argument("--results", nargs="+", required=True, help="JSONL record files")

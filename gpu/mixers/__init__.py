@@ -7,10 +7,10 @@ Every mixer maps ``x: (B, N, d_model) -> (B, N, d_model)`` and offers ``forward`
 
 from __future__ import annotations
 
-from mqarkit.gpu.mixer_attention import SlidingWindowAttention, SoftmaxAttention
-from mqarkit.gpu.mixer_baseconv import BaseConv
-from mqarkit.gpu.mixer_based import BasedLinearAttention
-from mqarkit.gpu.mixer_ssm import SelectiveSSM
+from mqarkit.gpu.mixers.attention import SlidingWindowAttention, SoftmaxAttention
+from mqarkit.gpu.mixers.baseconv import BaseConv
+from mqarkit.gpu.mixers.based import BasedLinearAttention
+from mqarkit.gpu.mixers.ssm import SelectiveSSM
 from mqarkit.gpu.state import RecurrentMixer, count_state_numbers
 
 __all__ = [

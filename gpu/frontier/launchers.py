@@ -1,0 +1,128 @@
+"""Launchers beyond one process: one worker process per device entry, and Ray."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from mqarkit.gpu.frontier.presets import get_preset
+from mqarkit.gpu.frontier.records import append_records, read_records
+from mqarkit.gpu.frontier.runner import elapsed_log, pending, run_groups, run_sweeps
+from mqarkit.gpu.frontier.sweep import groups
+
+# The training modules (and through them triton) load where a run trains, not at import: the parent of
+# run_multiprocess only reads presets and records. The workers get them preloaded (see run_multiprocess). Not
+# torch._dynamo / torch._inductor: importing them initialises the CUDA driver (seen with torch 2.11 on an H100), which
+# would break every worker forked from the server.
+# The training modules (and through them triton) load where a run trains, not at import: the parent of
+# run_multiprocess only reads presets and records. The workers get them preloaded (see run_multiprocess). Not
+# torch._dynamo / torch._inductor: importing them initialises the CUDA driver (seen with torch 2.11 on an H100), which
+# would break every worker forked from the server.
+WORKER_PRELOAD = ("mqarkit.gpu.frontier.launchers", "mqarkit.gpu.frontier.train", "mqarkit.gpu.frontier.cuda_graphs")
+
+
+def _worker_main(
+    preset_kwargs: dict, out: str, device: str, worker: int, num_workers: int, started: float | None = None
+) -> None:
+    log = elapsed_log(time.time() if started is None else started, f"[worker {worker} on {device}] ")
+    log("started (imports done)")
+    sweeps = get_preset(**preset_kwargs)
+    run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers, log=log)
+
+
+def shard_path(out: str | Path, worker: int) -> Path:
+    p = Path(out)
+    return p.with_name(f"{p.stem}.worker{worker}{p.suffix}")
+
+
+def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *, started: float | None = None) -> int:
+    """One worker process per entry of ``devices`` (e.g. ``["cuda:0", "cuda:1"]``; a device named several times gets
+    several workers, which share it); groups partitioned round-robin; each worker writes its shard (resumable on its
+    own); the shards are merged into ``out`` at the end. Returns runs merged. ``started``: the ``time.time()`` the log's
+    stamps count from (default: now).
+
+    Workers start through the "forkserver" method where the platform has it (else "spawn"): a fresh server process
+    imports torch and the training modules (:data:`WORKER_PRELOAD`) once and forks every worker from itself, so a
+    worker starts without re-importing them (under "spawn" each worker paid the whole import again). The server never
+    initialises CUDA (importing these modules does not), so each worker initialises its own CUDA context as under
+    "spawn", whatever this process has done with CUDA (which rules out plain "fork" of this process). The server is
+    started once per parent process, with the parent's environment then: later workers see that environment."""
+    import multiprocessing as mp
+
+    if not devices:
+        raise ValueError("devices=[]: needs at least one device")
+    sweeps = get_preset(**preset_kwargs)  # validate before starting anything
+    # Runs finished in any shard left by an earlier call (with this or another number of workers; also when ``out``
+    # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
+    # same pending runs, so their round-robin shares partition them (no run trained twice, none left out).
+    stale = Path(out).parent.glob(f"{Path(out).stem}.worker*{Path(out).suffix}")
+    append_records(out, [r for shard in sorted(stale) for r in read_records(shard)])
+    for i in range(len(devices)):  # finished runs of the merged file count as finished for every worker
+        append_records(shard_path(out, i), read_records(out))
+    del sweeps
+    started = time.time() if started is None else started
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # takes effect when the server starts (at the first start)
+    else:
+        ctx = mp.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker_main, args=(preset_kwargs, str(shard_path(out, i)), dev, i, len(devices), started))
+        for i, dev in enumerate(devices)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    elapsed_log(started)(f"workers exited: {[p.exitcode for p in procs]}")
+    merged = [r for i in range(len(devices)) for r in read_records(shard_path(out, i))]
+    before = len(read_records(out))
+    append_records(out, merged)
+    failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"workers {failed} failed; finished runs were merged into {out}; rerun to resume")
+    return len(read_records(out)) - before
+
+
+def run_ray(
+    preset_kwargs: dict, out: str | Path, *, num_tasks: int, gpus_per_task: float = 1.0, address: str | None = None
+) -> int:
+    """One Ray task per share of the groups; tasks return records, the driver writes them (no shared file system
+    needed). ``ray`` is an optional extra, imported here only. Returns runs recorded."""
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the extra
+        raise ImportError("run_ray needs the optional extra `ray` (pip install mqarkit[ray])") from exc
+    if num_tasks < 1:
+        raise ValueError(f"num_tasks={num_tasks}: needs num_tasks >= 1")
+    sweeps = get_preset(**preset_kwargs)
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False)
+
+    @ray.remote(num_gpus=gpus_per_task)
+    def task(kwargs: dict, todo: list[tuple[str, list[str]]]) -> list[dict]:
+        device = "cuda" if torch.cuda.is_available() and gpus_per_task > 0 else "cpu"
+        by_name = {sw.name: sw for sw in get_preset(**kwargs)}
+        return [
+            rec
+            for name, ids in todo
+            for group in run_groups(by_name[name], set(ids), device, log=lambda s: None)
+            for rec in group
+        ]
+
+    shares: list[list[tuple[str, list[str]]]] = [[] for _ in range(num_tasks)]
+    k = 0
+    for sw, todo in pending(sweeps, out):
+        for g in groups(sw, todo):
+            shares[k % num_tasks].append((sw.name, [r.run_id for r in g]))
+            k += 1
+    futures = [task.remote(preset_kwargs, share) for share in shares if share]
+    count = 0
+    while futures:
+        ready, futures = ray.wait(futures, num_returns=1)
+        records = ray.get(ready[0])
+        append_records(out, records)
+        count += len(records)
+    return count

@@ -1,0 +1,73 @@
+"""Operations on stacked tensors: every tensor carries the run dimension ``R`` first, every weight is per run.
+
+``linear`` is one batched matmul over the runs; ``layer_norm`` takes a per-run affine; the causal convolutions, the
+query-row gather and the causal cumulative sum are what the families and the fused trunk share.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+# ---------------------------------------------------------------- stacked primitives
+def linear(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """``u @ w + b`` per run: ``u (R, ..., i)``, ``w (R, i, o)``, ``b (R, o)`` -> ``(R, ..., o)``."""
+    r, i = u.shape[0], u.shape[-1]
+    flat = u.reshape(r, -1, i)
+    out = torch.baddbmm(b.unsqueeze(1), flat, w) if b is not None else torch.bmm(flat, w)
+    return out.reshape(*u.shape[:-1], w.shape[-1])
+
+
+def layer_norm(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm over the last dim with per-run affine ``w, b (R, d)``; ``u (R, ..., d)``."""
+    y = F.layer_norm(u, u.shape[-1:], eps=eps)
+    shape = (w.shape[0], *([1] * (u.dim() - 2)), w.shape[-1])
+    return torch.addcmul(b.view(shape), y, w.view(shape))  # b + y·w in one kernel
+
+
+def causal_depthwise_conv(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``y_t = b + Σ_{s<k} w[..., s] u_{t-s}``; ``u (R, B, N, d)``, ``w (R, d, k)`` (tap ``s`` = lag ``s``).
+
+    Lag ``s`` reads ``u`` shifted down by ``s`` rows with zeros on top (``F.pad`` of the sequence axis), so the
+    expression is free of in-place updates and fuses into one kernel when compiled.
+    """
+    n, k = u.shape[2], w.shape[-1]
+    y = u * w[:, None, None, :, 0] + b[:, None, None, :]
+    for s in range(1, min(k, n)):
+        y = y + F.pad(u[:, :, : n - s], (0, 0, s, 0)) * w[:, None, None, :, s]
+    return y
+
+
+def short_conv_gate(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lin: torch.Tensor) -> torch.Tensor:
+    """BaseConv's ``conv_k(u) ⊙ lin + u`` (``lin = W u + b`` computed outside by a batched matmul)."""
+    return causal_depthwise_conv(u, w, b) * lin + u
+
+
+def fft_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``y_t = Σ_{s≤t} h[..., s] u_{t-s}`` by FFT (float32); ``u (R, B, N, d)``, ``h (R, d, L ≥ N)``."""
+    n = u.shape[2]
+    size = 2 * n
+    uf = torch.fft.rfft(u.float().transpose(2, 3), n=size)  # (R, B, d, n+1)
+    hf = torch.fft.rfft(h[..., :n].float(), n=size)  # (R, d, n+1)
+    y = torch.fft.irfft(uf * hf[:, None], n=size)[..., :n]
+    return y.transpose(2, 3).to(u.dtype)
+
+
+def causal_cumsum(t: torch.Tensor) -> torch.Tensor:
+    """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a float32 product with the ``(N, N)``
+    lower-triangular ones matrix (autocast off).
+
+    ``torch.cumsum`` says the same, but inductor (torch 2.11) fails to generate its split scan over a dynamic length
+    (``InductorError`` in ``get_block_shape``, seen on an H100 at ``N = 256``); the product costs ``O(N²H)`` per
+    sequence, small next to the ``(R, B, D, N, H)`` decays it feeds.
+    """
+    n = t.shape[2]
+    ones = torch.ones(n, n, device=t.device, dtype=torch.float32).tril()
+    with torch.autocast(t.device.type, enabled=False):
+        return torch.matmul(ones, t.float())
+
+
+def gather_rows(t: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
+    """``t[r, b, qpos[b, j]]``: ``t (R, B, N, C)``, ``qpos (B, D)`` -> ``(R, B, D, C)``."""
+    return t[:, torch.arange(t.shape[1], device=t.device)[:, None], qpos]

@@ -1,0 +1,210 @@
+"""Running a sweep on one device: groups of runs trained as stacks, one record per run, resumable.
+
+Groups, not runs, are the unit of work: a group's records are written only after the whole group has finished, so an
+interrupted sweep never records a partial run, and a rerun skips every run whose ``run_id`` is already in the results
+file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from mqarkit.gpu.frontier.data import make_segments
+from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
+from mqarkit.gpu.frontier.records import append_records, read_records
+from mqarkit.gpu.frontier.sweep import STATE_BYTES_PER_NUMBER, RunSpec, SweepConfig, groups
+
+if TYPE_CHECKING:
+    from mqarkit.gpu.frontier.steps import SegmentData
+
+
+def environment(device: torch.device) -> dict:
+    """Git commit, device name and library versions for a record."""
+    from mqarkit.gpu.frontier.cuda_graphs import graphs_enabled
+
+    commit = _git("rev-parse", "HEAD") or "unknown"
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = None if changes is None else bool(changes)  # tracked files differ from the commit: it is not the code
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "device": name,
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "python": sys.version.split()[0],
+        "cuda_graphs": graphs_enabled(device),
+        "compile": device.type == "cuda" and compile_enabled(),
+    }
+
+
+def _git(*args: str) -> str | None:
+    """``git <args>`` in this package's folder: its stripped output, or None when git cannot answer."""
+    try:
+        proc = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).resolve().parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+# ---------------------------------------------------------------- running
+def _group_seed(sweep: SweepConfig, group: list[RunSpec]) -> int:
+    text = f"{sweep.seed}|{group[0].model.stack_key()!r}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little")
+
+
+def make_data(sweep: SweepConfig, device: torch.device) -> tuple[list[SegmentData], list[SegmentData]]:
+    from mqarkit.gpu.frontier.steps import SegmentData
+
+    g = torch.Generator(device=device).manual_seed(sweep.seed)
+    train = [SegmentData(*t) for t in make_segments(sweep.vocab_size, list(sweep.train), generator=g)]
+    test = [SegmentData(*t) for t in make_segments(sweep.vocab_size, list(sweep.test), generator=g)]
+    return train, test
+
+
+def run_groups(
+    sweep: SweepConfig, run_ids: set[str] | None, device: str | torch.device, log: Callable[[str], None] = print
+) -> Iterator[list[dict]]:
+    """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records."""
+    from mqarkit.gpu.frontier.train import train_stack
+
+    sweep.validate()
+    device = torch.device(device)
+    todo = groups(sweep, run_ids)
+    if not todo:
+        return
+    env = environment(device)
+    t0 = time.perf_counter()
+    train, test = make_data(sweep, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    data_seconds = time.perf_counter() - t0
+    log(f"[{sweep.name}] data on {env['device']}: {data_seconds:.1f} s; {len(todo)} groups")
+    longest = max(test, key=lambda s: s.inputs.shape[1])
+    for group in todo:
+        t1 = time.perf_counter()
+        model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
+        gen = torch.Generator(device=device).manual_seed(_group_seed(sweep, group))
+        res = train_stack(
+            model,
+            [r.lr for r in group],
+            train,
+            test,
+            epochs=sweep.epochs,
+            generator=gen,
+            batch_size=sweep.batch_size,
+            test_batch_size=sweep.test_batch_size,
+            early_stop=sweep.early_stop,
+            on_epoch=lambda e, overall, g=group: _log_epoch(log, sweep, g, e, overall),
+        )
+        wall = time.perf_counter() - t1
+        records = []
+        for i, run in enumerate(group):
+            states = model.final_state(i, longest.inputs[0])
+            numbers = state_numbers(states)
+            records.append(
+                {
+                    "status": "finished",
+                    "run_id": run.run_id,
+                    "sweep": sweep.name,
+                    "family": run.model.family,
+                    "model": run.model.to_dict(),
+                    "lr": run.lr,
+                    "seed": run.seed,
+                    "init_seed": run.init_seed(),
+                    "data_seed": sweep.seed,
+                    "epochs_max": sweep.epochs,
+                    "epochs_trained": res.epochs[i],
+                    "batch_size": sweep.batch_size,
+                    "early_stop": sweep.early_stop,
+                    "notes": list(sweep.notes),
+                    "accuracy": [
+                        {
+                            "seq_len": s.seq_len,
+                            "num_kv_pairs": s.num_kv_pairs,
+                            "num_examples": s.num_examples,
+                            "accuracy": a,
+                        }
+                        for s, a in zip(sweep.test, res.accuracy[i])
+                    ],
+                    "overall_accuracy": res.overall[i],
+                    "history": res.history[i],
+                    "state_numbers": numbers,
+                    "state_bytes": numbers * STATE_BYTES_PER_NUMBER,
+                    "state_measured_at_seq_len": longest.inputs.shape[1],
+                    "state_tensors": {k: list(v.shape) for k, v in states.items()},
+                    "stack_size": len(group),
+                    "stack_wall_seconds": wall,
+                    "stack_train_seconds": res.train_seconds,
+                    "stack_steps": res.steps,
+                    "data_seconds": data_seconds,
+                    **env,
+                    "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            )
+        log(
+            f"[{sweep.name}] {group[0].model.family} d={group[0].model.d_model}: {len(group)} runs, {wall:.1f} s, "
+            f"best {max(res.overall):.3f}"
+        )
+        yield records
+
+
+def _log_epoch(log: Callable[[str], None], sweep: SweepConfig, group: list[RunSpec], epoch: int, overall: list) -> None:
+    """Epoch 1 (its time holds compilation and graph capture), every 8th and the last: the stack's best accuracy."""
+    if epoch == 1 or epoch % 8 == 0 or epoch == sweep.epochs:
+        m = group[0].model
+        log(f"[{sweep.name}] {m.family} d={m.d_model}: epoch {epoch}/{sweep.epochs}, best {max(overall):.3f}")
+
+
+def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
+    done = {r["run_id"] for r in read_records(out)}
+    return [(sw, {r.run_id for r in sw.runs()} - done) for sw in sweeps]
+
+
+def run_sweeps(
+    sweeps: list[SweepConfig],
+    out: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    worker: int = 0,
+    num_workers: int = 1,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Run every unfinished run (this worker's share of the groups), appending records to ``out``; returns the
+    number of runs recorded now."""
+    if not (0 <= worker < num_workers):
+        raise ValueError(f"worker={worker}: needs 0 <= worker < num_workers={num_workers}")
+    for sw in sweeps:
+        sw.validate()
+    count = 0
+    for sw, todo in pending(sweeps, out):
+        mine = {r.run_id for gi, g in enumerate(groups(sw, todo)) if gi % num_workers == worker for r in g}
+        for records in run_groups(sw, mine, device, log):
+            append_records(out, records)
+            count += len(records)
+            log(f"[{sw.name}] {len(records)} records written (state measured)")
+    return count
+
+
+def elapsed_log(started: float, prefix: str = "") -> Callable[[str], None]:
+    """A ``log`` that stamps each line with the seconds since ``started`` (a ``time.time()``): where a sweep's wall
+    clock goes (process start and imports, data, each stack, records) reads off the log."""
+    return lambda line: print(f"[+{time.time() - started:6.1f} s] {prefix}{line}", flush=True)

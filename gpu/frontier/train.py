@@ -1,0 +1,153 @@
+"""Training a stack of runs: shared GPU-resident batches, stacked AdamW, cosine schedule, early stopping.
+
+One step feeds the same batch to all ``R`` runs of a :class:`~mqarkit.gpu.frontier.model.StackedHybrid`; the loss is the
+sum over runs of each run's mean cross-entropy, so each run's gradient is exactly its own. Loss and accuracy are
+computed only at the labelled (query) positions: the model computes its hidden states there only (``(R, M, d)``, ``M =
+B·D``, :meth:`~mqarkit.gpu.frontier.model.StackedHybrid.hidden_at`, which also computes layer 1 at those rows only), so
+the ``(R, M, c)`` logits replace the ``(R, B·N, c)`` ones of the reference — the same loss, since every other position
+has label ``-100``, at ``D/N`` of the head's cost.
+
+Optimiser: AdamW (β = (0.9, 0.999), ε = 1e-8, decoupled weight decay 0.1 on every parameter, like ``torch.optim.AdamW``
+over ``model.parameters()``), with a per-run learning rate: each stacked parameter has a learning-rate tensor of its
+own shape (run ``r``'s lr, times the padding mask), and the update is one fused kernel per parameter on CUDA
+(:mod:`mqarkit.gpu.frontier.kernels.fused_adamw`; its reference, a dozen ``torch._foreach_*`` ops over all parameters,
+elsewhere). Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after each
+epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
+
+On CUDA, :func:`train_stack` replays each full-batch step as one CUDA graph (:mod:`mqarkit.gpu.frontier.cuda_graphs`);
+the graphed step is :func:`train_step`'s computation.
+
+Batches: each batch comes from one training segment (one ``(N, D)``); every epoch the rows of every segment and the
+order of all batches are reshuffled with the harness's ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mqarkit.gpu.frontier.cuda_graphs import GraphedSteps, graphs_enabled
+from mqarkit.gpu.frontier.kernels.fused_head import fused_linear_argmax
+from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.optim import StackedAdamW
+from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET, SegmentData, micro_batch, train_step
+
+
+def training_step(
+    model: StackedHybrid, opt: StackedAdamW, *, batch_size: int, budget: int
+) -> Callable[[SegmentData, torch.Tensor, float], None]:
+    """The harness's step ``(segment, rows, schedule factor) -> None``: graphed on CUDA, else :func:`train_step`."""
+    if graphs_enabled(opt.params[0].device):
+        return GraphedSteps(model, opt, batch_size=batch_size, budget=budget).step
+    return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget)
+
+
+def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int, amp: bool):
+    """Per run: correct and total counts per test segment: ``(R, S)`` int64 each.
+
+    The hidden states are computed with autograd recording, as in training, and the recorded graph is dropped with
+    them: on CUDA that calls the compiled function training compiled (grad mode is part of what it is compiled for)
+    instead of compiling an inference variant per stack. The argmax runs without autograd.
+    """
+    device = tests[0].inputs.device
+    correct = torch.zeros(model.runs, len(tests), dtype=torch.long, device=device)
+    totals = torch.zeros(len(tests), dtype=torch.long)
+    for s, seg in enumerate(tests):
+        n = seg.inputs.shape[1]
+        mb = micro_batch(model, batch, n, budget)
+        for start in range(0, seg.inputs.shape[0], mb):
+            x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
+            # the autocast state of training (its weight-cast cache off), which the compiled function is guarded on
+            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False)
+            with torch.enable_grad(), autocast:
+                hidden = model.hidden_at(x, qpos)  # (R, b·D, d)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                pred = fused_linear_argmax(hidden, model.head_weight())  # (R, b·D) int64, computed without autograd
+            correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
+        totals[s] = seg.qpos.numel()
+    return correct.cpu(), totals
+
+
+@dataclass
+class StackResult:
+    """Per run: test accuracy per segment at the end (or at the early stop), epochs trained, accuracy history."""
+
+    accuracy: list[list[float]]  # (R, S)
+    overall: list[float]  # (R,)
+    epochs: list[int]  # (R,)
+    history: list[list[float]]  # (R, epochs) overall accuracy after each epoch
+    train_seconds: float
+    steps: int
+
+
+def train_stack(
+    model: StackedHybrid,
+    lrs: list[float],
+    train: list[SegmentData],
+    tests: list[SegmentData],
+    *,
+    epochs: int,
+    generator: torch.Generator,
+    batch_size: int = 256,
+    test_batch_size: int = 256,
+    early_stop: float = 0.99,
+    weight_decay: float = 0.1,
+    budget: int = DEFAULT_BUDGET,
+    on_epoch: Callable[[int, list[float]], None] | None = None,
+) -> StackResult:
+    """Train all runs of ``model`` together for up to ``epochs`` epochs; see the module docstring."""
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs}: needs epochs >= 1")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: needs batch_size >= 1")
+    if not train or not tests:
+        raise ValueError("train/tests: needs at least one training and one test segment")
+    device = train[0].inputs.device
+    amp = device.type == "cuda"
+    opt = StackedAdamW(model, torch.tensor(lrs), weight_decay=weight_decay)
+    take_step = training_step(model, opt, batch_size=batch_size, budget=budget)
+    runs = model.runs
+    active = torch.ones(runs, dtype=torch.bool)
+    steps_per_epoch = sum(math.ceil(s.inputs.shape[0] / batch_size) for s in train)
+    total_steps = epochs * steps_per_epoch
+    result = StackResult([[0.0] * len(tests)] * runs, [0.0] * runs, [0] * runs, [[] for _ in range(runs)], 0.0, 0)
+    t0 = time.perf_counter()
+    step = 0
+    for epoch in range(epochs):
+        plan = []
+        for si, seg in enumerate(train):
+            perm = torch.randperm(seg.inputs.shape[0], generator=generator, device=generator.device).to(device)
+            plan += [(si, perm[i : i + batch_size]) for i in range(0, perm.numel(), batch_size)]
+        order = torch.randperm(
+            len(plan),
+            generator=torch.Generator().manual_seed(
+                int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+            ),
+        )
+        for j in order.tolist():
+            si, rows = plan[j]
+            take_step(train[si], rows, 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+            step += 1
+        correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget, amp=amp)
+        overall = (correct.sum(1).double() / totals.sum()).tolist()
+        acc = (correct.double() / totals.double()).tolist()
+        for r in range(runs):
+            if active[r]:
+                result.accuracy[r], result.overall[r], result.epochs[r] = acc[r], overall[r], epoch + 1
+                result.history[r].append(overall[r])
+                if overall[r] >= early_stop:
+                    active[r] = False
+        if on_epoch is not None:
+            on_epoch(epoch + 1, overall)
+        if not bool(active.any()):
+            break
+        opt.set_active(active.to(device))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    result.train_seconds = time.perf_counter() - t0
+    result.steps = step
+    return result
