@@ -15,13 +15,21 @@ import importlib
 from typing import TYPE_CHECKING
 
 _SUBMODULE = {
-    "ModelConfig": "model",
+    "ModelConfig": "config",
     "StackedHybrid": "model",
+    "StackedMixer": "protocol",
+    "Knob": "protocol",
+    "FAMILIES": "families",
+    "family_class": "families",
+    "load_sweep_file": "sweep_file",
+    "parse_sweeps": "sweep_file",
+    "load_preset": "presets",
+    "preset_names": "presets",
+    "reduce": "presets",
     "RunSpec": "sweep",
     "SweepConfig": "sweep",
     "groups": "sweep",
     "sweep_summary": "sweep",
-    "PRESETS": "presets",
     "get_preset": "presets",
     "read_records": "records",
     "append_records": "records",
@@ -36,19 +44,27 @@ _SUBMODULE = {
 }
 
 __all__ = [
+    "FAMILIES",
+    "Knob",
     "ModelConfig",
-    "PRESETS",
     "RunSpec",
     "StackedHybrid",
+    "StackedMixer",
     "SweepConfig",
     "WORKER_PRELOAD",
     "append_records",
     "elapsed_log",
     "environment",
+    "family_class",
     "get_preset",
     "groups",
+    "load_preset",
+    "load_sweep_file",
     "make_data",
+    "parse_sweeps",
+    "preset_names",
     "read_records",
+    "reduce",
     "run_groups",
     "run_multiprocess",
     "run_ray",
@@ -57,12 +73,16 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names come from __getattr__
+    from mqarkit.gpu.frontier.config import ModelConfig
+    from mqarkit.gpu.frontier.families import FAMILIES, family_class
     from mqarkit.gpu.frontier.launchers import WORKER_PRELOAD, run_multiprocess, run_ray
-    from mqarkit.gpu.frontier.model import ModelConfig, StackedHybrid
-    from mqarkit.gpu.frontier.presets import PRESETS, get_preset
+    from mqarkit.gpu.frontier.model import StackedHybrid
+    from mqarkit.gpu.frontier.presets import get_preset, load_preset, preset_names, reduce
+    from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
     from mqarkit.gpu.frontier.records import append_records, read_records
     from mqarkit.gpu.frontier.runner import elapsed_log, environment, make_data, run_groups, run_sweeps
     from mqarkit.gpu.frontier.sweep import RunSpec, SweepConfig, groups, sweep_summary
+    from mqarkit.gpu.frontier.sweep_file import load_sweep_file, parse_sweeps
 
 
 def __getattr__(name: str) -> object:

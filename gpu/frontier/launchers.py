@@ -7,10 +7,9 @@ from pathlib import Path
 
 import torch
 
-from mqarkit.gpu.frontier.presets import get_preset
 from mqarkit.gpu.frontier.records import append_records, read_records
 from mqarkit.gpu.frontier.runner import elapsed_log, pending, run_groups, run_sweeps
-from mqarkit.gpu.frontier.sweep import groups
+from mqarkit.gpu.frontier.sweep import SweepConfig, groups
 
 # The training modules (and through them triton) load where a run trains, not at import: the parent of
 # run_multiprocess only reads presets and records. The workers get them preloaded (see run_multiprocess). Not
@@ -24,11 +23,10 @@ WORKER_PRELOAD = ("mqarkit.gpu.frontier.launchers", "mqarkit.gpu.frontier.train"
 
 
 def _worker_main(
-    preset_kwargs: dict, out: str, device: str, worker: int, num_workers: int, started: float | None = None
+    sweeps: list[SweepConfig], out: str, device: str, worker: int, num_workers: int, started: float | None = None
 ) -> None:
     log = elapsed_log(time.time() if started is None else started, f"[worker {worker} on {device}] ")
     log("started (imports done)")
-    sweeps = get_preset(**preset_kwargs)
     run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers, log=log)
 
 
@@ -37,7 +35,9 @@ def shard_path(out: str | Path, worker: int) -> Path:
     return p.with_name(f"{p.stem}.worker{worker}{p.suffix}")
 
 
-def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *, started: float | None = None) -> int:
+def run_multiprocess(
+    sweeps: list[SweepConfig], out: str | Path, devices: list[str], *, started: float | None = None
+) -> int:
     """One worker process per entry of ``devices`` (e.g. ``["cuda:0", "cuda:1"]``; a device named several times gets
     several workers, which share it); groups partitioned round-robin; each worker writes its shard (resumable on its
     own); the shards are merged into ``out`` at the end. Returns runs merged. ``started``: the ``time.time()`` the log's
@@ -53,7 +53,8 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
 
     if not devices:
         raise ValueError("devices=[]: needs at least one device")
-    sweeps = get_preset(**preset_kwargs)  # validate before starting anything
+    for sw in sweeps:  # validate before starting anything
+        sw.validate()
     # Runs finished in any shard left by an earlier call (with this or another number of workers; also when ``out``
     # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
     # same pending runs, so their round-robin shares partition them (no run trained twice, none left out).
@@ -61,7 +62,6 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
     append_records(out, [r for shard in sorted(stale) for r in read_records(shard)])
     for i in range(len(devices)):  # finished runs of the merged file count as finished for every worker
         append_records(shard_path(out, i), read_records(out))
-    del sweeps
     started = time.time() if started is None else started
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
@@ -69,7 +69,7 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
     else:
         ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(preset_kwargs, str(shard_path(out, i)), dev, i, len(devices), started))
+        ctx.Process(target=_worker_main, args=(sweeps, str(shard_path(out, i)), dev, i, len(devices), started))
         for i, dev in enumerate(devices)
     ]
     for p in procs:
@@ -87,7 +87,12 @@ def run_multiprocess(preset_kwargs: dict, out: str | Path, devices: list[str], *
 
 
 def run_ray(
-    preset_kwargs: dict, out: str | Path, *, num_tasks: int, gpus_per_task: float = 1.0, address: str | None = None
+    sweeps: list[SweepConfig],
+    out: str | Path,
+    *,
+    num_tasks: int,
+    gpus_per_task: float = 1.0,
+    address: str | None = None,
 ) -> int:
     """One Ray task per share of the groups; tasks return records, the driver writes them (no shared file system
     needed). ``ray`` is an optional extra, imported here only. Returns runs recorded."""
@@ -97,14 +102,15 @@ def run_ray(
         raise ImportError("run_ray needs the optional extra `ray` (pip install mqarkit[ray])") from exc
     if num_tasks < 1:
         raise ValueError(f"num_tasks={num_tasks}: needs num_tasks >= 1")
-    sweeps = get_preset(**preset_kwargs)
+    for sw in sweeps:
+        sw.validate()
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False)
 
     @ray.remote(num_gpus=gpus_per_task)
-    def task(kwargs: dict, todo: list[tuple[str, list[str]]]) -> list[dict]:
+    def task(all_sweeps: list[SweepConfig], todo: list[tuple[str, list[str]]]) -> list[dict]:
         device = "cuda" if torch.cuda.is_available() and gpus_per_task > 0 else "cpu"
-        by_name = {sw.name: sw for sw in get_preset(**kwargs)}
+        by_name = {sw.name: sw for sw in all_sweeps}
         return [
             rec
             for name, ids in todo
@@ -118,7 +124,7 @@ def run_ray(
         for g in groups(sw, todo):
             shares[k % num_tasks].append((sw.name, [r.run_id for r in g]))
             k += 1
-    futures = [task.remote(preset_kwargs, share) for share in shares if share]
+    futures = [task.remote(sweeps, share) for share in shares if share]
     count = 0
     while futures:
         ready, futures = ray.wait(futures, num_returns=1)

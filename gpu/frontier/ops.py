@@ -6,6 +6,8 @@ query-row gather and the causal cumulative sum are what the families and the fus
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -45,29 +47,45 @@ def short_conv_gate(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, lin: torc
 
 
 def fft_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """``y_t = Σ_{s≤t} h[..., s] u_{t-s}`` by FFT (float32); ``u (R, B, N, d)``, ``h (R, d, L ≥ N)``."""
+    """``y_t = Σ_{s≤t} h[..., s] u_{t-s}`` by FFT (float32 at least); ``u (R, B, N, d)``, ``h (R, d, L ≥ N)``."""
     n = u.shape[2]
     size = 2 * n
-    uf = torch.fft.rfft(u.float().transpose(2, 3), n=size)  # (R, B, d, n+1)
-    hf = torch.fft.rfft(h[..., :n].float(), n=size)  # (R, d, n+1)
+    acc = torch.promote_types(u.dtype, torch.float32)  # the FFT needs float32 at least
+    uf = torch.fft.rfft(u.to(acc).transpose(2, 3), n=size)  # (R, B, d, n+1)
+    hf = torch.fft.rfft(h[..., :n].to(acc), n=size)  # (R, d, n+1)
     y = torch.fft.irfft(uf * hf[:, None], n=size)[..., :n]
     return y.transpose(2, 3).to(u.dtype)
 
 
 def causal_cumsum(t: torch.Tensor) -> torch.Tensor:
-    """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a float32 product with the ``(N, N)``
-    lower-triangular ones matrix (autocast off).
+    """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a product (float32 at least) with the
+    ``(N, N)`` lower-triangular ones matrix (autocast off).
 
     ``torch.cumsum`` says the same, but inductor (torch 2.11) fails to generate its split scan over a dynamic length
     (``InductorError`` in ``get_block_shape``, seen on an H100 at ``N = 256``); the product costs ``O(N²H)`` per
     sequence, small next to the ``(R, B, D, N, H)`` decays it feeds.
     """
     n = t.shape[2]
-    ones = torch.ones(n, n, device=t.device, dtype=torch.float32).tril()
+    acc = torch.promote_types(t.dtype, torch.float32)
+    ones = torch.ones(n, n, device=t.device, dtype=acc).tril()
     with torch.autocast(t.device.type, enabled=False):
-        return torch.matmul(ones, t.float())
+        return torch.matmul(ones, t.to(acc))
 
 
 def gather_rows(t: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
     """``t[r, b, qpos[b, j]]``: ``t (R, B, N, C)``, ``qpos (B, D)`` -> ``(R, B, D, C)``."""
     return t[:, torch.arange(t.shape[1], device=t.device)[:, None], qpos]
+
+
+# ---------------------------------------------------------------- initialisation of one run (from its own generator)
+INIT_STD = 0.02  # the reference's normal initialisation of projections and embeddings
+
+
+def init_normal(shape: tuple[int, ...], generator: torch.Generator, std: float = INIT_STD) -> torch.Tensor:
+    """``N(0, std²)`` entries (float32, CPU) drawn from ``generator``."""
+    return torch.randn(shape, generator=generator) * std
+
+
+def init_conv(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """A depthwise filter of ``shape[-1]`` taps as PyTorch's ``Conv1d`` default: ``U(-1/√k, 1/√k)``."""
+    return (torch.rand(shape, generator=generator) * 2 - 1) / math.sqrt(shape[-1])

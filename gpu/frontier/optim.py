@@ -1,4 +1,9 @@
-"""AdamW over stacked parameters with one learning rate per run (see :mod:`mqarkit.gpu.frontier.train`)."""
+"""AdamW over stacked parameters with one learning rate per run (see :mod:`mqarkit.gpu.frontier.train`).
+
+A stacked parameter ``(R, ...)`` gets run ``r``'s rate on its slice ``[r]`` (times the padding mask, where the family
+pads it); a parameter that belongs to one run only (a plain module's, :meth:`StackedHybrid.parameter_runs`) gets that
+run's rate everywhere.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ class StackedAdamW:
         self.names = [n for n, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
         self.masks = model.gradient_masks()
+        self.owner = model.parameter_runs()  # parameters of one run only (a plain module's): their run
         device = self.params[0].device
         self.base = lrs.to(device, torch.float32)
         self.wd, self.betas, self.eps = weight_decay, betas, eps
@@ -46,7 +52,10 @@ class StackedAdamW:
         lr = self.base * active.to(self.base.device).float()
         fulls = []
         for name, p in zip(self.names, self.params):
-            full = lr.view(-1, *([1] * (p.dim() - 1))).expand_as(p).clone()
+            if name in self.owner:  # one run's parameter: that run's rate everywhere
+                full = lr[self.owner[name]].expand_as(p).clone()
+            else:  # stacked: run r's rate on the slice [r]
+                full = lr.view(-1, *([1] * (p.dim() - 1))).expand_as(p).clone()
             if name in self.masks:
                 full = full * self.masks[name]
             fulls.append(full)

@@ -67,14 +67,14 @@ def _git(*args: str) -> str | None:
 
 # ---------------------------------------------------------------- running
 def _group_seed(sweep: SweepConfig, group: list[RunSpec]) -> int:
-    text = f"{sweep.seed}|{group[0].model.stack_key()!r}"
+    text = f"{sweep.data_seed}|{group[0].model.stack_key()!r}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:7], "little")
 
 
 def make_data(sweep: SweepConfig, device: torch.device) -> tuple[list[SegmentData], list[SegmentData]]:
     from mqarkit.gpu.frontier.steps import SegmentData
 
-    g = torch.Generator(device=device).manual_seed(sweep.seed)
+    g = torch.Generator(device=device).manual_seed(sweep.data_seed)
     train = [SegmentData(*t) for t in make_segments(sweep.vocab_size, list(sweep.train), generator=g)]
     test = [SegmentData(*t) for t in make_segments(sweep.vocab_size, list(sweep.test), generator=g)]
     return train, test
@@ -118,8 +118,8 @@ def run_groups(
         wall = time.perf_counter() - t1
         records = []
         for i, run in enumerate(group):
-            states = model.final_state(i, longest.inputs[0])
-            numbers = state_numbers(states)
+            states, how = model.final_state(i, longest.inputs[0])
+            numbers = state_numbers(states) if states else None
             records.append(
                 {
                     "status": "finished",
@@ -130,7 +130,7 @@ def run_groups(
                     "lr": run.lr,
                     "seed": run.seed,
                     "init_seed": run.init_seed(),
-                    "data_seed": sweep.seed,
+                    "data_seed": sweep.data_seed,
                     "epochs_max": sweep.epochs,
                     "epochs_trained": res.epochs[i],
                     "batch_size": sweep.batch_size,
@@ -148,7 +148,9 @@ def run_groups(
                     "overall_accuracy": res.overall[i],
                     "history": res.history[i],
                     "state_numbers": numbers,
-                    "state_bytes": numbers * STATE_BYTES_PER_NUMBER,
+                    "state_bytes": None if numbers is None else numbers * STATE_BYTES_PER_NUMBER,
+                    "state_measured": numbers is not None,
+                    "state_source": how,
                     "state_measured_at_seq_len": longest.inputs.shape[1],
                     "state_tensors": {k: list(v.shape) for k, v in states.items()},
                     "stack_size": len(group),
@@ -160,18 +162,20 @@ def run_groups(
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 }
             )
-        log(
-            f"[{sweep.name}] {group[0].model.family} d={group[0].model.d_model}: {len(group)} runs, {wall:.1f} s, "
-            f"best {max(res.overall):.3f}"
-        )
+        log(f"[{sweep.name}] {_stack_name(group)}: {len(group)} runs, {wall:.1f} s, best {max(res.overall):.3f}")
         yield records
 
 
 def _log_epoch(log: Callable[[str], None], sweep: SweepConfig, group: list[RunSpec], epoch: int, overall: list) -> None:
     """Epoch 1 (its time holds compilation and graph capture), every 8th and the last: the stack's best accuracy."""
     if epoch == 1 or epoch % 8 == 0 or epoch == sweep.epochs:
-        m = group[0].model
-        log(f"[{sweep.name}] {m.family} d={m.d_model}: epoch {epoch}/{sweep.epochs}, best {max(overall):.3f}")
+        log(f"[{sweep.name}] {_stack_name(group)}: epoch {epoch}/{sweep.epochs}, best {max(overall):.3f}")
+
+
+def _stack_name(group: list[RunSpec]) -> str:
+    """How the log names a stack: its family (or plain module's class) and width."""
+    m = group[0].model
+    return f"{m.mixer.split(':')[1] if m.mixer else m.family} d={m.d_model}"
 
 
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:

@@ -8,7 +8,7 @@ import torch
 
 from mqarkit.gpu.frontier.data import IGNORE_INDEX, Segment
 from mqarkit.gpu.frontier.kernels.fused_head import fused_linear_cross_entropy
-from mqarkit.gpu.frontier.model import SSM_EXPAND, SSM_HEAD_DIM, StackedHybrid
+from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
 
 
@@ -36,9 +36,9 @@ DEFAULT_BUDGET = 2**30  # elements of one (R, b, [H,] N, N) intermediate: 2 GiB 
 
 
 def micro_batch(model: StackedHybrid, batch: int, seq_len: int, budget: int) -> int:
-    """Largest micro-batch whose quadratic ``(R, b, [H,] N, N)`` intermediates stay within ``budget`` elements."""
-    heads = (SSM_EXPAND * model.d // SSM_HEAD_DIM) if model.family == "ssm" else 1
-    per_example = model.runs * heads * seq_len * seq_len
+    """Largest micro-batch whose largest intermediate (the mixer's, per example: ``intermediate_elements``) stays
+    within ``budget`` elements."""
+    per_example = model.mixer.intermediate_elements(seq_len)
     return max(1, min(batch, budget // per_example))
 
 

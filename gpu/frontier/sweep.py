@@ -1,25 +1,27 @@
 """A sweep: one data set (training and test segments) and the runs trained on it (a model config x a learning rate).
 
 Runs of one sweep that share :meth:`ModelConfig.stack_key` form a *group* trained as one stacked computation.
-Reproducibility: the data depend on ``sweep.seed`` only; a run's initial weights on its ``run_id`` and seed only; the
-batch order of a group on the seed and the group key; so the same run gets the same result whichever worker trains it.
+Reproducibility: the data depend on ``data_seed`` only; a run's initial weights on its ``run_id`` (which holds its
+seed) only; the batch order of a group on ``data_seed`` and the group key; so a run gets the same result whichever
+worker trains it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
+from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.data import Segment
-from mqarkit.gpu.frontier.model import ModelConfig
 
 STATE_BYTES_PER_NUMBER = 4  # the unit of the reference (float32); records give numbers and bytes
 
 
 @dataclass(frozen=True)
 class RunSpec:
+    """One run: a model config trained at one learning rate from one seed, in one sweep."""
+
     sweep: str
     model: ModelConfig
     lr: float
@@ -27,17 +29,23 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        m = self.model
-        knob = {"based": f"-f{m.feature_dim}", "sliding_window": f"-w{m.window}", "ssm": f"-n{m.d_state}"}
-        tie = "" if m.tie_head else "-untied"
-        return f"{self.sweep}/{m.family}-d{m.d_model}{knob.get(m.family, '')}{tie}-lr{self.lr:.3e}-s{self.seed}"
+        """``<sweep>/<architecture>-lr<lr>-s<seed>``, e.g. ``based-slice/based-d64-f16-lr3.162e-03-s0``."""
+        return f"{self.sweep}/{self.model.label()}-lr{self.lr:.3e}-s{self.seed}"
 
     def init_seed(self) -> int:
+        """The seed of the run's initial weights: a hash of its id (so it depends on nothing else)."""
         return int.from_bytes(hashlib.sha256(self.run_id.encode()).digest()[:7], "little")
 
 
 @dataclass(frozen=True)
 class SweepConfig:
+    """A data set and the runs trained on it: every model × learning rate × seed.
+
+    ``seeds``: one run per seed for every model and learning rate; a seed sets the run's initial weights (through its
+    run id). The data (from ``data_seed``) and the batch order (from ``data_seed`` and the stack) are the sweep's,
+    shared by every run of a stack. ``notes``: the reductions made from the sweep as shipped (recorded with each run).
+    """
+
     name: str
     models: tuple[ModelConfig, ...]
     lrs: tuple[float, ...]
@@ -47,44 +55,72 @@ class SweepConfig:
     vocab_size: int = 8192
     batch_size: int = 256
     test_batch_size: int = 256
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)
+    data_seed: int = 0
     early_stop: float = 0.99
     notes: tuple[str, ...] = field(default=())
 
     def validate(self) -> None:
-        """Every rule checked before any device time is spent."""
-        if not self.name or "/" in self.name:
+        """Every rule checked before any device time is spent; errors name the sweep, the field and the rule."""
+        try:
+            self._validate()
+        except ValueError as exc:
+            raise ValueError(f"sweep {self.name!r}: {exc}") from None
+
+    def _validate(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
             raise ValueError(f"name={self.name!r}: needs a non-empty name without '/'")
         if not self.models:
-            raise ValueError(f"models: sweep {self.name!r} has no models")
-        if not self.lrs or any(not (lr > 0 and np.isfinite(lr)) for lr in self.lrs):
-            raise ValueError(f"lrs={self.lrs}: needs at least one finite learning rate > 0")
-        for key, value in (
-            ("epochs", self.epochs),
-            ("batch_size", self.batch_size),
-            ("test_batch_size", self.test_batch_size),
+            raise ValueError("models: the sweep has no models")
+        if not self.lrs or any(not _is_number(lr) or not (lr > 0 and math.isfinite(lr)) for lr in self.lrs):
+            raise ValueError(f"lrs={list(self.lrs)}: needs at least one finite learning rate > 0")
+        if (
+            not self.seeds
+            or any(not _is_int(s) or s < 0 for s in self.seeds)
+            or len(set(self.seeds)) != len(self.seeds)
         ):
-            if value < 1:
-                raise ValueError(f"{key}={value}: needs {key} >= 1")
-        if not (0 < self.early_stop <= 1):
-            raise ValueError(f"early_stop={self.early_stop}: needs 0 < early_stop <= 1")
+            raise ValueError(f"seeds={list(self.seeds)}: needs at least one seed, distinct integers >= 0")
+        for key in ("epochs", "batch_size", "test_batch_size", "vocab_size"):
+            value = getattr(self, key)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{key}={value!r}: needs an integer {key} >= 1")
+        if not _is_int(self.data_seed) or self.data_seed < 0:
+            raise ValueError(f"data_seed={self.data_seed!r}: needs an integer >= 0")
+        if not _is_number(self.early_stop) or not (0 < self.early_stop <= 1):
+            raise ValueError(f"early_stop={self.early_stop!r}: needs 0 < early_stop <= 1")
         if not self.train or not self.test:
-            raise ValueError(f"train/test: sweep {self.name!r} needs training and test segments")
+            raise ValueError("train/test: the sweep needs training and test segments")
+        for label, segments in (("train", self.train), ("test", self.test)):
+            for i, seg in enumerate(segments):
+                try:
+                    seg.validate(self.vocab_size)
+                except ValueError as exc:
+                    raise ValueError(f"{label}[{i}]: {exc}") from None
         longest = max(s.seq_len for s in self.train + self.test)
-        for seg in self.train + self.test:
-            seg.validate(self.vocab_size)
-        for m in self.models:
-            m.validate()
-            if m.vocab_size != self.vocab_size:
-                raise ValueError(f"vocab_size={m.vocab_size}: model differs from the sweep's {self.vocab_size}")
-            if m.max_len < longest:
-                raise ValueError(f"max_len={m.max_len}: needs max_len >= the longest sequence {longest}")
+        for i, m in enumerate(self.models):
+            try:
+                m.validate()
+                if m.vocab_size != self.vocab_size:
+                    raise ValueError(f"vocab_size={m.vocab_size}: differs from the sweep's {self.vocab_size}")
+                if m.max_len < longest:
+                    raise ValueError(f"max_len={m.max_len}: needs max_len >= the longest sequence {longest}")
+            except ValueError as exc:
+                raise ValueError(f"models[{i}] ({m.mixer or m.family}): {exc}") from None
         ids = [r.run_id for r in self.runs()]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"models: sweep {self.name!r} lists a run twice")
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ValueError(f"models: the sweep lists a run twice ({twice[0]})")
 
     def runs(self) -> list[RunSpec]:
-        return [RunSpec(self.name, m, lr, self.seed) for m in self.models for lr in self.lrs]
+        return [RunSpec(self.name, m, lr, s) for m in self.models for lr in self.lrs for s in self.seeds]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def groups(sweep: SweepConfig, run_ids: set[str] | None = None) -> list[list[RunSpec]]:
@@ -104,6 +140,7 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
             "groups": len(groups(sw)),
             "epochs": sw.epochs,
             "lrs": list(sw.lrs),
+            "seeds": list(sw.seeds),
             "train": [asdict(s) for s in sw.train],
             "test": [asdict(s) for s in sw.test],
             "notes": list(sw.notes),

@@ -40,8 +40,9 @@ from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET, SegmentData, micro_batch,
 def training_step(
     model: StackedHybrid, opt: StackedAdamW, *, batch_size: int, budget: int
 ) -> Callable[[SegmentData, torch.Tensor, float], None]:
-    """The harness's step ``(segment, rows, schedule factor) -> None``: graphed on CUDA, else :func:`train_step`."""
-    if graphs_enabled(opt.params[0].device):
+    """The harness's step ``(segment, rows, schedule factor) -> None``: graphed on CUDA where the family allows it
+    (``graphable``), else :func:`train_step`."""
+    if graphs_enabled(opt.params[0].device) and model.mixer.graphable:
         return GraphedSteps(model, opt, batch_size=batch_size, budget=budget).step
     return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget)
 
@@ -49,11 +50,15 @@ def training_step(
 def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int, amp: bool):
     """Per run: correct and total counts per test segment: ``(R, S)`` int64 each.
 
-    The hidden states are computed with autograd recording, as in training, and the recorded graph is dropped with
-    them: on CUDA that calls the compiled function training compiled (grad mode is part of what it is compiled for)
-    instead of compiling an inference variant per stack. The argmax runs without autograd.
+    For a family that runs compiled, the hidden states are computed with autograd recording, as in training, and the
+    recorded graph is dropped with them: on CUDA that calls the function training compiled (grad mode is part of what
+    it is compiled for) instead of compiling an inference variant per stack. A plain module (``compilable`` False)
+    runs in eval mode without autograd instead. The argmax runs without autograd.
     """
     device = tests[0].inputs.device
+    reuse_training_graph = model.mixer.compilable
+    was_training = model.training
+    model.train(reuse_training_graph and was_training)
     correct = torch.zeros(model.runs, len(tests), dtype=torch.long, device=device)
     totals = torch.zeros(len(tests), dtype=torch.long)
     for s, seg in enumerate(tests):
@@ -63,12 +68,13 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
             x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
             # the autocast state of training (its weight-cast cache off), which the compiled function is guarded on
             autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False)
-            with torch.enable_grad(), autocast:
+            with torch.set_grad_enabled(reuse_training_graph), autocast:
                 hidden = model.hidden_at(x, qpos)  # (R, b·D, d)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 pred = fused_linear_argmax(hidden, model.head_weight())  # (R, b·D) int64, computed without autograd
             correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
+    model.train(was_training)
     return correct.cpu(), totals
 
 

@@ -15,8 +15,9 @@ import os
 import pytest
 import torch
 
+from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.data import Segment, mqar_batch
-from mqarkit.gpu.frontier.model import ModelConfig, StackedHybrid
+from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.steps import SegmentData, train_step
 from mqarkit.tolerances import assert_close
@@ -38,10 +39,11 @@ def test_fla_taylor_attention_matches_reference_form():
     if not fla_taylor_available(u.device):
         pytest.skip("fla (flash-linear-attention) is not installed")
     u.requires_grad_()
-    params = [u, model.q_w, model.k_w, model.v_w, model.o_w]
+    mixer = model.mixer
+    params = [u, mixer.q_w, mixer.k_w, mixer.v_w, mixer.o_w]
     # float32 through both: fla's tiles (allow_tf32=False) sum in another order than the quadratic form, and its
     # epsilon is 1e-6, not 1e-12 (relative effect <= 2e-6 since the denominator is >= 1/2); tf32-level tolerance.
-    fast, ref = model.mix1(u), model._mix_based_reference(u)
+    fast, ref = mixer(u), torch.stack([mixer.reference(r, u[r]) for r in range(model.runs)])
     assert_close(fast, ref, dtype="tfloat32", context="fla forward (float32)")
     g = torch.randn(ref.shape, generator=torch.Generator(device).manual_seed(2), device=device)
     gf = torch.autograd.grad(fast, params, g)
@@ -52,10 +54,10 @@ def test_fla_taylor_attention_matches_reference_form():
             assert not bool(a[0, :, 8:].any()) and not bool(a[1, :, 16:].any())
     # bf16, as in training: fla against our own bf16 kernel on the same bf16 inputs
     with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        fast16 = model.mix1(u)
+        fast16 = mixer(u)
         os.environ["MQARKIT_FLA"] = "0"
         try:
-            ours16 = model.mix1(u)
+            ours16 = mixer(u)
         finally:
             del os.environ["MQARKIT_FLA"]
     assert_close(fast16.float(), ours16.float(), dtype="bfloat16", context="fla forward (bf16)")

@@ -77,7 +77,7 @@ def test_kernel_under_interpreter_matches_reference(interpreted):
         """
         import mqarkit.gpu.frontier.kernels.fused_adamw as fa
         assert fa._INTERPRETED
-        from tests.gpu.test_fused_adamw import _compare
+        from tests.frontier.test_fused_adamw import _compare
         _compare("cpu")
         print("ok")
         """

@@ -15,6 +15,7 @@ import os
 import pytest
 import torch
 
+from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.kernels.fused_trunk import (
     PARAMS,
     _query_slots,
@@ -22,7 +23,7 @@ from mqarkit.gpu.frontier.kernels.fused_trunk import (
     fused_trunk_available,
     trunk_reference,
 )
-from mqarkit.gpu.frontier.model import ModelConfig, StackedHybrid
+from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.tolerances import assert_close
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -128,7 +129,7 @@ def test_kernels_under_interpreter_match_reference(interpreted):
         """
         import mqarkit.gpu.frontier.kernels.fused_trunk as ft
         assert ft._INTERPRETED
-        from tests.gpu.test_fused_trunk import FAMILIES, _batch, _model, compare_hidden_at, compare_trunk
+        from tests.frontier.test_fused_trunk import FAMILIES, _batch, _model, compare_hidden_at, compare_trunk
         compare_trunk("cpu")                                    # d = 12 (padded to 16), 3 taps
         compare_trunk("cpu", d=16, taps=1, n=5)
         compare_trunk("cpu", d=8, taps=4, n=3, dq=2, repeat=True)  # sequences shorter than the filter; repeats

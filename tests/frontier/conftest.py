@@ -1,7 +1,7 @@
 """Shared by the kernel tests: running a script under Triton's interpreter.
 
 ``TRITON_INTERPRET`` is read when the ``@triton.jit`` kernels are defined (at module import), so a script that tests
-kernels on CPU tensors runs in a fresh Python, from the repository root (so that ``tests.gpu...`` imports).
+kernels on CPU tensors runs in a fresh Python, from the repository root (so that ``tests.frontier...`` imports).
 """
 
 from __future__ import annotations
