@@ -37,6 +37,11 @@ _SUBMODULE = {
     "make_data": "runner",
     "run_groups": "runner",
     "run_sweeps": "runner",
+    "run": "runner",
+    "load_results": "results",
+    "result_rows": "results",
+    "frontier_figure": "plot",
+    "draw": "plot",
     "elapsed_log": "runner",
     "WORKER_PRELOAD": "launchers",
     "run_multiprocess": "launchers",
@@ -53,18 +58,23 @@ __all__ = [
     "SweepConfig",
     "WORKER_PRELOAD",
     "append_records",
+    "draw",
     "elapsed_log",
     "environment",
     "family_class",
+    "frontier_figure",
     "get_preset",
     "groups",
     "load_preset",
+    "load_results",
     "load_sweep_file",
     "make_data",
     "parse_sweeps",
     "preset_names",
     "read_records",
     "reduce",
+    "result_rows",
+    "run",
     "run_groups",
     "run_multiprocess",
     "run_ray",
@@ -77,10 +87,12 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names come f
     from mqarkit.gpu.frontier.families import FAMILIES, family_class
     from mqarkit.gpu.frontier.launchers import WORKER_PRELOAD, run_multiprocess, run_ray
     from mqarkit.gpu.frontier.model import StackedHybrid
+    from mqarkit.gpu.frontier.plot import draw, frontier_figure
     from mqarkit.gpu.frontier.presets import get_preset, load_preset, preset_names, reduce
     from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
     from mqarkit.gpu.frontier.records import append_records, read_records
-    from mqarkit.gpu.frontier.runner import elapsed_log, environment, make_data, run_groups, run_sweeps
+    from mqarkit.gpu.frontier.results import load_results, result_rows
+    from mqarkit.gpu.frontier.runner import elapsed_log, environment, make_data, run, run_groups, run_sweeps
     from mqarkit.gpu.frontier.sweep import RunSpec, SweepConfig, groups, sweep_summary
     from mqarkit.gpu.frontier.sweep_file import load_sweep_file, parse_sweeps
 

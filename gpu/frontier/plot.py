@@ -3,13 +3,14 @@
     mqarkit plot --results docs/results/frontier.jsonl --out docs/results/figures/frontier
 
 draws, from the JSONL records: each model config's best test accuracy over its learning rates (the mean over the test
-slices, as the reference harness reports it: :func:`slice_mean_accuracy`), one marker per family; the Pareto front
-over all families (no point with less state has higher accuracy); the information-theoretic limit L6; the
-constructions' exact-recall points at the longest test slice (:func:`construction_points`: sign-code attention,
-Taylor linear attention, data-independent BaseConv; state measured from the built model, or the claimed closed form
-where the model is too large to build, labelled as such); and, when ``mqarkit.constructions`` exposes
-``predicted_sliding_window_accuracy(window, seq_len, num_kv_pairs, power_a) -> float`` (the hook), the sliding
-window's predicted accuracy. Writes ``<out>.png`` and ``<out>.svg``.
+slices, as the reference harness reports it: :func:`slice_mean_accuracy`), one marker per family (or plain module);
+the Pareto front over all families (no point with less state has higher accuracy); the information-theoretic limit
+L6; the constructions' exact-recall points at the longest test slice (:func:`construction_points`: sign-code
+attention, Taylor linear attention, data-independent BaseConv; state measured from the built model, or the claimed
+closed form where the model is too large to build, labelled as such); and, where sliding-window runs are drawn, their
+accuracy predicted by U8 (``mqarkit.constructions.predicted_sliding_window_accuracy``). :func:`frontier_figure`
+returns the matplotlib ``Figure`` (built without pyplot, so the global backend is never switched); :func:`draw` and
+the command write ``<out>.png`` and ``<out>.svg``.
 
 L6 (theory.md §3.2, :mod:`mqarkit.information`): with ``V`` values drawn without replacement for ``D`` keys and ``S``
 bits of state, Fano bounds the best accuracy at ``S`` for each slice. The
@@ -23,10 +24,14 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mqarkit.information import fano_max_accuracy
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FAMILY_STYLE = {
     "attention": ("tab:red", "o"),
@@ -35,6 +40,8 @@ FAMILY_STYLE = {
     "ssm": ("tab:purple", "D"),
     "long_conv": ("tab:gray", "v"),
 }
+EXTRA_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+EXTRA_MARKERS = ("P", "X", "h", "<", ">")
 
 
 def slice_mean_accuracy(record: dict) -> float:
@@ -62,15 +69,6 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
             front.append((s, a))
             top = a
     return front
-
-
-def sliding_window_hook():
-    """``predicted_sliding_window_accuracy`` from ``mqarkit.constructions`` if it exists, else None."""
-    try:
-        import mqarkit.constructions as constructions
-    except ImportError:
-        return None
-    return getattr(constructions, "predicted_sliding_window_accuracy", None)
 
 
 CONSTRUCTIONS = ("attention_signcode", "based_taylor", "baseconv_data_independent")
@@ -101,21 +99,41 @@ def construction_points(vocab_size: int, seq_len: int, num_kv_pairs: int) -> lis
     return points
 
 
-def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs state size") -> list[Path]:
-    import matplotlib
+def _label(record: dict) -> str:
+    """The legend name of a record's mixer: its family, or a plain module's class."""
+    mixer = record["model"].get("mixer")
+    return mixer.split(":")[1] if mixer else record["family"]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _style(label: str, index: int) -> tuple[str, str]:
+    """The registered families' fixed colours and markers; others take the next free ones."""
+    if label in FAMILY_STYLE:
+        return FAMILY_STYLE[label]
+    return EXTRA_COLORS[index % len(EXTRA_COLORS)], EXTRA_MARKERS[index % len(EXTRA_MARKERS)]
+
+
+def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
+    """The frontier of ``records`` as a matplotlib ``Figure`` (built without pyplot: the global backend is untouched).
+
+    Runs whose state is unmeasured (a plain module exposing none) have no x-coordinate: they are left out, and the
+    figure says how many.
+    """
+    from matplotlib.figure import Figure
 
     if not records:
         raise ValueError("records: no finished runs to plot")
-    best = best_per_config(records)
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for fam, (color, marker) in FAMILY_STYLE.items():
-        pts = [(r["state_bytes"], slice_mean_accuracy(r)) for r in best if r["family"] == fam]
-        if pts:
-            xs, ys = zip(*sorted(pts))
-            ax.scatter(xs, ys, color=color, marker=marker, label=fam, zorder=3)
+    measured = [r for r in records if r.get("state_bytes") is not None]
+    if not measured:
+        raise ValueError("records: no run has a measured state; nothing to place on the state axis")
+    best = best_per_config(measured)
+    fig = Figure(figsize=(8.5, 5))
+    ax = fig.add_subplot()
+    labels = sorted({_label(r) for r in best}, key=lambda f: (f not in FAMILY_STYLE, f))
+    for i, label in enumerate(labels):
+        color, marker = _style(label, i)
+        pts = [(r["state_bytes"], slice_mean_accuracy(r)) for r in best if _label(r) == label]
+        xs, ys = zip(*sorted(pts))
+        ax.scatter(xs, ys, color=color, marker=marker, label=label, zorder=3)
     front = pareto_front([(r["state_bytes"], slice_mean_accuracy(r)) for r in best])
     ax.step(*zip(*front), where="post", color="black", lw=1, ls="--", label="Pareto front", zorder=2)
     xs = np.logspace(
@@ -124,18 +142,22 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
         200,
         base=2,
     )
-    slices = records[0]["accuracy"]
-    vocab = records[0]["model"]["vocab_size"]
+    slices = measured[0]["accuracy"]
+    vocab = measured[0]["model"]["vocab_size"]
     weights = np.full(len(slices), 1.0 / len(slices))  # the y-axis is the mean over slices
     limit = [
         sum(w * fano_max_accuracy(8 * x, s["num_kv_pairs"], vocab // 2) for w, s in zip(weights, slices)) for x in xs
     ]
     ax.plot(xs, limit, color="black", lw=1.5, label="L6 limit (Fano, mean over slices)")
-    hook = sliding_window_hook()
     sw = sorted((r for r in best if r["family"] == "sliding_window"), key=lambda r: r["state_bytes"])
-    if hook is not None and sw:
+    if sw:
+        from mqarkit.constructions import predicted_sliding_window_accuracy as predicted
+
         pred = [
-            sum(w * hook(r["model"]["window"], s["seq_len"], s["num_kv_pairs"], 0.01) for w, s in zip(weights, slices))
+            sum(
+                w * predicted(r["model"]["window"], s["seq_len"], s["num_kv_pairs"], 0.01)
+                for w, s in zip(weights, slices)
+            )
             for r in sw
         ]
         ax.plot([r["state_bytes"] for r in sw], pred, color="tab:green", ls=":", label="sliding window (predicted)")
@@ -163,15 +185,35 @@ def draw(records: list[dict], out: str | Path, *, title: str = "MQAR recall vs s
     ax.set_xlabel("state size (bytes, measured from the recurrent state, float32)")
     ax.set_ylabel("test accuracy (mean over the test slices)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
+    ax.set_title(title or default_title(records), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    unmeasured = len(records) - len(measured)
+    if unmeasured:
+        fig.text(0.01, 0.01, f"{unmeasured} run(s) without a measured state not drawn", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def default_title(records: list[dict]) -> str:
+    """The sweeps drawn, their epochs and learning rates, and any reduction from the sweep as shipped."""
+    sweeps = sorted({r["sweep"] for r in records})
+    epochs = sorted({r["epochs_max"] for r in records if "epochs_max" in r})
+    lrs = sorted({r["lr"] for r in records})
+    seeds = sorted({r.get("seed", 0) for r in records})
+    notes = sorted({n for r in records for n in r.get("notes", [])})
+    title = f"MQAR recall vs state: {', '.join(sweeps)} ({epochs} epochs, {len(lrs)} lrs, {len(seeds)} seed(s))"
+    return title + ("\nreduced: " + "; ".join(notes) if notes else "")
+
+
+def draw(records: list[dict], out: str | Path, *, title: str | None = None) -> list[Path]:
+    """:func:`frontier_figure` written to ``<out>.png`` and ``<out>.svg``; returns the paths."""
+    fig = frontier_figure(records, title=title)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
     for p in paths:
         fig.savefig(p, dpi=150, bbox_inches="tight", **({"metadata": {"Date": None}} if p.suffix == ".svg" else {}))
-    plt.close(fig)
     return paths
 
 

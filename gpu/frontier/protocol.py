@@ -221,6 +221,10 @@ class StackedMixer(nn.Module):
         """The carried tensors after ``u (N, d)`` and how they were found (for the records)."""
         return self.recurrent_state(run, u), "recurrent mode"
 
+    def reported_state(self, run: int, seq_len: int) -> int | None:
+        """A state size the mixer reports of itself (a claim, recorded beside the measurement); None: none."""
+        return None
+
 
 def _end_padding(shape: torch.Size, target: tuple[int, ...]) -> tuple[int, ...]:
     """``F.pad``'s argument that pads ``shape`` with zeros at the end of each axis up to ``target``."""

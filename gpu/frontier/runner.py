@@ -151,6 +151,7 @@ def run_groups(
                     "state_bytes": None if numbers is None else numbers * STATE_BYTES_PER_NUMBER,
                     "state_measured": numbers is not None,
                     "state_source": how,
+                    "state_reported_numbers": model.mixer.reported_state(i, longest.inputs.shape[1]),
                     "state_measured_at_seq_len": longest.inputs.shape[1],
                     "state_tensors": {k: list(v.shape) for k, v in states.items()},
                     "stack_size": len(group),
@@ -212,3 +213,18 @@ def elapsed_log(started: float, prefix: str = "") -> Callable[[str], None]:
     """A ``log`` that stamps each line with the seconds since ``started`` (a ``time.time()``): where a sweep's wall
     clock goes (process start and imports, data, each stack, records) reads off the log."""
     return lambda line: print(f"[+{time.time() - started:6.1f} s] {prefix}{line}", flush=True)
+
+
+def run(
+    sweeps: SweepConfig | list[SweepConfig],
+    out: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    log: Callable[[str], None] = print,
+) -> int:
+    """Run ``sweeps`` (one or a list) into the results file ``out`` on ``device`` (default: CUDA if available, else
+    the CPU), skipping the runs already recorded there; returns the number of runs recorded now. For notebooks;
+    ``mqarkit frontier run`` is the same on the command line."""
+    sweeps = [sweeps] if isinstance(sweeps, SweepConfig) else list(sweeps)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return run_sweeps(sweeps, out, device, log=log)

@@ -2,8 +2,10 @@
 
 A sweep entry ``mixer = "package.module:Class"`` with ``mixer_kwargs = {...}`` names a module mapping ``(B, N, d) ->
 (B, N, d)`` (its forward may also return a tuple whose first element is that tensor, as fla's layers do). The harness
-builds one instance per run, ``Class(**mixer_kwargs)`` (with ``d_model``, or ``hidden_size``, filled in from the run's
-``d_model`` when the constructor takes one of them and the keyword arguments do not set it), and puts it where the
+builds one instance per run, ``Class(**mixer_kwargs)``, filling in what the reference harness passes too where the
+constructor takes it and the keyword arguments do not set it: the width, as ``d_model`` (also through ``**kwargs``,
+as the reference does) or else as ``hidden_size`` (fla's layers), and ``layer_idx = 1`` (the mixer's block). It puts
+the module where the
 mixer under test sits in the hybrid (:mod:`mqarkit.gpu.frontier.model`): same data, same loss at the query rows, same
 optimiser, evaluation and records as the stacked families. :class:`ModuleMixer` holds the ``R`` instances of a stack
 and runs them one after another (no stacking, no ``torch.compile``, no CUDA graph: a module may do anything).
@@ -20,7 +22,9 @@ Measured state (what the module carries in recurrent mode), in this order:
    called once as ``module(x, past_key_values=cache, use_cache=True)`` with a fresh ``cache = CACHE()``, ``CACHE`` the
    entry's ``mixer_cache`` (default ``fla.models.utils:Cache``), and every tensor the cache then holds for the module's
    layer (``cache[module.layer_idx]``, the index taken as 0 where the module has none) counts;
-3. otherwise the state is recorded as *unmeasured* (``state_numbers: null`` with the reason), never guessed.
+3. otherwise the state is recorded as *unmeasured* (``state_numbers: null`` with the reason), never guessed. A module
+   that reports its own size (``state_size(seq_len)``, as the reference's mixers do) has that number recorded
+   beside it as ``state_reported_numbers``: a claim, not a measurement.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from mqarkit.gpu.frontier.families import import_object
 from mqarkit.gpu.frontier.protocol import StackedMixer
 
 DEFAULT_CACHE = "fla.models.utils:Cache"
-WIDTH_ARGUMENTS = ("d_model", "hidden_size")  # constructor arguments filled in with the run's d_model
+LAYER_INDEX = 1  # the mixer under test sits in block 1 of the hybrid
 
 
 def module_class(path: str) -> type[nn.Module]:
@@ -50,13 +54,17 @@ def module_class(path: str) -> type[nn.Module]:
 
 
 def constructor_kwargs(cls: type[nn.Module], kwargs: Mapping[str, Any], d_model: int) -> dict[str, Any]:
-    """``kwargs`` with the width argument filled in (see the module docstring)."""
+    """``kwargs`` with the width and the layer index filled in (see the module docstring)."""
     params = inspect.signature(cls.__init__).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     out = dict(kwargs)
-    for name in WIDTH_ARGUMENTS:
-        if name in params and name not in out:
-            out[name] = d_model
-            break
+    if "d_model" not in out and "hidden_size" not in out:
+        if "d_model" in params or (open_ended and "hidden_size" not in params):
+            out["d_model"] = d_model
+        elif "hidden_size" in params:
+            out["hidden_size"] = d_model
+    if "layer_idx" in params and "layer_idx" not in out:
+        out["layer_idx"] = LAYER_INDEX
     return out
 
 
@@ -147,6 +155,11 @@ class ModuleMixer(StackedMixer):
 
     def parameter_runs(self) -> dict[str, int]:
         return {n: int(n.split(".")[1]) for n, _ in self.named_parameters()}
+
+    def reported_state(self, run: int, seq_len: int) -> int | None:
+        """What the module's own ``state_size(seq_len)`` says, if it has one (the reference's mixers do)."""
+        report = getattr(self.instances[run], "state_size", None)
+        return int(report(seq_len)) if callable(report) else None
 
     @torch.no_grad()
     def measure_state(self, run: int, u: torch.Tensor) -> tuple[dict[str, torch.Tensor], str]:

@@ -1,0 +1,65 @@
+"""The notebook surface: the frontier figure as a matplotlib Figure (no backend switch) and the records as a table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mqarkit.gpu.frontier import frontier_figure, load_results, result_rows, run
+from mqarkit.gpu.frontier.presets import get_preset
+from mqarkit.gpu.frontier.records import read_records
+
+
+@pytest.fixture(scope="module")
+def tiny_records(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("tiny") / "tiny.jsonl"
+    assert run(get_preset("tiny", epochs=1), out, "cpu", log=lambda s: None) == 12
+    return read_records(out)
+
+
+def test_figure_is_returned_and_the_backend_is_untouched(tiny_records):
+    code = (
+        "import matplotlib, json, sys\n"
+        "matplotlib.use('svg')\n"
+        "from mqarkit.gpu.frontier import frontier_figure\n"
+        "records = [json.loads(line) for line in sys.stdin]\n"
+        "fig = frontier_figure(records)\n"
+        "print(matplotlib.get_backend(), type(fig).__name__, len(fig.axes[0].collections) >= 5)\n"
+    )
+    lines = "".join(__import__("json").dumps(r) + "\n" for r in tiny_records)
+    proc = subprocess.run([sys.executable, "-c", code], input=lines, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["svg", "Figure", "True"]
+
+
+def test_title_names_the_sweep_its_budget_and_reductions(tiny_records):
+    title = frontier_figure(tiny_records).axes[0].get_title()
+    assert "tiny" in title and "[1] epochs" in title and "2 lrs" in title and "epochs 2 -> 1" in title
+
+
+def test_runs_without_a_measured_state_are_left_out_and_counted(tiny_records):
+    unmeasured = {**tiny_records[0], "state_numbers": None, "state_bytes": None, "run_id": "x", "lr": 9.0}
+    fig = frontier_figure([*tiny_records, unmeasured])
+    assert any("1 run(s) without a measured state not drawn" in t.get_text() for t in fig.texts)
+    with pytest.raises(ValueError, match="no run has a measured state"):
+        frontier_figure([unmeasured])
+    with pytest.raises(ValueError, match="no finished runs"):
+        frontier_figure([])
+
+
+def test_results_table_has_one_row_per_run_and_slice(tiny_records, tmp_path):
+    rows = result_rows(tiny_records)
+    assert len(rows) == 12 * 2
+    based = [r for r in rows if r["family"] == "based"]
+    assert {r["feature_dim"] for r in based} == {4, 8} and all(r["state_measured"] for r in rows)
+    assert {(r["seq_len"], r["num_kv_pairs"]) for r in rows} == {(16, 2), (32, 8)}
+    import pandas as pd  # an optional extra of the package, part of the dev extra the tests install
+
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(__import__("json").dumps(r) + "\n" for r in tiny_records))
+    frame = load_results(path)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 24
+    means = frame.groupby("run_id")["accuracy"].mean()
+    assert (abs(means - frame.groupby("run_id")["slice_mean_accuracy"].first()) < 1e-12).all()
