@@ -76,3 +76,12 @@ def assert_close(actual: object, expected: object, *, dtype: object = "float64",
             f"worst index {tuple(int(i) for i in idx)}: actual {a[idx]!r}, expected {e[idx]!r}, "
             f"{int((err > bound).sum())} of {err.size} elements outside"
         )
+
+
+def assert_close_scaled(actual: object, expected: object, *, dtype: object = "float64", context: str = "") -> None:
+    """:func:`assert_close` on both arrays divided by ``max |expected|`` (the table's tolerance, relative to the array's
+    scale): for sums of many terms, such as gradients, where an entry at which the terms cancel carries their rounding,
+    not its own."""
+    e = _as_float64(expected)
+    scale = max(float(np.abs(e).max(initial=0.0)), np.finfo(np.float64).tiny)
+    assert_close(_as_float64(actual) / scale, e / scale, dtype=dtype, context=context)

@@ -81,9 +81,11 @@ class StackedAdamW:
         inv_bc1 = 1 / (1 - b1**self.t)  # bias corrections of step t (float64 0-d tensors)
         inv_sqrt_bc2 = (1 - b2**self.t).rsqrt()
         scalars = torch.stack([inv_bc1.float(), inv_sqrt_bc2.float(), self.neg_factor])  # (3,): c1, c2, −f
-        grads = [p.grad for p in self.params]
         kw = {"betas": self.betas, "eps": self.eps, "weight_decay": self.wd}
-        adamw_fused(self.params, grads, self.m, self.v, self.lr_full, scalars, **kw)
+        # a parameter no loss reached (a plain module's unused one) is left as it is, as torch.optim.AdamW leaves it
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        p, m, v, lr = ([group[i] for i in live] for group in (self.params, self.m, self.v, self.lr_full))
+        adamw_fused(p, [t.grad for t in p], m, v, lr, scalars, **kw)
         if clear_grads:
             for p in self.params:
                 p.grad = None

@@ -24,7 +24,7 @@ from mqarkit.gpu.frontier.kernels.fused_trunk import (
     trunk_reference,
 )
 from mqarkit.gpu.frontier.model import StackedHybrid
-from mqarkit.tolerances import assert_close
+from mqarkit.tolerances import assert_close, assert_close_scaled
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 FAMILIES = {
@@ -57,13 +57,6 @@ def _batch(device, *, b=3, n=7, dq=2, vocab=40, repeat=False, seed=1):
     return x.to(device), qpos.to(device)
 
 
-def close_to_scale(actual: torch.Tensor, expected: torch.Tensor, dtype: str, context: str) -> None:
-    """The tolerance policy on both tensors divided by ``max |expected|``: gradients are sums over rows whose terms
-    are as large as the largest entry, so an entry where they cancel carries their rounding, not its own."""
-    scale = expected.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
-    assert_close(actual / scale, expected / scale, dtype=dtype, context=context)
-
-
 def compare_trunk(device: str, **shape) -> None:
     """Values of ``u, r`` and the gradient of every trunk parameter, kernels against the reference (float32)."""
     batch = {k: shape.pop(k) for k in ("b", "n", "dq", "repeat") if k in shape}
@@ -83,7 +76,7 @@ def compare_trunk(device: str, **shape) -> None:
     assert_close(u1, u0, dtype="float32", context=f"u {shape}")
     assert_close(r1, r0, dtype="float32", context=f"r at the query rows {shape}")
     for name, a, b in zip(("emb", *PARAMS), g1, g0):
-        close_to_scale(a, b, "float32", f"gradient of {name} {shape}")
+        assert_close_scaled(a, b, dtype="float32", context=f"gradient of {name} {shape}")
 
 
 def compare_hidden_at(device: str, family: str) -> None:
@@ -103,7 +96,7 @@ def compare_hidden_at(device: str, family: str) -> None:
         out[flag] = (rows.detach(), [p.grad.clone() for p in model.parameters()])
     assert_close(out["1"][0], out["0"][0], dtype="float32", context=f"{family} hidden_at")
     for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):
-        close_to_scale(a, b, "float32", f"{family} gradient of {name}")
+        assert_close_scaled(a, b, dtype="float32", context=f"{family} gradient of {name}")
 
 
 def test_query_slots_map_rows_and_repeated_positions():
@@ -181,4 +174,4 @@ def test_training_loss_and_gradients_on_cuda_match_reference_bf16(family, monkey
         out[flag] = (loss.detach().float(), torch.autograd.grad(loss, params))
     assert_close(out["1"][0], out["0"][0], dtype="bfloat16", context=f"{family} loss")
     for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):
-        close_to_scale(a, b, "bfloat16", f"{family} gradient of {name}")
+        assert_close_scaled(a, b, dtype="bfloat16", context=f"{family} gradient of {name}")

@@ -220,3 +220,14 @@ def test_sweep_file_errors_name_the_file_the_entry_and_the_rule(tmp_path):
         from mqarkit.gpu.frontier.sweep_file import load_sweep_file
 
         load_sweep_file(path)
+
+
+def test_a_parameter_no_loss_reaches_is_left_alone_like_torch_adamw():
+    model = StackedHybrid([_module_config("DeltaMemory", key_dim=4)], [0])
+    unused = torch.nn.Parameter(torch.ones(3))
+    model.mixer.instances[0].register_parameter("unused", unused)
+    opt = StackedAdamW(model, torch.tensor([1e-2]))
+    x = torch.randint(0, 64, (2, 8))
+    model.hidden_at(x, torch.tensor([[3], [5]])).square().sum().backward()
+    opt.step(1.0)
+    assert torch.equal(unused.detach(), torch.ones(3)) and float(opt.t) == 1.0

@@ -1,0 +1,56 @@
+"""Every registered family on a CUDA GPU against its naive reference: float32, and bf16 under autocast as in
+training; values and gradients, whole sequence and query rows. Marked ``gpu`` (CI has no GPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mqarkit.gpu.frontier.config import ModelConfig
+from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.ops import gather_rows
+from mqarkit.tolerances import assert_close_scaled
+
+pytestmark = pytest.mark.gpu
+
+D = 64
+KNOBS = {
+    "attention": [{}, {}],
+    "based": [{"feature_dim": 8}, {"feature_dim": 16}],
+    "sliding_window": [{"window": 8}, {"window": 33}],
+    "ssm": [{"d_state": 8}, {"d_state": 16}],
+    "long_conv": [{}, {}],
+}
+
+
+def _mixer(family: str):
+    configs = [ModelConfig(family, D, vocab_size=256, max_len=256, **k) for k in KNOBS[family]]
+    model = StackedHybrid(configs, [0, 1], "cuda")
+    with torch.no_grad():  # ×3, so outputs and gradients are not tiny (as in the CPU tests)
+        for p in model.mixer.parameters():
+            p.mul_(3)
+    return model.mixer
+
+
+@pytest.mark.parametrize("family", sorted(KNOBS))
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
+def test_family_on_cuda_equals_reference(family, amp):
+    """float32: fla's tiles, SDPA's and cuBLAS's kernels sum in their own orders, so the tf32 row of the table (scaled
+    to each tensor's largest entry); bf16: the bf16 row. The reference always runs in float32."""
+    mixer = _mixer(family)
+    g = torch.Generator("cuda").manual_seed(0)
+    u = torch.randn(2, 3, 200, D, generator=g, device="cuda", requires_grad=True)
+    qpos = torch.tensor([[0, 57, 199], [3, 3, 150], [10, 120, 121]], device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
+        fast, at = mixer(u), mixer.forward_at(u, qpos)
+    ref = torch.stack([mixer.reference(r, u[r]) for r in range(2)])
+    dtype = "bfloat16" if amp else "tfloat32"
+    assert_close_scaled(fast.float(), ref, dtype=dtype, context=f"{family} values")
+    assert_close_scaled(at.float(), gather_rows(ref, qpos), dtype=dtype, context=f"{family} query rows")
+    probe = torch.randn(ref.shape, generator=g, device="cuda")
+    params = [u, *mixer.parameters()]
+    names = ["u", *(n for n, _ in mixer.named_parameters())]
+    got = torch.autograd.grad((fast.float() * probe).sum(), params)
+    want = torch.autograd.grad((ref * probe).sum(), params)
+    for name, a, b in zip(names, got, want):
+        assert_close_scaled(a, b, dtype=dtype, context=f"{family} gradient of {name}")
