@@ -29,7 +29,8 @@ What a family implements (shapes: ``u (R, B, N, d)`` is layer 1's input, the out
   ``state`` a dict of tensors (``None`` before the first token). The **measured state** of a run is every number these
   tensors hold after the whole sequence (:meth:`recurrent_state`); the tests check that stepping reproduces the
   forward, so the carried tensors are all the mixer needs;
-- :meth:`state_formula`: the closed form of that count, from ``d_model``, the knobs and the length (tests compare);
+- :meth:`state_formula`: the closed form of that count, from ``d_model``, ``max_len``, the knobs and the length
+  (tests compare);
 - :meth:`intermediate_elements` (optional): the largest intermediate per example, for micro-batching.
 
 Class flags: ``compilable`` (the harness may run :meth:`forward_at` under ``torch.compile``), ``graphable`` (a whole
@@ -38,7 +39,10 @@ training step may be captured as one CUDA graph; the family then must not synchr
 output adds ``u`` itself).
 
 State policy (one for every family, the unit of the records is float32 numbers): every tensor the recurrent mode
-carries counts (conv caches, KV caches, normalisers such as Based's ``z``); parameters do not.
+carries counts (conv caches, KV caches, normalisers such as Based's ``z``); parameters do not. A step carries only
+what a later step reads: a filter of ``k`` taps keeps the last ``k − 1`` inputs (the current one arrives with the
+step), a window of ``w`` keys (itself included) the last ``w − 1`` pairs, as the construction wing's mixers do
+(``docs/results/golden_state.md``).
 """
 
 from __future__ import annotations
@@ -159,7 +163,7 @@ class StackedMixer(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def state_formula(cls, d_model: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
         """The number of values :meth:`step` carries after ``seq_len`` tokens, in closed form."""
         raise NotImplementedError
 

@@ -18,7 +18,7 @@ D, VOCAB, MAX_LEN = 32, 64, 32
 KNOBS = {
     "attention": [{}, {}],
     "based": [{"feature_dim": 3}, {"feature_dim": 8}],
-    "sliding_window": [{"window": 3}, {"window": 7}],
+    "sliding_window": [{"window": 1}, {"window": 7}],
     "ssm": [{"d_state": 4}, {"d_state": 9}],
     "long_conv": [{}, {}],
 }
@@ -76,7 +76,7 @@ def test_recurrent_mode_equals_reference(family):
 
 
 @pytest.mark.parametrize("family", sorted(KNOBS))
-@pytest.mark.parametrize("seq_len", [1, 2, 5, 20])
+@pytest.mark.parametrize("seq_len", [1, 2, 5, 20, MAX_LEN])
 def test_carried_state_is_what_stepping_carries_and_its_formula(family, seq_len):
     """``recurrent_state`` (a one-pass form) equals the state after stepping, tensor by tensor, and the number of
     values equals the family's closed form (state measured, then compared)."""
@@ -91,7 +91,7 @@ def test_carried_state_is_what_stepping_carries_and_its_formula(family, seq_len)
         for name, t in one_pass.items():
             assert_close(t, state[name][0], dtype="float32", context=f"{family} run {r} {name}")
         counted = sum(t.numel() for t in one_pass.values())
-        assert counted == family_class(family).state_formula(D, KNOBS[family][r], seq_len)
+        assert counted == family_class(family).state_formula(D, MAX_LEN, KNOBS[family][r], seq_len)
 
 
 @pytest.mark.parametrize("family", sorted(KNOBS))
@@ -157,7 +157,7 @@ def test_measured_state_of_the_model(family):
         states, how = model.final_state(r, x)
         assert how == "recurrent mode"
         assert states["layer0.conv_cache"].shape == (2, D)
-        assert state_numbers(states) == 2 * D + family_class(family).state_formula(D, KNOBS[family][r], 17)
+        assert state_numbers(states) == 2 * D + family_class(family).state_formula(D, MAX_LEN, KNOBS[family][r], 17)
 
 
 def test_knob_rules_name_the_knob():

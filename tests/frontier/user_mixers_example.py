@@ -134,5 +134,5 @@ class StackedEMA(StackedMixer):
         return h @ p["o_w"], {"h": h}
 
     @classmethod
-    def state_formula(cls, d_model, knobs, seq_len):
+    def state_formula(cls, d_model, max_len, knobs, seq_len):
         return d_model

@@ -68,7 +68,7 @@ class Attention(StackedMixer):
         return y @ p["o_w"] + p["o_b"]
 
     def cache_limit(self, run: int) -> int | None:
-        """How many recent keys and values the recurrent mode keeps (None: all)."""
+        """How many past keys and values a later step still reads (None: all)."""
         return None
 
     def step(self, run: int, u_t: torch.Tensor, state: dict[str, torch.Tensor] | None):
@@ -76,11 +76,12 @@ class Attention(StackedMixer):
         q, k, v = (u_t @ p["qkv_w"] + p["qkv_b"]).chunk(3, dim=-1)  # (B, d) each
         keys = k[:, None] if state is None else torch.cat([state["k_cache"], k[:, None]], dim=1)  # (B, t, d)
         values = v[:, None] if state is None else torch.cat([state["v_cache"], v[:, None]], dim=1)
-        keep = self.cache_limit(run)
-        if keep is not None:
-            keys, values = keys[:, -keep:], values[:, -keep:]
         weights = torch.softmax((keys @ q[:, :, None])[..., 0] / math.sqrt(self.d), dim=-1)  # (B, t)
         y = (weights[:, None] @ values)[:, 0]
+        keep = self.cache_limit(run)
+        if keep is not None:  # what the next token will still see
+            first = max(0, keys.shape[1] - keep)
+            keys, values = keys[:, first:], values[:, first:]
         return y @ p["o_w"] + p["o_b"], {"k_cache": keys, "v_cache": values}
 
     @torch.no_grad()
@@ -88,9 +89,10 @@ class Attention(StackedMixer):
         """The KV cache after ``u (N, d)``, in one pass (what :meth:`step` carries; the tests compare the two)."""
         p = self.run_parameters(run)
         _, k, v = (u @ p["qkv_w"] + p["qkv_b"]).chunk(3, dim=-1)
-        keep = self.cache_limit(run) or u.shape[0]
-        return {"k_cache": k[-keep:], "v_cache": v[-keep:]}
+        limit = self.cache_limit(run)
+        first = 0 if limit is None else max(0, u.shape[0] - limit)
+        return {"k_cache": k[first:], "v_cache": v[first:]}
 
     @classmethod
-    def state_formula(cls, d_model: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
         return 2 * seq_len * d_model

@@ -128,5 +128,5 @@ class Based(StackedMixer):
         return {"kv": phi.T @ (u @ p["v_w"]), "z": phi.sum(0)}
 
     @classmethod
-    def state_formula(cls, d_model: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
         return (d_model + 1) * feature_count(int(knobs["feature_dim"]))

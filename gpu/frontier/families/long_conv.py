@@ -5,8 +5,8 @@ Per run, with ``u (B, N, d)`` layer 1's input and a per-channel filter ``h (d, L
     c_t = Σ_{s ≤ t} h[:, s] ⊙ u_{t−s}              (causal long convolution, by FFT)
     out = c ⊙ (u W + b) + u
 
-The filter starts near-local (its taps decay as ``exp(−s/64)`` at initialisation). Recurrent mode must keep every
-input seen (the filter reaches back to the first token): ``N·d`` numbers after ``N`` tokens.
+The filter starts near-local (its taps decay as ``exp(−s/64)`` at initialisation). Recurrent mode keeps the inputs the
+filter still reaches, the last ``L − 1``: ``min(N, L − 1)·d`` numbers after ``N`` tokens.
 """
 
 from __future__ import annotations
@@ -60,12 +60,14 @@ class LongConv(StackedMixer):
         seen = u_t[:, None] if state is None else torch.cat([state["input_cache"], u_t[:, None]], dim=1)  # (B, t, d)
         lags = seen.shape[1]
         conv = (seen.flip(1) * p["l_h"][:, :lags].T).sum(1)  # Σ_s h[:, s] ⊙ u_{t−s}
-        return conv * (u_t @ p["l_w"] + p["l_b"]) + u_t, {"input_cache": seen}
+        keep = min(lags, self.max_len - 1)  # the next step's filter reaches back L − 1 inputs
+        return conv * (u_t @ p["l_w"] + p["l_b"]) + u_t, {"input_cache": seen[:, lags - keep :]}
 
     @torch.no_grad()
     def recurrent_state(self, run: int, u: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"input_cache": u.clone()}
+        keep = min(u.shape[0], self.max_len - 1)
+        return {"input_cache": u[u.shape[0] - keep :].clone()}
 
     @classmethod
-    def state_formula(cls, d_model: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
-        return seq_len * d_model
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+        return min(seq_len, max_len - 1) * d_model

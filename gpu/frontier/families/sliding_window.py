@@ -4,7 +4,8 @@ Per run, with window ``w`` (the knob, per run: runs of one stack may have differ
 
     y_i = Σ_{i−w < j ≤ i} softmax_j(q_i·k_j / √d) v_j          (the token itself included)
 
-Recurrent mode keeps the last ``w`` keys and values: ``2·min(N, w)·d`` numbers after ``N`` tokens.
+Recurrent mode keeps the last ``w − 1`` keys and values (the next token sees them and itself):
+``2·min(N, w − 1)·d`` numbers after ``N`` tokens.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class SlidingWindow(Attention):
         return linear(F.scaled_dot_product_attention(q, k, v, attn_mask=band), self.o_w, self.o_b)
 
     def cache_limit(self, run: int) -> int | None:
-        return int(self.run_knobs[run]["window"])
+        return int(self.run_knobs[run]["window"]) - 1
 
     @classmethod
-    def state_formula(cls, d_model: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
-        return 2 * min(seq_len, int(knobs["window"])) * d_model
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+        return 2 * min(seq_len, int(knobs["window"]) - 1) * d_model

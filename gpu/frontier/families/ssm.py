@@ -174,6 +174,6 @@ class SSM(StackedMixer):
         return {"ssm": h, "conv_cache": cache}
 
     @classmethod
-    def state_formula(cls, d_model: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
         di = EXPAND * d_model
         return di * int(knobs["d_state"]) + (CONV - 1) * di
