@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import math
 
+from mqarkit.checks import check_int, check_real
+
+MAX_NUM_VALUES = 2**1000  # num_values enters float arithmetic (log2, 1/V); larger ints do not convert to float
+
 
 def log2_falling_factorial(n: int, k: int) -> float:
     """``log2(n!/(n-k)!)``, from the exact integer (``math.log2`` is correctly rounded for big ints)."""
-    if not 0 <= k <= n:
+    n, k = check_int("n", n, 0), check_int("k", k, 0)
+    if not k <= n:
         raise ValueError(f"k={k}: must satisfy 0 <= k <= n={n}")
     return math.log2(math.perm(n, k))
 
 
 def binary_entropy(p: float) -> float:
     """``h(p) = −p log2 p − (1−p) log2(1−p)`` (0 at the ends)."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p={p}: must lie in [0, 1]")
+    p = check_real("p", p, minimum=0.0, maximum=1.0)
     if p in (0.0, 1.0):
         return 0.0
     return -p * math.log2(p) - (1 - p) * math.log2(1 - p)
@@ -37,11 +41,10 @@ def _fano_lhs(p: float, num_values: int) -> float:
 def fano_min_error(state_bits: float, num_pairs: int, num_values: int, *, tol: float = 1e-12) -> float:
     """Smallest mean query error ``P_e`` with ``D (h(P_e) + P_e log2(V-1)) >= log2(V!/(V-D)!) - S``; 0 when ``S``
     covers ``log2(V!/(V-D)!)``."""
-    if state_bits < 0:
-        raise ValueError(f"state_bits={state_bits}: must be >= 0")
-    if num_values < 2:
-        raise ValueError(f"num_values={num_values}: must be >= 2")
-    if not 1 <= num_pairs <= num_values:
+    state_bits = check_real("state_bits", state_bits, minimum=0.0, finite=False)  # +inf: an unbounded state
+    num_values = check_int("num_values", num_values, 2, MAX_NUM_VALUES)
+    num_pairs = check_int("num_pairs", num_pairs, 1)
+    if not num_pairs <= num_values:
         raise ValueError(f"num_pairs={num_pairs}: must satisfy 1 <= D <= num_values={num_values}")
     need = (log2_falling_factorial(num_values, num_pairs) - state_bits) / num_pairs
     if need <= 0:
@@ -65,4 +68,7 @@ def fano_max_accuracy(state_bits: float, num_pairs: int, num_values: int) -> flo
 
 def information_minimum_bits(num_pairs: int, num_values: int) -> float:
     """``log2(V!/(V-D)!)``: bits a zero-error state must hold about the values (L6 at ``P_e = 0``)."""
+    num_values, num_pairs = check_int("num_values", num_values, 1), check_int("num_pairs", num_pairs, 0)
+    if not num_pairs <= num_values:
+        raise ValueError(f"num_pairs={num_pairs}: must satisfy num_pairs <= num_values={num_values}")
     return log2_falling_factorial(num_values, num_pairs)

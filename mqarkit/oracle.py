@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mqarkit.checks import check_int, check_rows_in_int64
+from mqarkit.memory import check_memory
 from mqarkit.task import IGNORE_INDEX, MQARBatch
 
 NO_PREVIOUS = -1
@@ -31,6 +33,7 @@ def _lookup_rows(table: np.ndarray, queries: np.ndarray, width: int) -> tuple[np
     is meaningless where ``found`` is False. One ``searchsorted`` over all rows, each row shifted by ``b * width``.
     """
     n, m = table.shape
+    check_rows_in_int64(n, width, what="batch")
     order = np.argsort(table, axis=1)  # (n, m)
     shift = (np.arange(n, dtype=np.int64) * width)[:, None]
     flat = (np.take_along_axis(table, order, axis=1) + shift).ravel()  # globally sorted
@@ -41,6 +44,12 @@ def _lookup_rows(table: np.ndarray, queries: np.ndarray, width: int) -> tuple[np
     return column, found
 
 
+def _check_batch(batch: object, name: str = "batch") -> MQARBatch:
+    if not isinstance(batch, MQARBatch):
+        raise TypeError(f"{name}: must be an MQARBatch (mqarkit.task.generate), got {type(batch).__name__}")
+    return batch
+
+
 def expected_answers(batch: MQARBatch) -> np.ndarray:
     """The task's answers: (n, N) int64, ``-100`` except at query positions, where it is the paired value.
 
@@ -48,7 +57,7 @@ def expected_answers(batch: MQARBatch) -> np.ndarray:
     of the last key-value block (the tokens at ``key_positions``), and the answer is the token right after that key.
     Raises ``ValueError`` if a query token is not a key of its block (a malformed batch).
     """
-    x = batch.inputs
+    x = _check_batch(batch).inputs
     block_keys = np.take_along_axis(x, batch.key_positions, axis=1)  # (n, D)
     block_values = np.take_along_axis(x, batch.key_positions + 1, axis=1)  # (n, D)
     query_tokens = np.take_along_axis(x, batch.query_positions, axis=1)  # (n, D)
@@ -74,7 +83,9 @@ def raw_recall_targets(inputs: np.ndarray, *, max_chunk_bytes: int = 1 << 26) ->
     x = np.asarray(inputs)
     if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"inputs: must be a 2-d integer array (n, N), got {x.dtype}{x.shape}")
+    max_chunk_bytes = check_int("max_chunk_bytes", max_chunk_bytes, 1)
     n, N = x.shape
+    check_memory(8 * n * N + N * N, parameter=f"inputs.shape={x.shape}", what="the int64 targets and the (N, N) mask")
     out = np.full((n, N), NO_PREVIOUS, dtype=np.int64)
     earlier = np.tril(np.ones((N, N), dtype=bool), k=-1)  # earlier[i, j] = j < i
     chunk = max(1, max_chunk_bytes // max(1, N * N))
@@ -90,6 +101,7 @@ def raw_recall_targets(inputs: np.ndarray, *, max_chunk_bytes: int = 1 << 26) ->
 
 def filler_mask(batch: MQARBatch) -> np.ndarray:
     """(n, N) bool: True at filler positions (the query region minus the query positions)."""
+    _check_batch(batch)
     mask = np.zeros(batch.inputs.shape, dtype=bool)
     mask[:, batch.spec.context_len :] = True
     np.put_along_axis(mask, batch.query_positions, False, axis=1)
@@ -103,7 +115,7 @@ def ambiguous_queries(batch: MQARBatch) -> np.ndarray:
     general. Vectorised: every filler token is looked up among its example's keys (:func:`_lookup_rows`), and a hit
     at position ``i`` marks the query of that key if ``i`` precedes it.
     """
-    n, N = batch.inputs.shape
+    n, N = _check_batch(batch).inputs.shape
     filler = filler_mask(batch)
     tokens = np.where(filler, batch.inputs, 0)  # token 0 is never a key (keys are >= 1)
     column, found = _lookup_rows(batch.keys, tokens, batch.spec.vocab_size)  # (n, N) each
@@ -151,6 +163,9 @@ def _correct(predictions: np.ndarray, batch: MQARBatch) -> np.ndarray:
 
 def score_many(predictions: Sequence[object], batches: Sequence[MQARBatch]) -> Score:
     """Score several batches (possibly of different specs) together; ``predictions[k]`` is (n_k, N_k) int."""
+    for name, value in (("predictions", predictions), ("batches", batches)):
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise TypeError(f"{name}: must be a list with one entry per batch, got {type(value).__name__}")
     if len(predictions) != len(batches):
         raise ValueError(f"predictions: got {len(predictions)} arrays for {len(batches)} batches; need one per batch")
     if not batches:
@@ -178,4 +193,5 @@ def score_many(predictions: Sequence[object], batches: Sequence[MQARBatch]) -> S
 
 def score(predictions: object, batch: MQARBatch) -> Score:
     """Score one batch: ``predictions`` (n, N) int, the predicted next token at every position (only queries count)."""
+    _check_batch(batch)
     return score_many([predictions], [batch])

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mqarkit.checks import check_int, check_rows_in_int64
+
 
 def sample_distinct(rng: np.random.Generator, population: int, num_rows: int, k: int) -> np.ndarray:
     """Per row, a uniformly random ordered ``k``-tuple of distinct integers in ``[0, population)``: (num_rows, k) int64.
@@ -28,7 +30,9 @@ def sample_distinct(rng: np.random.Generator, population: int, num_rows: int, k:
     random order (argsort of i.i.d. uniforms): the tuple is uniform over all ``population!/(population-k)!`` ordered
     tuples. Floyd costs ``O(num_rows * k^2)`` comparisons, independent of ``population``.
     """
-    if not 0 <= k <= population:
+    population, num_rows = check_int("population", population, 0), check_int("num_rows", num_rows, 0)
+    k = check_int("k", k, 0)
+    if not k <= population:
         raise ValueError(f"k={k}: needs 0 <= k <= population={population}")
     acceptance = float(np.prod(1.0 - np.arange(k) / population))  # P(k i.i.d. uniform draws are distinct)
     if acceptance >= 0.25:
@@ -84,7 +88,8 @@ def sample_weighted_distinct(rng: np.random.Generator, weights: np.ndarray, num_
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 1 or not (np.isfinite(w).all() and (w > 0).all()):
         raise ValueError("weights: needs a 1-d array of finite positive numbers")
-    if not 1 <= k <= w.size:
+    num_rows, k = check_int("num_rows", num_rows, 0), check_int("k", k, 1)
+    if not k <= w.size:
         raise ValueError(f"k={k}: needs 1 <= k <= len(weights)={w.size}")
     times = rng.standard_exponential((num_rows, w.size)) * (1.0 / w)  # (num_rows, m) arrival times
     first = np.argpartition(times, k - 1, axis=1)[:, :k] if k < w.size else np.tile(np.arange(w.size), (num_rows, 1))
@@ -119,6 +124,7 @@ def nth_allowed(excluded_sorted: np.ndarray, ranks: np.ndarray, vocab_size: int)
     (every shifted ``s'`` and rank of row ``b`` lies in ``[b (c+1), b (c+1) + c]``).
     """
     n, e = excluded_sorted.shape
+    check_rows_in_int64(n, vocab_size + 1, what="excluded_sorted")
     shift = (np.arange(n, dtype=np.int64) * (vocab_size + 1))[:, None]  # (n, 1)
     below = excluded_sorted - np.arange(e, dtype=np.int64)[None, :] + shift  # (n, e) s'_i, shifted per row
     counts = np.searchsorted(below.ravel(), (ranks + shift).ravel(), side="right").reshape(ranks.shape)
@@ -141,6 +147,10 @@ def sample_excluding(rng: np.random.Generator, excluded: np.ndarray, vocab_size:
     excluded: (n, e) int64 with distinct entries in each row (any order). Draws ranks uniform in
     ``[0, vocab_size - e)`` and maps them through :func:`nth_allowed`.
     """
+    excluded = np.asarray(excluded)
+    if excluded.ndim != 2 or not np.issubdtype(excluded.dtype, np.integer):
+        raise ValueError(f"excluded: must be a 2-d integer array (n, e), got {excluded.dtype}{excluded.shape}")
+    vocab_size, k = check_int("vocab_size", vocab_size, 1), check_int("k", k, 0)
     n, e = excluded.shape
     if e >= vocab_size:
         raise ValueError(f"excluded: {e} excluded tokens leave none of vocab_size={vocab_size} to draw from")

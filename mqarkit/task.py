@@ -33,25 +33,33 @@ Filler modes:
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from mqarkit.checks import INT64_LIMIT, check_int, check_real, check_rng, check_rows_in_int64
+from mqarkit.memory import check_memory
 from mqarkit.sampling import sample_distinct, sample_excluding, sample_weighted_distinct
 
 IGNORE_INDEX = -100
 FILLERS = ("zero", "random", "clean")
 Filler = Literal["zero", "random", "clean"]
+# log of the least positive normal float64 and of the largest float64: the gap law must stay between them
+_LOG_TINY, _LOG_HUGE = math.log(np.finfo(np.float64).tiny), math.log(np.finfo(np.float64).max)
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}={value!r}: must be an int (not a bool), got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}={value}: must be >= {minimum}")
-    return int(value)
+def gap_law_problem(power_a: float, num_slots: int) -> str | None:
+    """Why ``p(g) ~ a g^(a-1)``, ``g = 1..S``, cannot be computed in float64, or ``None``: every weight, their sum and
+    every normalised probability must be finite and at least the least normal float64 (so none rounds to 0 or inf).
+    ``w(g)`` is monotone in ``g``, so the extremes sit at ``g = 1`` and ``g = S``: checked in logs, no array."""
+    log_w = sorted((math.log(power_a), math.log(power_a) + (power_a - 1.0) * math.log(num_slots)))
+    log_sum_bound = log_w[1] + math.log(num_slots)
+    if log_sum_bound >= _LOG_HUGE:
+        return f"the gap weights a*g^(a-1) up to g=S={num_slots} overflow float64"
+    if log_w[0] <= _LOG_TINY or log_w[0] - log_sum_bound <= _LOG_TINY:
+        return f"the gap probabilities a*g^(a-1)/sum for g=1..S={num_slots} underflow to 0 in float64"
+    return None
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,7 @@ class MQARSpec:
     Rules checked in ``__post_init__`` (each failure is a ``ValueError`` that names the field), in this order:
 
     1. ``vocab_size``, ``seq_len``, ``num_kv_pairs``, ``num_passes`` are ints (not bools) and ``>= 1``;
+       ``vocab_size < 2**63`` (token ids are int64);
     2. ``seq_len`` is even (queries sit at even offsets, as in the reference);
     3. the queries fit: ``S = (N - 2DP) / 2 >= D``, i.e. ``2 D (P + 1) <= N`` (``4D <= N`` for one pass, the
        reference's assertion);
@@ -70,7 +79,7 @@ class MQARSpec:
     5. ``vocab_size > seq_len``, as zoology's ``multiquery_ar`` asserts (kept so that every spec is also a valid
        reference configuration);
     6. ``power_a`` is a finite real number ``> 0`` (``a = 1`` is uniform over the slots; smaller ``a`` favours short
-       gaps);
+       gaps) whose gap law is computable in float64 (:func:`gap_law_problem`: e.g. ``a = 1e308`` overflows);
     7. ``filler`` is one of ``"zero"``, ``"random"``, ``"clean"``.
     """
 
@@ -83,7 +92,8 @@ class MQARSpec:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "num_kv_pairs", "num_passes"):
-            object.__setattr__(self, name, _check_int(name, getattr(self, name), 1))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
+        check_int("vocab_size", self.vocab_size, maximum=INT64_LIMIT - 1)
         c, N, D, P = self.vocab_size, self.seq_len, self.num_kv_pairs, self.num_passes
         if N % 2:
             raise ValueError(f"seq_len={N}: must be even (queries sit at even offsets)")
@@ -98,13 +108,14 @@ class MQARSpec:
             )
         if c <= N:
             raise ValueError(f"vocab_size={c}: needs vocab_size > seq_len={N} (the reference generator asserts it)")
-        a = self.power_a
-        if isinstance(a, bool) or not isinstance(a, numbers.Real):
-            raise ValueError(f"power_a={a!r}: must be a real number, got {type(a).__name__}")
-        if not (math.isfinite(a) and a > 0):
+        a = check_real("power_a", self.power_a)
+        if not a > 0:
             raise ValueError(f"power_a={a}: must be finite and > 0")
-        object.__setattr__(self, "power_a", float(a))
-        if self.filler not in FILLERS:
+        problem = gap_law_problem(a, self.num_query_slots)
+        if problem is not None:
+            raise ValueError(f"power_a={self.power_a!r}: {problem}")
+        object.__setattr__(self, "power_a", a)
+        if not isinstance(self.filler, str) or self.filler not in FILLERS:
             raise ValueError(f"filler={self.filler!r}: must be one of {FILLERS}")
 
     # --- derived quantities -----------------------------------------------------------------------------------------
@@ -208,19 +219,15 @@ def generate(spec: MQARSpec, num_examples: int, rng: np.random.Generator) -> MQA
     Draw order (for reproducibility with a given ``rng``): keys, values, query slots, then fillers (none for
     ``"zero"``). Keys and values: uniformly random ordered tuples of distinct tokens (:func:`sample_distinct`). Slots:
     successive sampling without replacement from ``p(g)`` by exponential races (:func:`sample_weighted_distinct`);
-    key ``j`` takes the ``j``-th drawn gap, as in the reference. Cost ``O(n (N + D^2))``.
+    key ``j`` takes the ``j``-th drawn gap, as in the reference. Cost ``O(n (N + D^2))``; a batch whose inputs and
+    labels alone exceed the memory available is refused first (:func:`check_batch_size`).
     """
     if not isinstance(spec, MQARSpec):
         raise TypeError(f"spec: must be an MQARSpec, got {type(spec).__name__}")
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng: must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
-        )
-    if isinstance(num_examples, bool) or not isinstance(num_examples, numbers.Integral):
-        raise TypeError(f"num_examples: must be an int, got {type(num_examples).__name__}")
-    if num_examples < 1:
-        raise ValueError(f"num_examples={num_examples}: must be >= 1")
-    n, D = int(num_examples), spec.num_kv_pairs
+    check_rng(rng)
+    if isinstance(num_examples, bool) or not isinstance(num_examples, (int, np.integer)):
+        raise TypeError(f"num_examples={num_examples!r}: must be an int, got {type(num_examples).__name__}")
+    n, D = check_batch_size(spec, num_examples), spec.num_kv_pairs
     keys = spec.key_range.start + sample_distinct(rng, len(spec.key_range), n, D)  # (n, D)
     values = spec.value_range.start + sample_distinct(rng, len(spec.value_range), n, D)  # (n, D)
     slots = sample_weighted_distinct(rng, spec.gap_probabilities(), n, D)  # (n, D) in [0, S)
@@ -232,6 +239,19 @@ def generate(spec: MQARSpec, num_examples: int, rng: np.random.Generator) -> MQA
         excluded = np.concatenate([keys, values], axis=1)  # (n, 2D)
         filler = sample_excluding(rng, excluded, spec.vocab_size, region)
     return assemble_batch(spec, keys, values, slots, filler)
+
+
+def check_batch_size(spec: MQARSpec, num_examples: int) -> int:
+    """``num_examples`` as an int ``>= 1`` whose batch fits: its ``(n, N)`` int64 inputs and labels in memory, and the
+    oracle's vectorised lookups (``n * (c + 1) < 2**63``). Shared by every generator of :class:`MQARBatch`."""
+    n = check_int("num_examples", num_examples, 1)
+    check_rows_in_int64(n, spec.vocab_size + 1, what=f"num_examples={n} with vocab_size={spec.vocab_size}")
+    check_memory(
+        2 * 8 * n * spec.seq_len,
+        parameter=f"num_examples={n}",
+        what=f"the int64 inputs and labels of {n} examples of seq_len={spec.seq_len}",
+    )
+    return n
 
 
 def assemble_batch(

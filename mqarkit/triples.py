@@ -20,11 +20,12 @@ Token layout as in raw MQAR: keys from ``[1, c//2)``, values from ``[c//2, c)``,
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from mqarkit.checks import check_int, check_real, check_rng
+from mqarkit.memory import check_memory
 from mqarkit.sampling import nth_allowed, sample_distinct
 
 MISS = -1
@@ -32,12 +33,12 @@ MISS = -1
 
 def key_to_query_offset(delta: int) -> int:
     """Raw offset from key ``j`` to query ``i = j + delta``: ``3 delta + 2``."""
-    return 3 * delta + 2
+    return 3 * check_int("delta", delta, 1) + 2
 
 
 def value_to_query_offset(delta: int) -> int:
     """Raw offset from value ``j`` to query ``i = j + delta``: ``3 delta + 1``."""
-    return 3 * delta + 1
+    return 3 * check_int("delta", delta, 1) + 1
 
 
 def _as_triple_arrays(keys: object, values: object, queries: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,20 +115,15 @@ class TripleBatch:
 
 
 def _check_sizes(num_examples: object, num_keys: object, vocab_size: object, hit_rate: object, what: str) -> None:
-    for name, value in (("num_examples", num_examples), (what, num_keys), ("vocab_size", vocab_size)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name}={value!r}: must be an int >= 1")
-    if vocab_size // 2 - 1 < num_keys:  # type: ignore[operator]
-        raise ValueError(
-            f"vocab_size={vocab_size}: needs vocab_size//2 - 1 >= {what}={num_keys} distinct key tokens in [1, c//2)"
-        )
-    if isinstance(hit_rate, bool) or not isinstance(hit_rate, numbers.Real) or not 0.0 <= hit_rate <= 1.0:
-        raise ValueError(f"hit_rate={hit_rate!r}: must be a real number in [0, 1]")
-
-
-def _check_rng(rng: object) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: must be a numpy.random.Generator, got {type(rng).__name__}")
+    """The size rules of both generators; the arrays of one batch (keys, values, queries and the draws behind them,
+    ``(n, m)`` int64 / float64 each) must fit in memory."""
+    n = check_int("num_examples", num_examples, 1)
+    m = check_int(what, num_keys, 1)
+    c = check_int("vocab_size", vocab_size, 1, 2**63 - 1)
+    if c // 2 - 1 < m:
+        raise ValueError(f"vocab_size={c}: needs vocab_size//2 - 1 >= {what}={m} distinct key tokens in [1, c//2)")
+    check_real("hit_rate", hit_rate, minimum=0.0, maximum=1.0)
+    check_memory(4 * 8 * n * m, parameter=f"num_examples={n}", what=f"the (n, {what}={m}) arrays of the batch")
 
 
 def generate_triples(
@@ -141,7 +137,7 @@ def generate_triples(
     ``q_i`` is uniform over the key tokens other than ``k_0..k_{i-1}`` (a miss -- it may equal ``k_i`` or a later key,
     which exercises the strict pair-level mask). ``K - i >= 1`` such tokens exist because ``m <= K = c//2 - 1``.
     """
-    _check_rng(rng)
+    check_rng(rng)
     _check_sizes(num_examples, num_triples, vocab_size, hit_rate, "num_triples")
     n, m, c = int(num_examples), int(num_triples), int(vocab_size)
     num_key_tokens = c // 2 - 1
@@ -189,7 +185,7 @@ def generate_ar(
     With probability ``hit_rate`` the query is one of the keys (uniform), otherwise a uniform key token that is not
     a key of the example (which needs ``c//2 - 1 > m``; with ``hit_rate < 1`` that is checked).
     """
-    _check_rng(rng)
+    check_rng(rng)
     _check_sizes(num_examples, num_keys, vocab_size, hit_rate, "num_keys")
     n, m, c = int(num_examples), int(num_keys), int(vocab_size)
     num_key_tokens = c // 2 - 1

@@ -24,11 +24,10 @@ This module exists for compatibility tests and for reproducing published numbers
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from mqarkit.task import MQARBatch, MQARSpec, assemble_batch
+from mqarkit.checks import check_bool, check_int
+from mqarkit.task import MQARBatch, MQARSpec, assemble_batch, check_batch_size
 
 
 def _reference_draws(
@@ -62,21 +61,25 @@ def zoology_mqar_batch(
     """The reference instances as an :class:`~mqarkit.task.MQARBatch` (spec filler ``"random"`` or ``"zero"``).
 
     Validation: the reference's assertions (``N`` even, ``c > N``, ``4D <= N``) and the rest of
-    :class:`~mqarkit.task.MQARSpec`'s rules, raised as ``ValueError`` naming the field; ``seed`` must be an int in
-    ``[0, 2^32)`` (what ``np.random.seed`` accepts).
+    :class:`~mqarkit.task.MQARSpec`'s rules, raised as ``ValueError`` naming the field (``input_seq_len`` for the
+    spec's ``seq_len``); ``random_non_queries`` must be a bool (the reference reads any truthy value as True);
+    ``seed`` must be an int in ``[0, 2^32)`` (what ``np.random.seed`` accepts); the batch must fit in memory.
     """
-    spec = MQARSpec(
-        vocab_size=vocab_size,
-        seq_len=input_seq_len,
-        num_kv_pairs=num_kv_pairs,
-        power_a=power_a,
-        filler="random" if random_non_queries else "zero",
-    )
-    if isinstance(num_examples, bool) or not isinstance(num_examples, numbers.Integral) or num_examples < 1:
-        raise ValueError(f"num_examples={num_examples!r}: must be an int >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed={seed!r}: must be an int in [0, 2**32)")
-    n, N, D = int(num_examples), spec.seq_len, spec.num_kv_pairs
+    random_non_queries = check_bool("random_non_queries", random_non_queries)
+    try:
+        spec = MQARSpec(
+            vocab_size=vocab_size,
+            seq_len=input_seq_len,
+            num_kv_pairs=num_kv_pairs,
+            power_a=power_a,
+            filler="random" if random_non_queries else "zero",
+        )
+    except ValueError as err:  # the spec calls it seq_len; the caller wrote input_seq_len
+        message = str(err)
+        raise ValueError("input_" + message if message.startswith("seq_len=") else message) from err
+    n = check_batch_size(spec, num_examples)
+    seed = check_int("seed", seed, 0, 2**32 - 1)
+    N, D = spec.seq_len, spec.num_kv_pairs
     rs = np.random.RandomState(int(seed))
     keys, values, gaps = _reference_draws(rs, spec.vocab_size, n, D, spec.num_query_slots, spec.power_a)
     filler = None
