@@ -3,13 +3,25 @@
 Each sub-command lives in the module that owns its subject and exposes ``main(argv: list[str]) -> int``. This file
 only dispatches, importing the owner lazily so that ``mqarkit --help`` and the core commands load neither torch nor
 sympy.
+
+Errors (one contract for every command): a :class:`~mqarkit.errors.UsageError` raised by a command (its argument
+parser, if it is a :class:`CommandParser`; its validation, inside :func:`~mqarkit.errors.usage_errors`; a size refused
+for memory; an output that cannot be written) is printed as one line, ``mqarkit <command>: error: <message>``, on
+stderr, and the exit status is 2 (:func:`report_usage_error`). The dispatcher does it for every command; a command's
+``main`` decorated with :func:`reports_usage_errors` does it itself too, so that calling it directly (tests,
+``python -m``) behaves the same. Any other exception is a bug and keeps its traceback. Ctrl-C exits 130 with one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from mqarkit.errors import UsageError, one_line
 
 # command -> (module that owns it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,8 +33,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are :class:`UsageError` (one line from the dispatcher, exit 2) instead of
+    argparse's usage text and ``sys.exit(2)``. Sub-parsers made by ``add_subparsers`` inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
+
+
+def report_usage_error(err: UsageError, prog: str) -> int:
+    """Print ``err`` as ``<prog>: error: <message>`` on one line of stderr; returns the exit status, 2."""
+    print(f"{err.prog or prog}: error: {one_line(err)}", file=sys.stderr)
+    return 2
+
+
+def reports_usage_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Decorate a command's ``main(argv) -> int`` so that a :class:`UsageError` becomes one line and exit status 2."""
+
+    def decorate(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                return main(argv)
+            except UsageError as err:
+                return report_usage_error(err, prog)
+
+        return run
+
+    return decorate
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="mqarkit",
         description="Executable theory of associative recall (MQAR) in efficient sequence models.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -44,14 +86,22 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if not argv or argv[0] in ("-h", "--help", "--version"):
-        parser.parse_args(argv or ["--help"])
-        return 0
-    command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
-    module = importlib.import_module(COMMANDS[command][0])
-    return int(module.main(rest) or 0)
+    prog = parser.prog
+    try:
+        if not argv or argv[0] in ("-h", "--help", "--version"):
+            parser.parse_args(argv or ["--help"])
+            return 0
+        command, rest = argv[0], argv[1:]
+        if command not in COMMANDS:
+            parser.error(f"unknown command {command!r}; choose from {', '.join(COMMANDS)}")
+        prog = f"{parser.prog} {command}"
+        module = importlib.import_module(COMMANDS[command][0])
+        return int(module.main(rest) or 0)
+    except UsageError as err:
+        return report_usage_error(err, prog)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

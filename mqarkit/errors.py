@@ -19,7 +19,14 @@ from contextlib import contextmanager
 
 
 class UsageError(ValueError):
-    """Bad input from the user; the message names the parameter and the rule (the CLI prints it and exits 2)."""
+    """Bad input from the user; the message names the parameter and the rule (the CLI prints it and exits 2).
+
+    ``prog``: the command that refused it (e.g. ``"mqarkit task sample"``), where the raiser knows it better than the
+    dispatcher (argument parsers of sub-commands); ``None`` lets the dispatcher name the command."""
+
+    def __init__(self, message: str, *, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.prog = prog
 
 
 class TooLargeError(UsageError, MemoryError):

@@ -45,7 +45,8 @@ def _check_folder(path: Path, label: str, which: str) -> None:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as err:
-        raise UsageError(f"{label}: {which}cannot be created: {err.filename} is a file") from err
+        blocker = next((a for a in path.parents if a.exists() and not a.is_dir()), path)
+        raise UsageError(f"{label}: {which}cannot be created: {str(blocker)!r} is a file") from err
     except OSError as err:
         raise OutputNotWritableError(f"{label}: {which}cannot be created ({err.strerror or err})") from err
     probe = path / f".mqarkit-write-probe-{os.getpid()}-{uuid.uuid4().hex}"

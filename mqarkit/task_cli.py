@@ -2,7 +2,8 @@
 
 ``mqarkit task sample`` generates instances with :func:`mqarkit.task.generate` and prints them with the key-value
 block, the queries (marked ``?``, with their expected answer) and the filler highlighted, then a table of the pairs
-and a legend. Bad arguments print a one-line error and return exit status 2.
+and a legend. Bad arguments raise :class:`~mqarkit.errors.UsageError`, which the dispatcher (:mod:`mqarkit.cli`)
+prints as one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mqarkit.checks import check_int
+from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.errors import usage_errors
 from mqarkit.oracle import ambiguous_queries, expected_answers
 from mqarkit.task import FILLERS, MQARBatch, MQARSpec, generate
 
@@ -27,17 +31,8 @@ STYLES = {
 }
 
 
-class _UsageError(Exception):
-    """An argument error, reported by :func:`main` as exit status 2 instead of argparse's ``sys.exit``."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mqarkit task", description="MQAR task utilities.")
+    parser = CommandParser(prog="mqarkit task", description="MQAR task utilities.")
     sub = parser.add_subparsers(dest="subcommand", metavar="<subcommand>")
     sample = sub.add_parser("sample", help="generate MQAR instances and print them highlighted")
     sample.add_argument("--vocab-size", type=int, default=64, help="c: vocabulary size (> seq-len; default 64)")
@@ -123,19 +118,18 @@ def legend() -> Text:
 
 
 def _sample(args: argparse.Namespace, console: Console) -> int:
-    spec = MQARSpec(
-        vocab_size=args.vocab_size,
-        seq_len=args.seq_len,
-        num_kv_pairs=args.num_kv_pairs,
-        power_a=args.power_a,
-        filler=args.filler,
-        num_passes=args.num_passes,
-    )
-    if args.num_examples < 1:
-        raise ValueError(f"num_examples={args.num_examples}: must be >= 1")
-    if args.seed < 0:
-        raise ValueError(f"seed={args.seed}: must be >= 0")
-    batch = generate(spec, args.num_examples, np.random.default_rng(args.seed))
+    with usage_errors():
+        spec = MQARSpec(
+            vocab_size=args.vocab_size,
+            seq_len=args.seq_len,
+            num_kv_pairs=args.num_kv_pairs,
+            power_a=args.power_a,
+            filler=args.filler,
+            num_passes=args.num_passes,
+        )
+        check_int("num_examples", args.num_examples, 1)
+        rng = np.random.default_rng(check_int("seed", args.seed, 0))
+    batch = generate(spec, args.num_examples, rng)
     console.print(
         f"MQAR c={spec.vocab_size} N={spec.seq_len} D={spec.num_kv_pairs} passes={spec.num_passes} "
         f"filler={spec.filler} a={spec.power_a} seed={args.seed}",
@@ -149,22 +143,15 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+@reports_usage_errors("mqarkit task")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    err = Console(stderr=True, highlight=False)
     try:
         args = parser.parse_args(argv)
-    except _UsageError as exc:
-        err.print(str(exc), markup=False, soft_wrap=True)
-        return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     if args.subcommand is None:
         parser.print_help()
         return 2
-    try:
-        return _sample(args, Console(highlight=False))
-    except ValueError as exc:
-        err.print(f"mqarkit task {args.subcommand}: error: {exc}", markup=False, soft_wrap=True)
-        return 2
+    return _sample(args, Console(highlight=False))
