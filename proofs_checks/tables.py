@@ -19,12 +19,13 @@ are stale.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
 from pathlib import Path
 
+from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.outputs import check_output_folder
 from mqarkit.proofs_checks import lower_bounds as lb
 
 LENGTHS = (64, 256, 1024, 4096, 16384, 65536)
@@ -162,10 +163,12 @@ def write(out_dir: Path) -> list[Path]:
     return paths
 
 
+@reports_usage_errors("mqarkit tables")
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mqarkit tables", description="Write the dimension-bound tables.")
+    p = CommandParser(prog="mqarkit tables", description="Write the dimension-bound tables.")
     p.add_argument("--out", default="docs/tables", type=Path, help="output folder")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    check_output_folder(args.out, parameter="--out")  # before any table is computed
     for path in write(args.out):
         print(path)
     return 0

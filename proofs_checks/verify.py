@@ -14,12 +14,15 @@ import sys
 import time
 from pathlib import Path
 
+from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.errors import UsageError, usage_errors
+from mqarkit.outputs import check_output_file
 from mqarkit.proofs_checks import catalog, construction_checks, report
 from mqarkit.proofs_checks.registry import BUDGETS, ClaimResult, budget, run_claim
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mqarkit verify", description="Run the machine checks of every claim.")
+    p = CommandParser(prog="mqarkit verify", description="Run the machine checks of every claim.")
     p.add_argument("--budget", default="default", choices=sorted(BUDGETS), help="size ranges and time shares")
     p.add_argument("--claims", default=None, help="comma-separated claim ids (default: all), e.g. U1,L2,E13")
     p.add_argument("--json", default="reports/verify.json", type=Path, help="where to write the JSON report")
@@ -28,14 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@reports_usage_errors("mqarkit verify")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    ids = [s.strip() for s in args.claims.split(",") if s.strip()] if args.claims else None
-    try:
+    # every refusal happens here, before a check runs or a report is overwritten (exit 2 through mqarkit.cli)
+    ids = None if args.claims is None else [s.strip() for s in args.claims.split(",") if s.strip()]
+    if ids == []:
+        raise UsageError(f"--claims={args.claims!r}: names no claim; give comma-separated claim ids, e.g. U1,L2,E13")
+    with usage_errors():
         claims = catalog.select(ids)
-    except ValueError as exc:
-        print(f"mqarkit verify: {exc}", file=sys.stderr)
-        return 2
+        check_output_file(args.json, parameter="--json")
+        check_output_file(args.markdown, parameter="--markdown")
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
