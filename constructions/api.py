@@ -9,9 +9,16 @@ closed-form functions of the sizes. Users reach constructions through :func:`bui
     report = con.resources()                         # claimed vs measured (from the model itself)
 
 Writing a construction: subclass :class:`Construction` in a module of this folder, set ``name`` and ``claim_ids``,
-implement ``validate_sizes``, ``claimed_resources``, ``claimed_range``, ``_build_model`` and ``_predict``, and decorate
-the class with :func:`register`. Modules of this folder are discovered automatically (every public module is imported
-the first time the registry is read).
+implement ``validate_sizes``, ``claimed_resources``, ``claimed_range``, ``_build_model`` and ``_predict`` (and
+``claimed_range_violation`` where some valid knobs lie outside the claimed range), and decorate the class with
+:func:`register`. Modules of this folder are discovered automatically (every public module is imported the first
+time the registry is read).
+
+What :func:`build` refuses (``ValueError`` / ``TypeError`` naming the parameter): sizes that are not ints, sizes and
+knobs the construction cannot be built at (``validate_sizes``), sizes and knobs it can be built at but does not claim
+to solve MQAR at (``claimed_range_violation``; e.g. ``attention_signcode`` below its proven ``beta``) unless
+``outside_claimed_range=True`` asks for them (to show where a construction fails), and sizes whose weights alone
+(``claimed_resources(...).parameters`` entries of 8 bytes) exceed the memory available (``TooLargeError``).
 
 Glossary (theory.md): ``c`` = ``vocab_size``, ``N`` = ``seq_len`` (raw tokens), ``D`` = ``num_kv_pairs``.
 """
@@ -26,7 +33,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mqarkit.checks import check_bool
+from mqarkit.memory import check_memory
+
 BACKENDS = ("float64", "exact", "symbolic")
+BYTES_PER_NUMBER = 8  # int64 / float64 weights and stream states
 
 
 @dataclass(frozen=True)
@@ -91,16 +102,60 @@ class Construction(ABC):
     claim_ids: ClassVar[tuple[str, ...]] = ()
     exact_backends: ClassVar[tuple[str, ...]] = BACKENDS  # backends under which predict is exact
 
-    def __init__(self, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
-        for field_name, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("num_kv_pairs", num_kv_pairs)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"{field_name}={value!r}: must be an int")
-        type(self).validate_sizes(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
+    def __init__(
+        self, *, vocab_size: int, seq_len: int, num_kv_pairs: int, outside_claimed_range: bool = False, **knobs: Any
+    ) -> None:
+        cls = type(self)
+        self.within_claimed_range = cls.check_request(
+            vocab_size=vocab_size,
+            seq_len=seq_len,
+            num_kv_pairs=num_kv_pairs,
+            outside_claimed_range=outside_claimed_range,
+            **knobs,
+        )
         self.vocab_size = int(vocab_size)
         self.seq_len = int(seq_len)
         self.num_kv_pairs = int(num_kv_pairs)
         self.knobs = dict(knobs)
+        claimed = self._claimed()
+        check_memory(
+            BYTES_PER_NUMBER * claimed.parameters,
+            parameter=f"vocab_size={vocab_size}, seq_len={seq_len}, num_kv_pairs={num_kv_pairs}"
+            + "".join(f", {k}={v!r}" for k, v in knobs.items()),
+            what=f"the {claimed.parameters} weight entries of {cls.name!r} (claimed_resources(...).parameters)",
+        )
         self.model = self._build_model()
+
+    @classmethod
+    def check_request(
+        cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, outside_claimed_range: bool = False, **knobs: Any
+    ) -> bool:
+        """Every rule :func:`build` applies before building (module docstring) except memory; returns whether the
+        request lies inside the claimed range (it can lie outside only with ``outside_claimed_range=True``)."""
+        for field_name, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("num_kv_pairs", num_kv_pairs)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{field_name}={value!r}: must be an int")
+        outside = check_bool("outside_claimed_range", outside_claimed_range)
+        sizes = {"vocab_size": vocab_size, "seq_len": seq_len, "num_kv_pairs": num_kv_pairs}
+        cls.validate_sizes(**sizes, **knobs)
+        violation = cls.claimed_range_violation(**sizes, **knobs)
+        if violation is not None and not outside:
+            raise ValueError(
+                f"{violation}; that is outside the claimed range of {cls.name!r} ({cls.claimed_range()}); pass "
+                "outside_claimed_range=True to build it anyway (e.g. to show where it fails)"
+            )
+        return violation is None
+
+    @classmethod
+    def claimed_range_violation(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> str | None:
+        """For sizes and knobs that pass ``validate_sizes``: why they lie outside :meth:`claimed_range` (naming the
+        parameter and the rule), or ``None``. Default: every valid request is inside."""
+        return None
+
+    def _claimed(self) -> Resources:
+        return type(self).claimed_resources(
+            vocab_size=self.vocab_size, seq_len=self.seq_len, num_kv_pairs=self.num_kv_pairs, **self.knobs
+        )
 
     # --- what a subclass provides -------------------------------------------------------------------------------
     @classmethod
@@ -150,16 +205,20 @@ class Construction(ABC):
             raise ValueError(f"inputs: dtype {arr.dtype} must be an integer dtype (token ids)")
         if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
             raise ValueError(f"inputs: token ids must lie in [0, vocab_size={self.vocab_size})")
+        width = self._claimed().width
+        check_memory(
+            BYTES_PER_NUMBER * arr.shape[0] * arr.shape[1] * width,
+            parameter=f"inputs.shape={arr.shape}",
+            what=f"the float64 stream states (width {width}) of {self.name!r} on these inputs",
+        )
         return np.asarray(self._predict(arr.astype(np.int64), backend), dtype=np.int64)
 
     def resources(self) -> ResourceReport:
-        claimed = type(self).claimed_resources(
-            vocab_size=self.vocab_size, seq_len=self.seq_len, num_kv_pairs=self.num_kv_pairs, **self.knobs
-        )
-        return ResourceReport(claimed=claimed, measured=self.measured_resources())
+        return ResourceReport(claimed=self._claimed(), measured=self.measured_resources())
 
     def __repr__(self) -> str:
         knobs = "".join(f", {k}={v!r}" for k, v in self.knobs.items())
+        knobs += "" if self.within_claimed_range else ", outside_claimed_range=True"
         return (
             f"{type(self).__name__}(vocab_size={self.vocab_size}, seq_len={self.seq_len}, "
             f"num_kv_pairs={self.num_kv_pairs}{knobs})"
@@ -219,18 +278,37 @@ def names() -> list[str]:
 
 def construction_class(name: str) -> type[Construction]:
     _discover()
-    if name not in _REGISTRY:
+    if not isinstance(name, str) or name not in _REGISTRY:
         raise ValueError(f"name={name!r}: unknown construction; known: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
 
 
-def build(name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Construction:
-    """Build construction ``name`` at these sizes (raises ``ValueError`` outside its claimed range)."""
-    return construction_class(name)(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
+def build(
+    name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, outside_claimed_range: bool = False, **knobs: Any
+) -> Construction:
+    """Build construction ``name`` at these sizes. Raises ``ValueError`` (or ``TypeError``) naming the parameter
+    outside its claimed range, unless ``outside_claimed_range=True`` (module docstring), and ``TooLargeError`` (a
+    ``ValueError`` and a ``MemoryError``) when its weights cannot fit in memory."""
+    return construction_class(name)(
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        num_kv_pairs=num_kv_pairs,
+        outside_claimed_range=outside_claimed_range,
+        **knobs,
+    )
 
 
-def claimed_resources(name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Resources:
-    """Closed-form claimed resources of ``name`` at these sizes, validated, without building weights."""
+def claimed_resources(
+    name: str, *, vocab_size: int, seq_len: int, num_kv_pairs: int, outside_claimed_range: bool = False, **knobs: Any
+) -> Resources:
+    """Closed-form claimed resources of ``name`` at these sizes, validated as :func:`build` validates them, without
+    building weights (so at any size: no memory check)."""
     cls = construction_class(name)
-    cls.validate_sizes(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)
+    cls.check_request(
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        num_kv_pairs=num_kv_pairs,
+        outside_claimed_range=outside_claimed_range,
+        **knobs,
+    )
     return cls.claimed_resources(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, **knobs)

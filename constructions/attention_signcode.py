@@ -144,6 +144,18 @@ class AttentionSignCode(Construction):
             raise ValueError(f"beta={beta!r}: must be a finite real number > 0")
 
     @classmethod
+    def claimed_range_violation(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> str | None:
+        """The proof covers ``beta >= sufficient_beta(N, m)`` only (the default ``beta`` is that bound)."""
+        beta, m, shift = cls._knobs(vocab_size, seq_len, knobs)
+        needed = sufficient_beta(seq_len, m, shift)
+        if beta < needed:
+            return (
+                f"beta={knobs['beta']!r}: the proof needs beta >= sufficient_beta(seq_len={seq_len}, "
+                f"code_width={m}) = {needed:.6g}"
+            )
+        return None
+
+    @classmethod
     def claimed_resources(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Resources:
         _, m, shift = cls._knobs(vocab_size, seq_len, knobs)
         N = seq_len

@@ -43,6 +43,7 @@ def softmax_pattern(spec: MQARSpec, batch, beta: float) -> np.ndarray:
         seq_len=spec.seq_len,
         num_kv_pairs=spec.num_kv_pairs,
         beta=beta,
+        outside_claimed_range=True,  # the left panel shows beta = 1, below the proven bound
     )
     codes = con.codebook()[batch.inputs[0]] / np.sqrt(con.code_width)  # (N, m) unit codes c(x_t)
     keys = np.vstack([np.zeros((1, codes.shape[1])), codes[:-1]])  # c(x_{s-1})

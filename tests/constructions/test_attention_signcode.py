@@ -48,7 +48,9 @@ def test_decoy_instance_fails_below_and_passes_at_the_bound(N, D):
     m = math.ceil(math.log2(c))
 
     def acc(beta):
-        con = build("attention_signcode", vocab_size=c, seq_len=N, num_kv_pairs=D, beta=beta)
+        con = build(
+            "attention_signcode", vocab_size=c, seq_len=N, num_kv_pairs=D, beta=beta, outside_claimed_range=True
+        )
         return score(con.predict(batch.inputs), batch).accuracy
 
     assert acc(0.9 * failure_beta(K, m)) < 1.0  # well below (m/2) ln K: the decoy query fails
@@ -71,6 +73,13 @@ def test_bad_input_raises():
         build("attention_signcode", vocab_size=20, seq_len=16, num_kv_pairs=2, shift="rotary")
     with pytest.raises(ValueError, match="beta"):
         build("attention_signcode", vocab_size=20, seq_len=16, num_kv_pairs=2, beta=-1.0)
+    with pytest.raises(ValueError, match=r"beta=1e-06: the proof needs beta >= sufficient_beta.*outside the claimed"):
+        build("attention_signcode", vocab_size=20, seq_len=16, num_kv_pairs=2, beta=1e-6)
+    below = build(
+        "attention_signcode", vocab_size=20, seq_len=16, num_kv_pairs=2, beta=1e-6, outside_claimed_range=True
+    )
+    assert not below.within_claimed_range and "outside_claimed_range=True" in repr(below)
+    assert build("attention_signcode", vocab_size=20, seq_len=16, num_kv_pairs=2).within_claimed_range
     with pytest.raises(ValueError, match="unknown"):
         build("attention_signcode", vocab_size=20, seq_len=16, num_kv_pairs=2, window=3)
     with pytest.raises(ValueError, match="backend"):
