@@ -71,7 +71,9 @@ def check_sufficient_beta(
         spec = MQARSpec(c, n, d, filler="clean")
         m = build("attention_signcode", vocab_size=c, seq_len=n, num_kv_pairs=d).code_width
         beta = float(rule(n, m))
-        con = build("attention_signcode", vocab_size=c, seq_len=n, num_kv_pairs=d, beta=beta)
+        con = build(
+            "attention_signcode", vocab_size=c, seq_len=n, num_kv_pairs=d, beta=beta, outside_claimed_range=True
+        )  # an injected beta_rule may go below the proven bound
         decoy, _ = decoy_batch(spec, m, rng)
         for batch, kind in ((generate(spec, n_ex, rng), "clean"), (decoy, "decoy")):
             answers = np.take_along_axis(expected_answers(batch), batch.query_positions, axis=1)
@@ -124,7 +126,9 @@ def check_decoy_fails_below(ctx: CheckContext, factor: float = BELOW, draws: int
         for tried in range(1, draws + 1):
             batch, k = decoy_batch(spec, m, rng)
             beta = factor * failure_beta(k, m)
-            con = build("attention_signcode", vocab_size=c, seq_len=n, num_kv_pairs=d, beta=beta)
+            con = build(
+                "attention_signcode", vocab_size=c, seq_len=n, num_kv_pairs=d, beta=beta, outside_claimed_range=True
+            )  # below the proven bound on purpose
             last = batch.query_positions[0, -1]  # the decoyed query (position N - 2)
             predicted = int(con.predict(batch.inputs)[0, last])
             if predicted != int(expected_answers(batch)[0, last]):
