@@ -25,9 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mqarkit.checks import check_int
+from mqarkit.memory import check_memory
+
 from .evaluate import evaluate_ring
 from .model import Model
 from .op_base import Op, check_seq_len
+
+SYMBOL_BYTES = 64  # a lower bound of one sympy Symbol (object header, name, assumptions) and its array slot
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,14 @@ class ModelAnalysis:
 
 
 def _as_model(target: Model | Op) -> Model:
+    check_target(target)
     return target if isinstance(target, Model) else _one_op_model(target)
+
+
+def check_target(target: object, name: str = "model") -> None:
+    """``target`` must be a :class:`Model` or an op of this package."""
+    if not isinstance(target, (Model, Op)):
+        raise TypeError(f"{name}: must be a Model or an op of mqarkit.polynomials, got {type(target).__name__}")
 
 
 def _one_op_model(op: Op) -> Model:
@@ -87,6 +99,10 @@ def generic_input(seq_len: int, width: int, prefix: str = "u") -> np.ndarray:
     """``(N, width)`` object array of distinct sympy symbols ``u_i_q``."""
     import sympy
 
+    seq_len, width = check_seq_len(seq_len), check_int("width", width, 1)
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix={prefix!r}: must be a non-empty string")
+    check_memory(SYMBOL_BYTES * seq_len * width, parameter=f"seq_len={seq_len}, width={width}", what="the symbols")
     out = np.empty((seq_len, width), dtype=object)
     for i in range(seq_len):
         for q in range(width):
@@ -109,6 +125,7 @@ def output_degree(model: Model | Op, seq_len: int, block: str | None = None) -> 
     model, ``block`` selects a block of the final stream (default: the whole stream).
     """
     seq_len = check_seq_len(seq_len)
+    check_target(model)
     m = model if isinstance(model, Model) else None
     width = m.width if m is not None else model.in_width  # type: ignore[union-attr]
     states, _ = evaluate_ring(model, generic_input(seq_len, width))

@@ -38,6 +38,7 @@ import numpy as np
 from .baseconv import BaseConv
 from .circuits import Circuit
 from .model import Layer, Model
+from .op_base import check_seq_len
 from .stream import Stream
 
 
@@ -65,7 +66,7 @@ def compile_to_baseconv(circuit: Circuit, *, seq_len: int | None = None, cyclic:
     n_in, n_out = circuit.num_inputs, len(circuit.outputs)
     if n_in < 1:
         raise ValueError("circuit: has no input gate; the compiled model reads its inputs from the sequence")
-    n = max(n_in, n_out) if seq_len is None else int(seq_len)
+    n = max(n_in, n_out) if seq_len is None else check_seq_len(seq_len)
     if n < max(n_in, n_out):
         raise ValueError(f"seq_len={seq_len}: must be >= max(inputs={n_in}, outputs={n_out})")
     if not cyclic:

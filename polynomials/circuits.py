@@ -21,6 +21,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from mqarkit.checks import check_int, check_real, check_rng
+
 from .weights import to_fraction
 
 GATES = ("input", "const", "add", "mul")
@@ -209,10 +211,10 @@ def random_circuit(
     """A random circuit: ``num_inputs`` inputs, then ``num_gates`` gates each a constant in
     ``[-const_range, const_range]`` (probability ``const_probability``) or a sum / product (equally likely) of two
     earlier nodes drawn uniformly; outputs drawn uniformly among all nodes (with repetition)."""
-    if num_inputs < 1:
-        raise ValueError(f"num_inputs={num_inputs}: must be >= 1")
-    if num_gates < 0 or num_outputs < 1:
-        raise ValueError(f"num_gates={num_gates}, num_outputs={num_outputs}: need num_gates >= 0, num_outputs >= 1")
+    check_rng(rng)
+    num_inputs, num_gates = check_int("num_inputs", num_inputs, 1), check_int("num_gates", num_gates, 0)
+    num_outputs, const_range = check_int("num_outputs", num_outputs, 1), check_int("const_range", const_range, 0)
+    check_real("const_probability", const_probability, minimum=0.0, maximum=1.0)
     b = CircuitBuilder()
     nodes = [b.input(i) for i in range(num_inputs)]
     for _ in range(num_gates):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mqarkit.memory import check_memory
+
 _DECODE_CHUNK = 1 << 12  # rows of vectors per chunk when decoding against a codebook
 
 
@@ -26,13 +28,19 @@ def _check_vocab(vocab_size: object, name: str) -> int:
     return int(vocab_size)
 
 
-def _tokens(tokens: object, vocab_size: int, name: str) -> np.ndarray:
+def _tokens(tokens: object, vocab_size: int, name: str, width: int) -> np.ndarray:
+    """``tokens`` as int64, checked: integers in ``[0, vocab_size)`` whose ``(..., width)`` code fits in memory."""
     arr = np.asarray(tokens)
     if arr.dtype.kind not in "iu":
         raise ValueError(f"{name}.encode: tokens have dtype {arr.dtype}; must be integers")
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise ValueError(f"{name}.encode: tokens must lie in [0, vocab_size={vocab_size})")
+    _check_code_memory(arr.size, width, name)
     return arr.astype(np.int64)
+
+
+def _check_code_memory(rows: int, width: int, name: str) -> None:
+    check_memory(8 * rows * width, parameter=f"{name}.width={width}", what=f"the int64 codes of {rows} tokens")
 
 
 def _nearest(vectors: object, codebook: np.ndarray, name: str) -> np.ndarray:
@@ -62,6 +70,7 @@ class _NearestCodeword:
     """``codebook()`` = ``encode`` of every token, ``decode`` = nearest codeword (binary, sign and p-hot codes)."""
 
     def codebook(self) -> np.ndarray:
+        _check_code_memory(self.vocab_size, self.width, type(self).__name__)  # type: ignore[attr-defined]
         return self.encode(np.arange(self.vocab_size))  # type: ignore[attr-defined]
 
     def decode(self, vectors: object) -> np.ndarray:
@@ -80,10 +89,11 @@ class OneHot:
         return self.vocab_size
 
     def encode(self, tokens: object) -> np.ndarray:
-        t = _tokens(tokens, self.vocab_size, "OneHot")
+        t = _tokens(tokens, self.vocab_size, "OneHot", self.width)
         return (t[..., None] == np.arange(self.vocab_size)).astype(np.int64)
 
     def codebook(self) -> np.ndarray:
+        _check_code_memory(self.vocab_size, self.width, "OneHot")
         return np.eye(self.vocab_size, dtype=np.int64)
 
     def decode(self, vectors: object) -> np.ndarray:
@@ -107,7 +117,7 @@ class BinaryCode(_NearestCodeword):
         return _bit_width(self.vocab_size)
 
     def encode(self, tokens: object) -> np.ndarray:
-        return _bits(_tokens(tokens, self.vocab_size, "BinaryCode"), self.width)
+        return _bits(_tokens(tokens, self.vocab_size, "BinaryCode", self.width), self.width)
 
 
 @dataclass(frozen=True)
@@ -124,7 +134,7 @@ class SignCode(_NearestCodeword):
         return _bit_width(self.vocab_size)
 
     def encode(self, tokens: object) -> np.ndarray:
-        return 2 * _bits(_tokens(tokens, self.vocab_size, "SignCode"), self.width) - 1
+        return 2 * _bits(_tokens(tokens, self.vocab_size, "SignCode", self.width), self.width) - 1
 
 
 def integer_root_ceil(c: int, p: int) -> int:
@@ -159,7 +169,7 @@ class PHot(_NearestCodeword):
         return self.p * self.base
 
     def encode(self, tokens: object) -> np.ndarray:
-        t = _tokens(tokens, self.vocab_size, "PHot")
+        t = _tokens(tokens, self.vocab_size, "PHot", self.width)
         b = self.base
         digits = (t[..., None] // (b ** np.arange(self.p, dtype=np.int64))) % b  # (..., p), little-endian
         onehot = digits[..., None] == np.arange(b)  # (..., p, b)

@@ -32,7 +32,7 @@ from .backends import (
     input_symbols,
 )
 from .model import Layer, Model
-from .op_base import Op
+from .op_base import Op, check_seq_len
 from .readout import ArgmaxReadout
 
 BACKEND_NAMES = ("float64", "exact", "symbolic")
@@ -131,9 +131,15 @@ def embed(model: Model, blocks: Mapping[str, object], *, seq_len: int | None = N
     Every given block must have shape ``(..., N, block_width)`` with the same leading shape. The result is float64
     when every block is a float/int array, else an object array (ints, Fractions, sympy expressions).
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"model: must be a Model, got {type(model).__name__}")
+    if not isinstance(blocks, Mapping):
+        raise TypeError(f"blocks: must be a mapping of block name -> array, got {type(blocks).__name__}")
+    if seq_len is not None:
+        seq_len = check_seq_len(seq_len)
     if not blocks:
         if seq_len is None:
-            raise ValueError("embed: give at least one block or seq_len")
+            raise ValueError("blocks: empty; give at least one block, or seq_len")
         return np.zeros((seq_len, model.width))
     arrays = {}
     lead = None
@@ -163,6 +169,8 @@ def embed(model: Model, blocks: Mapping[str, object], *, seq_len: int | None = N
 
 def read(model: Model, stream_state: np.ndarray, block: str) -> np.ndarray:
     """The channels of ``block`` from a stream state ``(..., N, width)``."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model: must be a Model, got {type(model).__name__}")
     state = np.asarray(stream_state)
     if state.shape[-1] != model.width:
         raise ValueError(f"read: state has shape {state.shape}; last axis must be the stream width {model.width}")

@@ -21,6 +21,8 @@ from .stream import Stream
 def _names(value: object, what: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
+    if not hasattr(value, "__iter__"):
+        raise TypeError(f"Layer.{what}={value!r}: must be a block name or a sequence of block names")
     names = tuple(value)  # type: ignore[arg-type]
     if not names:
         raise ValueError(f"Layer.{what}: needs at least one block name")

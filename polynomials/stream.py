@@ -14,7 +14,9 @@ class Stream:
     blocks: tuple[tuple[str, int], ...]
 
     def __post_init__(self) -> None:
-        blocks = tuple(tuple(b) for b in self.blocks)
+        if isinstance(self.blocks, str) or not hasattr(self.blocks, "__iter__"):
+            raise TypeError(f"Stream.blocks={self.blocks!r}: must be a sequence of (name, width) pairs")
+        blocks = tuple(tuple(b) if isinstance(b, (tuple, list)) else (b,) for b in self.blocks)
         if not blocks:
             raise ValueError("Stream.blocks: needs at least one block")
         seen: set[str] = set()
