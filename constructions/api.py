@@ -225,6 +225,15 @@ class Construction(ABC):
         )
 
 
+def check_construction(value: object, name: str = "construction") -> Construction:
+    """``value`` must be a :class:`Construction` (what :func:`build` returns)."""
+    if not isinstance(value, Construction):
+        raise TypeError(
+            f"{name}: must be a Construction (mqarkit.constructions.build(...)), got {type(value).__name__}"
+        )
+    return value
+
+
 def count_nonzero_parameters(model: Any) -> int:
     """Non-zero entries of every weight array held by the model's ops (fields that are NumPy arrays).
 

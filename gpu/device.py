@@ -3,6 +3,8 @@
 - :func:`resolve_device`: a requested device must exist (``cuda`` without a GPU, or an index past the device count, is
   a ``RuntimeError`` naming ``device``).
 - :func:`resolve_dtype`: a dtype must be a ``torch.dtype`` in ``allowed`` (default float64/float32/bf16/fp16).
+- :func:`check_parameter_memory`: a mixer whose parameters cannot fit in memory is refused before ``nn.Linear``
+  allocates them (torch would fail late, or the kernel's out-of-memory killer would end the process without a word).
 - :func:`check_sequence_input` / :func:`check_step_input`: every mixer checks its input before computing: a floating
   tensor (integers are rejected; every floating dtype is accepted, on the CPU too) of shape ``(B, N, d_model)`` /
   ``(B, d_model)``. A path with narrower needs checks them itself (fla's kernels: CUDA and float32/bf16/fp16, in
@@ -12,6 +14,8 @@
 from __future__ import annotations
 
 import torch
+
+from mqarkit.memory import check_memory
 
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
@@ -75,6 +79,13 @@ def check_positive_int(value: object, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}={value}: must be >= {minimum}")
     return value
+
+
+def check_parameter_memory(owner: str, numbers: int, *, parameter: str) -> None:
+    """Refuse (``TooLargeError``) a module of at least ``numbers`` parameters in the default dtype that cannot fit in
+    the memory available; ``parameter`` names the sizes, e.g. ``"d_model=100000"``."""
+    itemsize = torch.empty((), dtype=torch.get_default_dtype()).element_size()
+    check_memory(itemsize * numbers, parameter=parameter, what=f"the {numbers} parameters of {owner}")
 
 
 def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:

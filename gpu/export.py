@@ -135,7 +135,9 @@ def export_layer(op, layout: str = "zoology") -> dict[str, torch.Tensor]:
 
 def mixing_layers(construction) -> list[tuple[int, object]]:
     """``(index, op)`` of every layer of the construction's IR model."""
-    return list(enumerate(layer.op for layer in construction.model.layers))
+    from mqarkit.constructions import check_construction
+
+    return list(enumerate(layer.op for layer in check_construction(construction).model.layers))
 
 
 def fit_report(construction, layout: str = "zoology") -> list[tuple[int, str, str | None]]:

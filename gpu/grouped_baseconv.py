@@ -26,7 +26,7 @@ in float32, so ``group_chunk`` bounds the peak at ``≈ 5 · B · G_c · N · g`
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from functools import partial
 
@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mqarkit.cli import CommandParser, run_as_script
 from mqarkit.constructions._baseconv_groups import GroupedWeights, group_weights
 from mqarkit.gpu.report import (
     DTYPES,
@@ -42,6 +43,7 @@ from mqarkit.gpu.report import (
     add_rows,
     add_run_arguments,
     measure_point,
+    parse_int_list,
     per_dtype_rows,
     reset_peak_memory,
     results_markdown,
@@ -262,7 +264,7 @@ def markdown(env: dict, rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="mqarkit.gpu.grouped_baseconv", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="mqarkit.gpu.grouped_baseconv", description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=4096)
     parser.add_argument("--vocab-size", type=int, default=None, help="default: seq_len + 1 (MQARSpec needs c > N)")
     parser.add_argument("--num-kv-pairs", default="64,1024", help="comma-separated D")
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device, dtypes, env = run_setup(args, CUDA_DTYPES)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
-    for d_pairs in (int(v) for v in args.num_kv_pairs.split(",")):
+    for d_pairs in parse_int_list(args.num_kv_pairs, "--num-kv-pairs"):
         new = run_point(
             args.seq_len, d_pairs, vocab, args.batch, dtypes, args.group_chunk, device, args.seed, args.repeats
         )
@@ -282,4 +284,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_as_script(main, "mqarkit.gpu.grouped_baseconv"))

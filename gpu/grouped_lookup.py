@@ -40,7 +40,7 @@ Memory: ``forward`` holds ``O(B·t_c·N)`` indices and values plus ``out (B, N, 
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from functools import partial
 
@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mqarkit.cli import CommandParser, run_as_script
 from mqarkit.constructions._baseconv_lookup_groups import BLOCKS, LookupGroupWeights
 from mqarkit.gpu.grouped_baseconv import checked_tokens, lag_gates
 from mqarkit.gpu.report import (
@@ -57,6 +58,7 @@ from mqarkit.gpu.report import (
     add_rows,
     add_run_arguments,
     measure_point,
+    parse_int_list,
     per_dtype_rows,
     reset_peak_memory,
     results_markdown,
@@ -325,7 +327,7 @@ def markdown(env: dict, rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="mqarkit.gpu.grouped_lookup", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="mqarkit.gpu.grouped_lookup", description=__doc__.splitlines()[0])
     parser.add_argument("--seq-len", type=int, default=4096)
     parser.add_argument("--vocab-size", type=int, default=None, help="default: seq_len + 1 (MQARSpec needs c > N)")
     parser.add_argument("--num-kv-pairs", default="16,64", help="comma-separated D (t = D)")
@@ -336,7 +338,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     device, dtypes, env = run_setup(args, CUDA_DTYPES)
     vocab = args.vocab_size or args.seq_len + 1
     rows: list[dict] = []
-    for d_pairs in (int(v) for v in args.num_kv_pairs.split(",")):
+    for d_pairs in parse_int_list(args.num_kv_pairs, "--num-kv-pairs"):
         for rule in args.rules.split(","):
             new = run_point(args.seq_len, d_pairs, vocab, args.batch, rule, dtypes, device, args.seed, args.repeats)
             add_rows(rows, new, out=args.out, stem=STEM, env=env, markdown=markdown)
@@ -344,4 +346,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_as_script(main, "mqarkit.gpu.grouped_lookup"))

@@ -192,6 +192,9 @@ def load(construction, *, target: str = "mqarkit", device=None, dtype: torch.dty
     Raises ``ValueError`` for an unknown target, a dtype the device/target cannot run (CPU: float64/float32; fla:
     no float64), an op without a torch mapping; ``RuntimeError`` for CUDA without a GPU and for ``fla`` without CUDA.
     """
+    from mqarkit.constructions import check_construction
+
+    check_construction(construction)
     if target not in TARGETS:
         raise ValueError(f"target={target!r}: must be one of {TARGETS}")
     dev = resolve_device(device)

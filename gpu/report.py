@@ -20,7 +20,11 @@ from pathlib import Path
 
 import torch
 
+from mqarkit.checks import check_int
+from mqarkit.errors import UsageError, usage_errors
+from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.timing import time_callable
+from mqarkit.outputs import check_output_folder
 
 # (header, row key, format spec; None = str(value)); a missing key renders as an empty cell
 Column = tuple[str, str, str | None]
@@ -161,10 +165,28 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, cuda_dtypes: str, repe
 
 
 def run_setup(args: argparse.Namespace, cuda_dtypes: str) -> tuple[torch.device, list[str], dict]:
-    """``(device, dtypes, environment)`` from the options of :func:`add_run_arguments`."""
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtypes = parse_dtypes(args.dtypes, cuda_dtypes if device.type == "cuda" else CPU_DTYPES)
+    """``(device, dtypes, environment)`` from the options of :func:`add_run_arguments`, every option checked first
+    (``UsageError`` naming the option: an unknown or absent device, a dtype, ``--repeats < 1``, an ``--out`` folder
+    that cannot be written)."""
+    try:
+        device = resolve_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (ValueError, TypeError, RuntimeError) as err:
+        raise UsageError(f"--device: {err}") from err
+    with usage_errors():
+        dtypes = parse_dtypes(args.dtypes, cuda_dtypes if device.type == "cuda" else CPU_DTYPES)
+        check_int("repeats", args.repeats, 1)
+        if args.out:
+            check_output_folder(args.out, parameter="--out")
     return device, dtypes, environment(device)
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    """A comma-separated list of ints (``--num-kv-pairs 16,64``); ``UsageError`` naming ``option`` otherwise."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError as err:
+        raise UsageError(f"{option}={text!r}: must be comma-separated ints") from err
+    return values
 
 
 def add_rows(

@@ -19,7 +19,7 @@ Sizes (``MQARSpec`` needs ``c > N``, so ``c = N + 1`` where the brief says ``c =
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +27,8 @@ from functools import partial
 import numpy as np
 import torch
 
+from mqarkit.cli import CommandParser, run_as_script
+from mqarkit.errors import UsageError
 from mqarkit.gpu.loaders import load
 from mqarkit.gpu.report import (
     DTYPES,
@@ -35,6 +37,7 @@ from mqarkit.gpu.report import (
     add_rows,
     add_run_arguments,
     measure_point,
+    parse_int_list,
     per_dtype_rows,
     reset_peak_memory,
     results_markdown,
@@ -147,7 +150,7 @@ def markdown(env: dict, rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="mqarkit.gpu.scale", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="mqarkit.gpu.scale", description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="gpu")
     parser.add_argument("--only", default=None, help="comma-separated construction names")
     parser.add_argument("--seq-lens", default=None, help="comma-separated N to keep (default: every case)")
@@ -155,7 +158,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     device, dtypes, env = run_setup(args, CUDA_DTYPES)
     only = set(args.only.split(",")) if args.only else None
-    seq_lens = {int(n) for n in args.seq_lens.split(",")} if args.seq_lens else None
+    unknown = sorted((only or set()) - {case.name for case in PRESETS[args.preset]})
+    if unknown:
+        raise UsageError(f"--only={args.only!r}: {unknown} are not constructions of preset {args.preset!r}")
+    seq_lens = set(parse_int_list(args.seq_lens, "--seq-lens")) if args.seq_lens else None
     rows: list[dict] = []
     for case in PRESETS[args.preset]:
         if only is not None and case.name not in only:
@@ -168,4 +174,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_as_script(main, "mqarkit.gpu.scale"))

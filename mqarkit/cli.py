@@ -63,6 +63,16 @@ def reports_usage_errors(prog: str) -> Callable[[Callable[..., int]], Callable[.
     return decorate
 
 
+def run_as_script(main: Callable[[list[str] | None], object], prog: str) -> int:
+    """The exit status of a ``python -m`` script: ``main(None)`` run, a :class:`UsageError` printed as one line (2),
+    else 0. For scripts whose ``main`` returns data rather than a status (the GPU check scripts)."""
+    try:
+        main(None)
+    except UsageError as err:
+        return report_usage_error(err, prog)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="mqarkit",

@@ -24,7 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqarkit.gpu.device import check_choice, check_positive_int, check_sequence_input, check_step_input
+from mqarkit.gpu.device import (
+    check_choice,
+    check_parameter_memory,
+    check_positive_int,
+    check_sequence_input,
+    check_step_input,
+)
 from mqarkit.gpu.state import RecurrentMixer, State
 
 MASKS = ("causal", "strict", "window")
@@ -62,6 +68,7 @@ class SoftmaxAttention(RecurrentMixer):
             raise ValueError(f"window={window}: only allowed with mask='window' (mask={mask!r})")
         self.d_model, self.num_heads, self.window = d_model, num_heads, window
         self.head_dim = d_model // num_heads
+        check_parameter_memory(type(self).__name__, 4 * d_model * d_model, parameter=f"d_model={d_model}")
         self.Wqkv = nn.Linear(d_model, 3 * d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 

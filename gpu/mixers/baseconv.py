@@ -28,7 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqarkit.gpu.device import check_choice, check_positive_int, check_sequence_input, check_step_input
+from mqarkit.gpu.device import (
+    check_choice,
+    check_parameter_memory,
+    check_positive_int,
+    check_sequence_input,
+    check_step_input,
+)
 from mqarkit.gpu.state import RecurrentMixer, State
 
 SEMANTICS = ("paper", "zoology")
@@ -50,6 +56,9 @@ class BaseConv(RecurrentMixer):
         self.d_model, self.seq_len, self.kernel_size = d_model, seq_len, kernel_size
         self.long = kernel_size == seq_len
         d, k = d_model, kernel_size
+        check_parameter_memory(
+            type(self).__name__, d * d + d * k, parameter=f"d_model={d_model}, seq_len={seq_len}, kernel_size={k}"
+        )
         bound = 1.0 / math.sqrt(k)
         if semantics == "paper":
             self.projection = nn.Linear(d, d, bias=False)

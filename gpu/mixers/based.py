@@ -31,7 +31,13 @@ import math
 import torch
 from torch import nn
 
-from mqarkit.gpu.device import check_choice, check_positive_int, check_sequence_input, check_step_input
+from mqarkit.gpu.device import (
+    check_choice,
+    check_parameter_memory,
+    check_positive_int,
+    check_sequence_input,
+    check_step_input,
+)
 from mqarkit.gpu.state import RecurrentMixer, State
 
 LAYOUTS = ("full", "compressed")
@@ -92,6 +98,11 @@ class BasedLinearAttention(RecurrentMixer):
         self.impl = check_choice(impl, "impl", IMPLS)
         self.d_model, self.feature_dim, self.num_heads, self.eps = d_model, feature_dim, num_heads, eps
         self.head_dim, self.chunk_size = d_model // num_heads, chunk_size
+        check_parameter_memory(
+            type(self).__name__,
+            2 * d_model * (feature_dim * num_heads + d_model),
+            parameter=f"d_model={d_model}, feature_dim={feature_dim}, num_heads={num_heads}",
+        )
         self.proj_q = nn.Linear(d_model, feature_dim * num_heads, bias=False)
         self.proj_k = nn.Linear(d_model, feature_dim * num_heads, bias=False)
         self.proj_v = nn.Linear(d_model, d_model, bias=False)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mqarkit.gpu.device import check_positive_int, check_sequence_input, check_step_input
+from mqarkit.gpu.device import check_parameter_memory, check_positive_int, check_sequence_input, check_step_input
 from mqarkit.gpu.state import RecurrentMixer, State
 
 
@@ -45,6 +45,11 @@ class SelectiveSSM(RecurrentMixer):
         self.d_model, self.d_state, self.d_conv, self.expand = d_model, d_state, d_conv, expand
         self.d_inner, self.dt_rank, self.chunk_size = expand * d_model, math.ceil(d_model / 16), chunk_size
         e, n, r = self.d_inner, d_state, self.dt_rank
+        check_parameter_memory(
+            type(self).__name__,
+            3 * d_model * e + 2 * e * n,
+            parameter=f"d_model={d_model}, d_state={d_state}, expand={expand}",
+        )
         self.in_proj = nn.Linear(d_model, 2 * e, bias=False)
         bound = 1.0 / math.sqrt(d_conv)
         self.conv_weight = nn.Parameter(torch.empty(e, d_conv).uniform_(-bound, bound))  # [c, s]: tap of lag s
