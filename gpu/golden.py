@@ -3,9 +3,9 @@
 Each contract is an explicit, checked mapping (design.md principle 6): a key map from zoology's parameter names to
 ours, the list of transposes / reorders (none is needed: every reference tensor already has our layout, which the
 shape assertions prove), a shape assertion per tensor, and ``load_state_dict(strict=True)`` into our module built in
-zoology semantics. The golden files live in ``../shared/golden/zoology`` beside the repository
-(``/work/shared/golden/README.md`` describes them); the input is ``x: (2, 16, 8)`` float64, the output ``y`` is
-what the reference module returned.
+zoology semantics. The golden files ship with the package (:mod:`mqarkit.golden_data`: ``mqarkit/golden/zoology``, a
+copy of the workspace's ``shared/golden``; ``MQARKIT_GOLDEN_DIR`` chooses another folder); the input is
+``x: (2, 16, 8)`` float64, the output ``y`` is what the reference module returned.
 
 Semantics that make the maps work (theory.md §4.5):
 
@@ -28,16 +28,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from mqarkit.golden_data import zoology_golden_dir
 from mqarkit.gpu.mixers.attention import SlidingWindowAttention, SoftmaxAttention
 from mqarkit.gpu.mixers.baseconv import BaseConv
 from mqarkit.gpu.mixers.based import BasedLinearAttention
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def default_golden_dir() -> Path:
-    """``<repo>/../shared/golden/zoology`` (the layout of the workspace and of CI)."""
-    return REPO_ROOT.parent / "shared" / "golden" / "zoology"
+    """The folder of zoology's golden files (:func:`mqarkit.golden_data.zoology_golden_dir`)."""
+    return zoology_golden_dir()
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def load_golden_arrays(name: str, golden_dir: Path | None = None) -> dict[str, n
         raise ValueError(f"name={name!r}: unknown golden mixer; known: {sorted(CONTRACTS)}")
     path = (golden_dir or default_golden_dir()) / f"{name}.npz"
     if not path.is_file():
-        raise FileNotFoundError(f"golden file {path} not found (the shared/ folder must sit beside the repository)")
+        raise FileNotFoundError(f"golden file {path} not found (golden_dir={golden_dir}; see mqarkit.golden_data)")
     with np.load(path) as data:
         return {key: data[key] for key in data.files}
 

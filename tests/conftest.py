@@ -1,4 +1,4 @@
-"""Test configuration: hypothesis profiles and the `gpu` marker.
+"""Test configuration: hypothesis profiles, the `gpu` marker and the workspace's `../shared` folder.
 
 Hypothesis profile, chosen by the environment variable ``MQARKIT_HYPOTHESIS_PROFILE``; when it is unset the profile is
 ``ci`` if ``CI`` is set (as in `.ci/run`) and ``dev`` otherwise:
@@ -6,11 +6,16 @@ Hypothesis profile, chosen by the environment variable ``MQARKIT_HYPOTHESIS_PROF
 - ``ci``: derandomised, few examples, no example database: fast and reproducible;
 - ``dev``: random, more examples, local database;
 - ``exhaustive``: many examples, for a long local run.
+
+``shared_dir``: the workspace's ``shared/`` folder beside the repository, for the few tests that compare against it.
+Where it is absent such a test skips, except under ``CI`` (whose checkout has it), where it fails: a missing folder
+must not turn into a silently green run.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -36,6 +41,20 @@ def _profile() -> str:
 
 
 settings.load_profile(_profile())
+
+
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    """``<repository>/../shared``; skips when absent, fails instead under ``CI``."""
+    if not SHARED_DIR.is_dir():
+        message = f"the workspace's shared folder is not at {SHARED_DIR}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI must have it)")
+        pytest.skip(message)
+    return SHARED_DIR
 
 
 def _cuda_available() -> bool:

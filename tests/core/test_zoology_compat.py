@@ -9,15 +9,15 @@ weights not yet drawn, and keeps the first occurrence of each new index. A loop 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mqarkit.golden_data import zoology_golden_dir
 from mqarkit.oracle import ambiguous_queries, expected_answers
 from mqarkit.zoology import zoology_mqar, zoology_mqar_batch
 
-GOLDEN = Path(__file__).resolve().parents[2] / ".." / "shared" / "golden" / "zoology"
+GOLDEN = zoology_golden_dir()  # shipped with the package: always there (a missing folder raises here)
 
 
 def _legacy_weighted_distinct(rs: np.random.RandomState, p: np.ndarray, size: int) -> np.ndarray:
@@ -57,20 +57,13 @@ def transcribed_reference(vocab_size: int, num_examples: int, input_seq_len: int
 
 def _golden_cases() -> list[dict]:
     index = GOLDEN / "mqar_index.json"
-    if not index.exists():
-        return []
     return [{**entry["defaults"], **entry["kwargs"], "file": entry["file"]} for entry in json.loads(index.read_text())]
 
 
-requires_golden = pytest.mark.skipif(not GOLDEN.exists(), reason=f"golden data not found at {GOLDEN}")
-
-
-@requires_golden
 def test_golden_index_lists_cases() -> None:
     assert len(_golden_cases()) >= 6
 
 
-@requires_golden
 @pytest.mark.parametrize("case", _golden_cases(), ids=lambda c: c["file"])
 def test_golden_reproduced(case: dict) -> None:
     kwargs = {k: v for k, v in case.items() if k not in ("file", "num_passes")}
@@ -90,7 +83,6 @@ def test_golden_reproduced(case: dict) -> None:
     assert np.array_equal(inputs, batch.inputs) and np.array_equal(labels, batch.labels)
 
 
-@requires_golden
 @pytest.mark.parametrize("case", [c for c in _golden_cases() if not c["random_non_queries"]], ids=lambda c: c["file"])
 def test_transcription_matches_golden(case: dict) -> None:
     # validates the test oracle itself on the reference's real output

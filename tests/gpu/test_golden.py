@@ -12,8 +12,7 @@ import torch
 from mqarkit.gpu.golden import CONTRACTS, default_golden_dir, load_contract, load_golden_arrays, reported_state_sizes
 from mqarkit.tolerances import assert_close
 
-GOLDEN = default_golden_dir()
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden data not found at {GOLDEN} (../shared absent)")
+GOLDEN = default_golden_dir()  # shipped with the package: always there (a missing folder raises here)
 STATE_DOC = Path(__file__).resolve().parents[2] / "docs" / "results" / "golden_state.md"
 
 
@@ -21,7 +20,6 @@ def test_all_seven_golden_mixers_have_contracts() -> None:
     assert len(CONTRACTS) == 7
 
 
-@needs_golden
 @pytest.mark.parametrize("name", sorted(CONTRACTS))
 def test_golden_output_reproduced(name: str) -> None:
     module, x, y = load_contract(name)
@@ -31,7 +29,6 @@ def test_golden_output_reproduced(name: str) -> None:
     assert_close(module.recurrent(x), y, dtype="float64", context=f"{name} recurrent")
 
 
-@needs_golden
 @pytest.mark.parametrize("name", sorted(CONTRACTS))
 def test_golden_fails_when_a_matrix_is_transposed_or_swapped(name: str) -> None:
     """The contract is sensitive: transposing the first square matrix (or swapping two same-shaped ones) breaks it."""
@@ -46,7 +43,6 @@ def test_golden_fails_when_a_matrix_is_transposed_or_swapped(name: str) -> None:
         assert_close(module(x), y, dtype="float64")
 
 
-@needs_golden
 def test_shape_mismatch_is_rejected(tmp_path: Path) -> None:
     arrays = load_golden_arrays("baseconv_short3")
     arrays["param:conv.conv.weight"] = arrays["param:conv.conv.weight"][..., :2]
@@ -60,7 +56,6 @@ def test_unknown_name_rejected() -> None:
         load_golden_arrays("nope")
 
 
-@needs_golden
 def test_state_doc_matches_measured_and_reported() -> None:
     """docs/results/golden_state.md lists, per golden mixer, the reference's number and our measured one."""
     text = STATE_DOC.read_text()
@@ -74,7 +69,5 @@ def test_state_doc_matches_measured_and_reported() -> None:
 
 
 def test_loaded_modules_are_float64() -> None:
-    if not GOLDEN.is_dir():
-        pytest.skip(f"golden data not found at {GOLDEN}")
     module, _, _ = load_contract("mha_2head")
     assert all(p.dtype == torch.float64 for p in module.parameters())
