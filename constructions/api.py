@@ -203,14 +203,14 @@ class Construction(ABC):
             raise ValueError(f"inputs: shape {arr.shape} must be (n, seq_len={self.seq_len})")
         if not np.issubdtype(arr.dtype, np.integer):
             raise ValueError(f"inputs: dtype {arr.dtype} must be an integer dtype (token ids)")
-        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
-            raise ValueError(f"inputs: token ids must lie in [0, vocab_size={self.vocab_size})")
         width = self._claimed().width
         check_memory(
             BYTES_PER_NUMBER * arr.shape[0] * arr.shape[1] * width,
             parameter=f"inputs.shape={arr.shape}",
             what=f"the float64 stream states (width {width}) of {self.name!r} on these inputs",
         )
+        if arr.size and (arr.min() < 0 or arr.max() >= self.vocab_size):
+            raise ValueError(f"inputs: token ids must lie in [0, vocab_size={self.vocab_size})")
         return np.asarray(self._predict(arr.astype(np.int64), backend), dtype=np.int64)
 
     def resources(self) -> ResourceReport:

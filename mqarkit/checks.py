@@ -19,13 +19,21 @@ INT64_LIMIT = 2**63  # int64 arrays hold integers < 2**63
 
 def check_int(name: str, value: object, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an ``int``: an integral number (not a bool) in ``[minimum, maximum]`` (either bound optional)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name}={value!r}: must be an int (not a bool), got {type(value).__name__}")
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r}: must be an int, not a bool")
+    if not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}={value!r}: must be an int, got {type(value).__name__}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name}={value}: must be >= {minimum}")
+        raise ValueError(f"{name}={shown(value)}: must be >= {shown(minimum)}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"{name}={value}: must be <= {maximum}")
+        raise ValueError(f"{name}={shown(value)}: must be <= {shown(maximum)}")
     return int(value)
+
+
+def shown(value: int) -> str:
+    """An int for a message: in full up to 24 digits, else its leading digits and length (``10**400`` has 401)."""
+    text = str(int(value))
+    return text if len(text.lstrip("-")) <= 24 else f"{text[:8]}... ({len(text.lstrip('-'))} digits)"
 
 
 def check_real(

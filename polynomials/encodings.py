@@ -35,12 +35,16 @@ def _tokens(tokens: object, vocab_size: int, name: str, width: int) -> np.ndarra
         raise ValueError(f"{name}.encode: tokens have dtype {arr.dtype}; must be integers")
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise ValueError(f"{name}.encode: tokens must lie in [0, vocab_size={vocab_size})")
-    _check_code_memory(arr.size, width, name)
+    check_memory(
+        8 * arr.size * width, parameter=f"tokens.size={arr.size}", what=f"their int64 {name} codes of width {width}"
+    )
     return arr.astype(np.int64)
 
 
-def _check_code_memory(rows: int, width: int, name: str) -> None:
-    check_memory(8 * rows * width, parameter=f"{name}.width={width}", what=f"the int64 codes of {rows} tokens")
+def _check_codebook_memory(vocab_size: int, width: int, name: str) -> None:
+    check_memory(
+        8 * vocab_size * width, parameter=f"{name}.vocab_size={vocab_size}", what=f"the int64 codebook of width {width}"
+    )
 
 
 def _nearest(vectors: object, codebook: np.ndarray, name: str) -> np.ndarray:
@@ -70,7 +74,7 @@ class _NearestCodeword:
     """``codebook()`` = ``encode`` of every token, ``decode`` = nearest codeword (binary, sign and p-hot codes)."""
 
     def codebook(self) -> np.ndarray:
-        _check_code_memory(self.vocab_size, self.width, type(self).__name__)  # type: ignore[attr-defined]
+        _check_codebook_memory(self.vocab_size, self.width, type(self).__name__)  # type: ignore[attr-defined]
         return self.encode(np.arange(self.vocab_size))  # type: ignore[attr-defined]
 
     def decode(self, vectors: object) -> np.ndarray:
@@ -93,7 +97,7 @@ class OneHot:
         return (t[..., None] == np.arange(self.vocab_size)).astype(np.int64)
 
     def codebook(self) -> np.ndarray:
-        _check_code_memory(self.vocab_size, self.width, "OneHot")
+        _check_codebook_memory(self.vocab_size, self.width, "OneHot")
         return np.eye(self.vocab_size, dtype=np.int64)
 
     def decode(self, vectors: object) -> np.ndarray:

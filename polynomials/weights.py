@@ -107,6 +107,8 @@ def to_fraction(x: object, where: str = "value") -> Fraction:
     if isinstance(x, (Integral, np.integer)):
         return Fraction(int(x))
     if isinstance(x, (float, np.floating)):
+        if not math.isfinite(x):
+            raise ValueError(f"{where}: {x!r} is not finite, so it has no exact value")
         return Fraction(float(x))
     if is_sympy_number(x):
         sp = _sympy_module()
