@@ -8,19 +8,20 @@ mqarkit frontier run (--preset NAME | --sweep FILE.toml) --out RESULTS.jsonl [--
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 
+from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.errors import usage_errors
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
+from mqarkit.gpu.frontier.records import RecordsStore
 from mqarkit.gpu.frontier.sweep import sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandParser:
+    parser = CommandParser(
         prog="mqarkit frontier",
         description=__doc__.split("\n\n")[0],
         epilog=f"presets: {', '.join(preset_names())}; families: {', '.join(FAMILIES)} (or 'package.module:Class')",
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str]) -> int:
+@reports_usage_errors("mqarkit frontier")
+def main(argv: list[str] | None = None) -> int:
     started = time.time()  # the log's stamps count from here (after the CLI's own imports)
     args = build_parser().parse_args(argv)
     if args.action == "list":
@@ -59,7 +61,7 @@ def main(argv: list[str]) -> int:
                 print(f"{name}: sweep {s['name']}: {s['runs']} runs in {s['groups']} stacks, {s['epochs']} epochs")
         print(f"families: {', '.join(FAMILIES)}")
         return 0
-    try:
+    with usage_errors():  # every rule of the sweep and the output, before any device work: one line, exit 2
         sweeps = get_preset(args.preset) if args.preset else load_sweep_file(args.sweep)
         sweeps = reduce(
             sweeps,
@@ -71,9 +73,12 @@ def main(argv: list[str]) -> int:
             seeds=tuple(args.seeds) if args.seeds else None,
             data_seed=args.data_seed,
         )
-    except ValueError as exc:  # every rule of the sweep, before any device work
-        print(f"mqarkit frontier: error: {exc}", file=sys.stderr)
-        return 2
+        if args.ray and args.devices:
+            raise ValueError("--ray, --devices: give one of them")
+        if args.ray_tasks < 1:
+            raise ValueError(f"--ray-tasks={args.ray_tasks}: needs at least 1")
+        if not args.dry_run:
+            RecordsStore(args.out).check_writable()
     if args.dry_run:
         print(json.dumps(sweep_summary(sweeps), indent=1))
         return 0

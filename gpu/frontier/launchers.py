@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from mqarkit.gpu.frontier.records import append_records, read_records
+from mqarkit.gpu.frontier.records import RecordsStore, append_records, read_records
 from mqarkit.gpu.frontier.runner import elapsed_log, pending, run_groups, run_sweeps
 from mqarkit.gpu.frontier.sweep import SweepConfig, groups
 
@@ -55,6 +55,7 @@ def run_multiprocess(
         raise ValueError("devices=[]: needs at least one device")
     for sw in sweeps:  # validate before starting anything
         sw.validate()
+    RecordsStore(out).check_writable()
     # Runs finished in any shard left by an earlier call (with this or another number of workers; also when ``out``
     # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
     # same pending runs, so their round-robin shares partition them (no run trained twice, none left out).
@@ -104,6 +105,7 @@ def run_ray(
         raise ValueError(f"num_tasks={num_tasks}: needs num_tasks >= 1")
     for sw in sweeps:
         sw.validate()
+    RecordsStore(out).check_writable()
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, include_dashboard=False)
 

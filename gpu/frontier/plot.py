@@ -20,7 +20,6 @@ curve drawn is the mean of the slices' limits (each slice bounded at the same ``
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -28,7 +27,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.errors import usage_errors
 from mqarkit.information import fano_max_accuracy
+from mqarkit.outputs import check_output_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -208,7 +210,11 @@ def default_title(records: list[dict]) -> str:
 
 def draw(records: list[dict], out: str | Path, *, title: str | None = None) -> list[Path]:
     """:func:`frontier_figure` written to ``<out>.png`` and ``<out>.svg``; returns the paths."""
-    fig = frontier_figure(records, title=title)
+    return save(frontier_figure(records, title=title), out)
+
+
+def save(fig: Figure, out: str | Path) -> list[Path]:
+    """``fig`` written to ``<out>.png`` and ``<out>.svg`` (the SVG without a date, so a redraw is byte-stable)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
@@ -217,15 +223,25 @@ def draw(records: list[dict], out: str | Path, *, title: str | None = None) -> l
     return paths
 
 
-def main(argv: list[str]) -> int:
+@reports_usage_errors("mqarkit plot")
+def main(argv: list[str] | None = None) -> int:
     from mqarkit.gpu.frontier.records import read_records
 
-    ap = argparse.ArgumentParser(prog="mqarkit plot", description="draw the state-size-vs-recall frontier")
+    ap = CommandParser(prog="mqarkit plot", description="draw the state-size-vs-recall frontier")
     ap.add_argument("--results", nargs="+", required=True, help="JSONL record files")
     ap.add_argument("--out", required=True, help="output path without suffix (writes .png and .svg)")
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
+    ap.add_argument("--title", default=None, help="the figure's title (default: the sweeps, budget and reductions)")
     args = ap.parse_args(argv)
-    records = [r for p in args.results for r in read_records(p) if args.sweep in (None, r["sweep"])]
-    for p in draw(records, args.out):
+    with usage_errors():
+        missing = [p for p in args.results if not Path(p).is_file()]
+        if missing:
+            raise ValueError(f"--results: {missing[0]} is not a file")
+        check_output_file(Path(args.out).with_suffix(".png"), parameter="out")
+        records = [r for p in args.results for r in read_records(p) if args.sweep in (None, r["sweep"])]
+        if not records and args.sweep is not None:
+            raise ValueError(f"--sweep={args.sweep!r}: no finished run of that sweep in {args.results}")
+        fig = frontier_figure(records, title=args.title)
+    for p in save(fig, args.out):
         print(p)
     return 0

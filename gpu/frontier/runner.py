@@ -20,7 +20,7 @@ import torch
 
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
-from mqarkit.gpu.frontier.records import append_records, read_records
+from mqarkit.gpu.frontier.records import RecordsStore, append_records, read_records
 from mqarkit.gpu.frontier.sweep import STATE_BYTES_PER_NUMBER, RunSpec, SweepConfig, groups
 
 if TYPE_CHECKING:
@@ -194,18 +194,23 @@ def run_sweeps(
     log: Callable[[str], None] = print,
 ) -> int:
     """Run every unfinished run (this worker's share of the groups), appending records to ``out``; returns the
-    number of runs recorded now."""
+    number of runs recorded now. Before any work: the sweeps are validated, ``out`` is checked writable, and (worker
+    0) the log says how many runs ``out`` already holds and how many are left to do."""
     if not (0 <= worker < num_workers):
         raise ValueError(f"worker={worker}: needs 0 <= worker < num_workers={num_workers}")
     for sw in sweeps:
         sw.validate()
+    store = RecordsStore(out)
+    store.check_writable()
+    if worker == 0:
+        log(store.resume_report(r.run_id for sw in sweeps for r in sw.runs()).line(out))
     count = 0
     for sw, todo in pending(sweeps, out):
         mine = {r.run_id for gi, g in enumerate(groups(sw, todo)) if gi % num_workers == worker for r in g}
         for records in run_groups(sw, mine, device, log):
-            append_records(out, records)
-            count += len(records)
-            log(f"[{sw.name}] {len(records)} records written (state measured)")
+            written = append_records(out, records, log=log).written
+            count += written
+            log(f"[{sw.name}] {written} records written")
     return count
 
 

@@ -221,3 +221,32 @@ def test_ray_path(tmp_path):
 
     out = tmp_path / "ray.jsonl"
     assert run_ray(get_preset("tiny", epochs=1, families=("based",)), out, num_tasks=2, gpus_per_task=0) == 4
+
+
+def test_two_concurrent_cli_sweeps_into_one_file_keep_every_record(tmp_path):
+    """Two ``mqarkit frontier run`` processes with disjoint families write to one ``--out`` at the same time: every
+    run of both ends in the file once, and nothing is moved aside."""
+    out = tmp_path / "both.jsonl"
+    base = [sys.executable, "-m", "mqarkit.cli", "frontier", "run", "--preset", "tiny", "--epochs", "1"]
+    procs = [
+        subprocess.Popen([*base, "--families", *fams, "--out", str(out), "--device", "cpu"], stderr=subprocess.PIPE)
+        for fams in (("attention", "sliding_window", "ssm"), ("based", "long_conv"))
+    ]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-2000:]
+    expected = {r.run_id for r in get_preset("tiny", epochs=1)[0].runs()}
+    ids = [r["run_id"] for r in read_records(out)]
+    assert sorted(ids) == sorted(expected) and not (tmp_path / "both.jsonl.rejected").exists()
+
+
+def test_an_unwritable_output_is_refused_before_any_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mqarkit.cli", "frontier", "run", "--preset", "tiny", "--out", str(blocker / "r.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "out=" in proc.stderr and "Traceback" not in proc.stderr
+    assert "data on" not in proc.stdout  # refused before any data was generated
