@@ -6,8 +6,9 @@ Mixers are batch-first ``(B, N, d)`` ``nn.Module``s with a fast path, a naive ``
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from mqarkit.gpu.lazy_exports import lazy_exports
 
 # The re-exports load on first access (PEP 562): importing a submodule such as ``mqarkit.gpu.frontier.runner`` runs this
 # file first, and eager imports here would make every such import pay for the loaders and the exporter (which pull in
@@ -58,14 +59,4 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names come f
     from mqarkit.gpu.state import RecurrentMixer, count_state_numbers
 
 
-def __getattr__(name: str) -> object:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)

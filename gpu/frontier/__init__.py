@@ -11,8 +11,9 @@ The names below load on first access (PEP 562), so that importing one submodule 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from mqarkit.gpu.lazy_exports import lazy_exports
 
 _SUBMODULE = {
     "ModelConfig": "config",
@@ -97,14 +98,4 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names come f
     from mqarkit.gpu.frontier.sweep_file import load_sweep_file, parse_sweeps
 
 
-def __getattr__(name: str) -> object:
-    module = _SUBMODULE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later accesses skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)

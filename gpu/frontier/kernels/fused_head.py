@@ -1,5 +1,6 @@
 """Linear head + summed cross-entropy, and linear head + argmax, without materialising the logits: Triton kernels
-and naive references.
+and naive references. (One module over 500 lines: the four kernels share their tile loop, launcher and validation,
+``_launch`` and ``_checked``; split apart, those would be copied.)
 
 Symbols: ``R`` stacked runs, ``M`` labelled positions, ``d`` hidden width, ``c`` vocabulary size;
 ``h (R, M, d)`` hidden states, ``w (R, d, c)`` head weights, ``t (M,)`` int64 targets shared by every run.
