@@ -20,7 +20,6 @@ curve drawn is the mean of the slices' limits (each slice bounded at the same ``
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +28,7 @@ import numpy as np
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
+from mqarkit.gpu.frontier.stats import markdown_table, summarise
 from mqarkit.information import fano_max_accuracy
 from mqarkit.outputs import check_output_file
 
@@ -46,21 +46,10 @@ EXTRA_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 EXTRA_MARKERS = ("P", "X", "h", "<", ">")
 
 
-def slice_mean_accuracy(record: dict) -> float:
-    """Mean of the per-slice test accuracies: how the reference harness reports a run (and the frontier's y-axis).
-
-    The records' ``overall_accuracy`` weights every query equally instead, so the longest slice dominates it."""
-    return float(np.mean([s["accuracy"] for s in record["accuracy"]]))
-
-
 def best_per_config(records: list[dict]) -> list[dict]:
-    """For each (sweep, model config): the record with the best :func:`slice_mean_accuracy` over learning rates."""
-    best: dict[str, dict] = {}
-    for r in records:
-        key = r["sweep"] + json.dumps(r["model"], sort_keys=True)
-        if key not in best or slice_mean_accuracy(r) > slice_mean_accuracy(best[key]):
-            best[key] = r
-    return list(best.values())
+    """For each (sweep, model config): a record of its chosen learning rate (:func:`~.stats.summarise`: the best mean
+    over seeds; with one seed, the best run)."""
+    return [result.runs[0] for result in summarise(records)]
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -101,12 +90,6 @@ def construction_points(vocab_size: int, seq_len: int, num_kv_pairs: int) -> lis
     return points
 
 
-def _label(record: dict) -> str:
-    """The legend name of a record's mixer: its family, or a plain module's class."""
-    mixer = record["model"].get("mixer")
-    return mixer.split(":")[1] if mixer else record["family"]
-
-
 def _style(label: str, index: int) -> tuple[str, str]:
     """The registered families' fixed colours and markers; others take the next free ones."""
     if label in FAMILY_STYLE:
@@ -127,20 +110,21 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
     measured = [r for r in records if r.get("state_bytes") is not None]
     if not measured:
         raise ValueError("records: no run has a measured state; nothing to place on the state axis")
-    best = best_per_config(measured)
+    results = [r for r in summarise(measured) if r.state_bytes is not None]
     fig = Figure(figsize=(8.5, 5))
     ax = fig.add_subplot()
-    labels = sorted({_label(r) for r in best}, key=lambda f: (f not in FAMILY_STYLE, f))
-    for i, label in enumerate(labels):
-        color, marker = _style(label, i)
-        pts = [(r["state_bytes"], slice_mean_accuracy(r)) for r in best if _label(r) == label]
-        xs, ys = zip(*sorted(pts))
-        ax.scatter(xs, ys, color=color, marker=marker, label=label, zorder=3)
-    front = pareto_front([(r["state_bytes"], slice_mean_accuracy(r)) for r in best])
-    ax.step(*zip(*front), where="post", color="black", lw=1, ls="--", label="Pareto front", zorder=2)
+    labels = sorted({r.label for r in results}, key=lambda f: (f not in FAMILY_STYLE, f))
+    for i, name in enumerate(labels):
+        color, marker = _style(name, i)
+        mine = sorted((r for r in results if r.label == name), key=lambda r: r.state_bytes)
+        xs_, ys_ = [r.state_bytes for r in mine], [r.mean for r in mine]
+        errors = [[r.mean - r.low for r in mine], [r.high - r.mean for r in mine]]
+        ax.errorbar(xs_, ys_, yerr=errors, color=color, marker=marker, ls="none", capsize=2, label=name, zorder=3)
+    front = pareto_front([(r.state_bytes, r.mean) for r in results])
+    ax.step(*zip(*front), where="post", color="black", lw=1, ls="--", label="Pareto front (means)", zorder=2)
     xs = np.logspace(
-        math.log2(min(64, min(r["state_bytes"] for r in best) / 4)),
-        math.log2(max(r["state_bytes"] for r in best) * 2),
+        math.log2(min(64, min(r.state_bytes for r in results) / 4)),
+        math.log2(max(r.state_bytes for r in results) * 2),
         200,
         base=2,
     )
@@ -151,18 +135,15 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
         sum(w * fano_max_accuracy(8 * x, s["num_kv_pairs"], vocab // 2) for w, s in zip(weights, slices)) for x in xs
     ]
     ax.plot(xs, limit, color="black", lw=1.5, label="L6 limit (Fano, mean over slices)")
-    sw = sorted((r for r in best if r["family"] == "sliding_window"), key=lambda r: r["state_bytes"])
+    sw = sorted((r for r in results if r.label == "sliding_window"), key=lambda r: r.state_bytes)
     if sw:
         from mqarkit.constructions import predicted_sliding_window_accuracy as predicted
 
-        pred = [
-            sum(
-                w * predicted(r["model"]["window"], s["seq_len"], s["num_kv_pairs"], 0.01)
-                for w, s in zip(weights, slices)
-            )
+        window_mean = [  # U8's accuracy of each window, averaged over the test slices like the y-axis
+            sum(w * predicted(r.model["window"], s["seq_len"], s["num_kv_pairs"]) for w, s in zip(weights, slices))
             for r in sw
         ]
-        ax.plot([r["state_bytes"] for r in sw], pred, color="tab:green", ls=":", label="sliding window (predicted)")
+        ax.plot([r.state_bytes for r in sw], window_mean, color="tab:green", ls=":", label="sliding window (U8)")
     longest = max(slices, key=lambda s: s["seq_len"])
     for k, point in enumerate(construction_points(vocab, longest["seq_len"], longest["num_kv_pairs"])):
         ax.scatter(
@@ -185,14 +166,23 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
         )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state size (bytes, measured from the recurrent state, float32)")
-    ax.set_ylabel("test accuracy (mean over the test slices)")
+    seeds = sorted({r.seeds for r in results})
+    ax.set_ylabel(f"test accuracy (mean over the test slices; mean over {'/'.join(map(str, seeds))} seed(s))")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title or default_title(records), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    notes = []
     unmeasured = len(records) - len(measured)
     if unmeasured:
-        fig.text(0.01, 0.01, f"{unmeasured} run(s) without a measured state not drawn", fontsize=7)
+        notes.append(f"{unmeasured} run(s) without a measured state not drawn")
+    diverged = sum(r.diverged for r in results)
+    if diverged:
+        notes.append(f"{diverged} diverged run(s) left out of the learning-rate choice")
+    if any(r.seeds > 1 for r in results):
+        notes.append("bars: 95% bootstrap interval over seeds")
+    if notes:
+        fig.text(0.01, 0.01, "; ".join(notes), fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -232,16 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output path without suffix (writes .png and .svg)")
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--title", default=None, help="the figure's title (default: the sweeps, budget and reductions)")
+    ap.add_argument("--table", default=None, help="also write the Markdown table of mean ± interval per configuration")
     args = ap.parse_args(argv)
     with usage_errors():
         missing = [p for p in args.results if not Path(p).is_file()]
         if missing:
             raise ValueError(f"--results: {missing[0]} is not a file")
         check_output_file(Path(args.out).with_suffix(".png"), parameter="out")
+        if args.table:
+            check_output_file(args.table, parameter="table")
         records = [r for p in args.results for r in read_records(p) if args.sweep in (None, r["sweep"])]
         if not records and args.sweep is not None:
             raise ValueError(f"--sweep={args.sweep!r}: no finished run of that sweep in {args.results}")
         fig = frontier_figure(records, title=args.title)
     for p in save(fig, args.out):
         print(p)
+    if args.table:
+        Path(args.table).write_text(markdown_table(summarise(r for r in records if r.get("state_bytes") is not None)))
+        print(args.table)
     return 0

@@ -21,11 +21,15 @@ def test_construction_points_skip_sizes_outside_a_range() -> None:
 
 
 def test_slice_mean_accuracy_is_the_unweighted_mean_of_the_slices() -> None:
-    from mqarkit.gpu.frontier.plot import best_per_config, slice_mean_accuracy
+    from mqarkit.gpu.frontier.plot import best_per_config
+    from mqarkit.gpu.frontier.stats import slice_mean_accuracy
 
     def record(lr: float, accs: list[float]) -> dict:
-        slices = [{"accuracy": a, "num_kv_pairs": 4 ** (i + 1), "num_examples": 10} for i, a in enumerate(accs)]
-        return {"sweep": "s", "model": {"family": "based"}, "lr": lr, "accuracy": slices}
+        slices = [
+            {"accuracy": a, "seq_len": 16 * 4**i, "num_kv_pairs": 4 ** (i + 1), "num_examples": 10}
+            for i, a in enumerate(accs)
+        ]
+        return {"sweep": "s", "family": "based", "model": {"family": "based"}, "lr": lr, "accuracy": slices}
 
     a, b = record(1e-3, [1.0, 0.0]), record(1e-2, [0.0, 0.9])
     assert slice_mean_accuracy(a) == 0.5 and slice_mean_accuracy(b) == 0.45
