@@ -88,7 +88,8 @@ class SSM(StackedMixer):
         x = F.silu(causal_depthwise_conv(x, self.x_k, self.x_kb))
         ns = self.b_w.shape[-1]
         bm, cm = linear(u, torch.cat([self.masked("b_w"), self.masked("c_w")], dim=-1)).to(acc).split([ns, ns], -1)
-        dt = F.softplus(linear(u, self.dt_w).to(acc) + self.dt_b[:, None, None, :])
+        with torch.autocast(u.device.type, enabled=False):  # Δ sets every decay exp(AΔ): its projection in float32
+            dt = F.softplus(linear(u.to(acc), self.dt_w.to(acc)) + self.dt_b[:, None, None, :])
         a = -torch.exp(self.a_log.to(acc))
         xh = x.to(acc).reshape(r, b, n, self.heads(), HEAD_DIM)
         return x, z, bm, cm, dt, a, xh
