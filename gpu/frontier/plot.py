@@ -122,14 +122,12 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
         ax.errorbar(xs_, ys_, yerr=errors, color=color, marker=marker, ls="none", capsize=2, label=name, zorder=3)
     front = pareto_front([(r.state_bytes, r.mean) for r in results])
     ax.step(*zip(*front), where="post", color="black", lw=1, ls="--", label="Pareto front (means)", zorder=2)
-    xs = np.logspace(
-        math.log2(min(64, min(r.state_bytes for r in results) / 4)),
-        math.log2(max(r.state_bytes for r in results) * 2),
-        200,
-        base=2,
-    )
     slices = measured[0]["accuracy"]
     vocab = measured[0]["model"]["vocab_size"]
+    longest = max(slices, key=lambda s: s["seq_len"])
+    stars = construction_points(vocab, longest["seq_len"], longest["num_kv_pairs"])
+    drawn = [r.state_bytes for r in results] + [p["state_bytes"] for p in stars]
+    xs = np.logspace(math.log2(min(64, min(drawn) / 4)), math.log2(max(drawn) * 2), 200, base=2)
     weights = np.full(len(slices), 1.0 / len(slices))  # the y-axis is the mean over slices
     limit = [
         sum(w * fano_max_accuracy(8 * x, s["num_kv_pairs"], vocab // 2) for w, s in zip(weights, slices)) for x in xs
@@ -144,8 +142,7 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
             for r in sw
         ]
         ax.plot([r.state_bytes for r in sw], window_mean, color="tab:green", ls=":", label="sliding window (U8)")
-    longest = max(slices, key=lambda s: s["seq_len"])
-    for k, point in enumerate(construction_points(vocab, longest["seq_len"], longest["num_kv_pairs"])):
+    for k, point in enumerate(stars):
         ax.scatter(
             point["state_bytes"],
             point["accuracy"],
@@ -194,7 +191,8 @@ def default_title(records: list[dict]) -> str:
     lrs = sorted({r["lr"] for r in records})
     seeds = sorted({r.get("seed", 0) for r in records})
     notes = sorted({n for r in records for n in r.get("notes", [])})
-    title = f"MQAR recall vs state: {', '.join(sweeps)} ({epochs} epochs, {len(lrs)} lrs, {len(seeds)} seed(s))"
+    budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
+    title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"
     return title + ("\nreduced: " + "; ".join(notes) if notes else "")
 
 

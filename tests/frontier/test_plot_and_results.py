@@ -36,7 +36,7 @@ def test_figure_is_returned_and_the_backend_is_untouched(tiny_records):
 
 def test_title_names_the_sweep_its_budget_and_reductions(tiny_records):
     title = frontier_figure(tiny_records).axes[0].get_title()
-    assert "tiny" in title and "[1] epochs" in title and "2 lrs" in title and "epochs 2 -> 1" in title
+    assert "tiny" in title and "1 epochs" in title and "2 lrs" in title and "epochs 2 -> 1" in title
 
 
 def test_runs_without_a_measured_state_are_left_out_and_counted(tiny_records):
