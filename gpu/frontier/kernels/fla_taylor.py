@@ -19,25 +19,19 @@ feature dim ``f ≤ 128``. ``MQARKIT_FLA=0`` turns this path off (then the refer
 
 from __future__ import annotations
 
-import functools
-import os
-
 import torch
 
+from mqarkit.gpu.frontier.kernels.fla_common import fla_enabled, fla_op
 
-@functools.cache
+
 def _parallel_based():
     """fla's ``parallel_based``, or None when fla (or triton) is not importable."""
-    try:
-        from fla.ops.based import parallel_based
-    except Exception:  # any import failure (no fla, no triton, no GPU build) means: not available
-        return None
-    return parallel_based
+    return fla_op("fla.ops.based", "parallel_based")
 
 
 def fla_taylor_available(device: torch.device) -> bool:
     """Whether the fla path serves tensors on ``device``: CUDA, fla importable, not turned off by ``MQARKIT_FLA=0``."""
-    return device.type == "cuda" and os.environ.get("MQARKIT_FLA", "1") != "0" and _parallel_based() is not None
+    return fla_enabled(device) and _parallel_based() is not None
 
 
 def fla_taylor_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

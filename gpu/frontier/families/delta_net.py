@@ -1,0 +1,216 @@
+"""DeltaNet: linear attention whose memory is corrected by the delta rule, as fla's ``DeltaNet`` layer (defaults).
+
+Glossary (one run; ``u (B, N, d)`` layer 1's input; the knobs ``H`` heads of key width ``K``, value width ``V = K``)::
+
+    q, k, v = SiLU(conv₄(u W_q)), SiLU(conv₄(u W_k)), SiLU(conv₄(u W_v))     per head (K,), (K,), (V,)
+    q̂, k̂    = l2norm(q) / √K, l2norm(k)                                      l2norm(x) = x / √(Σx² + 1e-6)
+    β_t     = σ(u_t W_β)                                                       one per head
+    S_t     = S_{t−1} + β_t k̂_t (v_t − S_{t−1}ᵀ k̂_t)ᵀ                          K × V per head, S_{−1} = 0
+    o_t     = S_tᵀ q̂_t
+    out     = RMSNorm(o) W_o                 RMSNorm over each head's V channels, one weight (V,) for all heads
+
+fla's layer defaults, followed here: ``expand_k = expand_v = 1`` (``V = K``), a short convolution (4 taps, no bias,
+SiLU) on ``q, k, v``, ``use_beta``, ``qk_norm = "l2"`` inside the kernel, scale ``K^{-1/2}``, no output gate
+(``use_gate=False``), ``norm_eps = 1e-5``. The head count and width are the knobs (fla ties ``H·K`` to ``d``; here it is
+free, as in fla's ``GatedDeltaNet``). Parameters: projections ``N(0, 0.02²)`` (the reference harness's rule for every
+linear map), the convolutions as PyTorch's ``Conv1d`` default ``U(±1/√4)``, the norm weight 1.
+
+Fast path: on CUDA with fla, under autocast (half precision), fla's ``chunk_delta_rule`` with the runs folded into the
+batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32); elsewhere the parallel form of
+:mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``). Recurrent mode carries ``S`` and the three
+convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever ``N``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+
+from mqarkit.gpu.frontier.families.heads import (
+    CONV_TAPS,
+    accumulation_dtype,
+    l2_normalize,
+    per_run,
+    rms_norm,
+    short_conv,
+    short_conv_sequence,
+    short_conv_step,
+)
+from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
+from mqarkit.gpu.frontier.kernels.fla_delta import delta_rule_available, fla_delta_rule
+from mqarkit.gpu.frontier.ops import init_conv, init_normal, linear
+from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
+
+
+def delta_update(
+    state: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    log_decay: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token of the (gated) delta rule: ``S ← e^{g} S``, ``S ← S + β k (v − Sᵀk)ᵀ``, ``o = Sᵀ q``.
+
+    ``state (B, H, K, V)``, ``q, k (B, H, K)``, ``v (B, H, V)``, ``beta, log_decay (B, H)`` (None: no decay) ->
+    ``(new state, o (B, H, V))``.
+    """
+    if log_decay is not None:
+        state = state * torch.exp(log_decay)[..., None, None]
+    error = v - (state * k[..., None]).sum(-2)  # v − Sᵀk, (B, H, V)
+    state = state + (beta[..., None] * k)[..., None] * error[..., None, :]
+    return state, (state * q[..., None]).sum(-2)
+
+
+class DeltaNet(StackedMixer):
+    name = "delta_net"
+    knobs = (
+        Knob("heads", "h", help="H, the number of heads"),
+        Knob("head_dim", "hd", help="K, the key width of each head (the value width follows)"),
+    )
+    VALUE_EXPAND = 1  # V = VALUE_EXPAND · K (fla's DeltaNet: expand_v / expand_k = 1)
+    gated = False  # Gated DeltaNet: a decay per head and an output gate
+
+    @classmethod
+    def widths(cls, knobs: Mapping[str, KnobValue]) -> tuple[int, int, int]:
+        """``(H, K, V)`` of a run."""
+        h, k = int(knobs["heads"]), int(knobs["head_dim"])
+        return h, k, cls.VALUE_EXPAND * k
+
+    @classmethod
+    def init_run(
+        cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        d, (h, k, v) = d_model, cls.widths(knobs)
+        p = {
+            "q_w": init_normal((d, h, k), generator),
+            "k_w": init_normal((d, h, k), generator),
+            "v_w": init_normal((d, h, v), generator),
+            "beta_w": init_normal((d, h), generator),
+        }
+        p |= cls.init_gates(d, h, v, generator)
+        p |= {
+            "q_conv": init_conv((h, k, CONV_TAPS), generator),
+            "k_conv": init_conv((h, k, CONV_TAPS), generator),
+            "v_conv": init_conv((h, v, CONV_TAPS), generator),
+            "norm_w": torch.ones(v),
+            "o_w": init_normal((h, v, d), generator),
+        }
+        return p
+
+    @classmethod
+    def init_gates(cls, d: int, h: int, v: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The decay and output-gate parameters (Gated DeltaNet); DeltaNet has none."""
+        return {}
+
+    @classmethod
+    def state_formula(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], seq_len: int) -> int:
+        h, k, v = cls.widths(knobs)
+        return h * k * v + (CONV_TAPS - 1) * (2 * h * k + h * v)
+
+    def padded_widths(self) -> tuple[int, int, int]:
+        """``(H, K, V)`` of the stack (the largest over its runs)."""
+        return (*self.q_w.shape[-2:], self.v_w.shape[-1])
+
+    def value_widths(self) -> torch.Tensor:
+        """Each run's ``V``, ``(R,)``."""
+        return self.VALUE_EXPAND * self.knob_tensor("head_dim")
+
+    def norm_weight(self) -> torch.Tensor:
+        """The norm's weight of every run, ``(R, 1, 1, 1, V)`` (shared by the heads)."""
+        return self.masked("norm_w")[:, None, None, None, :]
+
+    def fla_serves(self, device: torch.device, dtype: torch.dtype) -> bool:
+        _, k, v = self.padded_widths()
+        return delta_rule_available(device, dtype, k, v, self.gated)
+
+    def intermediate_elements(self, seq_len: int) -> int:
+        h, k, v = self.padded_widths()
+        if self.fla_serves(self.q_w.device, torch.bfloat16):  # training runs under autocast
+            return self.runs * seq_len * h * max(k, v, 64)
+        return self.runs * h * seq_len * seq_len * 4  # the parallel form's (N, N) weights per head
+
+    # ---------------------------------------------------------------- decay and output (Gated DeltaNet overrides)
+    def log_decay(self, u: torch.Tensor) -> torch.Tensor | None:
+        """``g (R, B, N, H)`` float32 at least (None: no decay)."""
+        return None
+
+    def output(self, o: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """``o (R, B, N, H, V)`` -> the normed heads (before ``W_o``)."""
+        return rms_norm(o, self.norm_weight(), per_run(self.value_widths(), o))
+
+    def run_log_decay(self, p: dict[str, torch.Tensor], u: torch.Tensor) -> torch.Tensor | None:
+        """One run: ``u (..., d)`` -> ``g (..., H)`` (None: no decay)."""
+        return None
+
+    def run_output(self, p: dict[str, torch.Tensor], o: torch.Tensor, u: torch.Tensor, run: int) -> torch.Tensor:
+        """One run: ``o (..., H, V)`` -> ``(..., d)``."""
+        return rms_norm(o, p["norm_w"], self.widths(self.run_knobs[run])[2]).flatten(-2) @ p["o_w"].flatten(0, 1)
+
+    # ---------------------------------------------------------------- fast path (stacked)
+    def inputs(self, u: torch.Tensor):
+        """``q̂, k̂ (R, B, N, H, K)`` and ``v (R, B, N, H, V)`` (float32 at least), ``β (R, B, N, H)``, and the
+        compute dtype (the projections' dtype: bf16 under autocast)."""
+        h, k, v = self.padded_widths()
+        weights = [self.masked(n).flatten(2) for n in ("q_w", "k_w", "v_w")] + [self.masked("beta_w")]
+        q, kk, vv, beta = linear(u, torch.cat(weights, dim=-1)).split([h * k, h * k, h * v, h], dim=-1)
+        work, acc = q.dtype, accumulation_dtype(q)
+        q, kk, vv = (
+            short_conv(x, self.masked(n).flatten(1, 2)).to(acc).unflatten(-1, (h, w))
+            for x, n, w in ((q, "q_conv", k), (kk, "k_conv", k), (vv, "v_conv", v))
+        )
+        scale = self.knob_tensor("head_dim").to(acc).rsqrt()
+        return l2_normalize(q) * per_run(scale, q), l2_normalize(kk), vv, torch.sigmoid(beta.to(acc)), work
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        q, k, v, beta, work = self.inputs(u)
+        log_decay = self.log_decay(u)  # (R, B, N, H) or None
+        if self.fla_serves(u.device, work):
+            o = fla_delta_rule(q.to(work), k.to(work), v.to(work), beta.to(work), log_decay)
+        else:  # the parallel form, heads before positions: a = k̂, b = −β e^{g} k̂, key β k̂
+            key = beta[..., None] * k
+            shrink = key if log_decay is None else key * torch.exp(log_decay)[..., None]
+            g = None if log_decay is None else log_decay[..., None].transpose(2, 3)
+            q, key, v, k, shrink = (t.transpose(2, 3) for t in (q, key, v, k, shrink))
+            o = linear_recurrence(q, key, v, g, a=k, b=-shrink).transpose(2, 3)
+        return linear(self.output(o, u).flatten(3).to(work), self.masked("o_w").flatten(1, 2))
+
+    # ---------------------------------------------------------------- naive reference and recurrent mode (one run)
+    def run_inputs(self, run: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """One run's convolved ``q, k, v (..., H·K | H·V)`` -> ``q̂, k̂ (..., H, K)``, ``v (..., H, V)``."""
+        h, kw, vw = self.widths(self.run_knobs[run])
+        q, k, v = q.unflatten(-1, (h, kw)), k.unflatten(-1, (h, kw)), v.unflatten(-1, (h, vw))
+        return l2_normalize(q) / math.sqrt(kw), l2_normalize(k), v
+
+    def reference(self, run: int, u: torch.Tensor) -> torch.Tensor:
+        """The sequential recurrence, token by token, after the whole-sequence convolutions."""
+        p = self.run_parameters(run)
+        q, k, v = (
+            short_conv_sequence(u @ p[f"{n}_w"].flatten(1), p[f"{n}_conv"].flatten(0, 1)) for n in ("q", "k", "v")
+        )
+        q, k, v = self.run_inputs(run, q, k, v)
+        beta, log_decay = torch.sigmoid(u @ p["beta_w"]), self.run_log_decay(p, u)  # (B, N, H)
+        state = u.new_zeros(*q.shape[:1], *q.shape[2:], v.shape[-1])  # (B, H, K, V)
+        outputs = []
+        for t in range(u.shape[1]):
+            g_t = None if log_decay is None else log_decay[:, t]
+            state, o_t = delta_update(state, q[:, t], k[:, t], v[:, t], beta[:, t], g_t)
+            outputs.append(o_t)
+        return self.run_output(p, torch.stack(outputs, 1), u, run)
+
+    def step(self, run: int, u_t: torch.Tensor, state: dict[str, torch.Tensor] | None):
+        p = self.run_parameters(run)
+        state = state or {}
+        new: dict[str, torch.Tensor] = {}
+        convolved = []
+        for n in ("q", "k", "v"):
+            y, new[f"{n}_conv_cache"] = short_conv_step(
+                state.get(f"{n}_conv_cache"), u_t @ p[f"{n}_w"].flatten(1), p[f"{n}_conv"].flatten(0, 1)
+            )
+            convolved.append(y)
+        q, k, v = self.run_inputs(run, *convolved)  # (B, H, ·)
+        s = state.get("memory", u_t.new_zeros(*q.shape, v.shape[-1]))
+        new["memory"], o = delta_update(s, q, k, v, torch.sigmoid(u_t @ p["beta_w"]), self.run_log_decay(p, u_t))
+        return self.run_output(p, o, u_t, run), new

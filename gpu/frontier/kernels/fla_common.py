@@ -1,0 +1,40 @@
+"""What every fla (flash-linear-attention, ``fla-core``) path of the frontier shares: the switch and the lazy import.
+
+fla is an optional extra (``pip install "mqarkit[gpu]"``): pure Python over Triton, so it imports only where Triton
+does, and its kernels serve CUDA tensors only. Each wrapper beside this module imports its fla op on first use
+(:func:`fla_op`) and serves a call only where :func:`fla_enabled` says so; elsewhere (the CPU, no fla, or
+``MQARKIT_FLA=0``) the family's own plain-torch path runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections.abc import Callable
+
+import torch
+
+SWITCH = "MQARKIT_FLA"  # "0" turns every fla path off (the plain-torch paths then run everywhere)
+
+
+def fla_enabled(device: torch.device) -> bool:
+    """Whether fla may serve tensors on ``device``: CUDA and not turned off by ``MQARKIT_FLA=0``."""
+    return device.type == "cuda" and os.environ.get(SWITCH, "1") != "0"
+
+
+@functools.cache
+def fla_op(module: str, name: str) -> Callable | None:
+    """fla's ``module.name`` (``fla_op("fla.ops.gla", "chunk_gla")``), or None when fla (or Triton) does not import."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except Exception:  # any import failure (no fla, no triton, no GPU build) means: not available
+        return None
+
+
+def fla_call(module: str, name: str) -> Callable:
+    """fla's ``module.name``; a ``RuntimeError`` if it does not import (callers check availability first)."""
+    fn = fla_op(module, name)
+    if fn is None:
+        raise RuntimeError(f"{module}.{name}: fla (flash-linear-attention) is not importable")
+    return fn
