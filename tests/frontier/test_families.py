@@ -1,5 +1,5 @@
-"""Every registered family against the mixer protocol (CPU, float32): the fast path against the naive reference
-(values and gradients), recurrent mode against the reference, the carried state against its formula, padding that is
+"""Every registered family against the mixer protocol (CPU, float32; gradients in float64): the fast path against the
+naive reference (values and gradients), recurrent mode against the reference, the carried state against its formula, padding that is
 exactly zero with no gradient, stacking that changes nothing, and the query-row form against the whole sequence."""
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ KNOBS = {
     "attention": [{}, {}],
     "based": [{"feature_dim": 3}, {"feature_dim": 8}],
     "sliding_window": [{"window": 1}, {"window": 7}],
-    "ssm": [{"d_state": 4}, {"d_state": 9}],
     "long_conv": [{}, {}],
+    "mamba2": [{"d_state": 4}, {"d_state": 9}],
+    "rwkv4": [{}, {}],
+    "rwkv7": [{"head_dim": 4}, {"head_dim": 8}],
+    "gla": [{"heads": 2, "head_dim": 3}, {"heads": 1, "head_dim": 5}],
+    "delta_net": [{"heads": 2, "head_dim": 3}, {"heads": 1, "head_dim": 5}],
+    "gated_delta_net": [{"heads": 2, "head_dim": 3}, {"heads": 1, "head_dim": 5}],
 }
 
 
@@ -47,20 +52,26 @@ def _scaled_up(model: StackedHybrid) -> StackedHybrid:
 
 @pytest.mark.parametrize("family", sorted(KNOBS))
 def test_fast_path_equals_reference_values_and_gradients(family):
-    model = _scaled_up(_model(family))
-    mixer = model.mixer
-    u = _inputs(0).requires_grad_()
+    """Values in float32; gradients in float64, where rounding cannot hide an error: a gradient entry is a sum of many
+    terms, and where they cancel, the float32 rounding of either form (for the gated recurrences ~1e-6 of the
+    tensor's scale, fast and naive alike, against float64) would exceed any tolerance on the entry itself."""
+    mixer = _scaled_up(_model(family)).mixer
+    u = _inputs(0)
     fast = mixer(u)
-    probe = _inputs(1, fast.shape)
+    for r in range(2):
+        assert_close(fast[r], mixer.reference(r, u[r]), dtype="float32", context=f"{family} run {r} values")
+    mixer = mixer.to(torch.float64)
+    u = u.double().requires_grad_()
+    fast = mixer(u)
+    probe = _inputs(1, fast.shape).double()
+    names = ["u", *(n for n, _ in mixer.named_parameters())]
     for r in range(2):
         ref = mixer.reference(r, u[r])
-        assert_close(fast[r], ref, dtype="float32", context=f"{family} run {r} values")
         grads = torch.autograd.grad((fast[r] * probe[r]).sum(), [u, *mixer.parameters()], retain_graph=True)
         ref_grads = torch.autograd.grad((ref * probe[r]).sum(), [u, *mixer.parameters()], allow_unused=True)
-        names = ["u", *(n for n, _ in mixer.named_parameters())]
         for name, a, b in zip(names, grads, ref_grads):
             b = torch.zeros_like(a) if b is None else b
-            assert_close(a, b, dtype="float32", context=f"{family} run {r} gradient of {name}")
+            assert_close(a, b, dtype="float64", context=f"{family} run {r} gradient of {name}")
 
 
 @pytest.mark.parametrize("family", sorted(KNOBS))
@@ -169,8 +180,14 @@ def test_knob_rules_name_the_knob():
         ModelConfig("sliding_window", D, window=2.5).validate()
     with pytest.raises(ValueError, match="d_state=4: family 'based' takes feature_dim"):
         ModelConfig("based", D, feature_dim=4, d_state=4).validate()
-    with pytest.raises(ValueError, match="d_model=40: ssm needs 2\\*d_model divisible by its head size 32"):
-        ModelConfig("ssm", 40, d_state=4).validate()
+    with pytest.raises(ValueError, match="d_model=40: mamba2 needs 2\\*d_model divisible by its head size 64"):
+        ModelConfig("mamba2", 40, d_state=4).validate()
+    with pytest.raises(ValueError, match="head_dim=5: rwkv7 needs d_model=32 divisible by head_dim"):
+        ModelConfig("rwkv7", D, head_dim=5).validate()
+    with pytest.raises(ValueError, match="head_dim=1: needs an integer head_dim >= 2"):
+        ModelConfig("rwkv7", D, head_dim=1).validate()
+    with pytest.raises(ValueError, match="heads: family 'gla' needs heads"):
+        ModelConfig("gla", D, head_dim=4).validate()
     with pytest.raises(ValueError, match="family='rnn': unknown"):
         ModelConfig("rnn", D).validate()
     with pytest.raises(ValueError, match="family='math:pi'"):
@@ -192,7 +209,8 @@ def test_run_ids_keep_the_shipped_format():
     """Records of earlier sweeps stay resumable: built-in families' run ids are what they were."""
     assert ModelConfig("based", 64, feature_dim=16).label() == "based-d64-f16"
     assert ModelConfig("sliding_window", 128, window=64).label() == "sliding_window-d128-w64"
-    assert ModelConfig("ssm", 64, d_state=8, tie_head=False).label() == "ssm-d64-n8-untied"
+    assert ModelConfig("mamba2", 64, d_state=8, tie_head=False).label() == "mamba2-d64-n8-untied"
+    assert ModelConfig("delta_net", 64, heads=2, head_dim=16).label() == "delta_net-d64-hd16-h2"
     assert ModelConfig("attention", 64, conv_kernel=4).label() == "attention-d64-k4"
 
 

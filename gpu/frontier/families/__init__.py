@@ -15,8 +15,13 @@ FAMILIES: dict[str, str] = {
     "attention": "mqarkit.gpu.frontier.families.attention:Attention",
     "based": "mqarkit.gpu.frontier.families.based:Based",
     "sliding_window": "mqarkit.gpu.frontier.families.sliding_window:SlidingWindow",
-    "ssm": "mqarkit.gpu.frontier.families.ssm:SSM",
     "long_conv": "mqarkit.gpu.frontier.families.long_conv:LongConv",
+    "mamba2": "mqarkit.gpu.frontier.families.mamba2:Mamba2",
+    "rwkv4": "mqarkit.gpu.frontier.families.rwkv4:RWKV4",
+    "rwkv7": "mqarkit.gpu.frontier.families.rwkv7:RWKV7",
+    "gla": "mqarkit.gpu.frontier.families.gla:GLA",
+    "delta_net": "mqarkit.gpu.frontier.families.delta_net:DeltaNet",
+    "gated_delta_net": "mqarkit.gpu.frontier.families.gated_delta_net:GatedDeltaNet",
 }
 
 

@@ -68,8 +68,8 @@ class Based(StackedMixer):
         }
 
     def scales(self) -> torch.Tensor:
-        """``1/√d'_r`` per run, ``(R,)`` float32."""
-        return 1.0 / self.knob_tensor("feature_dim").float().sqrt()
+        """``1/√d'_r`` per run, ``(R,)`` in the parameters' dtype (float32; float64 for a float64 model)."""
+        return 1.0 / self.knob_tensor("feature_dim").to(self.q_w.dtype).sqrt()
 
     # ---------------------------------------------------------------- fast path (stacked)
     def qkv(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
