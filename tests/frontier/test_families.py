@@ -1,6 +1,7 @@
-"""Every registered family against the mixer protocol (CPU, float32; gradients in float64): the fast path against the
-naive reference (values and gradients), recurrent mode against the reference, the carried state against its formula, padding that is
-exactly zero with no gradient, stacking that changes nothing, and the query-row form against the whole sequence."""
+"""Every registered family against the mixer protocol (CPU, float32; gradients in float64): the fast path against
+the naive reference (values and gradients), recurrent mode against the reference, the carried state against its
+formula, padding that is exactly zero with no gradient, stacking that changes nothing, and the query-row form against
+the whole sequence."""
 
 from __future__ import annotations
 
