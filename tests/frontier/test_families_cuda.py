@@ -18,8 +18,14 @@ KNOBS = {
     "attention": [{}, {}],
     "based": [{"feature_dim": 8}, {"feature_dim": 16}],
     "sliding_window": [{"window": 8}, {"window": 33}],
-    "ssm": [{"d_state": 8}, {"d_state": 16}],
     "long_conv": [{}, {}],
+    # head widths below 16 are zero-padded for fla's tiles: both kinds stacked
+    "mamba2": [{"d_state": 8}, {"d_state": 16}],
+    "rwkv4": [{}, {}],
+    "rwkv7": [{"head_dim": 16}, {"head_dim": 32}],
+    "gla": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 8}],
+    "delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 32}],
+    "gated_delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 1, "head_dim": 32}],
 }
 
 

@@ -156,7 +156,7 @@ def test_fano_and_pareto():
 
 def test_sweep_records_and_resume(tmp_path):
     out = tmp_path / "r.jsonl"
-    sweeps = get_preset("tiny", epochs=1, families=("based", "ssm"))
+    sweeps = get_preset("tiny", epochs=1, families=("based", "mamba2"))
     assert run_sweeps(sweeps, out, "cpu", log=lambda s: None) == 6
     recs = read_records(out)
     assert len(recs) == 6 and all(r["state_bytes"] == 4 * r["state_numbers"] > 0 for r in recs)
@@ -230,7 +230,7 @@ def test_two_concurrent_cli_sweeps_into_one_file_keep_every_record(tmp_path):
     base = [sys.executable, "-m", "mqarkit.cli", "frontier", "run", "--preset", "tiny", "--epochs", "1"]
     procs = [
         subprocess.Popen([*base, "--families", *fams, "--out", str(out), "--device", "cpu"], stderr=subprocess.PIPE)
-        for fams in (("attention", "sliding_window", "ssm"), ("based", "long_conv"))
+        for fams in (("attention", "sliding_window", "mamba2"), ("based", "long_conv"))
     ]
     for p in procs:
         assert p.wait(timeout=600) == 0, p.stderr.read().decode()[-2000:]

@@ -30,7 +30,7 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 FAMILIES = {
     "based": {"feature_dim": 4},
     "sliding_window": {"window": 3},
-    "ssm": {"d_state": 4},
+    "mamba2": {"d_state": 4},
     "attention": {},
     "long_conv": {},
 }
@@ -81,7 +81,7 @@ def compare_trunk(device: str, **shape) -> None:
 
 def compare_hidden_at(device: str, family: str) -> None:
     """``hidden_at`` with the fused trunk against ``hidden_at`` without it: values and all gradients (float32)."""
-    model = _model(device, d=32 if family == "ssm" else 12, family=family)
+    model = _model(device, d=32 if family == "mamba2" else 12, family=family)
     x, qpos = _batch(device, b=3, n=9, dq=2)
     g = torch.randn(model.runs, qpos.numel(), model.d, generator=torch.Generator().manual_seed(4)).to(device)
     out = {}

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.delta_net import DeltaNet
-from mqarkit.gpu.frontier.families.heads import accumulation_dtype, init_dt_bias, per_run, rms_norm
+from mqarkit.gpu.frontier.families.heads import decay_projection, init_dt_bias, per_run, rms_norm
 from mqarkit.gpu.frontier.ops import init_normal, linear
 
 A_MAX = 16.0  # A = e^{A_log} ~ U(0, A_MAX) (fla's GatedDeltaNet)
@@ -45,9 +45,9 @@ class GatedDeltaNet(DeltaNet):
         }
 
     def log_decay(self, u: torch.Tensor) -> torch.Tensor:
-        a = linear(u, self.masked("a_w"))
-        acc = accumulation_dtype(a)
-        dt = F.softplus(a.to(acc) + self.masked("dt_b").to(acc)[:, None, None, :])
+        a = decay_projection(u, self.masked("a_w"))  # float32 even under autocast
+        acc = a.dtype
+        dt = F.softplus(a + self.masked("dt_b").to(acc)[:, None, None, :])
         return -torch.exp(self.masked("a_log").to(acc))[:, None, None, :] * dt
 
     def output(self, o: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.families.heads import accumulation_dtype, per_run, rms_norm
+from mqarkit.gpu.frontier.families.heads import accumulation_dtype, decay_projection, per_run, rms_norm
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_gla, gla_available
 from mqarkit.gpu.frontier.ops import init_normal, linear
@@ -88,7 +88,7 @@ class GLA(StackedMixer):
         weights = [self.masked(n).flatten(2) for n in ("q_w", "k_w", "v_w", "g_w")]
         q, kk, vv, gate = linear(u, torch.cat(weights, dim=-1)).split([h * k, h * k, h * v, h * v], dim=-1)
         work, acc = q.dtype, accumulation_dtype(q)
-        alpha = linear(linear(u, self.masked("gate_down")), self.masked("gate_up").flatten(2)).to(acc)
+        alpha = decay_projection(decay_projection(u, self.masked("gate_down")), self.masked("gate_up").flatten(2))
         alpha = F.logsigmoid(alpha + self.masked("gate_b").flatten(1).to(acc)[:, None, None]) / GATE_NORMALIZER
         q, kk, vv, alpha = (t.unflatten(-1, (h, w)) for t, w in ((q, k), (kk, k), (vv, v), (alpha, k)))
         q = q.to(acc) * per_run(self.knob_tensor("head_dim").to(acc).rsqrt(), q)

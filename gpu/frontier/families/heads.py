@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.ops import causal_depthwise_conv
+from mqarkit.gpu.frontier.ops import causal_depthwise_conv, linear
 
 CONV_TAPS = 4  # fla's ShortConvolution default
 L2_EPS = 1e-6  # fla's l2norm
@@ -84,3 +84,11 @@ def init_dt_bias(heads: int, generator: torch.Generator) -> torch.Tensor:
     dt = torch.exp(torch.rand(heads, generator=generator) * (math.log(DT_MAX) - math.log(DT_MIN)) + math.log(DT_MIN))
     dt = dt.clamp(min=DT_FLOOR)
     return dt + torch.log(-torch.expm1(-dt))  # softplus^{-1}(Δ)
+
+
+def decay_projection(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``linear(u, w)`` in float32 at least, autocast off: for the projections that set decays (``e^{g}`` compounds
+    over the sequence; in bf16 the GPU tests saw a step size's gradient 12% off the float32 reference)."""
+    acc = accumulation_dtype(u)
+    with torch.autocast(u.device.type, enabled=False):
+        return linear(u.to(acc), w.to(acc))

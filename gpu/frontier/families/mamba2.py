@@ -30,7 +30,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, init_dt_bias
+from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, init_dt_bias
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
@@ -102,7 +102,7 @@ class Mamba2(StackedMixer):
         x = F.silu(causal_depthwise_conv(x, self.x_conv, self.x_conv_b)).to(acc)
         bm = F.silu(causal_depthwise_conv(bm, self.masked("b_conv"), self.masked("b_conv_b"))).to(acc)
         cm = F.silu(causal_depthwise_conv(cm, self.masked("c_conv"), self.masked("c_conv_b"))).to(acc)
-        dt = F.softplus(linear(u, self.dt_w).to(acc) + self.dt_b.to(acc)[:, None, None, :])  # (R, B, N, H)
+        dt = F.softplus(decay_projection(u, self.dt_w) + self.dt_b.to(acc)[:, None, None, :])  # (R, B, N, H)
         log_decay = dt * -torch.exp(self.a_log.to(acc))[:, None, None, :]
         xh = x.unflatten(-1, (h, HEAD_DIM))  # (R, B, N, H, P)
         values = xh * dt[..., None]

@@ -22,26 +22,33 @@ Unrolled from ``S_{−1} = 0`` it is a sum over pairs ``s ≤ t`` (:func:`linear
         ⇒  (I − M_ab) U = M_ak V          (M_ab strictly lower triangular: one triangular solve)
     o_t = Σ_{s≤t} [(q_t ⊙ e^{G_t − G_s})·k_s] v_s + [(q_t ⊙ e^{G_t − G_s})·b_s] u_s
 
-Every exponent is ``G_t − G_s`` with ``s ≤ t`` (a product of decays ≤ 1), so nothing overflows. The cost is the
-``(N, N)`` weights per head (``(N, N, K)`` where the decay is per channel): the CPU path of the tests and small sweeps;
-on CUDA the families call fla's chunked kernels instead.
+The pairs are taken chunk by chunk (:data:`CHUNK` positions; ``G`` restarts at each chunk): inside a chunk the
+sums above with the chunk's own ``U``, plus the state ``S₀`` the chunk starts from, read through the decays since the
+chunk began (``(q_t ⊙ e^{G_t})ᵀ S₀`` in ``o_t``, ``(a_t ⊙ e^{G_{t−1}})ᵀ S₀`` in ``u_t``), and at its end::
+
+    S_end = diag(e^{G_last}) S₀ + Σ_s diag(e^{G_last − G_s}) (k_s v_sᵀ + b_s u_sᵀ)
+
+Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk (a product of decays ≤ 1), so nothing overflows. The
+cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel): ``O(N·C·K)``, the CPU path
+of the tests and small sweeps; on CUDA the families call fla's chunked kernels instead.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+CHUNK = 16  # positions per chunk of the parallel form
 
 
-def pair_weights(x: torch.Tensor, y: torch.Tensor, gx: torch.Tensor | None, gy: torch.Tensor | None, *, strict: bool):
+def pair_weights(x: torch.Tensor, y: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, *, strict: bool):
     """``W[t, s] = Σ_c x[t, c] y[s, c] e^{gx[t, c] − gy[s, c]}`` for ``s ≤ t`` (``s < t`` if ``strict``), else 0.
 
-    ``x, y (..., N, K)``; ``gx, gy`` cumulative log decays ``(..., N, K)`` (per channel), ``(..., N, 1)`` (per head:
-    the factor leaves the sum over ``c``) or None (no decay) -> ``(..., N, N)``.
+    ``x, y (..., N, K)``; ``gx, gy`` cumulative log decays ``(..., N, K)`` (per channel) or ``(..., N, 1)`` (per
+    head: the factor leaves the sum over ``c``) -> ``(..., N, N)``.
     """
     n = x.shape[-2]
     keep = torch.ones(n, n, dtype=torch.bool, device=x.device).tril(-1 if strict else 0)
-    if gx is None:
-        return (x @ y.transpose(-1, -2)).masked_fill(~keep, 0.0)
     if gx.shape[-1] == 1:
         gap = gx - gy.transpose(-1, -2)  # (..., N, N)
         return (x @ y.transpose(-1, -2)) * torch.exp(gap.masked_fill(~keep, float("-inf")))
@@ -58,20 +65,50 @@ def linear_recurrence(
     a: torch.Tensor | None = None,
     b: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``o_t = S_tᵀ q_t`` of the module docstring's recurrence, every position at once, float32 at least.
+    """``o_t = S_tᵀ q_t`` of the module docstring's recurrence, chunk by chunk, float32 at least (autocast off).
 
     ``q, k, a, b (..., N, K)``, ``v (..., N, V)``, ``log_decay`` ``g`` as ``(..., N, K)``, ``(..., N, 1)`` or None
     -> ``(..., N, V)`` in the accumulation dtype (float32, or float64 for float64 inputs).
     """
+    with torch.autocast(q.device.type, enabled=False):  # float32 products and a float32 triangular solve
+        return _linear_recurrence(q, k, v, log_decay, a, b)
+
+
+def _linear_recurrence(q, k, v, log_decay, a, b) -> torch.Tensor:
     acc = torch.promote_types(q.dtype, torch.float32)
-    q, k, v = q.to(acc), k.to(acc), v.to(acc)
-    g = None if log_decay is None else torch.cumsum(log_decay.to(acc), dim=-2)  # G_t
-    out = pair_weights(q, k, g, g, strict=False) @ v
-    if a is None:
-        return out
-    a, b = a.to(acc), b.to(acc)
-    g_before = None if g is None else g - log_decay.to(acc)  # G_{t−1}
-    m_ab = pair_weights(a, b, g_before, g, strict=True)  # (..., N, N)
-    eye = torch.eye(q.shape[-2], dtype=acc, device=q.device)
-    u = torch.linalg.solve_triangular(eye - m_ab, pair_weights(a, k, g_before, g, strict=True) @ v, upper=False)
-    return out + pair_weights(q, b, g, g, strict=False) @ u
+    n = q.shape[-2]
+    if log_decay is None:
+        log_decay = q.new_zeros(*q.shape[:-1], 1)
+    pad = -n % CHUNK  # trailing zero positions: nothing earlier reads them
+
+    def chunks(t: torch.Tensor) -> torch.Tensor:  # (..., N, W) -> (..., N / C, C, W), float32 at least
+        return F.pad(t.to(acc), (0, 0, 0, pad)).unflatten(-2, (-1, CHUNK))
+
+    q, k, v, g_step = chunks(q), chunks(k), chunks(v), chunks(log_decay)
+    g = torch.cumsum(g_step, dim=-2)  # G_t since the chunk began
+    corrected = a is not None
+    w_qk = pair_weights(q, k, g, g, strict=False)  # (..., N / C, C, C)
+    if corrected:
+        a, b = chunks(a), chunks(b)
+        g_before = g - g_step  # G_{t−1}
+        w_qb, m_ab, m_ak = (
+            pair_weights(q, b, g, g, strict=False),
+            pair_weights(a, b, g_before, g, strict=True),
+            pair_weights(a, k, g_before, g, strict=True),
+        )
+        solve = torch.eye(CHUNK, dtype=acc, device=q.device) - m_ab  # unit lower triangular
+    state = q.new_zeros(*q.shape[:-3], q.shape[-1], v.shape[-1]).to(acc)  # S₀ of the first chunk, (..., K, V)
+    outputs = []
+    for i in range(q.shape[-3]):
+        o = w_qk[..., i, :, :] @ v[..., i, :, :] + (q[..., i, :, :] * torch.exp(g[..., i, :, :])) @ state
+        to_end = torch.exp(g[..., i, -1:, :] - g[..., i, :, :])  # e^{G_last − G_s}, (..., C, K | 1)
+        new_state = (k[..., i, :, :] * to_end).transpose(-1, -2) @ v[..., i, :, :]
+        if corrected:
+            read = (a[..., i, :, :] * torch.exp(g_before[..., i, :, :])) @ state  # (a_t ⊙ e^{G_{t−1}})ᵀ S₀
+            rhs = m_ak[..., i, :, :] @ v[..., i, :, :] + read
+            u = torch.linalg.solve_triangular(solve[..., i, :, :], rhs, upper=False)  # (I − M_ab) U = M_ak V + read
+            o = o + w_qb[..., i, :, :] @ u
+            new_state = new_state + (b[..., i, :, :] * to_end).transpose(-1, -2) @ u
+        state = torch.exp(g[..., i, -1:, :]).transpose(-1, -2) * state + new_state
+        outputs.append(o)
+    return torch.cat(outputs, dim=-2)[..., :n, :]

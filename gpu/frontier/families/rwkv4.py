@@ -52,6 +52,11 @@ def wkv_parallel(time_decay: torch.Tensor, time_first: torch.Tensor, k: torch.Te
 
     ``time_decay, time_first (R, d)``, ``k, v (R, B, N, d)`` -> ``(R, B, N, d)``.
     """
+    with torch.autocast(k.device.type, enabled=False):  # float32 logits, softmax and weighted sum
+        return _wkv_parallel(time_decay, time_first, k, v)
+
+
+def _wkv_parallel(time_decay, time_first, k, v) -> torch.Tensor:
     acc = accumulation_dtype(k)
     k, v, n = k.to(acc), v.to(acc), k.shape[2]
     w = -torch.exp(time_decay.to(acc))[:, None, None, None, :]  # (R, 1, 1, 1, d)

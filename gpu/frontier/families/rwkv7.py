@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, per_run
+from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, per_run
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.families.rwkv4 import previous_tokens
 from mqarkit.gpu.frontier.kernels.fla_rwkv import RWKV7_LOG_DECAY_BOUND, fla_rwkv7, rwkv7_available
@@ -129,7 +129,7 @@ class RWKV7(StackedMixer):
         work, acc = r.dtype, accumulation_dtype(r)
         kk = heads(linear(xk, self.masked("k_w").flatten(2))).to(acc)
         v = heads(linear(xv, self.masked("v_w").flatten(2))).to(acc)
-        w = linear(torch.tanh(linear(xw, self.masked("w_down"))), self.masked("w_up").flatten(2)).to(acc)
+        w = decay_projection(torch.tanh(decay_projection(xw, self.masked("w_down"))), self.masked("w_up").flatten(2))
         w = RWKV7_LOG_DECAY_BOUND * torch.sigmoid(heads(w) + self.masked("w_b").to(acc)[:, None, None])
         a = linear(linear(xa, self.masked("a_down")), self.masked("a_up").flatten(2)).to(acc)
         a = torch.sigmoid(heads(a) + self.masked("a_b").to(acc)[:, None, None])

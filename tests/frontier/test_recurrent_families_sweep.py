@@ -1,0 +1,32 @@
+"""Issue 16's recurrent families in a sweep file, end to end on the CPU: ``mqarkit frontier run --sweep`` trains
+every run, and each record holds its per-slice accuracy and a state measured from recurrent mode that equals the
+family's closed form (plus layer 0's short-conv cache)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mqarkit.cli import main as mqarkit
+from mqarkit.gpu.frontier.families import family_class
+
+SWEEP = Path(__file__).parent / "sweeps" / "recurrent_families.toml"
+FAMILIES = {"mamba2", "rwkv4", "rwkv7", "gla", "delta_net", "gated_delta_net"}
+TEST_SLICES = [(16, 2), (32, 4)]  # (seq_len, num_kv_pairs) of the sweep file's test segments
+CONV_KERNEL = 3  # the trunk's default short filter: layer 0 carries its last 2 inputs
+
+
+def test_sweep_of_the_recurrent_families_records_accuracy_and_measured_state(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    assert mqarkit(["frontier", "run", "--sweep", str(SWEEP), "--out", str(out), "--device", "cpu"]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["family"] for r in records} == FAMILIES
+    assert len(records) == 11  # every model of the file, two knob values each but for rwkv4
+    for r in records:
+        assert r["status"] == "finished", r["run_id"]
+        assert [(s["seq_len"], s["num_kv_pairs"]) for s in r["accuracy"]] == TEST_SLICES, r["run_id"]
+        assert all(0.0 <= s["accuracy"] <= 1.0 for s in r["accuracy"]), r["run_id"]
+        assert r["state_measured"] is True and r["state_source"] == "recurrent mode", r["run_id"]
+        cls, model, n = family_class(r["family"]), r["model"], r["state_measured_at_seq_len"]
+        formula = cls.state_formula(model["d_model"], model["max_len"], {k.name: model[k.name] for k in cls.knobs}, n)
+        assert r["state_numbers"] == (CONV_KERNEL - 1) * model["d_model"] + formula, r["run_id"]
