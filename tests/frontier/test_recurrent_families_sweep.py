@@ -30,3 +30,28 @@ def test_sweep_of_the_recurrent_families_records_accuracy_and_measured_state(tmp
         cls, model, n = family_class(r["family"]), r["model"], r["state_measured_at_seq_len"]
         formula = cls.state_formula(model["d_model"], model["max_len"], {k.name: model[k.name] for k in cls.knobs}, n)
         assert r["state_numbers"] == (CONV_KERNEL - 1) * model["d_model"] + formula, r["run_id"]
+
+
+def test_fla_gated_backward_guard_follows_flas_own_flags(monkeypatch):
+    """Where fla 0.6 would raise in the gated backward (Hopper, triton in [3.4, 3.7.1), no tilelang), the harness
+    does not choose fla's simple-GLA / gated-delta path; elsewhere the guard says nothing. Checked with fla's flags
+    stubbed, since CI has neither fla nor a GPU."""
+    import sys
+    import types
+
+    from mqarkit.gpu.frontier.kernels import fla_common
+
+    for hopper, above_34, above_371, refused in [
+        (True, True, False, True),
+        (True, True, True, False),
+        (False, True, False, False),
+        (True, False, False, False),
+    ]:
+        stub = types.ModuleType("fla.utils")
+        stub.IS_NVIDIA_HOPPER, stub.TRITON_ABOVE_3_4_0, stub.TRITON_ABOVE_3_7_1 = hopper, above_34, above_371
+        monkeypatch.setitem(sys.modules, "fla", types.ModuleType("fla"))
+        monkeypatch.setitem(sys.modules, "fla.utils", stub)
+        monkeypatch.setattr(fla_common.importlib.util, "find_spec", lambda name: None)
+        fla_common.gated_backward_refused.cache_clear()
+        assert fla_common.gated_backward_refused() is refused
+    fla_common.gated_backward_refused.cache_clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable
 
@@ -38,3 +39,17 @@ def fla_call(module: str, name: str) -> Callable:
     if fn is None:
         raise RuntimeError(f"{module}.{name}: fla (flash-linear-attention) is not importable")
     return fn
+
+
+@functools.cache
+def gated_backward_refused() -> bool:
+    """Whether fla refuses the backward of its gated chunked kernels here: fla 0.6's ``chunk_bwd_dqkwg`` with a gate
+    (simple GLA, the gated delta rule) raises on Hopper GPUs with triton >= 3.4 and < 3.7.1 (wrong results, fla
+    issue #640) unless tilelang serves it. fla's own flags decide (``fla.utils``), so the harness keeps to its path
+    wherever fla would train and falls back to the plain-torch path where fla would raise."""
+    try:
+        from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
+    except Exception:  # fla or its flags absent: its paths are unavailable anyway (fla_op says so)
+        return False
+    broken = IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1
+    return bool(broken) and importlib.util.find_spec("tilelang") is None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op
+from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward_refused
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
@@ -35,10 +35,15 @@ HALF = (torch.bfloat16, torch.float16)
 
 
 def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: int, value_width: int, gated: bool):
-    """Whether fla's (gated) delta rule serves: CUDA, fla importable, not switched off, half precision, widths."""
+    """Whether fla's (gated) delta rule serves: CUDA, fla importable, not switched off, half precision, widths, and
+    (gated) its backward not refused on this GPU and triton (:func:`~.fla_common.gated_backward_refused`)."""
     op = GATED_DELTA_RULE if gated else DELTA_RULE
     return (
-        fla_enabled(device) and dtype in HALF and fla_op(*op) is not None and head_widths_served(key_width, value_width)
+        fla_enabled(device)
+        and dtype in HALF
+        and fla_op(*op) is not None
+        and head_widths_served(key_width, value_width)
+        and not (gated and gated_backward_refused())
     )
 
 

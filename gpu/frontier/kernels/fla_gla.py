@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op
+from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward_refused
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 SIMPLE_GLA = ("fla.ops.simple_gla", "chunk_simple_gla")
@@ -33,8 +33,14 @@ GLA = ("fla.ops.gla", "chunk_gla")
 
 
 def simple_gla_available(device: torch.device, key_width: int, value_width: int) -> bool:
-    """Whether ``chunk_simple_gla`` serves: CUDA, fla importable, not switched off, head widths served."""
-    return fla_enabled(device) and fla_op(*SIMPLE_GLA) is not None and head_widths_served(key_width, value_width)
+    """Whether ``chunk_simple_gla`` serves: CUDA, fla importable, not switched off, head widths served, and its gated
+    backward not refused on this GPU and triton (:func:`~.fla_common.gated_backward_refused`)."""
+    return (
+        fla_enabled(device)
+        and fla_op(*SIMPLE_GLA) is not None
+        and head_widths_served(key_width, value_width)
+        and not gated_backward_refused()
+    )
 
 
 def gla_available(device: torch.device, key_width: int, value_width: int) -> bool:
