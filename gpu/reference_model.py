@@ -306,3 +306,9 @@ def state_size_reported(model: ReferenceLanguageModel, seq_len: int) -> int:
             features = f * (f + 1) / 2 + f + 1
             total += m.num_heads * (m.d_model // m.num_heads) * features + m.num_heads * features
     return int(math.floor(total * 4))
+
+
+def measured_state_numbers(model: ReferenceLanguageModel, seq_len: int) -> int:
+    """Numbers the model's mixers carry in their recurrent modes after ``seq_len`` steps, measured by running them
+    (:mod:`mqarkit.gpu.state`'s policy: conv caches ``d (k - 1)``, KV caches, linear attention's ``S`` and ``z``)."""
+    return sum(block.sequence_mixer.state_numbers(seq_len) for block in model.layers)

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tables": ("mqarkit.proofs_checks.tables", "write the dimension-bound tables (Markdown, CSV, LaTeX)"),
     "frontier": ("mqarkit.gpu.frontier.cli", "train MQAR models across state sizes (GPU) and record results"),
     "plot": ("mqarkit.gpu.frontier.plot", "draw the state-size-vs-recall frontier from recorded results"),
+    "export": ("mqarkit.gpu.export_cli", "write a construction as a reference (zoology) checkpoint that recalls"),
 }
 
 

@@ -1,0 +1,318 @@
+"""Whole constructions as reference-format checkpoints: ``ModelConfig`` kwargs + a ``state_dict`` under its exact keys.
+
+``export_reference(name, vocab_size=c, seq_len=N, num_kv_pairs=D, d_model=None, window=None)`` ->
+:class:`ReferenceExport` (``config``: the reference ``ModelConfig`` keyword arguments with the nested mixer configs;
+``state``: ``{reference key: float64 tensor}``; ``info``: the layer mapping and the knobs). The model is the [B]
+Fig. 2 hybrid: 2 layers, layer 0 a ``BaseConv`` with a short convolution (kernel 3), layer 1 the lookup mixer,
+Identity state mixer, LayerNorms, LM head tied to the embeddings, no positional embeddings, all dropouts 0.
+
+Glossary (theory.md §4.2, §4.5; :mod:`mqarkit.gpu.reference_codes`): ``c, N, D`` as everywhere; ``d`` =
+``d_model``; ``m`` the balanced-code width, ``b(u)`` the code of token ``u`` (mean 0, ``|b|^2 = m``, distinct codes
+score ``<= m - 4``); ``delta = 4/m`` the unit-code score gap; ``beta`` the lookup's inverse temperature in unit codes;
+``eps_LN = 1e-5``; ``kappa0, kappa1`` the scales of the two ``norm1`` LayerNorms on the streams below.
+
+**Stream.** Channel blocks ``T = [0, m)``, ``P = [m, 2m)``, ``R = [2m, 3m)``, the rest zero (so ``3m <= d``).
+Embedding (and tied head): ``E[u] = [b(u), b(u), b(u), 0]``.
+
+**Layer 0** (``norm1`` weight 1, bias 0; ``h0 = E[x]`` has mean 0 and mean square ``3m/d``, so
+``a = kappa0 h0`` with ``kappa0 = (3m/d + eps_LN)^(-1/2)``). The reference BaseConv computes
+``y = conv(a) * (a W + g) + a``; we set ``W = 0``, conv bias 0, and per block:
+
+- ``T``: gate ``g = 0``, so ``y_T = a_T`` and the residual is ``r1_T = (1 + kappa0) b(x_t)``;
+- ``P``: ``g = 1``, taps ``h[1] = 1``, ``h[0] = -(1 + kappa0)/kappa0``: ``y_P = kappa0 b(x_{t-1}) - b(x_t)``, so
+  ``r1_P = kappa0 b(x_{t-1})`` (``0`` at ``t = 0``: the conv zero-pads) -- the previous-token shift, with the
+  reference's ``+ u`` and the residual cancelled;
+- ``R``: ``g = 1``, ``h[0] = -(1 + kappa0)/kappa0``: ``y_R = -b(x_t)``, ``r1_R = 0`` (kept free for the readout).
+
+``norm2`` of both blocks has weight 0 and bias 0: with the Identity state mixer its output is added to the residual
+stream, and zero gains mute that path.
+
+**Layer 1** (``norm1`` weight 1, bias 0): for ``t >= 1`` the stream ``r1`` has mean 0 and mean square
+``((1 + kappa0)^2 + kappa0^2) m/d``, so ``a = kappa1 r1``; at ``t = 0`` (``r1_P = 0``) the scale is
+``kappa1' > kappa1``, ``rho = kappa1'/kappa1 < sqrt(2)``. One softmax head of width ``d``, logits ``q.k/sqrt(d)``:
+``q = lambda_q a_T``, ``k = a_P``, ``v = a_T / (kappa1 (1 + kappa0))`` (head channels ``[0, m)``), ``out_proj``
+writes head channel ``i`` to ``R_i``; every bias 0. With ``lambda_q = beta sqrt(d) / (m kappa1^2 kappa0 (1 + kappa0))``
+the logit of key ``s`` for query ``t`` is ``beta <b(x_t), b(x_{s-1})>/m`` (0 for ``s = 0``), and ``v_s = b(x_s)``
+(``rho b(x_0)`` at ``s = 0``). ``ln_f``: weight 1 on ``R``, 0 elsewhere, bias 0; the stream's mean is 0, so the
+logits are ``<b(u), o_t>/sigma_t`` with ``o_t = sum_s p_s v_s`` and ``sigma_t > 0``: the prediction is
+``argmax_u <b(u), o_t>`` over the whole vocabulary.
+
+**Theorem (causal mask).** Let ``t`` be an unambiguous query (no filler equal to its key ``k`` before ``t``) of key
+``k`` with value ``v``. Its visible matches ``{s <= t : x_{s-1} = k}`` are exactly ``{2j + 1}``, the value position
+of its pair: ``k`` occurs before ``t`` only in the key-value block (queries are distinct keys, fillers are not
+``k``), and ``x_{t-1}`` (a filler, or the last value when ``t = 2D``) is not ``k``. So the causal mask, under which a
+token sees itself, reads the same single match as the strict one; the at most ``N - 1`` other visible positions
+score ``<= 1 - delta`` (position 0 scores 0). If the softmax weight off the match is ``eps < 1/(1 + rho)``, then for
+every ``u != v`` (``h = ham(b(u), b(v)) >= 2``):
+``<o_t, b(v) - b(u)> >= (1 - eps) 2h - eps rho 2h > 0`` (every entry of a code is ``+-1``, so
+``|<b(w), b(v) - b(u)>| <= 2h``), and the prediction is ``v``. With ``K <= N - 1`` non-matching visible keys,
+``eps <= K e^{-beta delta}``, so ``beta >= beta* = ln(4(N - 1))/delta`` gives ``eps <= 1/4 < 1/(1 + sqrt 2)``.
+(With the strict mask ``j < i`` the count is ``N - 2``, as in ``attention_signcode``.)  QED.
+
+**Sliding window** (``window=w``; the reference ``SlidingAttn`` with ``block_size = w - 1`` admits the ``w`` keys
+``t - w < s <= t``, its scale is ``1/sqrt(d)``, one head): the same weights. A query whose value position
+``2j + 1`` lies in the window is answered exactly as above (``K <= w - 1``). A query whose pair lies outside the
+window has no visible match; its output is a mixture of the codes of other tokens, and the prediction is ``v`` only
+by coincidence (``v`` never occurs in the window under zero filler; the report counts such coincidences).
+
+Width: ``3m <= d``: at ``c = 8192``, ``m = 16`` and ``d = 64`` (the paper's attention width) suffices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from mqarkit.gpu.reference_codes import balanced_code_width, balanced_codes
+from mqarkit.gpu.reference_model import (
+    BASECONV,
+    BASED,
+    HYBRID,
+    IDENTITY,
+    MHA,
+    SLIDING,
+    from_config,
+    load_reference_state_dict,
+    reference_state_dict,
+)
+
+LN_EPS = 1e-5
+SHORT_KERNEL = 3  # the [B] Fig. 2 hybrids' short convolution
+DEFAULT_D_MODEL = {"attention_signcode": 64, "sliding_window": 128, "based_taylor": 64}
+EXPORTABLE = tuple(DEFAULT_D_MODEL)
+NOT_EXPORTABLE = {
+    "attention_onehot": (
+        "U1's lookup is softmax-free with one-hot codes (width 3c); the reference's MHA is softmax and one-hot codes "
+        "of c tokens do not fit d_model: export attention_signcode, the same lookup with softmax over sign codes"
+    ),
+    "baseconv_data_independent": (
+        "the construction needs position-dependent gates (theory.md erratum 6) and width growing with N; the "
+        "reference BaseConv computes conv(u) * (u W + b) + u with one bias per channel, and each block adds its "
+        "input back through a residual behind a LayerNorm, so neither the position gates nor the exact products fit"
+    ),
+    "baseconv_input_dependent": (
+        "its lags are chosen per example (model_for(tokens)): one checkpoint cannot hold them; the reference BaseConv "
+        "has no position-dependent biases either"
+    ),
+    "baseconv_linear_attention": "a BaseConv stack (U7): no position-dependent biases in the reference BaseConv",
+    "h3_gated": "H3 is not one of the mixers this export writes (reference H3 checkpoints are not implemented here)",
+}
+
+
+@dataclass(frozen=True)
+class ReferenceExport:
+    config: dict  # the reference ModelConfig keyword arguments
+    state: dict[str, torch.Tensor]  # reference key -> float64 tensor
+    info: dict = field(default_factory=dict)  # layer mapping, width, knobs
+
+
+def model_config(lookup_mixer: dict, *, d_model: int, vocab_size: int, seq_len: int, name: str) -> dict:
+    """The [B] Fig. 2 hybrid's ``ModelConfig`` kwargs with ``lookup_mixer`` as layer 1 (dropouts 0)."""
+    conv = {"name": BASECONV, "kwargs": {"l_max": seq_len, "kernel_size": SHORT_KERNEL, "implicit_long_conv": True}}
+    return {
+        "sequence_mixer": {"name": HYBRID, "kwargs": {"configs": [conv, lookup_mixer]}},
+        "state_mixer": {"name": IDENTITY, "kwargs": {}},
+        "d_model": d_model,
+        "n_layers": 2,
+        "max_position_embeddings": 0,
+        "learnable_word_embeddings": True,
+        "embedding_init_type": "default",
+        "vocab_size": vocab_size,
+        "resid_dropout": 0.0,
+        "embed_dropout": 0.0,
+        "drop_path": 0.0,
+        "layer_norm_epsilon": LN_EPS,
+        "pad_vocab_size_multiple": 1,
+        "block_type": "TransformerBlock",
+        "name": name,
+    }
+
+
+def stream_scales(code_width: int, d_model: int) -> tuple[float, float, float]:
+    """``(kappa0, kappa1, rho)`` of the module docstring."""
+    m, d = code_width, d_model
+    kappa0 = 1.0 / math.sqrt(3 * m / d + LN_EPS)
+    kappa1 = 1.0 / math.sqrt(((1 + kappa0) ** 2 + kappa0**2) * m / d + LN_EPS)
+    kappa1_first = 1.0 / math.sqrt((1 + kappa0) ** 2 * m / d + LN_EPS)
+    return kappa0, kappa1, kappa1_first / kappa1
+
+
+def sufficient_beta(seq_len: int, code_width: int) -> float:
+    """``beta* = ln(4 (N - 1)) / delta`` with ``delta = 4/m`` (the causal mask's count; at least ``ln 4 / delta``)."""
+    return math.log(4 * max(seq_len - 1, 1)) * code_width / 4
+
+
+def _blocks(m: int) -> tuple[slice, slice, slice]:
+    return slice(0, m), slice(m, 2 * m), slice(2 * m, 3 * m)
+
+
+def _shared_weights(codes: np.ndarray, d: int, layer0: str, layer1: str) -> dict[str, torch.Tensor]:
+    """Embedding, layer 0 (the shift), the four LayerNorms' gains: the module docstring's layer 0 and muted paths."""
+    c, m = codes.shape
+    T, P, R = _blocks(m)
+    kappa0, _, _ = stream_scales(m, d)
+    emb = torch.zeros(c, d, dtype=torch.float64)
+    book = torch.from_numpy(codes.astype(np.float64))
+    emb[:, T], emb[:, P], emb[:, R] = book, book, book
+    taps = torch.zeros(d, SHORT_KERNEL, dtype=torch.float64)  # lag-ordered: taps[q, s] multiplies a[t - s, q]
+    taps[P, 1] = 1.0
+    taps[P, 0] = -(1 + kappa0) / kappa0
+    taps[R, 0] = -(1 + kappa0) / kappa0
+    gate = torch.zeros(d, dtype=torch.float64)
+    gate[P], gate[R] = 1.0, 1.0
+    ones, zeros = torch.ones(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    ln_f = torch.zeros(d, dtype=torch.float64)
+    ln_f[R] = 1.0
+    state = {
+        "backbone.embeddings.word_embeddings.weight": emb,
+        "lm_head.weight": emb.clone(),
+        layer0 + "projection.weight": torch.zeros(d, d, dtype=torch.float64),
+        layer0 + "projection.bias": gate,
+        layer0 + "conv.conv.weight": taps.flip(-1).unsqueeze(1).contiguous(),  # Conv1d layout: lag s at k-1-s
+        layer0 + "conv.conv.bias": zeros.clone(),
+        "backbone.ln_f.weight": ln_f,
+        "backbone.ln_f.bias": zeros.clone(),
+    }
+    for i in (0, 1):
+        state[f"backbone.layers.{i}.norm1.weight"] = ones.clone()
+        state[f"backbone.layers.{i}.norm1.bias"] = zeros.clone()
+        state[f"backbone.layers.{i}.norm2.weight"] = zeros.clone()  # muted: the Identity state mixer's path
+        state[f"backbone.layers.{i}.norm2.bias"] = zeros.clone()
+    return state
+
+
+def _attention_weights(m: int, d: int, beta: float, layer1: str) -> dict[str, torch.Tensor]:
+    """Layer 1's fused ``Wqkv (3d, d)`` and ``out_proj`` (module docstring)."""
+    T, P, R = _blocks(m)
+    kappa0, kappa1, _ = stream_scales(m, d)
+    lam_q = beta * math.sqrt(d) / (m * kappa1**2 * kappa0 * (1 + kappa0))
+    wqkv = torch.zeros(3 * d, d, dtype=torch.float64)
+    eye = torch.eye(m, dtype=torch.float64)
+    wqkv[0:m, T] = lam_q * eye  # q = lambda_q a_T
+    wqkv[d : d + m, P] = eye  # k = a_P
+    wqkv[2 * d : 2 * d + m, T] = eye / (kappa1 * (1 + kappa0))  # v = b(x_s)
+    out = torch.zeros(d, d, dtype=torch.float64)
+    out[R, 0:m] = eye  # head channel i -> R_i
+    return {
+        layer1 + "Wqkv.weight": wqkv,
+        layer1 + "Wqkv.bias": torch.zeros(3 * d, dtype=torch.float64),
+        layer1 + "out_proj.weight": out,
+        layer1 + "out_proj.bias": torch.zeros(d, dtype=torch.float64),
+    }
+
+
+def _check_sizes(vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int) -> int:
+    """Validate the sizes up front; return the code width ``m``."""
+    for name, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("num_kv_pairs", num_kv_pairs)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be an int >= 1")
+    if isinstance(d_model, bool) or not isinstance(d_model, (int, np.integer)) or d_model < 1:
+        raise ValueError(f"d_model={d_model!r}: must be an int >= 1")
+    if seq_len < 2 or seq_len % 2:
+        raise ValueError(f"seq_len={seq_len}: must be even and >= 2 (the reference generator's rule)")
+    if vocab_size <= seq_len:
+        raise ValueError(f"vocab_size={vocab_size}: must be > seq_len={seq_len} (the reference generator's rule)")
+    if 4 * num_kv_pairs > seq_len:
+        raise ValueError(f"num_kv_pairs={num_kv_pairs}: needs 4*num_kv_pairs <= seq_len={seq_len}")
+    m = balanced_code_width(vocab_size)
+    if 3 * m > d_model:
+        raise ValueError(
+            f"d_model={d_model}: the lookup needs 3m = {3 * m} channels (balanced codes of width m = {m} for "
+            f"vocab_size={vocab_size}); use d_model >= {3 * m}"
+        )
+    return m
+
+
+def _finish(config: dict, state: dict[str, torch.Tensor], info: dict) -> ReferenceExport:
+    """Load the state into our reference-layout model (checked, strict) and return it in the reference's key order."""
+    model = from_config(config)
+    load_reference_state_dict(model, state)
+    return ReferenceExport(config=config, state=reference_state_dict(model), info=info)
+
+
+def export_attention(
+    *, vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int = 64, window: int | None = None
+) -> ReferenceExport:
+    """The attention hybrid (``window=None``: ``MHA``) or the sliding-window hybrid (``SlidingAttn``)."""
+    m = _check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
+        raise ValueError(f"window={window!r}: must be an int >= 1")
+    visible = seq_len if window is None else min(window, seq_len)
+    beta = sufficient_beta(visible, m)
+    if window is None:
+        mixer = {"name": MHA, "kwargs": {"dropout": 0.0, "num_heads": 1}}
+        name, construction = "attention", "attention_signcode"
+    else:
+        mixer = {"name": SLIDING, "kwargs": {"block_size": int(window) - 1, "dropout": 0.0}}
+        name, construction = "sliding-window-attention", "sliding_window"
+    config = model_config(mixer, d_model=d_model, vocab_size=vocab_size, seq_len=seq_len, name=name)
+    layer0, layer1 = "backbone.layers.0.sequence_mixer.mixer.", "backbone.layers.1.sequence_mixer.mixer."
+    state = {**_shared_weights(balanced_codes(vocab_size, m), d_model, layer0, layer1)}
+    state.update(_attention_weights(m, d_model, beta, layer1))
+    kappa0, kappa1, rho = stream_scales(m, d_model)
+    info = {
+        "construction": construction,
+        "claim": "U8" if window is not None else "U2",
+        "d_model": d_model,
+        "code_width": m,
+        "channels_used": 3 * m,
+        "beta": beta,
+        "score_gap": 4 / m,
+        "window": window,
+        "scales": {"kappa0": kappa0, "kappa1": kappa1, "rho": rho},
+        "layers": [
+            {
+                "layer": 0,
+                "mixer": BASECONV,
+                "role": "previous-token shift into P = [m, 2m); R = [2m, 3m) cleared; T = [0, m) keeps b(x_t)",
+            },
+            {
+                "layer": 1,
+                "mixer": mixer["name"],
+                "role": "lookup: q = b(x_t) (T), k = b(x_{s-1}) (P), v = b(x_s) (T) -> R; beta = ln(4(N-1)) m/4",
+            },
+            {"readout": "ln_f keeps R; tied head: logits_u = <b(u), R>/sigma"},
+        ],
+    }
+    return _finish(config, state, info)
+
+
+def export_reference(
+    name: str,
+    *,
+    vocab_size: int,
+    seq_len: int,
+    num_kv_pairs: int,
+    d_model: int | None = None,
+    window: int | None = None,
+    feature_dim: int | None = None,
+) -> ReferenceExport:
+    """Export construction ``name`` in the reference layout (``ValueError`` naming why when it cannot be done)."""
+    if name in NOT_EXPORTABLE:
+        raise ValueError(f"construction={name!r}: cannot be exported to the reference layout: {NOT_EXPORTABLE[name]}")
+    if name not in EXPORTABLE:
+        raise ValueError(f"construction={name!r}: unknown to the reference export; exportable: {', '.join(EXPORTABLE)}")
+    d = DEFAULT_D_MODEL[name] if d_model is None else d_model
+    if name != "sliding_window" and window is not None:
+        raise ValueError(f"window={window}: only the sliding_window construction takes a window")
+    if name != "based_taylor" and feature_dim is not None:
+        raise ValueError(f"feature_dim={feature_dim}: only the based_taylor construction takes a feature_dim")
+    if name == "attention_signcode":
+        return export_attention(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, d_model=d)
+    if name == "sliding_window":
+        if window is None:
+            raise ValueError("window: the sliding_window export needs window=w (an int >= 1)")
+        return export_attention(
+            vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, d_model=d, window=window
+        )
+    from mqarkit.gpu.reference_export_based import export_based
+
+    return export_based(
+        vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, d_model=d, feature_dim=feature_dim
+    )
+
+
+__all__ = ["BASED", "EXPORTABLE", "NOT_EXPORTABLE", "ReferenceExport", "export_attention", "export_reference"]
