@@ -6,7 +6,7 @@
 Fig. 2 hybrid: 2 layers, layer 0 a ``BaseConv`` with a short convolution (kernel 3), layer 1 the lookup mixer,
 Identity state mixer, LayerNorms, LM head tied to the embeddings, no positional embeddings, all dropouts 0.
 
-Glossary (theory.md §4.2, §4.5; :mod:`mqarkit.gpu.reference_codes`): ``c, N, D`` as everywhere; ``d`` =
+Glossary (theory.md §4.2, §4.5; :mod:`mqarkit.constructions._balanced_codes`): ``c, N, D`` as everywhere; ``d`` =
 ``d_model``; ``m`` the balanced-code width, ``b(u)`` the code of token ``u`` (mean 0, ``|b|^2 = m``, distinct codes
 score ``<= m - 4``); ``delta = 4/m`` the unit-code score gap; ``beta`` the lookup's inverse temperature in unit codes;
 ``eps_LN = 1e-5``; ``kappa0, kappa1`` the scales of the two ``norm1`` LayerNorms on the streams below.
@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mqarkit.gpu.reference_codes import balanced_code_width, balanced_codes
+from mqarkit.constructions._balanced_codes import balanced_code_width, balanced_codes
 from mqarkit.gpu.reference_model import (
     BASECONV,
     BASED,

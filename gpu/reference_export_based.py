@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from mqarkit.gpu.reference_codes import balanced_codes
+from mqarkit.constructions._balanced_codes import balanced_codes
 from mqarkit.gpu.reference_export import (
     ReferenceExport,
     _blocks,

@@ -6,7 +6,7 @@ sequence-polynomial helpers and the circuit tools).
 - encodings: ``OneHot``, ``BinaryCode``, ``SignCode``, ``PHot``;
 - the stream and models: ``Stream``, ``Layer``, ``Model``;
 - ops: ``Linear``, ``CausalConv``, ``CyclicConv``, ``BaseConv``, ``SoftmaxAttention``, ``UnnormalisedAttention``,
-  ``LinearAttention`` (feature maps ``IdentityMap``, ``TaylorMap``), ``ArgmaxReadout``;
+  ``LinearAttention`` (feature maps ``IdentityMap``, ``TaylorMap``), ``DeltaRule``, ``ArgmaxReadout``;
 - evaluation: ``evaluate`` (backends ``float64`` / ``exact`` / ``symbolic``), ``embed``, ``read``, ``NotExactError``;
 - analysis: ``analyse`` -> ``ModelAnalysis``, ``output_degree``;
 - sequence polynomials (``seqpoly``) and arithmetic circuits (``circuits``, ``compile_to_baseconv``).
@@ -18,6 +18,7 @@ from .baseconv import BaseConv
 from .circuit_compiler import compile_to_baseconv
 from .circuits import Circuit, CircuitBuilder, circuits, random_circuit
 from .conv import CausalConv, CyclicConv
+from .delta_rule import DeltaRule
 from .encodings import BinaryCode, OneHot, PHot, SignCode
 from .evaluate import BACKEND_NAMES, embed, evaluate, read
 from .feature_maps import IdentityMap, TaylorMap
@@ -49,6 +50,7 @@ __all__ = [
     "Circuit",
     "CircuitBuilder",
     "CyclicConv",
+    "DeltaRule",
     "IdentityMap",
     "Layer",
     "Linear",

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from mqarkit.constructions._balanced_codes import balanced_code_width, balanced_codes
 from mqarkit.gpu.export_cli import main as export_main
-from mqarkit.gpu.reference_codes import balanced_code_width, balanced_codes
 from mqarkit.gpu.reference_eval import evaluate_reference
 from mqarkit.gpu.reference_export import NOT_EXPORTABLE, export_reference, sufficient_beta
 from mqarkit.gpu.reference_model import from_config, load_reference_state_dict, reference_key_map

@@ -1,9 +1,9 @@
-"""Balanced sign codes: token codes that the reference model's LayerNorms leave alone.
+"""Balanced sign codes: every code has as many ``+1`` as ``-1`` entries (so LayerNorms leave them alone).
 
 Glossary: ``c`` = ``vocab_size``; ``m`` the code width (even); ``b(u) in {-1,+1}^m`` the code of token ``u`` with
 exactly ``m/2`` entries ``+1``; ``<b(u), b(u')>`` their inner product.
 
-Facts used by :mod:`mqarkit.gpu.reference_export`:
+Facts used by :mod:`mqarkit.gpu.reference_export` and :mod:`mqarkit.constructions.delta_rule`:
 
 - every code has mean 0 and squared norm ``m``, so a residual stream that holds codes (or sums ``a b(u) + a' b(u')``
   in disjoint channel blocks) has mean 0 and a norm that does not depend on the tokens: a LayerNorm acts on it as one
@@ -11,7 +11,9 @@ Facts used by :mod:`mqarkit.gpu.reference_export`:
 - two distinct balanced codes differ in an even number ``h >= 2`` of entries, so
   ``<b(u), b(u')> = m - 2h <= m - 4``: in unit codes ``b/sqrt(m)`` a match scores 1 and a non-match at most
   ``1 - 4/m`` (the score gap ``delta = 4/m``);
-- there are ``C(m, m/2)`` of them: ``m = 16`` gives 12,870 >= 8,192 (the papers' vocabulary).
+- there are ``C(m, m/2)`` of them: ``m = 16`` gives 12,870 >= 8,192 (the papers' vocabulary);
+- their 0/1 form ``a(u) = (b(u) + 1)/2`` has exactly ``m/2`` ones, so ``<a(v), b(u)> = 2|A(v) n A(u)| - m/2`` is
+  ``m/2`` at ``u = v`` and at most ``m/2 - 2`` otherwise (``A(u)`` the set of ones of ``a(u)``).
 
 Codes are assigned in lexicographic order of the positions of their ``+1`` entries (token 0 gets ``+1`` on the first
 ``m/2`` entries), which makes the codebook a pure function of ``(c, m)``.
