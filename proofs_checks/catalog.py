@@ -1,4 +1,4 @@
-"""Every claim of theory.md section 3 (U1-U9, L1-L6) and section 7 (E1-E13), in that order."""
+"""Every claim of theory.md section 3 (U1-U10, L1-L6) and section 7 (E1-E13), in that order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from mqarkit.proofs_checks import claims_errata, claims_lower, claims_upper
 from mqarkit.proofs_checks.registry import Claim
 
 CLAIM_IDS: tuple[str, ...] = (
-    *(f"U{i}" for i in range(1, 10)),
+    *(f"U{i}" for i in range(1, 11)),
     *(f"L{i}" for i in range(1, 7)),
     *(f"E{i}" for i in range(1, 14)),
 )

@@ -1,4 +1,4 @@
-"""Claims U1-U9 (theory.md section 3.1). Their checks are the claim-specific checks of :data:`SPECIFIC` (each in its
+"""Claims U1-U10 (theory.md section 3.1). Their checks are the claim-specific checks of :data:`SPECIFIC` (each in its
 own module: the statement's quantities, not only "it solves MQAR") followed by the generic construction checks
 (:mod:`construction_checks`) of every registered construction that lists the claim in its ``claim_ids``. A claim with
 neither stays ``open`` and says so.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from mqarkit.proofs_checks import (
     baseconv_depth,
     circuit_compile,
+    delta_storage,
     h3_simulation,
     signcode_beta,
     taylor_capacity,
@@ -125,6 +126,22 @@ SPECIFIC: dict[str, list[Check]] = {
             share=0.5,
         ),
     ],
+    "U10": [
+        Check(
+            "delta_rule:storage-lemma",
+            "property",
+            "beta = 1, orthonormal (dense rational) keys, repeated writes in random order: every read == last write",
+            delta_storage.check_storage_lemma,
+            share=0.5,
+        ),
+        Check(
+            "delta_rule:orthogonality-needed",
+            "property",
+            "d_k + 1 keys in d_k dimensions: some read differs (the hypothesis is not vacuous)",
+            delta_storage.check_orthogonality_needed,
+            share=0.25,
+        ),
+    ],
 }
 
 UPPER: list[tuple[str, str, str]] = [
@@ -173,6 +190,12 @@ UPPER: list[tuple[str, str, str]] = [
         "U9",
         "Linear attention recalls exactly when the keys present are orthogonal in feature space and the readout "
         "is sharp enough.",
+        "[ours]",
+    ),
+    (
+        "U10",
+        "The delta rule (beta = 1) stores D key-value pairs exactly in a d_k x d_v state when the keys are "
+        "orthonormal (D <= d_k); with a shift and one-hot keys (d_k = c) it solves MQAR with state c + c m.",
         "[ours]",
     ),
 ]
