@@ -22,6 +22,9 @@ UnnormalisedAttention  :class:`UnnormalisedAttentionMixer` below    same fused l
 LinearAttention        our ``BasedLinearAttention`` (Taylor map)    ``proj_q = a wq.T`` (``a = sqrt(dk)`` when the IR
                                                                     map is unscaled), ``proj_k = wk.T``,
                                                                     ``proj_v = wv.T``, ``proj_o = wo.T`` (or ``I``)
+DeltaRule              :class:`DeltaRuleMixer` below (targets       ``q_proj = wq.T``, ``k_proj = wk.T``,
+                       mqarkit / torch; fla's ``DeltaNet`` layer:   ``v_proj = wv.T``, ``o_proj = wo.T`` (or ``I``)
+                       :mod:`mqarkit.gpu.load_fla_layers`)
 =====================  ==========================================  =================================================
 
 ``beta sqrt(D)`` in ``Wq``: our attention scales logits by ``1/sqrt(head_dim)``, the IR by ``beta``; folding the product
@@ -46,6 +49,7 @@ from mqarkit.gpu.mixers.based import BasedLinearAttention, taylor_features
 from mqarkit.polynomials import (
     BaseConv,
     CausalConv,
+    DeltaRule,
     Linear,
     LinearAttention,
     SoftmaxAttention,
@@ -348,6 +352,60 @@ class LoadedTaylorAttention(LoadedLayer):
         return y[..., : self.out_width]
 
 
+class DeltaRuleMixer(nn.Module):
+    """``S_i = S_{i-1} + beta k_i^T (v_i - k_i S_{i-1})``, ``y_i = q_i S_i`` then ``o_proj`` (the IR's
+    :class:`~mqarkit.polynomials.DeltaRule`), one position at a time: the naive recurrent reference. Its state is
+    ``S`` (``dk x dv``)."""
+
+    def __init__(self, width: int, key_width: int, value_width: int, beta: float) -> None:
+        super().__init__()
+        self.beta = beta
+        self.q_proj = nn.Linear(width, key_width, bias=False)
+        self.k_proj = nn.Linear(width, key_width, bias=False)
+        self.v_proj = nn.Linear(width, value_width, bias=False)
+        self.o_proj = nn.Linear(value_width, width, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)  # (B, N, dk), (B, N, dk), (B, N, dv)
+        state = x.new_zeros(x.shape[0], k.shape[-1], v.shape[-1])
+        out = []
+        for i in range(x.shape[1]):
+            ki = k[:, i]
+            read = torch.einsum("bk,bkv->bv", ki, state)
+            state = state + self.beta * ki[:, :, None] * (v[:, i] - read)[:, None, :]
+            out.append(torch.einsum("bk,bkv->bv", q[:, i], state))
+        return self.o_proj(torch.stack(out, dim=1))
+
+
+class LoadedDeltaRule(LoadedLayer):
+    """IR ``DeltaRule`` -> :class:`DeltaRuleMixer` (targets mqarkit / torch)."""
+
+    def __init__(self, op: DeltaRule, target: str, what: str) -> None:
+        super().__init__()
+        if target == "fla":
+            raise ValueError(
+                f"{what}: the DeltaRule op loads into fla's DeltaNet layer as a whole model "
+                "(mqarkit.gpu.load_fla_layers.load_fla_deltanet), not layer by layer"
+            )
+        self.in_width, self.out_width = op.in_width, op.out_width
+        self.width = width = max(op.in_width, op.value_width, op.out_width)
+        self.mixer = DeltaRuleMixer(width, op.key_width, op.value_width, float(op.beta))
+        out = embed_block((width, op.value_width), torch.eye(op.value_width, dtype=torch.float64))
+        out_src = "I_dv (no IR wo)"
+        if op.wo is not None:
+            out, out_src = embed_block((width, op.value_width), ir_array(op.wo).T), "wo"
+        entries = [
+            Entry("mixer.q_proj.weight", "wq", True, embed_block((op.key_width, width), ir_array(op.wq).T)),
+            Entry("mixer.k_proj.weight", "wk", True, embed_block((op.key_width, width), ir_array(op.wk).T)),
+            Entry("mixer.v_proj.weight", "wv", True, embed_block((op.value_width, width), ir_array(op.wv).T)),
+            Entry("mixer.o_proj.weight", out_src, op.wo is not None, out),
+        ]
+        self.key_map = load_checked(self, entries, what)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mixer(self._pad(x, self.width))[..., : self.out_width]
+
+
 def load_layer(op, seq_len: int, target: str, what: str) -> LoadedLayer:
     """The loaded layer of one IR op (see the module docstring for every mapping)."""
     if isinstance(op, Linear):
@@ -362,4 +420,6 @@ def load_layer(op, seq_len: int, target: str, what: str) -> LoadedLayer:
         return LoadedUnnormalisedAttention(op, what)
     if isinstance(op, LinearAttention):
         return LoadedTaylorAttention(op, target, what)
+    if isinstance(op, DeltaRule):
+        return LoadedDeltaRule(op, target, what)
     raise ValueError(f"{what}: op {type(op).__name__} has no torch mapping")

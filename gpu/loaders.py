@@ -64,6 +64,8 @@ def token_io(construction) -> TokenIO:
         return TokenIO(
             "token", np.eye(c, dtype=np.int64), "lookup", values, c // 2 + np.arange(values.shape[0], dtype=np.int64)
         )
+    if name == "delta_rule":
+        return TokenIO("token", np.eye(c, dtype=np.int64), "lookup", construction.readout_codebook(), ids)
     if name in ("baseconv_data_independent", "baseconv_input_dependent"):
         book = construction.codebook() if hasattr(construction, "codebook") else np.eye(c, dtype=np.int64)
         return TokenIO("token", book, "out", book, ids)

@@ -21,6 +21,7 @@ CASES = {
     "based_taylor": ({}, "zero"),  # regime A is exact on zero filler (module docstring)
     "baseconv_data_independent": ({}, "clean"),
     "baseconv_input_dependent": ({}, "clean"),
+    "delta_rule": ({}, "clean"),
 }
 C, SEQ, D = 24, 22, 3
 
