@@ -95,6 +95,9 @@ STATE_ACCOUNTING: list[dict[str, str]] = [
      "ours": "F·d_v + F per head, F = the feature width materialised",
      "difference": "the reference counts the compressed width (153 at d' = 16) while its module materialises "
      "1 + d' + d'^2 (273); ours counts what is carried, S (F x d_v) and the normaliser z (F)"},
+    {"mixer": "DeltaNet (delta rule)", "reference": "H·d_k·d_v", "ours": "d_k·d_v per head (S)",
+     "difference": "same for S; the reference leaves out DeltaNet's short-conv caches, ours counts a construction's "
+     "shift cache as a convolution ((k - 1)·d)"},
 ]  # fmt: skip
 
 
