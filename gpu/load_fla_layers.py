@@ -26,7 +26,9 @@ o_norm.weight     ones (``m``)                    RMSNorm: a positive rescaling 
 o_proj.weight     ``[I_m; 0]`` (``(c, m)``)        the read lands in output channels ``[0, m)``
 ================  ==============================  ================================================================
 
-The prediction is ``argmax_u <o_t[:m], b(u)>`` (``b = 2a - 1``), as the construction's readout.
+The prediction is ``argmax_u <o_t[:m], b(u)>`` (``b = 2a - 1``), as the construction's readout. Limits of fla's
+kernels: ``chunk`` runs in bf16 only (float32 goes through ``fused_recurrent``, which the layer also picks for
+sequences of at most 64 tokens) and allows ``head_k_dim <= 256``, so one head serves ``c <= 256``.
 
 **Based** (:func:`load_fla_based`, construction ``based_taylor``, U9). fla's ``BasedLinearAttention`` has no short
 convolution, so the construction's shift stays our ``nn.Conv1d`` (:class:`~mqarkit.gpu.load_layers.LoadedCausalConv`)
@@ -55,6 +57,7 @@ from mqarkit.gpu.loaders import LoadedModel, token_io
 
 FLA_DTYPES = (torch.float32, torch.bfloat16)
 BETA_ONE_LOGIT = 16.0  # sigmoid(16) = 1 - 1.1e-7: the closest a sigmoid gate gets to beta = 1
+MAX_HEAD_K_DIM = 256  # fla's chunk_delta_rule: "current kernel does not support head dimension larger than 256"
 DEFAULT_GAIN = 8.0  # gamma: silu(8) = 7.997, so silu(gamma a) = silu(gamma) a exactly for a in {0, 1}
 
 
@@ -104,6 +107,11 @@ def load_fla_deltanet(
         raise ValueError(f"construction {construction.name!r}: load_fla_deltanet takes the delta_rule construction")
     if mode not in ("chunk", "fused_recurrent"):
         raise ValueError(f"mode={mode!r}: must be 'chunk' or 'fused_recurrent'")
+    if construction.vocab_size > MAX_HEAD_K_DIM:
+        raise ValueError(
+            f"vocab_size={construction.vocab_size}: one DeltaNet head holds d_k = c one-hot keys and fla's chunk "
+            f"kernel allows head_k_dim <= {MAX_HEAD_K_DIM}"
+        )
     dev = _check_target(device, dtype)
     from fla.layers import DeltaNet  # optional dependency, imported lazily
 
@@ -112,7 +120,7 @@ def load_fla_deltanet(
         mode=mode,
         hidden_size=c,
         expand_k=1.0,
-        expand_v=m / c,
+        expand_v=(m + 0.5) / c,  # int(c * expand_v) == m whatever the rounding
         num_heads=1,
         use_beta=True,
         use_gate=False,

@@ -33,6 +33,8 @@ def test_loaders_refuse_the_cpu_and_other_constructions() -> None:
         load_fla_deltanet(based, device="cpu")
     with pytest.raises(ValueError, match="mode='parallelx'"):
         load_fla_based(based, device="cpu", mode="parallelx")
+    with pytest.raises(ValueError, match="head_k_dim <= 256"):
+        load_fla_deltanet(build("delta_rule", vocab_size=300, seq_len=8, num_kv_pairs=2), device="cpu")
 
 
 def test_normalised_reference_has_the_constructions_argmax() -> None:
@@ -45,9 +47,11 @@ def test_normalised_reference_has_the_constructions_argmax() -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("mode", ["chunk", "fused_recurrent"])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize(("c", "n", "d", "filler"), [(64, 64, 8, "zero"), (128, 256, 32, "clean")])
+@pytest.mark.parametrize(
+    ("mode", "dtype"),
+    [("chunk", torch.bfloat16), ("fused_recurrent", torch.bfloat16), ("fused_recurrent", torch.float32)],
+)
+@pytest.mark.parametrize(("c", "n", "d", "filler"), [(96, 64, 8, "zero"), (256, 128, 32, "clean")])
 def test_fla_deltanet_recalls_exactly(mode: str, dtype: torch.dtype, c: int, n: int, d: int, filler: str) -> None:
     con = build("delta_rule", vocab_size=c, seq_len=n, num_kv_pairs=d)
     model = load_fla_deltanet(con, device="cuda", dtype=dtype, mode=mode)
@@ -59,9 +63,9 @@ def test_fla_deltanet_recalls_exactly(mode: str, dtype: torch.dtype, c: int, n: 
 @pytest.mark.gpu
 def test_fla_deltanet_reads_the_ir_lookup() -> None:
     """float32: fla's RMS-normalised reads equal the IR's lookup, RMS-normalised (rows with a read)."""
-    con = build("delta_rule", vocab_size=64, seq_len=64, num_kv_pairs=8)
+    con = build("delta_rule", vocab_size=96, seq_len=64, num_kv_pairs=8)
     model = load_fla_deltanet(con, device="cuda", dtype=torch.float32, mode="fused_recurrent")
-    batch = _batch(64, 64, 8, "clean", num_examples=4)
+    batch = _batch(96, 64, 8, "clean", num_examples=4)
     with torch.no_grad():
         got = model(torch.from_numpy(batch.inputs).cuda())[..., : con.code_width].double().cpu().numpy()
     want = con.lookup(batch.inputs)
@@ -72,7 +76,7 @@ def test_fla_deltanet_reads_the_ir_lookup() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize(("c", "n", "d"), [(64, 64, 8), (128, 256, 32)])
+@pytest.mark.parametrize(("c", "n", "d"), [(96, 64, 8), (512, 256, 32)])
 def test_fla_based_layer_recalls_exactly(dtype: torch.dtype, c: int, n: int, d: int) -> None:
     con = build("based_taylor", vocab_size=c, seq_len=n, num_kv_pairs=d)
     model = load_fla_based(con, device="cuda", dtype=dtype)
@@ -83,9 +87,9 @@ def test_fla_based_layer_recalls_exactly(dtype: torch.dtype, c: int, n: int, d: 
 
 @pytest.mark.gpu
 def test_fla_based_layer_matches_the_normalised_reference() -> None:
-    con = build("based_taylor", vocab_size=64, seq_len=64, num_kv_pairs=8)
+    con = build("based_taylor", vocab_size=96, seq_len=64, num_kv_pairs=8)
     model = load_fla_based(con, device="cuda", dtype=torch.float32)
-    batch = _batch(64, 64, 8, "zero", num_examples=4)
+    batch = _batch(96, 64, 8, "zero", num_examples=4)
     with torch.no_grad():
         states = model.trace(torch.from_numpy(batch.inputs).cuda())
     got = states[-1][..., model.stream.slice("lookup")].double().cpu().numpy()
