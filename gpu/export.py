@@ -1,4 +1,13 @@
-"""Export a Construction's mixers as ``state_dict``s in zoology's module layouts, where they fit.
+"""Export a Construction's IR layers, one by one, as ``state_dict``s of zoology's mixer modules, where they fit.
+
+Whole models: :mod:`mqarkit.gpu.reference_export` (``mqarkit export zoology``) writes complete reference
+``LanguageModel`` checkpoints (``ModelConfig`` kwargs + ``state_dict`` under the exact keys) that solve MQAR in the
+reference's own layout (LayerNorms, residuals, the causal mask, per-channel BaseConv biases, tied head): the
+attention hybrid of [B] Fig. 2 at ``d_model = 64`` recalls every unambiguous query up to ``(N, D) = (1024, 256)``.
+They are built for that layout (balanced sign codes that LayerNorm leaves alone, zero gains on the unwanted paths,
+the softmax lookup of U2 under the causal mask, which is as good as the strict one on unambiguous queries), not
+translated from the IR ops below. This module answers the narrower question of which *IR op* maps onto which
+reference *mixer module* as it is.
 
 ``export_state_dict(construction, layout="zoology") -> {"layers.<i>.<key>": tensor}`` writes each sequence-mixing
 layer of the construction's IR model in the layout of zoology's reference module for its family, or raises
@@ -33,9 +42,11 @@ Linear (embed/unembed)            (none)                no: not a sequence mixer
                                                         lookup tables, its MLPs come with LayerNorm)
 ================================  ====================  =========================================================
 
-Consequence for the registered constructions: the shift layers (``CausalConv``) of the attention family and Based
-fit; their lookups do not (strict mask, softmax-free or unnormalised by design: theory.md erratum 2 and U9), and
-the BaseConv stacks do not (extra residual, position-dependent gates). ``fit_report`` states this per layer.
+Consequence for the registered constructions, op by op: the shift layers (``CausalConv``) of the attention family
+and Based fit; their IR lookups do not (strict mask, softmax-free or unnormalised by design: theory.md erratum 2 and
+U9), and the BaseConv stacks do not (extra residual, position-dependent gates). ``fit_report`` states this per
+layer. That is a statement about these IR ops, not about the reference layout: the same lookups rebuilt for it
+(:mod:`mqarkit.gpu.reference_export`) fit as whole models.
 """
 
 from __future__ import annotations

@@ -61,26 +61,23 @@ Width: ``3m <= d``: at ``c = 8192``, ``m = 16`` and ``d = 64`` (the paper's atte
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from mqarkit.constructions._balanced_codes import balanced_code_width, balanced_codes
-from mqarkit.gpu.reference_model import (
-    BASECONV,
-    BASED,
-    HYBRID,
-    IDENTITY,
-    MHA,
-    SLIDING,
-    from_config,
-    load_reference_state_dict,
-    reference_state_dict,
+from mqarkit.constructions._balanced_codes import balanced_codes
+from mqarkit.gpu.reference_export_based import export_based
+from mqarkit.gpu.reference_model import BASECONV, MHA, SLIDING
+from mqarkit.gpu.reference_stream import (
+    ReferenceExport,
+    blocks,
+    check_sizes,
+    finish,
+    model_config,
+    shared_weights,
+    stream_scales,
 )
 
-LN_EPS = 1e-5
-SHORT_KERNEL = 3  # the [B] Fig. 2 hybrids' short convolution
 DEFAULT_D_MODEL = {"attention_signcode": 64, "sliding_window": 128, "based_taylor": 64}
 EXPORTABLE = tuple(DEFAULT_D_MODEL)
 NOT_EXPORTABLE = {
@@ -102,91 +99,14 @@ NOT_EXPORTABLE = {
 }
 
 
-@dataclass(frozen=True)
-class ReferenceExport:
-    config: dict  # the reference ModelConfig keyword arguments
-    state: dict[str, torch.Tensor]  # reference key -> float64 tensor
-    info: dict = field(default_factory=dict)  # layer mapping, width, knobs
-
-
-def model_config(lookup_mixer: dict, *, d_model: int, vocab_size: int, seq_len: int, name: str) -> dict:
-    """The [B] Fig. 2 hybrid's ``ModelConfig`` kwargs with ``lookup_mixer`` as layer 1 (dropouts 0)."""
-    conv = {"name": BASECONV, "kwargs": {"l_max": seq_len, "kernel_size": SHORT_KERNEL, "implicit_long_conv": True}}
-    return {
-        "sequence_mixer": {"name": HYBRID, "kwargs": {"configs": [conv, lookup_mixer]}},
-        "state_mixer": {"name": IDENTITY, "kwargs": {}},
-        "d_model": d_model,
-        "n_layers": 2,
-        "max_position_embeddings": 0,
-        "learnable_word_embeddings": True,
-        "embedding_init_type": "default",
-        "vocab_size": vocab_size,
-        "resid_dropout": 0.0,
-        "embed_dropout": 0.0,
-        "drop_path": 0.0,
-        "layer_norm_epsilon": LN_EPS,
-        "pad_vocab_size_multiple": 1,
-        "block_type": "TransformerBlock",
-        "name": name,
-    }
-
-
-def stream_scales(code_width: int, d_model: int) -> tuple[float, float, float]:
-    """``(kappa0, kappa1, rho)`` of the module docstring."""
-    m, d = code_width, d_model
-    kappa0 = 1.0 / math.sqrt(3 * m / d + LN_EPS)
-    kappa1 = 1.0 / math.sqrt(((1 + kappa0) ** 2 + kappa0**2) * m / d + LN_EPS)
-    kappa1_first = 1.0 / math.sqrt((1 + kappa0) ** 2 * m / d + LN_EPS)
-    return kappa0, kappa1, kappa1_first / kappa1
-
-
 def sufficient_beta(seq_len: int, code_width: int) -> float:
     """``beta* = ln(4 (N - 1)) / delta`` with ``delta = 4/m`` (the causal mask's count; at least ``ln 4 / delta``)."""
     return math.log(4 * max(seq_len - 1, 1)) * code_width / 4
 
 
-def _blocks(m: int) -> tuple[slice, slice, slice]:
-    return slice(0, m), slice(m, 2 * m), slice(2 * m, 3 * m)
-
-
-def _shared_weights(codes: np.ndarray, d: int, layer0: str, layer1: str) -> dict[str, torch.Tensor]:
-    """Embedding, layer 0 (the shift), the four LayerNorms' gains: the module docstring's layer 0 and muted paths."""
-    c, m = codes.shape
-    T, P, R = _blocks(m)
-    kappa0, _, _ = stream_scales(m, d)
-    emb = torch.zeros(c, d, dtype=torch.float64)
-    book = torch.from_numpy(codes.astype(np.float64))
-    emb[:, T], emb[:, P], emb[:, R] = book, book, book
-    taps = torch.zeros(d, SHORT_KERNEL, dtype=torch.float64)  # lag-ordered: taps[q, s] multiplies a[t - s, q]
-    taps[P, 1] = 1.0
-    taps[P, 0] = -(1 + kappa0) / kappa0
-    taps[R, 0] = -(1 + kappa0) / kappa0
-    gate = torch.zeros(d, dtype=torch.float64)
-    gate[P], gate[R] = 1.0, 1.0
-    ones, zeros = torch.ones(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
-    ln_f = torch.zeros(d, dtype=torch.float64)
-    ln_f[R] = 1.0
-    state = {
-        "backbone.embeddings.word_embeddings.weight": emb,
-        "lm_head.weight": emb.clone(),
-        layer0 + "projection.weight": torch.zeros(d, d, dtype=torch.float64),
-        layer0 + "projection.bias": gate,
-        layer0 + "conv.conv.weight": taps.flip(-1).unsqueeze(1).contiguous(),  # Conv1d layout: lag s at k-1-s
-        layer0 + "conv.conv.bias": zeros.clone(),
-        "backbone.ln_f.weight": ln_f,
-        "backbone.ln_f.bias": zeros.clone(),
-    }
-    for i in (0, 1):
-        state[f"backbone.layers.{i}.norm1.weight"] = ones.clone()
-        state[f"backbone.layers.{i}.norm1.bias"] = zeros.clone()
-        state[f"backbone.layers.{i}.norm2.weight"] = zeros.clone()  # muted: the Identity state mixer's path
-        state[f"backbone.layers.{i}.norm2.bias"] = zeros.clone()
-    return state
-
-
 def _attention_weights(m: int, d: int, beta: float, layer1: str) -> dict[str, torch.Tensor]:
     """Layer 1's fused ``Wqkv (3d, d)`` and ``out_proj`` (module docstring)."""
-    T, P, R = _blocks(m)
+    T, P, R = blocks(m)
     kappa0, kappa1, _ = stream_scales(m, d)
     lam_q = beta * math.sqrt(d) / (m * kappa1**2 * kappa0 * (1 + kappa0))
     wqkv = torch.zeros(3 * d, d, dtype=torch.float64)
@@ -204,40 +124,11 @@ def _attention_weights(m: int, d: int, beta: float, layer1: str) -> dict[str, to
     }
 
 
-def _check_sizes(vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int) -> int:
-    """Validate the sizes up front; return the code width ``m``."""
-    for name, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("num_kv_pairs", num_kv_pairs)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}={value!r}: must be an int >= 1")
-    if isinstance(d_model, bool) or not isinstance(d_model, (int, np.integer)) or d_model < 1:
-        raise ValueError(f"d_model={d_model!r}: must be an int >= 1")
-    if seq_len < 2 or seq_len % 2:
-        raise ValueError(f"seq_len={seq_len}: must be even and >= 2 (the reference generator's rule)")
-    if vocab_size <= seq_len:
-        raise ValueError(f"vocab_size={vocab_size}: must be > seq_len={seq_len} (the reference generator's rule)")
-    if 4 * num_kv_pairs > seq_len:
-        raise ValueError(f"num_kv_pairs={num_kv_pairs}: needs 4*num_kv_pairs <= seq_len={seq_len}")
-    m = balanced_code_width(vocab_size)
-    if 3 * m > d_model:
-        raise ValueError(
-            f"d_model={d_model}: the lookup needs 3m = {3 * m} channels (balanced codes of width m = {m} for "
-            f"vocab_size={vocab_size}); use d_model >= {3 * m}"
-        )
-    return m
-
-
-def _finish(config: dict, state: dict[str, torch.Tensor], info: dict) -> ReferenceExport:
-    """Load the state into our reference-layout model (checked, strict) and return it in the reference's key order."""
-    model = from_config(config)
-    load_reference_state_dict(model, state)
-    return ReferenceExport(config=config, state=reference_state_dict(model), info=info)
-
-
 def export_attention(
     *, vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int = 64, window: int | None = None
 ) -> ReferenceExport:
     """The attention hybrid (``window=None``: ``MHA``) or the sliding-window hybrid (``SlidingAttn``)."""
-    m = _check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
+    m = check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise ValueError(f"window={window!r}: must be an int >= 1")
     visible = seq_len if window is None else min(window, seq_len)
@@ -250,7 +141,7 @@ def export_attention(
         name, construction = "sliding-window-attention", "sliding_window"
     config = model_config(mixer, d_model=d_model, vocab_size=vocab_size, seq_len=seq_len, name=name)
     layer0, layer1 = "backbone.layers.0.sequence_mixer.mixer.", "backbone.layers.1.sequence_mixer.mixer."
-    state = {**_shared_weights(balanced_codes(vocab_size, m), d_model, layer0, layer1)}
+    state = {**shared_weights(balanced_codes(vocab_size, m), d_model, layer0, layer1)}
     state.update(_attention_weights(m, d_model, beta, layer1))
     kappa0, kappa1, rho = stream_scales(m, d_model)
     info = {
@@ -277,7 +168,7 @@ def export_attention(
             {"readout": "ln_f keeps R; tied head: logits_u = <b(u), R>/sigma"},
         ],
     }
-    return _finish(config, state, info)
+    return finish(config, state, info)
 
 
 def export_reference(
@@ -308,11 +199,9 @@ def export_reference(
         return export_attention(
             vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, d_model=d, window=window
         )
-    from mqarkit.gpu.reference_export_based import export_based
-
     return export_based(
         vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, d_model=d, feature_dim=feature_dim
     )
 
 
-__all__ = ["BASED", "EXPORTABLE", "NOT_EXPORTABLE", "ReferenceExport", "export_attention", "export_reference"]
+__all__ = ["EXPORTABLE", "NOT_EXPORTABLE", "ReferenceExport", "export_attention", "export_reference"]

@@ -1,6 +1,7 @@
 """The Based hybrid as a reference-format checkpoint: the attention export's stream with a Taylor linear attention.
 
-Glossary: as :mod:`mqarkit.gpu.reference_export` (``m``, ``b(u)``, blocks ``T, P, R``, ``kappa0``, ``kappa1``);
+Glossary: as :mod:`mqarkit.gpu.reference_export` (``m``, ``b(u)``, blocks ``T, P, R``, ``kappa0``, ``kappa1``;
+shared parts in :mod:`mqarkit.gpu.reference_stream`);
 ``d'`` = ``feature_dim`` (the reference ``Based``'s projected q/k width, 16 in the paper); ``sigma`` the kernel's
 argument ``q.k/sqrt(d')``; ``Kern(sigma) = 1 + sigma + sigma^2/2 >= 1/2``; ``alpha`` the match score
 (``sigma = alpha <b(x_t), b(x_{s-1})>/m``); ``b0 = b(0)`` the code of the zero filler.
@@ -30,16 +31,16 @@ import numpy as np
 import torch
 
 from mqarkit.constructions._balanced_codes import balanced_codes
-from mqarkit.gpu.reference_export import (
+from mqarkit.gpu.reference_model import BASECONV, BASED
+from mqarkit.gpu.reference_stream import (
     ReferenceExport,
-    _blocks,
-    _check_sizes,
-    _finish,
-    _shared_weights,
+    blocks,
+    check_sizes,
+    finish,
     model_config,
+    shared_weights,
     stream_scales,
 )
-from mqarkit.gpu.reference_model import BASECONV, BASED
 
 DEFAULT_FEATURE_DIM = 16  # the paper's Based hybrid (feature_dim 16)
 DEFAULT_ALPHA = 32.0  # the match score: recall saturates from about 32 on (docs/results/reference_exports.md)
@@ -55,7 +56,7 @@ def export_based(
     alpha: float = DEFAULT_ALPHA,
 ) -> ReferenceExport:
     """The Based hybrid (module docstring); ``ValueError`` when the codes do not fit ``feature_dim`` or ``d_model``."""
-    m = _check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
+    m = check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
     f = DEFAULT_FEATURE_DIM if feature_dim is None else feature_dim
     if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < m:
         raise ValueError(
@@ -78,8 +79,8 @@ def export_based(
     config = model_config(mixer, d_model=d_model, vocab_size=vocab_size, seq_len=seq_len, name="based")
     layer0, layer1 = "backbone.layers.0.sequence_mixer.mixer.", "backbone.layers.1.sequence_mixer.mixer."
     codes = balanced_codes(vocab_size, m)
-    state = _shared_weights(codes, d_model, layer0, layer1)
-    T, P, R = _blocks(m)
+    state = shared_weights(codes, d_model, layer0, layer1)
+    T, P, R = blocks(m)
     kappa0, kappa1, _ = stream_scales(m, d_model)
     lam = alpha * math.sqrt(f) / (m * kappa1**2 * kappa0 * (1 + kappa0))
     eye = torch.eye(m, dtype=torch.float64)
@@ -123,4 +124,4 @@ def export_based(
             {"readout": "ln_f keeps R; tied head"},
         ],
     }
-    return _finish(config, state, info)
+    return finish(config, state, info)
