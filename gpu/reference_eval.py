@@ -12,6 +12,7 @@ in the last ``w`` positions.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -41,6 +42,21 @@ class RecallScore:
         return asdict(self)
 
 
+@functools.lru_cache(maxsize=16)
+def reference_batch(
+    vocab_size: int, seq_len: int, num_kv_pairs: int, num_examples: int, seed: int, random_non_queries: bool
+):
+    """The reference generator's batch (cached: several checkpoints are scored on the same data)."""
+    return zoology_mqar_batch(
+        vocab_size=vocab_size,
+        num_examples=num_examples,
+        input_seq_len=seq_len,
+        seed=seed,
+        num_kv_pairs=num_kv_pairs,
+        random_non_queries=random_non_queries,
+    )
+
+
 @torch.no_grad()
 def query_predictions(model, inputs: np.ndarray, query_positions: np.ndarray, chunk: int = 16) -> np.ndarray:
     """``argmax`` of the logits at the query rows: inputs ``(n, N)``, query_positions ``(n, D)`` -> ``(n, D)``."""
@@ -68,14 +84,7 @@ def evaluate_reference(
     chunk: int = 16,
 ) -> RecallScore:
     """Accuracy on the unambiguous queries (module docstring)."""
-    batch = zoology_mqar_batch(
-        vocab_size=vocab_size,
-        num_examples=num_examples,
-        input_seq_len=seq_len,
-        seed=seed,
-        num_kv_pairs=num_kv_pairs,
-        random_non_queries=random_non_queries,
-    )
+    batch = reference_batch(vocab_size, seq_len, num_kv_pairs, num_examples, seed, random_non_queries)
     if batch.spec.vocab_size != model.vocab_size:
         raise ValueError(f"vocab_size={vocab_size}: the model's vocabulary is {model.vocab_size}")
     predictions = query_predictions(model, batch.inputs, batch.query_positions, chunk)
