@@ -11,7 +11,8 @@ modes), and the accuracy on unambiguous queries measured in our reference-layout
 (:mod:`mqarkit.gpu.reference_model`, float64) on the reference generator's data, with zero filler
 (``random_non_queries=False``) and with random filler (the generator's default). Constructions: see
 :mod:`mqarkit.gpu.reference_export` (``attention_signcode``, ``sliding_window`` with ``--window``, ``based_taylor``);
-any other names the reason it cannot be exported. Bad arguments print one line and exit with status 2.
+any other names the reason it cannot be exported. Bad arguments (and an output folder that cannot be written) print
+one line, ``mqarkit export zoology: error: ...``, and exit with status 2, before any work (:mod:`mqarkit.cli`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.errors import usage_errors
 from mqarkit.gpu.reference_eval import evaluate_reference
 from mqarkit.gpu.reference_export import ReferenceExport, export_reference
 from mqarkit.gpu.reference_model import (
@@ -31,21 +34,13 @@ from mqarkit.gpu.reference_model import (
     measured_state_numbers,
     state_size_reported,
 )
+from mqarkit.outputs import check_output_folder
 
 REFERENCE_COMMIT = "d88d6f5474f36998d82d5c3bd58a190248d0a669"  # the zoology commit of ../shared/golden
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(f"{self.prog}: error: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="mqarkit export", description="Export constructions as checkpoints of other codebases.")
+    parser = CommandParser(prog="mqarkit export", description="Export constructions as checkpoints of other codebases.")
     sub = parser.add_subparsers(dest="target", metavar="<target>")
     zoo = sub.add_parser("zoology", help="a reference (HazyResearch/zoology) LanguageModel checkpoint")
     zoo.add_argument("--construction", required=True, help="attention_signcode, sliding_window or based_taylor")
@@ -126,25 +121,22 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ValueError(f"num_examples={args.num_examples}: must be >= 1")
     if not 0 <= args.seed < 2**32:
         raise ValueError(f"seed={args.seed}: must be in [0, 2**32)")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ValueError(f"out={args.out!r}: exists and is not a folder")
 
 
+@reports_usage_errors("mqarkit export zoology")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except _UsageError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     if args.target is None:
         parser.print_help()
         return 2
-    try:
+    with usage_errors():  # every refusal below is the user's input: one line, exit 2
         _check_args(args)
+        out = check_output_folder(args.out, parameter="--out")  # before any work
         exported = export_reference(
             args.construction,
             vocab_size=args.vocab_size,
@@ -154,11 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             window=args.window,
             feature_dim=args.feature_dim,
         )
-        report = export_report(exported, num_kv_pairs=args.num_kv_pairs, num_examples=args.num_examples, seed=args.seed)
-    except ValueError as exc:
-        print(f"mqarkit export zoology: error: {exc}", file=sys.stderr)
-        return 2
-    paths = write_export(exported, Path(args.out), report)
+    report = export_report(exported, num_kv_pairs=args.num_kv_pairs, num_examples=args.num_examples, seed=args.seed)
+    paths = write_export(exported, out, report)
     for score in report["accuracy"]:
         filler = "random filler" if score["random_non_queries"] else "zero filler"
         print(

@@ -1,6 +1,7 @@
 """Golden whole models: the reference ``LanguageModel``'s parameters, an input batch and its logits (float64).
 
-``../shared/golden/README.md`` ("Whole models") describes the files ``lm_*.npz`` and ``models_index.json``;
+``../shared/golden/README.md`` ("Whole models"; a copy ships as ``mqarkit/golden``) describes the files
+``lm_*.npz`` and ``models_index.json``;
 :func:`load_golden_model` builds our :class:`~mqarkit.gpu.reference_model.ReferenceLanguageModel` from the stored
 ``ModelConfig`` and loads the stored ``state_dict`` under its exact keys (``strict=True``).
 """
@@ -23,7 +24,7 @@ def golden_model_entries(golden_dir: Path | None = None) -> dict[str, dict]:
     """The entries of ``models_index.json`` by file stem (``lm_attention_hybrid``, ...)."""
     path = (golden_dir or default_golden_dir()) / INDEX
     if not path.is_file():
-        raise FileNotFoundError(f"golden index {path} not found (the shared/ folder must sit beside the repository)")
+        raise FileNotFoundError(f"golden index {path} not found (golden_dir={golden_dir}; see mqarkit.golden_data)")
     return {Path(m["file"]).stem: m for m in json.loads(path.read_text())["models"]}
 
 

@@ -49,11 +49,16 @@ every ``u != v`` (``h = ham(b(u), b(v)) >= 2``):
 ``eps <= K e^{-beta delta}``, so ``beta >= beta* = ln(4(N - 1))/delta`` gives ``eps <= 1/4 < 1/(1 + sqrt 2)``.
 (With the strict mask ``j < i`` the count is ``N - 2``, as in ``attention_signcode``.)  QED.
 
+**The exported inverse temperature** is ``beta*`` at ``N = c``: the reference generator asserts ``c > N``, so one
+checkpoint serves every sequence length its data can have for this vocabulary (the reference's short convolution
+and attention do not depend on ``l_max``), not only the ``seq_len`` it was exported for.
+
 **Sliding window** (``window=w``; the reference ``SlidingAttn`` with ``block_size = w - 1`` admits the ``w`` keys
 ``t - w < s <= t``, its scale is ``1/sqrt(d)``, one head): the same weights. A query whose value position
 ``2j + 1`` lies in the window is answered exactly as above (``K <= w - 1``). A query whose pair lies outside the
 window has no visible match; its output is a mixture of the codes of other tokens, and the prediction is ``v`` only
-by coincidence (``v`` never occurs in the window under zero filler; the report counts such coincidences).
+by coincidence (a mixture's argmax can be ``v``'s code; with random filler ``v`` itself can occur in the window; the
+report counts such coincidences). The window's ``beta`` is ``beta*`` at ``N = w``: it serves every ``N``.
 
 Width: ``3m <= d``: at ``c = 8192``, ``m = 16`` and ``d = 64`` (the paper's attention width) suffices.
 """
@@ -131,8 +136,7 @@ def export_attention(
     m = check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise ValueError(f"window={window!r}: must be an int >= 1")
-    visible = seq_len if window is None else min(window, seq_len)
-    beta = sufficient_beta(visible, m)
+    beta = sufficient_beta(vocab_size if window is None else int(window), m)  # every N < c (module docstring)
     if window is None:
         mixer = {"name": MHA, "kwargs": {"dropout": 0.0, "num_heads": 1}}
         name, construction = "attention", "attention_signcode"
@@ -163,7 +167,8 @@ def export_attention(
             {
                 "layer": 1,
                 "mixer": mixer["name"],
-                "role": "lookup: q = b(x_t) (T), k = b(x_{s-1}) (P), v = b(x_s) (T) -> R; beta = ln(4(N-1)) m/4",
+                "role": "lookup: q = b(x_t) (T), k = b(x_{s-1}) (P), v = b(x_s) (T) -> R; beta = ln(4(c-1)) m/4 "
+                "(window: ln(4(w-1)) m/4)",
             },
             {"readout": "ln_f keeps R; tied head: logits_u = <b(u), R>/sigma"},
         ],

@@ -66,6 +66,7 @@ BASED = PREFIX + "based.Based"
 HYBRID = PREFIX + "hybrid.Hybrid"
 IDENTITY = "torch.nn.Identity"
 MIXERS = (BASECONV, MHA, SLIDING, BASED)
+ANY_LENGTH = 2**31 - 1  # our BaseConv's length bound for a short conv (zoology semantics keeps no (N, d) tensor)
 BLOCK_NORM_EPS = 1e-5  # nn.LayerNorm's default, used by norm1 / norm2
 EMBEDDING_KEY = "backbone.embeddings.word_embeddings.weight"
 HEAD_KEY = "lm_head.weight"
@@ -119,7 +120,8 @@ def build_mixer(spec: Mapping, d_model: int, layer: int) -> tuple[nn.Module, dic
             module = BaseConv(d_model, l_max, kernel_size=None, semantics="zoology")
             keys = {"conv.filter": "filter"}
         elif isinstance(k, int) and 1 <= k <= l_max:
-            module = BaseConv(d_model, l_max, kernel_size=k, semantics="zoology")
+            # the reference's short convolution does not depend on l_max: any sequence length runs
+            module = BaseConv(d_model, ANY_LENGTH, kernel_size=k, semantics="zoology")
             keys = {"conv.conv.weight": "conv_weight", "conv.conv.bias": "conv_bias"}
         else:
             raise ValueError(f"{what}: kernel_size={k!r} must be -1 or an int in [1, l_max={l_max}]")

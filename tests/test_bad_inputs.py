@@ -466,6 +466,7 @@ def test_api_refuses_bad_input(case: ApiCase) -> None:
 
 
 L = CliCase
+EXPORT = ("export", "zoology", "--vocab-size", "8192", "--seq-len", "64", "--num-kv-pairs", "4", "--out", "{dir}/ck")
 CLI_CASES = [
     L("top-unknown-command", ("bogus",), "unknown command 'bogus'"),
     L("top-unknown-option", ("--bogus",), "unknown command '--bogus'"),
@@ -516,6 +517,19 @@ CLI_CASES = [
     L("tables-out-under-file", ("tables", "--out", "{file}/sub"), "--out"),
     L("tables-out-file", ("tables", "--out", "{file}"), "--out"),
     L("tables-unknown-option", ("tables", "--bogus"), "--bogus"),
+    L("export-no-target", ("export", "--bogus"), "--bogus"),
+    L("export-missing-out", ("export", "zoology", "--construction", "attention_signcode"), "--out"),
+    L("export-unknown-construction", (*EXPORT, "--construction", "nope"), "construction='nope'"),
+    L("export-baseconv", (*EXPORT, "--construction", "baseconv_data_independent"), "cannot be exported"),
+    L("export-narrow", (*EXPORT, "--construction", "attention_signcode", "--d-model", "32"), "d_model=32"),
+    L("export-window-missing", (*EXPORT, "--construction", "sliding_window"), "window"),
+    L("export-window-zero", (*EXPORT, "--construction", "sliding_window", "--window", "0"), "window=0"),
+    L(
+        "export-examples-zero",
+        (*EXPORT, "--construction", "attention_signcode", "--num-examples", "0"),
+        "num_examples=0",
+    ),
+    L("export-out-under-file", (*EXPORT[:-1], "{file}/ck", "--construction", "attention_signcode"), "--out"),
 ]
 
 

@@ -18,17 +18,14 @@ from mqarkit.gpu.reference_model import (
 )
 from mqarkit.tolerances import assert_close
 
-GOLDEN = default_golden_dir()
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden data not found at {GOLDEN} (../shared absent)")
+GOLDEN = default_golden_dir()  # shipped with the package: always there (a missing folder raises here)
 NAMES = ("lm_attention_hybrid", "lm_based_hybrid", "lm_baseconv_only")
 
 
-@needs_golden
 def test_every_golden_model_is_covered() -> None:
     assert sorted(golden_model_entries()) == sorted(NAMES)
 
 
-@needs_golden
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_logits_reproduced(name: str) -> None:
     model, inputs, logits, entry = load_golden_model(name)
@@ -37,7 +34,6 @@ def test_golden_logits_reproduced(name: str) -> None:
     assert state_size_reported(model, entry["state_size_sequence_length"]) == entry["state_size_reported"]
 
 
-@needs_golden
 @pytest.mark.parametrize("name", NAMES)
 def test_key_map_covers_the_stored_state_dict_exactly(name: str) -> None:
     model, _, _, entry = load_golden_model(name)
@@ -46,7 +42,6 @@ def test_key_map_covers_the_stored_state_dict_exactly(name: str) -> None:
     assert {k: list(v.shape) for k, v in exported.items()} == entry["state_dict"]
 
 
-@needs_golden
 @pytest.mark.parametrize("name", NAMES)
 def test_every_swapped_or_transposed_matrix_breaks_the_logits(name: str) -> None:
     """Distinct-valued (random) golden weights: transposing any square matrix, or swapping two same-shaped tensors
@@ -72,7 +67,6 @@ def test_every_swapped_or_transposed_matrix_breaks_the_logits(name: str) -> None
             assert_close(fresh(inputs), logits, dtype="float64", context=f"{n1} <-> {n2}")
 
 
-@needs_golden
 def test_loading_rejects_missing_extra_misshaped_and_untied() -> None:
     model, _, _, _ = load_golden_model("lm_attention_hybrid")
     state = reference_state_dict(model)
@@ -90,7 +84,6 @@ def test_loading_rejects_missing_extra_misshaped_and_untied() -> None:
         load_reference_state_dict(fresh, untied)
 
 
-@needs_golden
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
