@@ -1,7 +1,12 @@
 """Every registered family against the mixer protocol (CPU, float32; gradients in float64): the fast path against
 the naive reference (values and gradients), recurrent mode against the reference, the carried state against its
 formula, padding that is exactly zero with no gradient, stacking that changes nothing, and the query-row form against
-the whole sequence."""
+the whole sequence.
+
+Two float32 computations of one function in different orders are compared relative to each tensor's scale
+(``assert_close_scaled``): their outputs and states are sums of many terms, and where the terms cancel an entry
+carries their rounding, not its own (the same float32 noise, relative to the largest entry, in every form). Gradients
+are compared in float64 entry by entry, where rounding cannot hide an error."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.families import FAMILIES, family_class
 from mqarkit.gpu.frontier.model import StackedHybrid, state_numbers
 from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
-from mqarkit.tolerances import assert_close
+from mqarkit.tolerances import assert_close, assert_close_scaled
 
 D, VOCAB, MAX_LEN = 32, 64, 32
 # two runs per family, with different knobs where the family has any (so padding and masks are exercised)
@@ -60,7 +65,7 @@ def test_fast_path_equals_reference_values_and_gradients(family):
     u = _inputs(0)
     fast = mixer(u)
     for r in range(2):
-        assert_close(fast[r], mixer.reference(r, u[r]), dtype="float32", context=f"{family} run {r} values")
+        assert_close_scaled(fast[r], mixer.reference(r, u[r]), dtype="float32", context=f"{family} run {r} values")
     mixer = mixer.to(torch.float64)
     u = u.double().requires_grad_()
     fast = mixer(u)
@@ -84,7 +89,8 @@ def test_recurrent_mode_equals_reference(family):
         for t in range(u.shape[2]):
             y, state = model.mixer.step(r, u[r][:, t], state)
             outputs.append(y)
-        assert_close(torch.stack(outputs, 1), model.mixer.reference(r, u[r]), dtype="float32", context=f"{family} {r}")
+        stepped, ref = torch.stack(outputs, 1), model.mixer.reference(r, u[r])
+        assert_close_scaled(stepped, ref, dtype="float32", context=f"{family} {r}")
 
 
 @pytest.mark.parametrize("family", sorted(KNOBS))
@@ -101,7 +107,7 @@ def test_carried_state_is_what_stepping_carries_and_its_formula(family, seq_len)
         one_pass = model.mixer.recurrent_state(r, u[r])
         assert set(one_pass) == set(state)
         for name, t in one_pass.items():
-            assert_close(t, state[name][0], dtype="float32", context=f"{family} run {r} {name}")
+            assert_close_scaled(t, state[name][0], dtype="float32", context=f"{family} run {r} {name}")
         counted = sum(t.numel() for t in one_pass.values())
         assert counted == family_class(family).state_formula(D, MAX_LEN, KNOBS[family][r], seq_len)
 
