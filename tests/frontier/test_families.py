@@ -4,9 +4,10 @@ formula, padding that is exactly zero with no gradient, stacking that changes no
 the whole sequence.
 
 Two float32 computations of one function in different orders are compared relative to each tensor's scale
-(``assert_close_scaled``): their outputs and states are sums of many terms, and where the terms cancel an entry
-carries their rounding, not its own (the same float32 noise, relative to the largest entry, in every form). Gradients
-are compared in float64 entry by entry, where rounding cannot hide an error."""
+(``assert_close_scaled``): their outputs and states are sums of many terms, and where the terms cancel an entry carries
+their rounding, not its own (the same float32 noise, relative to the largest entry, in every form; mamba's outputs reach
+1e3 at the ×3 weights below, with entries near 1). Gradients are compared in float64 entry by entry, where rounding
+cannot hide an error."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ KNOBS = {
     "gla": [{"heads": 2, "head_dim": 3}, {"heads": 1, "head_dim": 5}],
     "delta_net": [{"heads": 2, "head_dim": 3}, {"heads": 1, "head_dim": 5}],
     "gated_delta_net": [{"heads": 2, "head_dim": 3}, {"heads": 1, "head_dim": 5}],
+    "h3": [{"d_state": 2, "head_dim": 2}, {"d_state": 6, "head_dim": 4}],
+    "hyena": [{}, {}],
+    "mamba": [{"d_state": 4}, {"d_state": 9}],
 }
 
 
@@ -195,6 +199,16 @@ def test_knob_rules_name_the_knob():
         ModelConfig("rwkv7", D, head_dim=1).validate()
     with pytest.raises(ValueError, match="heads: family 'gla' needs heads"):
         ModelConfig("gla", D, head_dim=4).validate()
+    with pytest.raises(ValueError, match="d_state=3: h3 needs an even d_state"):
+        ModelConfig("h3", D, d_state=3, head_dim=2).validate()
+    with pytest.raises(ValueError, match="head_dim=3: h3 needs head_dim dividing d_model=32"):
+        ModelConfig("h3", D, d_state=4, head_dim=3).validate()
+    with pytest.raises(ValueError, match="head_dim: family 'h3' needs head_dim"):
+        ModelConfig("h3", D, d_state=4).validate()
+    with pytest.raises(ValueError, match="d_state=0: needs an integer d_state >= 1"):
+        ModelConfig("mamba", D, d_state=0).validate()
+    with pytest.raises(ValueError, match="d_state=4: family 'hyena' takes no knobs"):
+        ModelConfig("hyena", D, d_state=4).validate()
     with pytest.raises(ValueError, match="family='rnn': unknown"):
         ModelConfig("rnn", D).validate()
     with pytest.raises(ValueError, match="family='math:pi'"):
@@ -219,6 +233,9 @@ def test_run_ids_keep_the_shipped_format():
     assert ModelConfig("mamba2", 64, d_state=8, tie_head=False).label() == "mamba2-d64-n8-untied"
     assert ModelConfig("delta_net", 64, heads=2, head_dim=16).label() == "delta_net-d64-hd16-h2"
     assert ModelConfig("attention", 64, conv_kernel=4).label() == "attention-d64-k4"
+    assert ModelConfig("h3", 64, d_state=16, head_dim=2).label() == "h3-d64-n16-hd2"
+    assert ModelConfig("hyena", 64).label() == "hyena-d64"
+    assert ModelConfig("mamba", 64, d_state=16).label() == "mamba-d64-n16"
 
 
 def test_protocol_base_class_refuses_inconsistent_runs():

@@ -26,6 +26,9 @@ KNOBS = {
     "gla": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 8}],
     "delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 32}],
     "gated_delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 1, "head_dim": 32}],
+    "h3": [{"d_state": 16, "head_dim": 2}, {"d_state": 64, "head_dim": 4}],
+    "hyena": [{}, {}],
+    "mamba": [{"d_state": 8}, {"d_state": 16}],
 }
 
 

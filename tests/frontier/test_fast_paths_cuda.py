@@ -78,6 +78,9 @@ TWO_RUNS = {
     "gla": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 8}],
     "delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 32}],
     "gated_delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 1, "head_dim": 32}],
+    "h3": [{"d_state": 8, "head_dim": 2}, {"d_state": 16, "head_dim": 4}],
+    "hyena": [{}, {}],
+    "mamba": [{"d_state": 8}, {"d_state": 16}],
 }
 RECURRENT = ("mamba2", "rwkv4", "rwkv7", "gla", "delta_net", "gated_delta_net")  # issue 16's fla-backed families
 

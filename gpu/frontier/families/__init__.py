@@ -22,6 +22,9 @@ FAMILIES: dict[str, str] = {
     "gla": "mqarkit.gpu.frontier.families.gla:GLA",
     "delta_net": "mqarkit.gpu.frontier.families.delta_net:DeltaNet",
     "gated_delta_net": "mqarkit.gpu.frontier.families.gated_delta_net:GatedDeltaNet",
+    "h3": "mqarkit.gpu.frontier.families.h3:H3",
+    "hyena": "mqarkit.gpu.frontier.families.hyena:Hyena",
+    "mamba": "mqarkit.gpu.frontier.families.mamba:Mamba",
 }
 
 
