@@ -100,9 +100,15 @@ def test_a_missing_file_is_named(tmp_path):
 
 
 def test_presets_ship_as_sweep_files_with_the_papers_sizes():
-    assert preset_names() == ["based-fig2", "based-slice", "tiny", "zoology-fig2"]
+    assert preset_names() == ["based-fig2", "based-slice", "modern", "tiny", "zoology-fig2"]
     (fig2,) = load_preset("based-fig2")
-    assert len(fig2.runs()) == 124 and fig2.epochs == 32 and len(fig2.lrs) == 4
+    assert len(fig2.runs()) == (2 + 9 + 8 + 9 + 3 + 3) * 4 and fig2.epochs == 32 and len(fig2.lrs) == 4
+    assert {m.family for m in fig2.models} == {"attention", "based", "sliding_window", "mamba", "hyena", "h3"}
+    assert {(m.d_model, m.knob_dict()["d_state"]) for m in fig2.models if m.family == "h3"} == {
+        (64, 16),
+        (128, 32),
+        (256, 64),
+    }
     assert {m.max_len for m in fig2.models} == {1024}
     (slice_,) = load_preset("based-slice")
     assert {r.run_id for r in slice_.runs()} == {
@@ -111,6 +117,11 @@ def test_presets_ship_as_sweep_files_with_the_papers_sizes():
     zoology = load_preset("zoology-fig2")
     assert [s.name for s in zoology] == [f"zoology-fig2-N{n}" for n in (64, 128, 256, 512)]
     assert [{m.max_len for m in s.models} for s in zoology] == [{64}, {128}, {256}, {512}]
+    assert [s.batch_size for s in zoology] == [512, 512, 256, 128]
+    assert all(s.lrs == pytest.approx((1e-4, 10**-3.333333, 10**-2.666667, 1e-2)) for s in zoology)
+    for s, n in zip(zoology, (64, 128, 256, 512)):
+        assert {m.family for m in s.models} == {"attention", "long_conv", "hyena", "rwkv4", "based", "mamba", "h3"}
+        assert {m.knob_dict()["d_state"] for m in s.models if m.family == "h3"} == {n}
 
 
 def test_reductions_are_recorded_and_checked():
