@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(c["id"], f"[{style[c['status']]}]{c['status']}[/]", f"{n_run}/{len(c['checks'])}", detail)
     Console(quiet=args.quiet).print(table)
     console.print(f"wrote {args.json} and {args.markdown}")
+    counts = ", ".join(f"{n} {status}" for status, n in data["summary"].items())
+    print(f"{counts} ({args.markdown})")  # the summary line, on the terminal even with --quiet
     return 1 if data["summary"]["failed"] else 0
 
 
