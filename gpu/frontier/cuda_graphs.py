@@ -15,6 +15,10 @@ run on a snapshot: parameters, moments and the step count are copied aside and r
 and optimiser are exactly as they were — the first *replayed* step is the first training step. The graphed step is
 the eager one, :func:`~mqarkit.gpu.frontier.steps.train_step` (a GPU test compares them step by step). Batches of
 another size (the last, partial batch of a segment) run eagerly. ``MQARKIT_CUDA_GRAPHS=0`` turns graphs off.
+
+The per-run loss sums (``loss_sums (R,)``, read once per epoch by the training loop) are one more persistent device
+tensor: the graph adds each replayed step's losses to it in place, and the warm-up's additions are undone with the
+rest of the snapshot.
 """
 
 from __future__ import annotations
@@ -38,11 +42,20 @@ def graphs_enabled(device: torch.device) -> bool:
 class GraphedSteps:
     """Training steps of ``model`` with ``opt``: graphed for batches of ``batch_size`` rows, eager otherwise."""
 
-    def __init__(self, model: StackedHybrid, opt: StackedAdamW, *, batch_size: int, budget: int):
+    def __init__(
+        self,
+        model: StackedHybrid,
+        opt: StackedAdamW,
+        *,
+        batch_size: int,
+        budget: int,
+        loss_sums: torch.Tensor | None = None,
+    ):
         device = opt.params[0].device
         if device.type != "cuda":
             raise ValueError(f"model: CUDA graphs need a CUDA model, got device {device}")
         self.model, self.opt, self.batch_size, self.budget = model, opt, batch_size, budget
+        self.loss_sums = loss_sums  # (R,) float32 on the device, or None
         self.device = device
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}  # id(segment) -> (graph, rows)
         self.pool = torch.cuda.graph_pool_handle()  # one memory pool for all graphs of the stack (see _capture)
@@ -52,7 +65,7 @@ class GraphedSteps:
         # capture and replay use the current device's streams: make it the model's (one worker per GPU)
         with torch.cuda.device(self.device):
             if rows.numel() != self.batch_size:
-                train_step(self.model, self.opt, seg, rows, factor, self.budget)
+                train_step(self.model, self.opt, seg, rows, factor, self.budget, self.loss_sums)
                 return
             if id(seg) not in self.graphs:
                 self.graphs[id(seg)] = self._capture(seg)
@@ -62,14 +75,15 @@ class GraphedSteps:
             graph.replay()
 
     def _body(self, seg: SegmentData, rows: torch.Tensor) -> None:
-        accumulate_gradients(self.model, seg, rows, self.budget)
+        accumulate_gradients(self.model, seg, rows, self.budget, self.loss_sums)
         self.opt.step(clear_grads=False)
 
     def _capture(self, seg: SegmentData) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
         static_rows = torch.arange(self.batch_size, device=seg.inputs.device)  # any valid rows; overwritten per step
         # detached copies: a clone that records autograd history would keep the parameters' AccumulateGrad nodes
         # alive, bound to this stream, and break the capture below
-        saved = [t.detach().clone() for t in self.opt.state_tensors()]
+        snapshot = self._snapshot_tensors()
+        saved = [t.detach().clone() for t in snapshot]
         factor = self.opt.neg_factor.clone()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -80,7 +94,7 @@ class GraphedSteps:
                 self._body(seg, static_rows)
         torch.cuda.current_stream().wait_stream(side)
         with torch.no_grad():
-            torch._foreach_copy_(self.opt.state_tensors(), saved)
+            torch._foreach_copy_(snapshot, saved)
             self.opt.neg_factor.copy_(factor)
         del saved
         for p in self.opt.params:
@@ -95,3 +109,7 @@ class GraphedSteps:
         for p in self.opt.params:  # the graph keeps its gradient buffers; eager steps allocate their own
             p.grad = None
         return graph, static_rows
+
+    def _snapshot_tensors(self) -> list[torch.Tensor]:
+        """What the warm-up steps change and must leave as it was: the optimiser's state and the loss sums."""
+        return list(self.opt.state_tensors()) + ([] if self.loss_sums is None else [self.loss_sums])

@@ -2,7 +2,8 @@
 
 Groups, not runs, are the unit of work: a group's records are written only after the whole group has finished, so an
 interrupted sweep never records a partial run, and a rerun skips every run whose ``run_id`` is already in the results
-file.
+file. What happens meanwhile is reported to observers (:mod:`mqarkit.gpu.frontier.observers`): by default the log
+lines of :class:`~mqarkit.gpu.frontier.observers.EpochLog`; a progress bar or a tracker where the caller asks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +22,13 @@ import torch
 
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
+from mqarkit.gpu.frontier.observers import EpochLog, StackObserver, stack_name
 from mqarkit.gpu.frontier.records import RecordsStore, append_records, read_records
 from mqarkit.gpu.frontier.sweep import STATE_BYTES_PER_NUMBER, RunSpec, SweepConfig, groups
 
 if TYPE_CHECKING:
     from mqarkit.gpu.frontier.steps import SegmentData
+    from mqarkit.gpu.frontier.tracking import Tracking
 
 
 def environment(device: torch.device) -> dict:
@@ -80,10 +84,53 @@ def make_data(sweep: SweepConfig, device: torch.device) -> tuple[list[SegmentDat
     return train, test
 
 
+@dataclass(frozen=True)
+class SweepData:
+    """A sweep's generated segments (on one device) and the seconds their generation took.
+
+    The data depend on ``data_seed`` and on the *type* of device they were generated on (torch's CPU and CUDA
+    generators draw different streams), not on which device of that type: data generated once and moved (as the Ray
+    launcher does) equal the data each device would have generated."""
+
+    train: list[SegmentData]
+    test: list[SegmentData]
+    seconds: float
+
+    def to(self, device: str | torch.device) -> SweepData:
+        """The same segments on ``device``."""
+        from mqarkit.gpu.frontier.steps import SegmentData
+
+        def move(segments: list[SegmentData]) -> list[SegmentData]:
+            return [SegmentData(s.segment, s.inputs.to(device), s.labels.to(device)) for s in segments]
+
+        return SweepData(move(self.train), move(self.test), self.seconds)
+
+
+def prepare_data(sweep: SweepConfig, device: str | torch.device) -> SweepData:
+    """:func:`make_data`, timed (to the end of the device's work)."""
+    device = torch.device(device)
+    t0 = time.perf_counter()
+    train, test = make_data(sweep, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return SweepData(train, test, time.perf_counter() - t0)
+
+
 def run_groups(
-    sweep: SweepConfig, run_ids: set[str] | None, device: str | torch.device, log: Callable[[str], None] = print
+    sweep: SweepConfig,
+    run_ids: set[str] | None,
+    device: str | torch.device,
+    log: Callable[[str], None] = print,
+    *,
+    observers: Sequence[StackObserver] | None = None,
+    tracking: Tracking | None = None,
+    data: SweepData | None = None,
 ) -> Iterator[list[dict]]:
-    """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records."""
+    """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records.
+
+    ``observers``: told of each stack's start, epochs and end (default: :class:`EpochLog` on ``log``). ``tracking``:
+    a tracker to build here and add to them (:mod:`mqarkit.gpu.frontier.tracking`). ``data``: the sweep's data,
+    generated earlier (moved to ``device`` here); by default generated here."""
     from mqarkit.gpu.frontier.train import train_stack
 
     sweep.validate()
@@ -91,15 +138,17 @@ def run_groups(
     todo = groups(sweep, run_ids)
     if not todo:
         return
+    watchers = [EpochLog(log)] if observers is None else list(observers)
+    if tracking is not None:
+        watchers.append(tracking.observer())
     env = environment(device)
-    t0 = time.perf_counter()
-    train, test = make_data(sweep, device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    data_seconds = time.perf_counter() - t0
+    data = prepare_data(sweep, device) if data is None else data.to(device)
+    train, test, data_seconds = data.train, data.test, data.seconds
     log(f"[{sweep.name}] data on {env['device']}: {data_seconds:.1f} s; {len(todo)} groups")
     longest = max(test, key=lambda s: s.inputs.shape[1])
     for group in todo:
+        for w in watchers:
+            w.stack_started(sweep, group)
         t1 = time.perf_counter()
         model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
         gen = torch.Generator(device=device).manual_seed(_group_seed(sweep, group))
@@ -113,9 +162,11 @@ def run_groups(
             batch_size=sweep.batch_size,
             test_batch_size=sweep.test_batch_size,
             early_stop=sweep.early_stop,
-            on_epoch=lambda e, overall, g=group: _log_epoch(log, sweep, g, e, overall),
+            on_epoch=lambda report, g=group: [w.epoch_ended(sweep, g, report) for w in watchers],
         )
         wall = time.perf_counter() - t1
+        for w in watchers:
+            w.stack_finished(sweep, group, res)
         records = []
         for i, run in enumerate(group):
             states, how = model.final_state(i, longest.inputs[0])
@@ -147,6 +198,7 @@ def run_groups(
                     ],
                     "overall_accuracy": res.overall[i],
                     "history": res.history[i],
+                    "loss_history": res.loss_history[i],
                     "state_numbers": numbers,
                     "state_bytes": None if numbers is None else numbers * STATE_BYTES_PER_NUMBER,
                     "state_measured": numbers is not None,
@@ -163,20 +215,8 @@ def run_groups(
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 }
             )
-        log(f"[{sweep.name}] {_stack_name(group)}: {len(group)} runs, {wall:.1f} s, best {max(res.overall):.3f}")
+        log(f"[{sweep.name}] {stack_name(group)}: {len(group)} runs, {wall:.1f} s, best {max(res.overall):.3f}")
         yield records
-
-
-def _log_epoch(log: Callable[[str], None], sweep: SweepConfig, group: list[RunSpec], epoch: int, overall: list) -> None:
-    """Epoch 1 (its time holds compilation and graph capture), every 8th and the last: the stack's best accuracy."""
-    if epoch == 1 or epoch % 8 == 0 or epoch == sweep.epochs:
-        log(f"[{sweep.name}] {_stack_name(group)}: epoch {epoch}/{sweep.epochs}, best {max(overall):.3f}")
-
-
-def _stack_name(group: list[RunSpec]) -> str:
-    """How the log names a stack: its family (or plain module's class) and width."""
-    m = group[0].model
-    return f"{m.mixer.split(':')[1] if m.mixer else m.family} d={m.d_model}"
 
 
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
@@ -192,26 +232,38 @@ def run_sweeps(
     worker: int = 0,
     num_workers: int = 1,
     log: Callable[[str], None] = print,
+    observers: Sequence[StackObserver] | None = None,
+    tracking: Tracking | None = None,
 ) -> int:
     """Run every unfinished run (this worker's share of the groups), appending records to ``out``; returns the
     number of runs recorded now. Before any work: the sweeps are validated, ``out`` is checked writable, and (worker
-    0) the log says how many runs ``out`` already holds and how many are left to do."""
+    0) the log says how many runs ``out`` already holds and how many are left to do. ``observers`` and ``tracking``:
+    see :func:`run_groups` (each observer is first told the plan: this worker's stacks)."""
     if not (0 <= worker < num_workers):
         raise ValueError(f"worker={worker}: needs 0 <= worker < num_workers={num_workers}")
     for sw in sweeps:
         sw.validate()
+    if tracking is not None:
+        tracking.validate()
     store = RecordsStore(out)
     store.check_writable()
     if worker == 0:
         log(store.resume_report(r.run_id for sw in sweeps for r in sw.runs()).line(out))
+    shares = [(sw, _share(sw, todo, worker, num_workers)) for sw, todo in pending(sweeps, out)]
+    for w in observers or ():
+        w.planned([(sw, g) for sw, mine in shares for g in groups(sw, mine)])
     count = 0
-    for sw, todo in pending(sweeps, out):
-        mine = {r.run_id for gi, g in enumerate(groups(sw, todo)) if gi % num_workers == worker for r in g}
-        for records in run_groups(sw, mine, device, log):
+    for sw, mine in shares:
+        for records in run_groups(sw, mine, device, log, observers=observers, tracking=tracking):
             written = append_records(out, records, log=log).written
             count += written
             log(f"[{sw.name}] {written} records written")
     return count
+
+
+def _share(sweep: SweepConfig, todo: set[str], worker: int, num_workers: int) -> set[str]:
+    """The run ids of the groups of ``todo`` dealt to ``worker`` (round robin over the groups)."""
+    return {r.run_id for gi, g in enumerate(groups(sweep, todo)) if gi % num_workers == worker for r in g}
 
 
 def elapsed_log(started: float, prefix: str = "") -> Callable[[str], None]:
@@ -226,10 +278,12 @@ def run(
     device: str | torch.device | None = None,
     *,
     log: Callable[[str], None] = print,
+    observers: Sequence[StackObserver] | None = None,
+    tracking: Tracking | None = None,
 ) -> int:
     """Run ``sweeps`` (one or a list) into the results file ``out`` on ``device`` (default: CUDA if available, else
     the CPU), skipping the runs already recorded there; returns the number of runs recorded now. For notebooks;
-    ``mqarkit frontier run`` is the same on the command line."""
+    ``mqarkit frontier run`` is the same on the command line (``observers``, ``tracking``: see :func:`run_groups`)."""
     sweeps = [sweeps] if isinstance(sweeps, SweepConfig) else list(sweeps)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return run_sweeps(sweeps, out, device, log=log)
+    return run_sweeps(sweeps, out, device, log=log, observers=observers, tracking=tracking)

@@ -42,17 +42,29 @@ def micro_batch(model: StackedHybrid, batch: int, seq_len: int, budget: int) -> 
     return max(1, min(batch, budget // per_example))
 
 
-def query_loss(model: StackedHybrid, x: torch.Tensor, qpos: torch.Tensor, targets: torch.Tensor, total: int):
+def query_loss(
+    model: StackedHybrid,
+    x: torch.Tensor,
+    qpos: torch.Tensor,
+    targets: torch.Tensor,
+    total: int,
+    loss_sums: torch.Tensor | None = None,
+):
     """Sum over runs of (summed CE at the query positions) / ``total``; ``x (b, N)``, ``qpos, targets (b, D)``.
 
     The LM head and the cross-entropy are one fused computation that never writes the ``(R, b·D, c)`` logits on CUDA
     (:func:`~mqarkit.gpu.frontier.kernels.fused_head.fused_linear_cross_entropy`; its naive reference elsewhere).
+    ``loss_sums (R,)`` float32, if given: each run's summed CE (not divided by ``total``) is added to it in place.
     """
-    return fused_linear_cross_entropy(model.hidden_at(x, qpos), model.head_weight(), targets.reshape(-1)) / total
+    hidden = model.hidden_at(x, qpos)
+    return fused_linear_cross_entropy(hidden, model.head_weight(), targets.reshape(-1), per_run_sums=loss_sums) / total
 
 
-def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int) -> None:
-    """Forward and backward of the examples ``rows (b,)`` of ``seg`` (micro-batched to fit ``budget``) into ``.grad``.
+def accumulate_gradients(
+    model: StackedHybrid, seg: SegmentData, rows: torch.Tensor, budget: int, loss_sums: torch.Tensor | None = None
+) -> None:
+    """Forward and backward of the examples ``rows (b,)`` of ``seg`` (micro-batched to fit ``budget``) into ``.grad``;
+    each run's summed CE over the batch's labels is added to ``loss_sums (R,)`` when given (on the device, no sync).
 
     bf16 autocast on CUDA, with its weight-cast cache off (required inside CUDA-graph capture; each weight is cast
     once per forward anyway).
@@ -63,13 +75,20 @@ def accumulate_gradients(model: StackedHybrid, seg: SegmentData, rows: torch.Ten
     for start in range(0, rows.numel(), mb):
         part = rows[start : start + mb]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False):
-            loss = query_loss(model, seg.inputs[part], seg.qpos[part], seg.targets[part], total)
+            loss = query_loss(model, seg.inputs[part], seg.qpos[part], seg.targets[part], total, loss_sums)
         loss.backward()
 
 
 def train_step(
-    model: StackedHybrid, opt: StackedAdamW, seg: SegmentData, rows: torch.Tensor, factor: float, budget: int
+    model: StackedHybrid,
+    opt: StackedAdamW,
+    seg: SegmentData,
+    rows: torch.Tensor,
+    factor: float,
+    budget: int,
+    loss_sums: torch.Tensor | None = None,
 ) -> None:
-    """One optimiser step on the examples ``rows (b,)`` of ``seg``, eagerly (``opt.step`` clears the gradients)."""
-    accumulate_gradients(model, seg, rows, budget)
+    """One optimiser step on the examples ``rows (b,)`` of ``seg``, eagerly (``opt.step`` clears the gradients);
+    ``loss_sums``: see :func:`accumulate_gradients`."""
+    accumulate_gradients(model, seg, rows, budget, loss_sums)
     opt.step(factor)

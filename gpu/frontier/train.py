@@ -19,6 +19,11 @@ the graphed step is :func:`train_step`'s computation.
 
 Batches: each batch comes from one training segment (one ``(N, D)``); every epoch the rows of every segment and the
 order of all batches are reshuffled with the harness's ``torch.Generator``.
+
+Monitoring: each run's training loss of an epoch is the mean cross-entropy over every label the epoch trained on,
+accumulated on the device (``loss_sums (R,)``, added to in place by every step, graphed or not) and read once per
+epoch, with the test accuracy that already synchronises there: no host sync per step. After each epoch ``on_epoch``
+gets an :class:`EpochReport` (loss, accuracy per test segment and overall, which runs trained).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -38,13 +43,13 @@ from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET, SegmentData, micro_batch,
 
 
 def training_step(
-    model: StackedHybrid, opt: StackedAdamW, *, batch_size: int, budget: int
+    model: StackedHybrid, opt: StackedAdamW, *, batch_size: int, budget: int, loss_sums: torch.Tensor | None = None
 ) -> Callable[[SegmentData, torch.Tensor, float], None]:
     """The harness's step ``(segment, rows, schedule factor) -> None``: graphed on CUDA where the family allows it
-    (``graphable``), else :func:`train_step`."""
+    (``graphable``), else :func:`train_step`; each step adds its per-run summed losses to ``loss_sums`` if given."""
     if graphs_enabled(opt.params[0].device) and model.mixer.graphable:
-        return GraphedSteps(model, opt, batch_size=batch_size, budget=budget).step
-    return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget)
+        return GraphedSteps(model, opt, batch_size=batch_size, budget=budget, loss_sums=loss_sums).step
+    return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget, loss_sums)
 
 
 def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int, amp: bool):
@@ -78,9 +83,24 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
     return correct.cpu(), totals
 
 
+@dataclass(frozen=True)
+class EpochReport:
+    """What one epoch of a stack gave, per run: the mean training loss over the epoch's labels, the test accuracy per
+    test segment and overall, and whether the run trained this epoch (False: frozen by an earlier early stop; its
+    numbers are then those of its frozen weights)."""
+
+    epoch: int  # 1-based
+    epochs: int  # the most the stack trains
+    loss: list[float]  # (R,)
+    accuracy: list[list[float]]  # (R, S)
+    overall: list[float]  # (R,)
+    trained: list[bool]  # (R,)
+
+
 @dataclass
 class StackResult:
-    """Per run: test accuracy per segment at the end (or at the early stop), epochs trained, accuracy history."""
+    """Per run: test accuracy per segment at the end (or at the early stop), epochs trained, accuracy and training
+    loss histories."""
 
     accuracy: list[list[float]]  # (R, S)
     overall: list[float]  # (R,)
@@ -88,6 +108,7 @@ class StackResult:
     history: list[list[float]]  # (R, epochs) overall accuracy after each epoch
     train_seconds: float
     steps: int
+    loss_history: list[list[float]] = field(default_factory=list)  # (R, epochs) mean training loss of each epoch
 
 
 def train_stack(
@@ -103,7 +124,7 @@ def train_stack(
     early_stop: float = 0.99,
     weight_decay: float = 0.1,
     budget: int = DEFAULT_BUDGET,
-    on_epoch: Callable[[int, list[float]], None] | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> StackResult:
     """Train all runs of ``model`` together for up to ``epochs`` epochs; see the module docstring."""
     if epochs < 1:
@@ -115,12 +136,22 @@ def train_stack(
     device = train[0].inputs.device
     amp = device.type == "cuda"
     opt = StackedAdamW(model, torch.tensor(lrs), weight_decay=weight_decay)
-    take_step = training_step(model, opt, batch_size=batch_size, budget=budget)
     runs = model.runs
+    loss_sums = torch.zeros(runs, dtype=torch.float32, device=device)  # (R,) summed CE of the epoch so far
+    labels_per_epoch = sum(s.qpos.numel() for s in train)
+    take_step = training_step(model, opt, batch_size=batch_size, budget=budget, loss_sums=loss_sums)
     active = torch.ones(runs, dtype=torch.bool)
     steps_per_epoch = sum(math.ceil(s.inputs.shape[0] / batch_size) for s in train)
     total_steps = epochs * steps_per_epoch
-    result = StackResult([[0.0] * len(tests)] * runs, [0.0] * runs, [0] * runs, [[] for _ in range(runs)], 0.0, 0)
+    result = StackResult(
+        accuracy=[[0.0] * len(tests)] * runs,
+        overall=[0.0] * runs,
+        epochs=[0] * runs,
+        history=[[] for _ in range(runs)],
+        train_seconds=0.0,
+        steps=0,
+        loss_history=[[] for _ in range(runs)],
+    )
     t0 = time.perf_counter()
     step = 0
     for epoch in range(epochs):
@@ -141,14 +172,18 @@ def train_stack(
         correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget, amp=amp)
         overall = (correct.sum(1).double() / totals.sum()).tolist()
         acc = (correct.double() / totals.double()).tolist()
+        loss = (loss_sums.double() / labels_per_epoch).tolist()  # read once per epoch (evaluate has synchronised)
+        loss_sums.zero_()  # in place: a CUDA graph holds its address
+        trained = active.tolist()
         for r in range(runs):
             if active[r]:
                 result.accuracy[r], result.overall[r], result.epochs[r] = acc[r], overall[r], epoch + 1
                 result.history[r].append(overall[r])
+                result.loss_history[r].append(loss[r])
                 if overall[r] >= early_stop:
                     active[r] = False
         if on_epoch is not None:
-            on_epoch(epoch + 1, overall)
+            on_epoch(EpochReport(epoch + 1, epochs, loss, acc, overall, trained))
         if not bool(active.any()):
             break
         opt.set_active(active.to(device))

@@ -7,7 +7,7 @@
   family;
 - CUDA-graphed training steps of the fla-backed recurrent families against eager steps;
 - CUDA-graphed training steps (:mod:`mqarkit.gpu.frontier.cuda_graphs`) against eager steps, step by step, a partial
-  (eager) batch and a learning-rate freeze included.
+  (eager) batch and a learning-rate freeze included, with the per-run loss sums the steps add up.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def test_graphed_steps_equal_eager_steps():
     lrs = torch.tensor([1e-3, 3e-3, 1e-2])
     eager_model, graph_model = _based_stack(device), _based_stack(device)
     eager_opt, graph_opt = StackedAdamW(eager_model, lrs), StackedAdamW(graph_model, lrs)
-    graphed = GraphedSteps(graph_model, graph_opt, batch_size=8, budget=2**30)
+    eager_losses, graph_losses = torch.zeros(3, device=device), torch.zeros(3, device=device)
+    graphed = GraphedSteps(graph_model, graph_opt, batch_size=8, budget=2**30, loss_sums=graph_losses)
     plan = [(seg, 8), (short, 8), (seg, 8), (seg, 5), (short, 8), (seg, 8)]  # 5 rows: an eager (partial) batch
     rows_g = torch.Generator(device).manual_seed(3)
     for i, (s, b) in enumerate(plan):
@@ -129,13 +130,15 @@ def test_graphed_steps_equal_eager_steps():
             active = torch.tensor([True, False, True], device=device)
             eager_opt.set_active(active)
             graph_opt.set_active(active)
-        train_step(eager_model, eager_opt, s, rows, factor, 2**30)
+        train_step(eager_model, eager_opt, s, rows, factor, 2**30, eager_losses)
         graphed.step(s, rows, factor)
         torch.cuda.synchronize()
         # not bit-equal: the embedding's backward adds repeated tokens with atomics (order-dependent float sums),
         # and Adam turns tiny gradient differences into relative update differences of ~1e-4
         for (name, a), b_ in zip(graph_model.named_parameters(), eager_model.parameters()):
             assert_close(a, b_, dtype="tfloat32", context=f"step {i} {name}")
+        # the per-run loss sums: each replay adds its step's losses; the warm-up steps' additions were undone
+        assert_close(graph_losses, eager_losses, dtype="bfloat16", context=f"step {i} loss sums")
     assert len(graphed.graphs) == 2  # one graph per segment; the partial batch ran eagerly
     assert float(graph_opt.t) == float(eager_opt.t) == len(plan)
 

@@ -152,12 +152,34 @@ def _check_target_range(targets: torch.Tensor, c: int) -> None:
         raise ValueError(f"targets: need values in [0, c={c}), got min {lo}, max {hi}")
 
 
-def _reference(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def _reference(
+    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, per_run_sums: torch.Tensor | None = None
+) -> torch.Tensor:
     r, m, _ = h.shape
     logits = torch.bmm(h, w)  # (R, M, c) in the inputs' dtype
     acc = torch.promote_types(logits.dtype, torch.float32)  # float32, or float64 for float64 inputs
     logp = torch.log_softmax(logits.to(acc), dim=-1)  # (R, M, c)
-    return -logp.gather(2, targets.expand(r, m).unsqueeze(2)).sum()
+    rows = -logp.gather(2, targets.expand(r, m).unsqueeze(2))  # (R, M, 1)
+    if per_run_sums is not None:
+        _add_per_run(per_run_sums, rows.detach().reshape(r, m))
+    return rows.sum()
+
+
+def _add_per_run(per_run_sums: torch.Tensor, rows: torch.Tensor) -> None:
+    """``per_run_sums (R,) += rows (R, M)`` summed over ``M``, in place (no autograd, no host sync)."""
+    with torch.no_grad():
+        per_run_sums.add_(rows.sum(1).to(per_run_sums.dtype))
+
+
+def _checked_per_run_sums(per_run_sums: torch.Tensor | None, h: torch.Tensor) -> None:
+    if per_run_sums is None:
+        return
+    if not isinstance(per_run_sums, torch.Tensor):
+        raise TypeError(f"per_run_sums: needs a torch.Tensor or None, got {type(per_run_sums).__name__}")
+    if per_run_sums.shape != (h.shape[0],) or not per_run_sums.is_floating_point():
+        raise ValueError(f"per_run_sums: needs a floating (R,) tensor with R={h.shape[0]}, got {per_run_sums.shape}")
+    if per_run_sums.device != h.device:
+        raise ValueError(f"per_run_sums: needs the device of h ({h.device}), got {per_run_sums.device}")
 
 
 def reference_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -473,9 +495,13 @@ def _argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 class _FusedLinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, per_run_sums: torch.Tensor | None
+    ) -> torch.Tensor:
         with _on_device(h):  # Triton launches on the current device: make it h's (e.g. one worker per GPU)
             lse, rows = _forward(h, w, targets)  # (R, M) float32 each
+            if per_run_sums is not None:
+                _add_per_run(per_run_sums, rows)
         ctx.save_for_backward(h, w, targets, lse)
         return rows.sum()
 
@@ -487,7 +513,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
         with _on_device(h):
             dh = _grad_h(h, w, targets, lse, g) if ctx.needs_input_grad[0] else None
             dw = _grad_w(h, w, targets, lse, g) if ctx.needs_input_grad[1] else None
-        return dh, dw, None
+        return dh, dw, None, None
 
 
 def _on_device(t: torch.Tensor):
@@ -507,19 +533,27 @@ def _use_kernels(h: torch.Tensor, w: torch.Tensor) -> bool:
     return max(h.numel(), w.numel(), h.shape[0] * h.shape[1]) < _INT32_LIMIT
 
 
-def fused_linear_cross_entropy(h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def fused_linear_cross_entropy(
+    h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, *, per_run_sums: torch.Tensor | None = None
+) -> torch.Tensor:
     """``Σ_{r, m} CE(h[r, m] @ w[r], targets[m])`` without materialising the ``(R, M, c)`` logits.
 
     ``h (R, M, d)``, ``w (R, d, c)`` floating (same dtype, or cast by autocast), ``targets (M,)`` int64 in ``[0, c)``.
     Returns a float32 scalar (float64 for float64 inputs, via the reference) equal to
     :func:`reference_linear_cross_entropy`, with gradients for ``h`` and ``w`` in their dtypes. Triton kernels on
     CUDA; the reference elsewhere (see the module docstring for the exact dispatch).
+
+    ``per_run_sums``: an optional floating ``(R,)`` tensor on ``h``'s device to which each run's summed loss
+    ``Σ_m CE(h[r, m] @ w[r], targets[m])`` is added in place, from the rows the value is summed from: no autograd,
+    no host sync, the same buffer every call (so a CUDA graph may record the addition). For monitoring (the harness's
+    per-run training loss); the returned value and the gradients are unchanged.
     """
     h, w = _checked(h, w, targets)
-    if not _use_kernels(h, w):
-        return reference_linear_cross_entropy(h, w, targets)
+    _checked_per_run_sums(per_run_sums, h)
     _check_target_range(targets, w.shape[2])
-    return _FusedLinearCrossEntropy.apply(h, w, targets)
+    if not _use_kernels(h, w):
+        return _reference(h, w, targets, per_run_sums)
+    return _FusedLinearCrossEntropy.apply(h, w, targets, per_run_sums)
 
 
 def fused_linear_argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
