@@ -46,7 +46,7 @@ _SUBMODULE = {
     "elapsed_log": "runner",
     "WORKER_PRELOAD": "launchers",
     "run_multiprocess": "launchers",
-    "run_ray": "launchers",
+    "run_ray": "ray_launcher",
 }
 
 __all__ = [
@@ -86,11 +86,12 @@ __all__ = [
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names come from __getattr__
     from mqarkit.gpu.frontier.config import ModelConfig
     from mqarkit.gpu.frontier.families import FAMILIES, family_class
-    from mqarkit.gpu.frontier.launchers import WORKER_PRELOAD, run_multiprocess, run_ray
+    from mqarkit.gpu.frontier.launchers import WORKER_PRELOAD, run_multiprocess
     from mqarkit.gpu.frontier.model import StackedHybrid
     from mqarkit.gpu.frontier.plot import draw, frontier_figure
     from mqarkit.gpu.frontier.presets import get_preset, load_preset, preset_names, reduce
     from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
+    from mqarkit.gpu.frontier.ray_launcher import run_ray
     from mqarkit.gpu.frontier.records import append_records, read_records
     from mqarkit.gpu.frontier.results import load_results, result_rows
     from mqarkit.gpu.frontier.runner import elapsed_log, environment, make_data, run, run_groups, run_sweeps

@@ -3,13 +3,21 @@
 mqarkit frontier list
 mqarkit frontier run (--preset NAME | --sweep FILE.toml) --out RESULTS.jsonl [--device cpu|cuda|cuda:1]
     [--epochs 8] [--lrs 1e-3 1e-2] [--families based attention] [--d-models 64 128] [--example-scale 0.5]
-    [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--devices cuda:0 cuda:1 | --ray --ray-tasks 8 [--ray-address auto]]
+    [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--no-progress] [--log tensorboard|wandb [--log-dir DIR]]
+    [--devices cuda:0 cuda:1 | --ray [--gpus-per-task 1] [--ray-retries 2] [--ray-tasks N] [--ray-address auto]
+    [--ray-runtime-env JSON]]
+
+Exit status: 0 when every run is recorded, 1 when some Ray task failed after its retries (the other runs are
+recorded; a rerun trains the failed ones), 2 on a bad request (one line on stderr, before any work).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import time
+from contextlib import nullcontext
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
@@ -18,37 +26,148 @@ from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
 from mqarkit.gpu.frontier.records import RecordsStore
 from mqarkit.gpu.frontier.sweep import sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
+from mqarkit.gpu.frontier.tracking import TRACKER_PACKAGES, Tracking, default_log_dir
+
+RAY_ONLY = ("gpus_per_task", "ray_retries", "ray_tasks", "ray_address", "ray_runtime_env")  # flags that need --ray
+
+
+def _epilog() -> str:
+    return f"presets: {', '.join(preset_names())}; families: {', '.join(FAMILIES)} (or 'package.module:Class')"
 
 
 def build_parser() -> CommandParser:
-    parser = CommandParser(
-        prog="mqarkit frontier",
-        description=__doc__.split("\n\n")[0],
-        epilog=f"presets: {', '.join(preset_names())}; families: {', '.join(FAMILIES)} (or 'package.module:Class')",
+    parser = CommandParser(prog="mqarkit frontier", description=__doc__.split("\n\n")[0], epilog=_epilog())
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run}")
+    sub.add_parser(
+        "list",
+        help="print the presets (their sweeps, runs and stacks) and the registered families",
+        description="Print each preset's sweeps (runs, stacks, epochs) and the registered families.",
+        epilog=_epilog(),
     )
-    sub = parser.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="print the presets (their sweeps, runs and stacks) and the registered families")
-    run = sub.add_parser("run", help="run a preset or a sweep file (skips the runs already in --out)")
-    source = run.add_mutually_exclusive_group(required=True)
+    run = sub.add_parser(
+        "run",
+        help="run a preset or a sweep file (skips the runs already in --out)",
+        description="Train a preset or a sweep file into a JSONL results file; runs already recorded there are "
+        "skipped, so an interrupted run resumes. Exit status 1 if a Ray task failed after its retries.",
+        epilog=_epilog(),
+    )
+    what = run.add_argument_group("what to run")
+    source = what.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", choices=preset_names(), help="a sweep shipped with the package")
     source.add_argument("--sweep", metavar="FILE.toml", help="a sweep file (see docs/mixer_protocol.md)")
-    run.add_argument("--out", required=True, help="JSONL results file; finished runs in it are skipped")
-    run.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    run.add_argument(
-        "--devices", nargs="+", default=None, help="one worker process per entry (repeat a device to share it)"
+    what.add_argument(
+        "--out", required=True, metavar="RESULTS.jsonl", help="JSONL results file; finished runs in it are skipped"
     )
-    run.add_argument("--ray", action="store_true", help="run through Ray (optional extra)")
-    run.add_argument("--ray-tasks", type=int, default=1, help="number of Ray tasks (groups are dealt among them)")
-    run.add_argument("--ray-address", default=None, help="address of a running Ray cluster (default: a local one)")
-    run.add_argument("--epochs", type=int, default=None, help="train this many epochs instead (recorded in notes)")
-    run.add_argument("--lrs", type=float, nargs="+", default=None, help="these learning rates instead")
-    run.add_argument("--families", nargs="+", default=None, help="only the models of these families")
-    run.add_argument("--d-models", type=int, nargs="+", default=None, help="only the models of these widths")
-    run.add_argument("--example-scale", type=float, default=1.0, help="scale every segment's number of examples")
-    run.add_argument("--seeds", type=int, nargs="+", default=None, help="these seeds (one run per seed) instead")
-    run.add_argument("--data-seed", type=int, default=None, help="the seed of the data instead")
-    run.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+    what.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+
+    reductions = run.add_argument_group("reductions (each recorded in the runs' notes)")
+    reductions.add_argument("--epochs", type=int, default=None, metavar="N", help="train this many epochs instead")
+    reductions.add_argument(
+        "--lrs", type=float, nargs="+", default=None, metavar="LR", help="these learning rates instead"
+    )
+    reductions.add_argument(
+        "--families", nargs="+", default=None, metavar="FAMILY", help="only the models of these families"
+    )
+    reductions.add_argument(
+        "--d-models", type=int, nargs="+", default=None, metavar="D", help="only the models of these widths"
+    )
+    reductions.add_argument(
+        "--example-scale",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="scale every segment's number of examples (0 < s <= 1)",
+    )
+    reductions.add_argument(
+        "--seeds", type=int, nargs="+", default=None, metavar="SEED", help="these seeds (one run per seed)"
+    )
+    reductions.add_argument(
+        "--data-seed", type=int, default=None, metavar="SEED", help="the seed of the data and batch order"
+    )
+
+    where = run.add_argument_group("where to train (default: one process on --device)")
+    where.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    where.add_argument(
+        "--devices",
+        nargs="+",
+        default=None,
+        metavar="DEVICE",
+        help="one worker process per entry (repeat a device to share it)",
+    )
+    where.add_argument("--ray", action="store_true", help="one Ray task per stack (optional extra mqarkit[ray])")
+    where.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        metavar="N",
+        help="GPUs each Ray task asks for (a fraction < 1 shares a GPU; 0: train on CPUs); default 1 if the "
+        "cluster has GPUs, else 0",
+    )
+    where.add_argument(
+        "--ray-retries", type=int, default=None, metavar="N", help="times a failed Ray task is run again (default 2)"
+    )
+    where.add_argument(
+        "--ray-tasks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the most Ray tasks submitted at once (default: all stacks)",
+    )
+    where.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Ray cluster, e.g. auto or ray://host:10001 (default: local)",
+    )
+    where.add_argument(
+        "--ray-runtime-env",
+        metavar="JSON",
+        default=None,
+        help='Ray runtime_env for the tasks, e.g. \'{"py_modules": ["my_mixers"]}\' (docs/results/multi_gpu.md)',
+    )
+
+    watch = run.add_argument_group("watching")
+    watch.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (it shows only when stderr is a terminal)"
+    )
+    watch.add_argument(
+        "--log",
+        choices=sorted(TRACKER_PACKAGES),
+        default=None,
+        help="record each run's loss and accuracies per epoch (optional extras mqarkit[tensorboard], mqarkit[wandb])",
+    )
+    watch.add_argument(
+        "--log-dir", default=None, metavar="DIR", help="the tracker's folder (default: beside --out, RESULTS.logs)"
+    )
     return parser
+
+
+def _ray_options(args: argparse.Namespace) -> dict:
+    """The Ray flags, checked (before any work), as :func:`~mqarkit.gpu.frontier.ray_launcher.run_ray` takes them."""
+    from mqarkit.gpu.frontier import ray_launcher
+
+    ray_launcher.check_gpus_per_task(args.gpus_per_task)
+    retries = ray_launcher.DEFAULT_RETRIES if args.ray_retries is None else args.ray_retries
+    if retries < 0:
+        raise ValueError(f"--ray-retries={retries}: needs an integer >= 0")
+    if args.ray_tasks is not None and args.ray_tasks < 1:
+        raise ValueError(f"--ray-tasks={args.ray_tasks}: needs at least 1")
+    runtime_env = None
+    if args.ray_runtime_env is not None:
+        try:
+            runtime_env = json.loads(args.ray_runtime_env)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--ray-runtime-env: not JSON ({err})") from None
+        if not isinstance(runtime_env, dict):
+            raise ValueError(f"--ray-runtime-env={args.ray_runtime_env!r}: needs a JSON object")
+        ray_launcher.check_runtime_env(runtime_env)
+    return {
+        "gpus_per_task": args.gpus_per_task,
+        "retries": retries,
+        "max_in_flight": args.ray_tasks,
+        "address": args.ray_address,
+        "runtime_env": runtime_env,
+    }
 
 
 @reports_usage_errors("mqarkit frontier")
@@ -75,27 +194,53 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.ray and args.devices:
             raise ValueError("--ray, --devices: give one of them")
-        if args.ray_tasks < 1:
-            raise ValueError(f"--ray-tasks={args.ray_tasks}: needs at least 1")
+        if not args.ray:
+            given = [name for name in RAY_ONLY if getattr(args, name) is not None]
+            if given:
+                raise ValueError(f"--{given[0].replace('_', '-')}: only with --ray")
+        if args.log_dir is not None and args.log is None:
+            raise ValueError("--log-dir: only with --log tensorboard or --log wandb")
+        ray_options = _ray_options(args) if args.ray else {}
+        tracking = None
+        if args.log is not None:
+            tracking = Tracking(args.log, str(args.log_dir or default_log_dir(args.out)))
         if not args.dry_run:
             RecordsStore(args.out).check_writable()
+            if tracking is not None:
+                tracking.validate()
     if args.dry_run:
         print(json.dumps(sweep_summary(sweeps), indent=1))
         return 0
     if args.ray:
-        from mqarkit.gpu.frontier.launchers import run_ray
+        from mqarkit.gpu.frontier.ray_launcher import RayTasksFailed, run_ray
+        from mqarkit.gpu.frontier.runner import elapsed_log
 
-        n = run_ray(sweeps, args.out, num_tasks=args.ray_tasks, address=args.ray_address)
+        try:
+            n = run_ray(sweeps, args.out, tracking=tracking, log=elapsed_log(started), **ray_options)
+        except RayTasksFailed as failed:
+            for task in failed.failed:
+                print(f"mqarkit frontier: task {task.label} failed: {task.error}", file=sys.stderr)
+            print(f"mqarkit frontier: {failed}", file=sys.stderr)
+            return 1
     elif args.devices:
         from mqarkit.gpu.frontier.launchers import run_multiprocess
 
-        n = run_multiprocess(sweeps, args.out, args.devices, started=started)
+        n = run_multiprocess(sweeps, args.out, args.devices, started=started, tracking=tracking)
     else:
-        import torch
-
-        from mqarkit.gpu.frontier.runner import elapsed_log, run_sweeps
-
-        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        n = run_sweeps(sweeps, args.out, device, log=elapsed_log(started))
+        n = _run_here(args, sweeps, tracking, started)
     print(f"recorded {n} runs in {args.out} ({time.time() - started:.1f} s)")
     return 0
+
+
+def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None, started: float) -> int:
+    """One process on ``--device``, with the progress display where it is wanted."""
+    import torch
+
+    from mqarkit.gpu.frontier import progress
+    from mqarkit.gpu.frontier.runner import elapsed_log, run_sweeps
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    display = progress.ProgressDisplay() if progress.wanted(args.no_progress) else None
+    with display or nullcontext():
+        observers = None if display is None else [display]  # the display replaces the epochs' log lines
+        return run_sweeps(sweeps, args.out, device, log=elapsed_log(started), observers=observers, tracking=tracking)

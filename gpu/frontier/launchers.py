@@ -1,20 +1,16 @@
-"""Launchers beyond one process: one worker process per device entry, and Ray."""
+"""Launchers beyond one process: one worker process per device entry. (Ray, for more than one machine:
+:mod:`mqarkit.gpu.frontier.ray_launcher`.)"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-import torch
-
 from mqarkit.gpu.frontier.records import RecordsStore, append_records, read_records
-from mqarkit.gpu.frontier.runner import elapsed_log, pending, run_groups, run_sweeps
-from mqarkit.gpu.frontier.sweep import SweepConfig, groups
+from mqarkit.gpu.frontier.runner import elapsed_log, run_sweeps
+from mqarkit.gpu.frontier.sweep import SweepConfig
+from mqarkit.gpu.frontier.tracking import Tracking
 
-# The training modules (and through them triton) load where a run trains, not at import: the parent of
-# run_multiprocess only reads presets and records. The workers get them preloaded (see run_multiprocess). Not
-# torch._dynamo / torch._inductor: importing them initialises the CUDA driver (seen with torch 2.11 on an H100), which
-# would break every worker forked from the server.
 # The training modules (and through them triton) load where a run trains, not at import: the parent of
 # run_multiprocess only reads presets and records. The workers get them preloaded (see run_multiprocess). Not
 # torch._dynamo / torch._inductor: importing them initialises the CUDA driver (seen with torch 2.11 on an H100), which
@@ -23,11 +19,17 @@ WORKER_PRELOAD = ("mqarkit.gpu.frontier.launchers", "mqarkit.gpu.frontier.train"
 
 
 def _worker_main(
-    sweeps: list[SweepConfig], out: str, device: str, worker: int, num_workers: int, started: float | None = None
+    sweeps: list[SweepConfig],
+    out: str,
+    device: str,
+    worker: int,
+    num_workers: int,
+    started: float | None = None,
+    tracking: Tracking | None = None,
 ) -> None:
     log = elapsed_log(time.time() if started is None else started, f"[worker {worker} on {device}] ")
     log("started (imports done)")
-    run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers, log=log)
+    run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers, log=log, tracking=tracking)
 
 
 def shard_path(out: str | Path, worker: int) -> Path:
@@ -36,12 +38,17 @@ def shard_path(out: str | Path, worker: int) -> Path:
 
 
 def run_multiprocess(
-    sweeps: list[SweepConfig], out: str | Path, devices: list[str], *, started: float | None = None
+    sweeps: list[SweepConfig],
+    out: str | Path,
+    devices: list[str],
+    *,
+    started: float | None = None,
+    tracking: Tracking | None = None,
 ) -> int:
     """One worker process per entry of ``devices`` (e.g. ``["cuda:0", "cuda:1"]``; a device named several times gets
     several workers, which share it); groups partitioned round-robin; each worker writes its shard (resumable on its
     own); the shards are merged into ``out`` at the end. Returns runs merged. ``started``: the ``time.time()`` the log's
-    stamps count from (default: now).
+    stamps count from (default: now). ``tracking``: each worker tracks its runs (:mod:`.tracking`).
 
     Workers start through the "forkserver" method where the platform has it (else "spawn"): a fresh server process
     imports torch and the training modules (:data:`WORKER_PRELOAD`) once and forks every worker from itself, so a
@@ -55,6 +62,8 @@ def run_multiprocess(
         raise ValueError("devices=[]: needs at least one device")
     for sw in sweeps:  # validate before starting anything
         sw.validate()
+    if tracking is not None:
+        tracking.validate()
     RecordsStore(out).check_writable()
     # Runs finished in any shard left by an earlier call (with this or another number of workers; also when ``out``
     # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
@@ -70,7 +79,9 @@ def run_multiprocess(
     else:
         ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(target=_worker_main, args=(sweeps, str(shard_path(out, i)), dev, i, len(devices), started))
+        ctx.Process(
+            target=_worker_main, args=(sweeps, str(shard_path(out, i)), dev, i, len(devices), started, tracking)
+        )
         for i, dev in enumerate(devices)
     ]
     for p in procs:
@@ -85,52 +96,3 @@ def run_multiprocess(
     if failed:
         raise RuntimeError(f"workers {failed} failed; finished runs were merged into {out}; rerun to resume")
     return len(read_records(out)) - before
-
-
-def run_ray(
-    sweeps: list[SweepConfig],
-    out: str | Path,
-    *,
-    num_tasks: int,
-    gpus_per_task: float = 1.0,
-    address: str | None = None,
-) -> int:
-    """One Ray task per share of the groups; tasks return records, the driver writes them (no shared file system
-    needed). ``ray`` is an optional extra, imported here only. Returns runs recorded."""
-    try:
-        import ray
-    except ImportError as exc:  # pragma: no cover - depends on the extra
-        raise ImportError("run_ray needs the optional extra `ray` (pip install mqarkit[ray])") from exc
-    if num_tasks < 1:
-        raise ValueError(f"num_tasks={num_tasks}: needs num_tasks >= 1")
-    for sw in sweeps:
-        sw.validate()
-    RecordsStore(out).check_writable()
-    if not ray.is_initialized():
-        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False)
-
-    @ray.remote(num_gpus=gpus_per_task)
-    def task(all_sweeps: list[SweepConfig], todo: list[tuple[str, list[str]]]) -> list[dict]:
-        device = "cuda" if torch.cuda.is_available() and gpus_per_task > 0 else "cpu"
-        by_name = {sw.name: sw for sw in all_sweeps}
-        return [
-            rec
-            for name, ids in todo
-            for group in run_groups(by_name[name], set(ids), device, log=lambda s: None)
-            for rec in group
-        ]
-
-    shares: list[list[tuple[str, list[str]]]] = [[] for _ in range(num_tasks)]
-    k = 0
-    for sw, todo in pending(sweeps, out):
-        for g in groups(sw, todo):
-            shares[k % num_tasks].append((sw.name, [r.run_id for r in g]))
-            k += 1
-    futures = [task.remote(sweeps, share) for share in shares if share]
-    count = 0
-    while futures:
-        ready, futures = ray.wait(futures, num_returns=1)
-        records = ray.get(ready[0])
-        append_records(out, records)
-        count += len(records)
-    return count

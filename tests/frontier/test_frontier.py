@@ -20,6 +20,7 @@ from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.plot import pareto_front
 from mqarkit.gpu.frontier.steps import SegmentData, query_loss
+from mqarkit.gpu.frontier.tracking import Tracking
 from mqarkit.information import binary_entropy, fano_max_accuracy
 from mqarkit.tolerances import assert_close
 
@@ -193,11 +194,14 @@ def test_killed_sweep_records_no_partial_run(tmp_path):
 
 
 def test_multiprocess_cpu_workers(tmp_path):
+    """Two worker processes share the stacks; each tracks its runs (TensorBoard: one event folder per run)."""
     out = tmp_path / "m.jsonl"
     sweeps = get_preset("tiny", epochs=1, families=("attention", "long_conv", "sliding_window"))
-    assert run_multiprocess(sweeps, out, ["cpu", "cpu"]) == 6
-    assert len({r["run_id"] for r in read_records(out)}) == 6
+    assert run_multiprocess(sweeps, out, ["cpu", "cpu"], tracking=Tracking("tensorboard", str(tmp_path / "tb"))) == 6
+    ids = {r["run_id"] for r in read_records(out)}
+    assert len(ids) == 6
     assert json.loads(out.read_text().splitlines()[0])["status"] == "finished"
+    assert {p.parent.relative_to(tmp_path / "tb").as_posix() for p in (tmp_path / "tb").rglob("events.*")} == ids
 
 
 def test_multiprocess_rerun_counts_runs_finished_in_stale_shards(tmp_path):
@@ -213,14 +217,6 @@ def test_multiprocess_rerun_counts_runs_finished_in_stale_shards(tmp_path):
     assert run_multiprocess(sweeps, out, ["cpu", "cpu", "cpu"]) == 4 - len(survivors)
     ids = [r["run_id"] for r in read_records(out)]
     assert len(ids) == len(set(ids)) == 4
-
-
-def test_ray_path(tmp_path):
-    pytest.importorskip("ray")
-    from mqarkit.gpu.frontier import run_ray
-
-    out = tmp_path / "ray.jsonl"
-    assert run_ray(get_preset("tiny", epochs=1, families=("based",)), out, num_tasks=2, gpus_per_task=0) == 4
 
 
 def test_two_concurrent_cli_sweeps_into_one_file_keep_every_record(tmp_path):

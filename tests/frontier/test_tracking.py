@@ -18,10 +18,25 @@ from mqarkit.gpu.frontier.tracking import Tracking, default_log_dir
 from mqarkit.tolerances import assert_close
 
 
-def _sweep_with_records(tmp_path: Path, tracking: Tracking) -> list[dict]:
-    sweeps = get_preset("tiny", epochs=2, families=("attention", "long_conv"))
-    assert run_sweeps(sweeps, tmp_path / "r.jsonl", "cpu", log=lambda s: None, tracking=tracking) == 4
-    return read_records(tmp_path / "r.jsonl")
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """One sweep (a stack of 2 runs, 2 epochs) tracked by both trackers: TensorBoard in ``tb/``, wandb offline in
+    ``wb/``."""
+    import wandb
+
+    folder = tmp_path_factory.mktemp("tracked")
+    sweeps = get_preset("tiny", epochs=2, families=("attention",))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WANDB_MODE", "offline")
+        mp.setenv("WANDB_PROJECT", "mqarkit-test")
+        try:
+            observers = [Tracking("wandb", str(folder / "wb")).observer()]
+            tracking = Tracking("tensorboard", str(folder / "tb"))
+            count = run_sweeps(sweeps, folder / "r.jsonl", "cpu", log=print, observers=observers, tracking=tracking)
+        finally:
+            wandb.teardown()  # the wandb service process started here
+    assert count == 2
+    return folder, read_records(folder / "r.jsonl")
 
 
 def _assert_history_matches_record(history: dict[str, list[tuple[int, float]]], rec: dict) -> None:
@@ -37,12 +52,12 @@ def _assert_history_matches_record(history: dict[str, list[tuple[int, float]]], 
     assert_close(history["test/slice_mean_accuracy"][-1][1], mean, dtype="float32", context=rec["run_id"])
 
 
-def test_tensorboard_event_files_hold_each_runs_loss_and_accuracy(tmp_path):
+def test_tensorboard_event_files_hold_each_runs_loss_and_accuracy(tracked):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    records = _sweep_with_records(tmp_path, Tracking("tensorboard", str(tmp_path / "tb")))
+    folder, records = tracked
     for rec in records:
-        events = EventAccumulator(str(tmp_path / "tb" / rec["run_id"]))
+        events = EventAccumulator(str(folder / "tb" / rec["run_id"]))
         events.Reload()
         history = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
         _assert_history_matches_record(history, rec)
@@ -75,17 +90,10 @@ def _wandb_records(path: Path):
             yield record
 
 
-def test_wandb_offline_runs_hold_each_runs_loss_and_accuracy(tmp_path, monkeypatch):
-    import wandb
-
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_PROJECT", "mqarkit-test")
-    try:
-        records = _sweep_with_records(tmp_path, Tracking("wandb", str(tmp_path / "wb")))
-    finally:
-        wandb.teardown()  # the wandb service process this test started
+def test_wandb_offline_runs_hold_each_runs_loss_and_accuracy(tracked):
+    folder, records = tracked
     runs = {}
-    for file in (tmp_path / "wb" / "wandb").glob("offline-run-*/run-*.wandb"):
+    for file in (folder / "wb" / "wandb").glob("offline-run-*/run-*.wandb"):
         name, config, history = None, {}, {}
         for record in _wandb_records(file):
             kind = record.WhichOneof("record_type")
@@ -130,3 +138,17 @@ def test_no_tracker_or_ray_is_imported_unless_asked(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_log_tensorboard_writes_beside_the_results_and_log_dir_needs_log(tmp_path, capsys):
+    from mqarkit.gpu.frontier.cli import main
+
+    out = tmp_path / "r.jsonl"
+    base = ["run", "--preset", "tiny", "--epochs", "1", "--families", "attention", "--out", str(out), "--device", "cpu"]
+    assert main([*base, "--log-dir", str(tmp_path / "x")]) == 2
+    assert "--log-dir: only with --log" in capsys.readouterr().err
+    assert main([*base, "--log", "tensorboard"]) == 0
+    folders = sorted(
+        p.parent.relative_to(tmp_path / "r.logs").as_posix() for p in (tmp_path / "r.logs").rglob("events.*")
+    )
+    assert folders == sorted(r["run_id"] for r in read_records(out))
