@@ -211,17 +211,21 @@ def save(fig: Figure, out: str | Path) -> list[Path]:
     return paths
 
 
-@reports_usage_errors("mqarkit plot")
-def main(argv: list[str] | None = None) -> int:
-    from mqarkit.gpu.frontier.records import read_records
-
+def build_parser() -> CommandParser:
     ap = CommandParser(prog="mqarkit plot", description="draw the state-size-vs-recall frontier")
     ap.add_argument("--results", nargs="+", required=True, help="JSONL record files")
     ap.add_argument("--out", required=True, help="output path without suffix (writes .png and .svg)")
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--title", default=None, help="the figure's title (default: the sweeps, budget and reductions)")
     ap.add_argument("--table", default=None, help="also write the Markdown table of mean ± interval per configuration")
-    args = ap.parse_args(argv)
+    return ap
+
+
+@reports_usage_errors("mqarkit plot")
+def main(argv: list[str] | None = None) -> int:
+    from mqarkit.gpu.frontier.records import read_records
+
+    args = build_parser().parse_args(argv)
     with usage_errors():
         missing = [p for p in args.results if not Path(p).is_file()]
         if missing:
