@@ -2,7 +2,8 @@
 
 Its parts (each a module of this package): sweeps and model configs (:mod:`.sweep`), the shipped presets
 (:mod:`.presets`), the results store (:mod:`.records`), the one-device runner (:mod:`.runner`) and the launchers
-beyond one process (:mod:`.launchers`), the stacked model (:mod:`.model`), the optimiser (:mod:`.optim`), one training
+beyond one process (:mod:`.launchers`; Ray: :mod:`.ray_launcher`), what watches a run (:mod:`.observers`,
+:mod:`.progress`, :mod:`.tracking`), the stacked model (:mod:`.model`), the optimiser (:mod:`.optim`), one training
 step (:mod:`.steps`) and the training loop (:mod:`.train`), CUDA graphs (:mod:`.cuda_graphs`), the data generator
 (:mod:`.data`), the figure (:mod:`.plot`), the command line (:mod:`.cli`), and the Triton kernels (:mod:`.kernels`).
 
@@ -47,16 +48,24 @@ _SUBMODULE = {
     "WORKER_PRELOAD": "launchers",
     "run_multiprocess": "launchers",
     "run_ray": "ray_launcher",
+    "RayTasksFailed": "ray_launcher",
+    "Tracking": "tracking",
+    "ProgressDisplay": "progress",
+    "StackObserver": "observers",
 }
 
 __all__ = [
     "FAMILIES",
     "Knob",
     "ModelConfig",
+    "ProgressDisplay",
+    "RayTasksFailed",
     "RunSpec",
     "StackedHybrid",
+    "StackObserver",
     "StackedMixer",
     "SweepConfig",
+    "Tracking",
     "WORKER_PRELOAD",
     "append_records",
     "draw",
@@ -88,15 +97,18 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time the names come f
     from mqarkit.gpu.frontier.families import FAMILIES, family_class
     from mqarkit.gpu.frontier.launchers import WORKER_PRELOAD, run_multiprocess
     from mqarkit.gpu.frontier.model import StackedHybrid
+    from mqarkit.gpu.frontier.observers import StackObserver
     from mqarkit.gpu.frontier.plot import draw, frontier_figure
     from mqarkit.gpu.frontier.presets import get_preset, load_preset, preset_names, reduce
+    from mqarkit.gpu.frontier.progress import ProgressDisplay
     from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
-    from mqarkit.gpu.frontier.ray_launcher import run_ray
+    from mqarkit.gpu.frontier.ray_launcher import RayTasksFailed, run_ray
     from mqarkit.gpu.frontier.records import append_records, read_records
     from mqarkit.gpu.frontier.results import load_results, result_rows
     from mqarkit.gpu.frontier.runner import elapsed_log, environment, make_data, run, run_groups, run_sweeps
     from mqarkit.gpu.frontier.sweep import RunSpec, SweepConfig, groups, sweep_summary
     from mqarkit.gpu.frontier.sweep_file import load_sweep_file, parse_sweeps
+    from mqarkit.gpu.frontier.tracking import Tracking
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _SUBMODULE)

@@ -117,7 +117,8 @@ def build_parser() -> CommandParser:
         "--ray-address",
         default=None,
         metavar="ADDRESS",
-        help="a running Ray cluster, e.g. auto or ray://host:10001 (default: local)",
+        help="a Ray cluster: auto, host:port, ray://host:10001 or local (default: $RAY_ADDRESS, else a cluster 'ray "
+        "start' left on this machine, else a new local one)",
     )
     where.add_argument(
         "--ray-runtime-env",

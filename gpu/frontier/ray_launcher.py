@@ -25,10 +25,12 @@ stack finished so far; a rerun skips them). How it is done:
   ``(_train_stack pid=...)``. Ray's deduplication of similar lines across workers is kept off for these lines
   (``RAY_DEDUP_LOGS_ALLOW_REGEX``, set where ray is first imported by :func:`run_ray`). Forwarding runs behind the
   tasks: the driver waits :data:`LOG_DRAIN_SECONDS` after the last task before it returns.
-- **Shipping code.** ``runtime_env`` (``--ray-runtime-env JSON``) is passed to every task, validated by Ray's
-  ``RuntimeEnv`` first: ``{"py_modules": ["path/to/my_mixers"]}`` ships a user's mixer package to the workers,
-  ``{"working_dir": "."}`` a folder, ``{"pip": [...]}`` packages, ``{"env_vars": {...}}`` variables (see
-  ``docs/results/multi_gpu.md``). mqarkit itself must be installed on the workers' Python.
+- **Shipping code.** ``runtime_env`` (``--ray-runtime-env JSON``), validated by Ray's ``RuntimeEnv`` first, is the
+  job's: :func:`run_ray` passes it to ``ray.init`` when it connects (or starts a local cluster) itself, and Ray
+  uploads local paths for it: ``{"py_modules": ["my_mixers"]}`` ships a user's mixer package to the workers,
+  ``{"working_dir": "."}`` a folder; ``{"pip": [...]}`` installs packages, ``{"env_vars": {...}}`` sets variables
+  (``docs/mixer_protocol.md``). In a process already connected to Ray (a notebook), each task carries it instead,
+  and Ray takes no local paths there. mqarkit itself must be installed on the workers' Python.
 
 A test hook, not a user feature: where the environment variable :data:`TEST_FAIL_DIR_ENV` names a folder, a training
 task whose stack's first run id has a marker file there (:func:`failure_marker`) holding a count ``k > 0`` writes
@@ -206,8 +208,9 @@ def run_ray(
     number of runs recorded now in ``out``. Raises :class:`RayTasksFailed` at the end if a task failed after its
     ``retries``.
 
-    ``address``: a running cluster (``"auto"``, ``"ray://host:10001"``; default: the one this process is connected
-    to, else ``RAY_ADDRESS``, else a new local one, shut down at the end). ``max_in_flight``: the most tasks submitted
+    ``address``: a running cluster (``"auto"``, ``"ray://host:10001"``; ``"local"``: a new local one). Default: the
+    cluster this process is connected to, else Ray's choice: ``RAY_ADDRESS``, else a cluster ``ray start`` left on
+    this machine, else a new local one (shut down at the end). ``max_in_flight``: the most tasks submitted
     at once (default: all; the cluster's resources decide how many run). ``tracking``: each task builds the tracker
     (its folder must be writable where the tasks run)."""
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
@@ -222,15 +225,18 @@ def run_ray(
     RecordsStore(out).check_writable()
     ray = _import_ray()
     check_runtime_env(runtime_env)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    connected_here = not ray.is_initialized()
+    if connected_here:  # the job's runtime_env: Ray uploads local paths (py_modules, working_dir) for it
+        ray.init(address=address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=True)
+    elif address is not None:
+        log(f"Ray: this process is already connected to a cluster; address={address!r} is not used")
     try:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         gpus = gpus_for_cluster(gpus_per_task, [n["Resources"].get("GPU", 0.0) for n in nodes], ray.cluster_resources())
-        return _drive(ray, sweeps, out, gpus, retries, max_in_flight, runtime_env, tracking, log)
+        task_env = None if connected_here else runtime_env  # already connected: the tasks carry it
+        return _drive(ray, sweeps, out, gpus, retries, max_in_flight, task_env, tracking, log)
     finally:
-        if started_here:
+        if connected_here:
             ray.shutdown()
 
 
@@ -238,8 +244,14 @@ def _drive(ray, sweeps, out, gpus, retries, max_in_flight, runtime_env, tracking
     options: dict[str, Any] = {"num_gpus": gpus, "num_cpus": 1, "max_retries": retries, "retry_exceptions": True}
     if runtime_env is not None:
         options["runtime_env"] = runtime_env
-    make_data = ray.remote(_generate_data).options(**options)
-    train = ray.remote(_train_stack).options(**options)
+    try:
+        make_data = ray.remote(_generate_data).options(**options)
+        train = ray.remote(_train_stack).options(**options)
+    except ValueError as err:  # a task's runtime_env takes no local paths (Ray uploads them only for a job)
+        raise ValueError(
+            f"runtime_env: {one_line(err)} (this process was already connected to Ray, so the tasks carry "
+            "runtime_env; give local paths to ray.init(runtime_env=...) instead, or let run_ray connect)"
+        ) from None
     queue = [(sw, g) for sw, todo in pending(sweeps, out) for g in groups(sw, todo)]
     total = len(queue)
     left_per_sweep = {sw.name: sum(s.name == sw.name for s, _ in queue) for sw in sweeps}

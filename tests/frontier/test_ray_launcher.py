@@ -44,7 +44,8 @@ def _first_run_id(family: str) -> str:
 def cluster() -> str:
     """A local Ray cluster of 2 CPUs and no GPU; its address, for a second driver (the command line)."""
     _import_ray()  # as run_ray imports it (its log settings)
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=True)
+    # "local": a new cluster, never one that another process on this machine started
+    ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=True)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
@@ -148,3 +149,11 @@ def test_ray_flags_need_ray_and_valid_values(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], (flags, err)
     assert not Path(out).exists()
+
+
+def test_local_paths_in_runtime_env_need_run_ray_to_connect(cluster, tmp_path):
+    """In a process already connected to Ray the tasks carry runtime_env, and Ray uploads local paths only for a job:
+    refused with what to do instead, before anything is submitted."""
+    with pytest.raises(ValueError, match=r"runtime_env: .*give local paths to ray.init\(runtime_env=...\) instead"):
+        run_ray(_sweeps(), tmp_path / "r.jsonl", gpus_per_task=0, runtime_env={"py_modules": [str(tmp_path)]})
+    assert not (tmp_path / "r.jsonl").exists()
