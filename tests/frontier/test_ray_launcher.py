@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import ray
@@ -128,27 +127,6 @@ def test_runtime_env_is_validated(tmp_path):
         check_runtime_env({"env_vars": {"A": 1}})
     with pytest.raises(ValueError, match="runtime_env=.*is not a valid path"):
         check_runtime_env({"py_modules": [str(tmp_path / "missing")]})
-
-
-def test_ray_flags_need_ray_and_valid_values(tmp_path, capsys):
-    out = str(tmp_path / "r.jsonl")
-    base = ["run", "--preset", "tiny", "--out", out]
-    cases = [
-        (["--gpus-per-task", "1"], "--gpus-per-task: only with --ray"),
-        (["--ray-retries", "1"], "--ray-retries: only with --ray"),
-        (["--ray-runtime-env", "{}"], "--ray-runtime-env: only with --ray"),
-        (["--ray", "--ray-retries", "-1"], "--ray-retries=-1: needs an integer >= 0"),
-        (["--ray", "--ray-tasks", "0"], "--ray-tasks=0: needs at least 1"),
-        (["--ray", "--ray-runtime-env", "{nope"], "--ray-runtime-env: not JSON"),
-        (["--ray", "--ray-runtime-env", "[1]"], "--ray-runtime-env='[1]': needs a JSON object"),
-        (["--ray", "--gpus-per-task", "-1"], "--gpus-per-task=-1.0: needs a finite number >= 0"),
-        (["--ray", "--devices", "cpu"], "--ray, --devices: give one of them"),
-    ]
-    for flags, message in cases:
-        assert frontier_main(base + flags) == 2, flags
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and message in err[0], (flags, err)
-    assert not Path(out).exists()
 
 
 def test_local_paths_in_runtime_env_need_run_ray_to_connect(cluster, tmp_path):
