@@ -125,7 +125,7 @@ def check_runtime_env(runtime_env: dict | None) -> None:
         return
     if not isinstance(runtime_env, dict):
         raise TypeError(f"runtime_env: needs a JSON object (a dict), got {type(runtime_env).__name__}")
-    _import_ray()
+    import_ray()
     from ray.runtime_env import RuntimeEnv
 
     try:
@@ -182,7 +182,7 @@ def _train_stack(
 
 
 # ---------------------------------------------------------------- the driver
-def _import_ray() -> Any:
+def import_ray() -> Any:
     """``ray``, imported with its log deduplication off for the tasks' lines (read once, when ray is first imported)."""
     os.environ.setdefault("RAY_DEDUP_LOGS_ALLOW_REGEX", "^" + re.escape(TASK_LOG_PREFIX))
     try:
@@ -223,7 +223,7 @@ def run_ray(
     if tracking is not None:
         tracking.validate()
     RecordsStore(out).check_writable()
-    ray = _import_ray()
+    ray = import_ray()
     check_runtime_env(runtime_env)
     connected_here = not ray.is_initialized()
     if connected_here:  # the job's runtime_env: Ray uploads local paths (py_modules, working_dir) for it

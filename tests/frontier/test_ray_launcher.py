@@ -20,11 +20,11 @@ from mqarkit.gpu.frontier.cli import main as frontier_main
 from mqarkit.gpu.frontier.ray_launcher import (
     TEST_FAIL_DIR_ENV,
     RayTasksFailed,
-    _import_ray,
     check_gpus_per_task,
     check_runtime_env,
     failure_marker,
     gpus_for_cluster,
+    import_ray,
     run_ray,
 )
 
@@ -42,7 +42,7 @@ def _first_run_id(family: str) -> str:
 @pytest.fixture(scope="module")
 def cluster() -> str:
     """A local Ray cluster of 2 CPUs and no GPU; its address, for a second driver (the command line)."""
-    _import_ray()  # as run_ray imports it (its log settings)
+    import_ray()  # as run_ray imports it (its log settings)
     # "local": a new cluster, never one that another process on this machine started
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=True)
     yield ray.get_runtime_context().gcs_address
