@@ -96,7 +96,11 @@ def compare_hidden_at(device: str, family: str) -> None:
         out[flag] = (rows.detach(), [p.grad.clone() for p in model.parameters()])
     assert_close(out["1"][0], out["0"][0], dtype="float32", context=f"{family} hidden_at")
     for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):
-        assert_close_scaled(a, b, dtype="float32", context=f"{family} gradient of {name}")
+        # The trunk's parameters at float32: what the kernels compute. The mixer's own parameters see the kernels'
+        # float32 rounding of u (about 1e-7) through the mixer's conditioning: mamba2's gradient of its 2-entry
+        # `skip` is 5e-5 of its scale off float64 even without the kernels, so the tf32 row of the table there.
+        dtype = "tfloat32" if name.startswith("mixer.") else "float32"
+        assert_close_scaled(a, b, dtype=dtype, context=f"{family} gradient of {name}")
 
 
 def test_query_slots_map_rows_and_repeated_positions():
