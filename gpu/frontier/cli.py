@@ -21,6 +21,7 @@ from contextlib import nullcontext
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
+from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
 from mqarkit.gpu.frontier.records import RecordsStore
@@ -201,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--{given[0].replace('_', '-')}: only with --ray")
         if args.log_dir is not None and args.log is None:
             raise ValueError("--log-dir: only with --log tensorboard or --log wandb")
+        if args.device is not None and (args.ray or args.devices):
+            raise ValueError("--device: not with --ray or --devices (they choose each worker's device)")
+        for flag, names in (("--device", [args.device] if args.device else []), ("--devices", args.devices or [])):
+            for name in names:
+                _check_device(flag, name)
         ray_options = _ray_options(args) if args.ray else {}
         tracking = None
         if args.log is not None:
@@ -245,3 +251,11 @@ def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None,
     with display or nullcontext():
         observers = None if display is None else [display]  # the display replaces the epochs' log lines
         return run_sweeps(sweeps, args.out, device, log=elapsed_log(started), observers=observers, tracking=tracking)
+
+
+def _check_device(flag: str, name: str) -> None:
+    """``name`` is a device this machine has (a ``ValueError`` naming ``flag`` otherwise), before any work."""
+    try:
+        resolve_device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"{flag}: {exc}") from None

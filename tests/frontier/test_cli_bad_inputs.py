@@ -37,6 +37,14 @@ CASES = [
     L("log-dir-without-log", ("--log-dir", "{dir}/logs"), "--log-dir: only with --log"),
     L("log-dir-under-file", ("--log", "tensorboard", "--log-dir", "{file}/logs"), "log_dir="),
     L("no-progress-value", ("--no-progress=1",), "--no-progress"),
+    L("device-unknown", ("--device", "nonsense"), "--device: device='nonsense': not a torch device string"),
+    L("device-missing-gpu", ("--device", "cuda:99"), "--device: device='cuda:99'"),
+    L("devices-missing-gpu", ("--devices", "cpu", "cuda:99"), "--devices: device='cuda:99'"),
+    L("device-with-devices", ("--device", "cpu", "--devices", "cpu"), "--device: not with --ray or --devices"),
+    L("epochs-zero", ("--epochs", "0"), "epochs=0: needs an integer epochs >= 1"),
+    L("seeds-repeated", ("--seeds", "1", "1"), "seeds=[1, 1]"),
+    L("family-unknown", ("--families", "rnn"), "families=['rnn']"),
+    L("example-scale-zero", ("--example-scale", "0"), "example_scale=0"),
 ]
 
 
