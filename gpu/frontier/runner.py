@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.frontier.observers import EpochLog, StackObserver, stack_name
@@ -245,6 +246,7 @@ def run_sweeps(
         sw.validate()
     if tracking is not None:
         tracking.validate()
+    resolve_device(device)  # a device this machine has (an error naming it), before any work
     store = RecordsStore(out)
     store.check_writable()
     if worker == 0:
