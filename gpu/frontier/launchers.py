@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mqarkit.gpu.frontier.records import RecordsStore, append_records, read_records
+from mqarkit.gpu.frontier.records import RECORD_STATUSES, RecordsStore, append_records, read_records
 from mqarkit.gpu.frontier.runner import elapsed_log, run_sweeps
 from mqarkit.gpu.frontier.sweep import SweepConfig
 from mqarkit.gpu.frontier.tracking import Tracking
@@ -69,9 +69,9 @@ def run_multiprocess(
     # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
     # same pending runs, so their round-robin shares partition them (no run trained twice, none left out).
     stale = Path(out).parent.glob(f"{Path(out).stem}.worker*{Path(out).suffix}")
-    append_records(out, [r for shard in sorted(stale) for r in read_records(shard)])
+    append_records(out, [r for shard in sorted(stale) for r in read_records(shard, statuses=RECORD_STATUSES)])
     for i in range(len(devices)):  # finished runs of the merged file count as finished for every worker
-        append_records(shard_path(out, i), read_records(out))
+        append_records(shard_path(out, i), read_records(out, statuses=RECORD_STATUSES))
     started = time.time() if started is None else started
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
@@ -89,10 +89,10 @@ def run_multiprocess(
     for p in procs:
         p.join()
     elapsed_log(started)(f"workers exited: {[p.exitcode for p in procs]}")
-    merged = [r for i in range(len(devices)) for r in read_records(shard_path(out, i))]
-    before = len(read_records(out))
+    merged = [r for i in range(len(devices)) for r in read_records(shard_path(out, i), statuses=RECORD_STATUSES)]
+    before = len(read_records(out, statuses=RECORD_STATUSES))
     append_records(out, merged)
     failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
     if failed:
         raise RuntimeError(f"workers {failed} failed; finished runs were merged into {out}; rerun to resume")
-    return len(read_records(out)) - before
+    return len(read_records(out, statuses=RECORD_STATUSES)) - before

@@ -223,7 +223,7 @@ def build_parser() -> CommandParser:
 
 @reports_usage_errors("mqarkit plot")
 def main(argv: list[str] | None = None) -> int:
-    from mqarkit.gpu.frontier.records import read_records
+    from mqarkit.gpu.frontier.records import RECORD_STATUSES, read_records
 
     args = build_parser().parse_args(argv)
     with usage_errors():
@@ -233,7 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(Path(args.out).with_suffix(".png"), parameter="out")
         if args.table:
             check_output_file(args.table, parameter="table")
-        records = [r for p in args.results for r in read_records(p) if args.sweep in (None, r["sweep"])]
+        records = [
+            r
+            for p in args.results
+            for r in read_records(p, statuses=RECORD_STATUSES)  # diverged runs: left out of the choice and counted
+            if args.sweep in (None, r["sweep"])
+        ]
         if not records and args.sweep is not None:
             raise ValueError(f"--sweep={args.sweep!r}: no finished run of that sweep in {args.results}")
         fig = frontier_figure(records, title=args.title)

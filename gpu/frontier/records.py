@@ -268,9 +268,12 @@ def _report(log: Log | None, message: str) -> None:
 
 
 # ---------------------------------------------------------------- the functions callers used before the store
-def read_records(path: str | os.PathLike[str], *, log: Log | None = None) -> list[dict]:
-    """The ``finished`` records of a results file (a missing file: none). Lines that are not records are reported
-    through ``log`` (default: a warning) and left in place."""
+def read_records(
+    path: str | os.PathLike[str], *, log: Log | None = None, statuses: tuple[str, ...] = ("finished",)
+) -> list[dict]:
+    """The records of a results file whose status is in ``statuses`` (default: the ``finished`` ones, the results;
+    :data:`RECORD_STATUSES`: every run that is done, diverged ones included). A missing file holds none. Lines that are
+    not records are reported through ``log`` (default: a warning) and left in place."""
     store = RecordsStore(path)
     contents = store.read()
     if contents.rejected:
@@ -280,7 +283,7 @@ def read_records(path: str | os.PathLike[str], *, log: Log | None = None) -> lis
             f"{store.path}: {len(contents.rejected)} lines are not records and were skipped (first: line "
             f"{first.line_number}, {first.reason}); the next write moves them to {store.rejected_path}",
         )
-    return contents.finished()
+    return [r for r in contents.records if r["status"] in statuses]
 
 
 def append_records(path: str | os.PathLike[str], records: Iterable[dict], *, log: Log | None = None) -> AppendSummary:

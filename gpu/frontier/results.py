@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mqarkit.gpu.frontier.records import read_records
+from mqarkit.gpu.frontier.records import RECORD_STATUSES, read_records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,11 +51,11 @@ def result_rows(records: Iterable[dict]) -> list[dict]:
 
 
 def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
-    """The finished runs of one or more JSONL results files, one row per run and test slice (see
-    :func:`result_rows`)."""
+    """The runs of one or more JSONL results files (finished and diverged: the ``status`` column says which), one row
+    per run and test slice (see :func:`result_rows`)."""
     try:
         import pandas as pd
     except ImportError as exc:  # an optional extra, not part of this repository
         raise ImportError('load_results needs pandas: pip install "mqarkit[pandas]"') from exc
     files = [paths] if isinstance(paths, str | Path) else list(paths)
-    return pd.DataFrame(result_rows(r for p in files for r in read_records(p)))
+    return pd.DataFrame(result_rows(r for p in files for r in read_records(p, statuses=RECORD_STATUSES)))

@@ -9,6 +9,7 @@ lines of :class:`~mqarkit.gpu.frontier.observers.EpochLog`; a progress bar or a 
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.frontier.observers import EpochLog, StackObserver, stack_name
-from mqarkit.gpu.frontier.records import RecordsStore, append_records, read_records
+from mqarkit.gpu.frontier.records import RECORD_STATUSES, RecordsStore, append_records, read_records
 from mqarkit.gpu.frontier.sweep import STATE_BYTES_PER_NUMBER, RunSpec, SweepConfig, groups
 
 if TYPE_CHECKING:
@@ -174,7 +175,9 @@ def run_groups(
             numbers = state_numbers(states) if states else None
             records.append(
                 {
-                    "status": "finished",
+                    "status": "finished" if res.diverged_at[i] is None else "diverged",
+                    "diverged_at_epoch": res.diverged_at[i],
+                    "last_finite_loss": next((x for x in reversed(res.loss_history[i]) if math.isfinite(x)), None),
                     "run_id": run.run_id,
                     "sweep": sweep.name,
                     "family": run.model.family,
@@ -221,7 +224,7 @@ def run_groups(
 
 
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
-    done = {r["run_id"] for r in read_records(out)}
+    done = {r["run_id"] for r in read_records(out, statuses=RECORD_STATUSES)}  # a diverged run is done too
     return [(sw, {r.run_id for r in sw.runs()} - done) for sw in sweeps]
 
 

@@ -14,6 +14,11 @@ own shape (run ``r``'s lr, times the padding mask), and the update is one fused 
 elsewhere). Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after each
 epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
 
+Divergence: after each epoch (when the per-run loss sums are read, without a host sync per step), a run whose epoch
+loss is not finite is frozen and marked diverged (``StackResult.diverged_at``); its stack-mates train on (the runs of a
+stack never mix: their losses are summed, so each run's gradient is its own). Its kept results are those of its last
+finite epoch; the records say ``diverged`` and the plots and tables leave it out of a configuration's choice.
+
 On CUDA, :func:`train_stack` replays each full-batch step as one CUDA graph (:mod:`mqarkit.gpu.frontier.cuda_graphs`);
 the graphed step is :func:`train_step`'s computation.
 
@@ -109,6 +114,7 @@ class StackResult:
     train_seconds: float
     steps: int
     loss_history: list[list[float]] = field(default_factory=list)  # (R, epochs) mean training loss of each epoch
+    diverged_at: list[int | None] = field(default_factory=list)  # (R,) the epoch whose loss was not finite, or None
 
 
 def train_stack(
@@ -151,6 +157,7 @@ def train_stack(
         train_seconds=0.0,
         steps=0,
         loss_history=[[] for _ in range(runs)],
+        diverged_at=[None] * runs,
     )
     t0 = time.perf_counter()
     step = 0
@@ -176,7 +183,10 @@ def train_stack(
         loss_sums.zero_()  # in place: a CUDA graph holds its address
         trained = active.tolist()
         for r in range(runs):
-            if active[r]:
+            if active[r] and not math.isfinite(loss[r]):  # diverged: frozen, its results those of its last finite epoch
+                result.diverged_at[r] = epoch + 1
+                active[r] = False
+            elif active[r]:
                 result.accuracy[r], result.overall[r], result.epochs[r] = acc[r], overall[r], epoch + 1
                 result.history[r].append(overall[r])
                 result.loss_history[r].append(loss[r])
