@@ -28,22 +28,13 @@ import numpy as np
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
+from mqarkit.gpu.frontier.plot_style import FAMILY_STYLE, default_title, style
 from mqarkit.gpu.frontier.stats import markdown_table, summarise
 from mqarkit.information import fano_max_accuracy
 from mqarkit.outputs import check_output_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-FAMILY_STYLE = {
-    "attention": ("tab:red", "o"),
-    "based": ("tab:blue", "s"),
-    "sliding_window": ("tab:green", "^"),
-    "ssm": ("tab:purple", "D"),
-    "long_conv": ("tab:gray", "v"),
-}
-EXTRA_COLORS = ("tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
-EXTRA_MARKERS = ("P", "X", "h", "<", ">")
 
 
 def best_per_config(records: list[dict]) -> list[dict]:
@@ -90,13 +81,6 @@ def construction_points(vocab_size: int, seq_len: int, num_kv_pairs: int) -> lis
     return points
 
 
-def _style(label: str, index: int) -> tuple[str, str]:
-    """The registered families' fixed colours and markers; others take the next free ones."""
-    if label in FAMILY_STYLE:
-        return FAMILY_STYLE[label]
-    return EXTRA_COLORS[index % len(EXTRA_COLORS)], EXTRA_MARKERS[index % len(EXTRA_MARKERS)]
-
-
 def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
     """The frontier of ``records`` as a matplotlib ``Figure`` (built without pyplot: the global backend is untouched).
 
@@ -115,7 +99,7 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
     ax = fig.add_subplot()
     labels = sorted({r.label for r in results}, key=lambda f: (f not in FAMILY_STYLE, f))
     for i, name in enumerate(labels):
-        color, marker = _style(name, i)
+        color, marker = style(name, i)
         mine = sorted((r for r in results if r.label == name), key=lambda r: r.state_bytes)
         xs_, ys_ = [r.state_bytes for r in mine], [r.mean for r in mine]
         errors = [[r.mean - r.low for r in mine], [r.high - r.mean for r in mine]]
@@ -184,18 +168,6 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
     return fig
 
 
-def default_title(records: list[dict]) -> str:
-    """The sweeps drawn, their epochs and learning rates, and any reduction from the sweep as shipped."""
-    sweeps = sorted({r["sweep"] for r in records})
-    epochs = sorted({r["epochs_max"] for r in records if "epochs_max" in r})
-    lrs = sorted({r["lr"] for r in records})
-    seeds = sorted({r.get("seed", 0) for r in records})
-    notes = sorted({n for r in records for n in r.get("notes", [])})
-    budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
-    title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"
-    return title + ("\nreduced: " + "; ".join(notes) if notes else "")
-
-
 def draw(records: list[dict], out: str | Path, *, title: str | None = None) -> list[Path]:
     """:func:`frontier_figure` written to ``<out>.png`` and ``<out>.svg``; returns the paths."""
     return save(frontier_figure(records, title=title), out)
@@ -218,6 +190,13 @@ def build_parser() -> CommandParser:
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--title", default=None, help="the figure's title (default: the sweeps, budget and reductions)")
     ap.add_argument("--table", default=None, help="also write the Markdown table of mean ± interval per configuration")
+    ap.add_argument(
+        "--kind",
+        choices=("frontier", "width"),
+        default="frontier",
+        help="frontier: accuracy against measured state ([B] Fig. 2); width: accuracy against d_model, a panel per "
+        "sweep ([Z] Fig. 2)",
+    )
     return ap
 
 
@@ -241,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if not records and args.sweep is not None:
             raise ValueError(f"--sweep={args.sweep!r}: no finished run of that sweep in {args.results}")
-        fig = frontier_figure(records, title=args.title)
+        if args.kind == "width":
+            from mqarkit.gpu.frontier.width_plot import width_figure
+
+            fig = width_figure(records, title=args.title)
+        else:
+            fig = frontier_figure(records, title=args.title)
     for p in save(fig, args.out):
         print(p)
     if args.table:

@@ -63,3 +63,42 @@ def test_results_table_has_one_row_per_run_and_slice(tiny_records, tmp_path):
     assert isinstance(frame, pd.DataFrame) and len(frame) == 24
     means = frame.groupby("run_id")["accuracy"].mean()
     assert (abs(means - frame.groupby("run_id")["slice_mean_accuracy"].first()) < 1e-12).all()
+
+
+def _zrecord(sweep: str, n: int, family: str, d_model: int, lr: float, seed: int, acc: float) -> dict:
+    return {
+        "status": "finished",
+        "run_id": f"{sweep}/{family}-d{d_model}-lr{lr}-s{seed}",
+        "sweep": sweep,
+        "family": family,
+        "model": {"family": family, "d_model": d_model, "mixer": None, "vocab_size": 8192},
+        "lr": lr,
+        "seed": seed,
+        "epochs_max": 64,
+        "state_bytes": 4 * d_model,
+        "accuracy": [{"seq_len": n, "num_kv_pairs": n // 16, "num_examples": 10, "accuracy": acc}],
+    }
+
+
+def test_width_figure_has_a_panel_per_sweep_and_a_line_per_family(tmp_path):
+    from mqarkit.gpu.frontier.width_plot import width_figure
+
+    records = [
+        _zrecord(f"z-N{n}", n, fam, d, lr, s, 0.1 * s + d / 1024)
+        for n in (64, 256)
+        for fam in ("attention", "mamba")
+        for d in (64, 128)
+        for lr in (1e-3, 1e-2)
+        for s in (0, 1)
+    ]
+    fig = width_figure(records)
+    assert len(fig.axes) == 2
+    assert [ax.get_title() for ax in fig.axes] == ["N=64, D=4", "N=256, D=16"]
+    assert all(len(ax.containers) == 2 for ax in fig.axes)  # an error-bar line per family
+    assert "2 seed(s)" in fig.texts[0].get_text()
+    path = tmp_path / "z.jsonl"
+    path.write_text("".join(__import__("json").dumps(r) + "\n" for r in records))
+    from mqarkit.gpu.frontier.plot import main as plot_main
+
+    assert plot_main(["--results", str(path), "--out", str(tmp_path / "w"), "--kind", "width"]) == 0
+    assert (tmp_path / "w.png").exists() and (tmp_path / "w.svg").exists()
