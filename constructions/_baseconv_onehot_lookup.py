@@ -27,6 +27,15 @@ answer). Lags whose gate is 0 everywhere are harmless.
 
 Filters are stored at full length ``N`` in layer A (the paper's ``h ∈ R^{N×d}``, independent of which lags are
 chosen) and at length 1 in layer B.
+
+**Factored broadcast** (``broadcast="factored"``). ``1_{c×c}`` is rank one, ``1_{c×c} = 1_c 1_cᵀ``: sum first, then
+copy. Layer B becomes two layers, so the lookup has 3 layers and ``O(c)`` instead of ``c²`` non-zeros per lag:
+
+    B1: ``M_j[0]``: ``W[M_j -> M_j[0]] = 1_c``, ``h = 0``, ``b2 = 1``  ->  ``σ_j[i] = Σ_q m_{j,q}[i]`` (the match, a
+        scalar); the other ``M_j`` channels 0; ``V_j``: carried (``b1 = 1``, ``h = X^0``);
+    B2: ``V_j``: ``W[M_j[0] -> V_j] = 1_cᵀ`` (one row), ``h = X^0``  ->  ``σ_j[i]·V_j[i, q']``; ``M_j``: 0.
+
+Same output (*), same degree 3; per lag ``11c + 1 + c·|supp G_s|`` non-zeros against ``7c + c² + c·|supp G_s|``.
 """
 
 from __future__ import annotations
@@ -50,8 +59,13 @@ def check_lags(lags: Sequence[int], seq_len: int) -> list[int]:
     return chosen
 
 
-def onehot_lookup_weights(seq_len: int, num_kv_pairs: int, vocab_size: int, lags: Sequence[int]) -> StackWeights:
-    """Weights of (*) for these lags (one group per lag, in the given order)."""
+BROADCASTS = ("dense", "factored")
+
+
+def onehot_lookup_weights(
+    seq_len: int, num_kv_pairs: int, vocab_size: int, lags: Sequence[int], broadcast: str = "dense"
+) -> StackWeights:
+    """Weights of (*) for these lags (one group per lag, in the given order); ``broadcast`` as in the module doc."""
     lags = check_lags(lags, seq_len)
     c, t, n = vocab_size, len(lags), seq_len
     d = 2 * t * c
@@ -73,8 +87,24 @@ def onehot_lookup_weights(seq_len: int, num_kv_pairs: int, vocab_size: int, lags
         b_w[m_block, v_block] = 1.0
         b_h[0, v_block] = 1.0
     layer_a = ConvWeights(weight=a_w, filters=a_h, bias_linear=a_b1, bias_conv=None)
-    layer_b = ConvWeights(weight=b_w, filters=b_h, bias_linear=None, bias_conv=None)
-    return StackWeights(embed=embed, layers=[layer_a, layer_b], unembed=unembed)
+    if broadcast == "dense":
+        layer_b = ConvWeights(weight=b_w, filters=b_h, bias_linear=None, bias_conv=None)
+        return StackWeights(embed=embed, layers=[layer_a, layer_b], unembed=unembed)
+    if broadcast != "factored":
+        raise ValueError(f"broadcast={broadcast!r}: must be one of {BROADCASTS}")
+    sum_w, sum_h, sum_b1, sum_b2 = np.zeros((d, d)), np.zeros((1, d)), np.zeros(d), np.zeros(d)
+    copy_w, copy_h = np.zeros((d, d)), np.zeros((1, d))
+    for j in range(t):
+        match0 = 2 * j * c  # channel 0 of M_j holds the scalar match after B1
+        v_block = slice(2 * j * c + c, 2 * j * c + 2 * c)
+        sum_w[2 * j * c : 2 * j * c + c, match0] = 1.0  # W[M_j -> M_j[0]] = 1_c
+        sum_b2[match0] = 1.0  # conv branch constant 1: the layer is the linear map there
+        sum_b1[v_block], sum_h[0, v_block] = 1.0, 1.0  # V_j carried
+        copy_w[match0, v_block] = 1.0  # W[M_j[0] -> V_j] = 1_c^T
+        copy_h[0, v_block] = 1.0
+    layer_sum = ConvWeights(weight=sum_w, filters=sum_h, bias_linear=sum_b1, bias_conv=sum_b2)
+    layer_copy = ConvWeights(weight=copy_w, filters=copy_h, bias_linear=None, bias_conv=None)
+    return StackWeights(embed=embed, layers=[layer_a, layer_sum, layer_copy], unembed=unembed)
 
 
 def onehot_lookup_direct(tokens: np.ndarray, num_kv_pairs: int, vocab_size: int, lags: Sequence[int]) -> np.ndarray:
@@ -90,19 +120,24 @@ def onehot_lookup_direct(tokens: np.ndarray, num_kv_pairs: int, vocab_size: int,
     return out
 
 
-def onehot_lookup_parameters(seq_len: int, vocab_size: int, t: int) -> int:
-    """Stored entries: embed ``c·d`` + layer A (``d² + N·d + N·d``) + layer B (``d² + d``) + unembed ``d·c``,
-    ``d = 2tc``."""
+def onehot_lookup_parameters(seq_len: int, vocab_size: int, t: int, broadcast: str = "dense") -> int:
+    """Stored entries, ``d = 2tc``: embed ``c·d`` + layer A (``d² + N·d + N·d``) + unembed ``d·c``, and layer B
+    (``d² + d``), or B1 (``d² + 3d``: W, one tap, b1, b2) and B2 (``d² + d``)."""
     d = 2 * t * vocab_size
-    return 2 * vocab_size * d + 2 * d * d + 2 * seq_len * d + d
+    common = 2 * vocab_size * d + d * d + 2 * seq_len * d
+    return common + (d * d + d if broadcast == "dense" else 2 * d * d + 4 * d)
 
 
-def onehot_lookup_nonzeros(seq_len: int, num_kv_pairs: int, vocab_size: int, lags: Sequence[int]) -> int:
+def onehot_lookup_nonzeros(
+    seq_len: int, num_kv_pairs: int, vocab_size: int, lags: Sequence[int], broadcast: str = "dense"
+) -> int:
     """Non-zero entries: per lag ``s``: embed ``2c``, unembed ``c``, layer A ``c`` (W) + ``2c`` (filters) +
-    ``c·|supp G_s|`` (b1), layer B ``c²`` (W) + ``c`` (filter)."""
+    ``c·|supp G_s|`` (b1); then layer B ``c²`` (W) + ``c`` (filter), or B1 ``c`` (W) + ``1`` (b2) + ``2c`` (the
+    carry's b1 and tap) and B2 ``c`` (W) + ``c`` (filter)."""
     c = vocab_size
+    broadcast_cost = c * c + c if broadcast == "dense" else 5 * c + 1
     total = 0
     for s in check_lags(lags, seq_len):
         support = int(np.count_nonzero(lag_gate(seq_len, num_kv_pairs, s)))
-        total += 2 * c + c + c + 2 * c + c * support + c * c + c
+        total += 2 * c + c + c + 2 * c + c * support + broadcast_cost
     return total

@@ -16,8 +16,10 @@ Construction (stream blocks ``token`` (m), ``prev_token`` (m), ``lookup`` (m); t
    with zero ``Q, K``, ``V = I``, mask ``strict`` and positional bias ``P[i, i-1] = 0``, ``P[i, j] = -L`` otherwise,
    ``L = ln(max(N-2, 1)) + 30``; row ``i >= 1`` puts weight ``>= 1 - eta`` on ``i - 1`` with
    ``eta <= (N-2) e^{-L} <= e^{-30}``, row 0 reads nothing (0).
-2. *Lookup* (``SoftmaxAttention``, mask ``strict``, ``Q = [I; 0]``, ``K = [0; I]``, ``V = [I; 0]``, IR inverse
-   temperature ``beta/m``): logits ``(beta/m) <s(x_t), s(x_{s-1})> = beta sigma_s``; ``lookup[t] = sum_s p_s s(x_s)``.
+2. *Lookup* (``SoftmaxAttention``, ``Q = [I; 0]``, ``K = [0; I]``, ``V = [I; 0]``, IR inverse temperature
+   ``beta/m``): logits ``(beta/m) <s(x_t), s(x_{s-1})> = beta sigma_s``; ``lookup[t] = sum_s p_s s(x_s)``. The knob
+   ``mask``: ``"strict"`` (default, ``s < t``) or ``"causal"`` (``s <= t``: the query's own pair ``(x_{t-1}, x_t)`` is
+   visible too, as in Zoology's attention, where a token sees itself).
 
 Readout: ``argmax_u <lookup[t], s(u)>`` over all ``c`` tokens. Margins below are in unit-code units (``/m``).
 
@@ -33,13 +35,30 @@ differing bits and 0 elsewhere, and every ``c(w)`` has entries ``+-1/sqrt(m)``, 
 ``|<c(w), c(v) - c(u)>| <= 2h/m = 1 - <c(v), c(u)>``. Hence
 ``<o, c(v) - c(u)> >= (1 - eps)(2h/m) - eps (2h/m) = (1 - 2 eps) 2h/m >= (2/m)(1 - 2 eps)``.  QED.
 
-Corollary (sufficient beta). With ``K <= N - 2`` non-matching visible positions (``|A(t)| = t <= N - 1``, at least one
-match), ``eps <= r/(|M| + r) <= r`` with ``r = sum_{s not in M} e^{-beta (1 - sigma_s)} <= K e^{-beta delta}``. So
-``beta >= ln(4K)/delta`` gives ``eps <= 1/4`` and a readout margin ``>= 1/m``::
+Corollary (sufficient beta). With ``K <= N - 2`` non-matching visible positions (strict: ``|A(t)| = t <= N - 1``, at
+least one match; causal: ``|A(t)| = t + 1 <= N``, so ``K <= N - 1``), ``eps <= r/(|M| + r) <= r`` with
+``r = sum_{s not in M} e^{-beta (1 - sigma_s)} <= K e^{-beta delta}``. So ``beta >= ln(4K)/delta`` gives
+``eps <= 1/4`` and a readout margin ``>= 1/m``::
 
-    sufficient_beta(N, m) = (m/2) ln(4 max(N - 2, 1))          (conv shift, delta = 2/m)
+    sufficient_beta(N, m) = (m/2) ln(4 max(N - 2, 1))          (conv shift, delta = 2/m; strict mask)
+    sufficient_beta(N, m) = (m/2) ln(4 max(N - 1, 1))          (causal mask)
 
-which is ``O(m log N)`` (within theory.md's ``O(m log(N m))``). With the positional shift the keys are off by at most
+which is ``O(m log N)`` (within theory.md's ``O(m log(N m))``). The causal mask changes nothing else on a clean
+instance (or any query the oracle does not flag ambiguous): the query's own pair has key ``x_{t-1} != x_t`` there, so
+it is one more non-matching position.
+
+The sharp minimum (the adversarial family). The bound ``eps <= r/(|M| + r)`` with ``|M| >= 1`` gives more than the
+theorem uses: at ``beta*`` every ``r <= 1/4``, so ``eps <= 1/5`` and the margin is ``>= (2/m)(3/5) = 1.2/m``, and this
+is approached. :func:`worst_case_batch` builds, for ``c = 2^m``, the instance ``k v k' k' .. k' k k'`` (``D = 1``,
+``v = k + c/2``, ``k' = k XOR 1``, the query at ``t = N - 2``): every visible non-matching position but ``s = 0`` (whose
+key is the zero vector, ``sigma = 0``) has ``sigma = 1 - 2/m``, and every visible value (``k'``, ``k`` at ``s = 0``,
+and the query ``k`` itself under the causal mask) has ``<c(w), c(v) - c(k)> = -2/m``. So for ``u = k``,
+``<o, c(v) - c(k)> = (2/m)(1 - 2 eps) = (2/m)(1 - r)/(1 + r)`` with ``r = K e^{-2 beta/m} + e^{-beta}``, ``K = N - 4``
+(strict) or ``N - 3`` (causal), and no ``u`` does worse (the theorem). No clean instance of even length can make ``r``
+larger at the same ``beta`` (it has at most these ``K`` positions at the largest non-match score, and ``s = 0`` is
+always at 0), so :func:`worst_case_margin` is the exact minimum over clean instances: at ``beta*`` it is
+``(2/m)(1 - r)/(1 + r)`` with ``r = K/(4 max(N - 2, 1)) + e^{-beta*}`` (strict), decreasing towards ``1.2/m`` as
+``N`` grows, above the proven ``1/m``. With the positional shift the keys are off by at most
 ``2 eta`` in norm, so scores move by at most ``2 eta`` and ``delta = 2/m - 4 eta``; values are exact, so the theorem
 holds as stated with that ``delta``.
 
@@ -78,6 +97,7 @@ from mqarkit.polynomials import CausalConv, Layer, Model, SoftmaxAttention, Stre
 from mqarkit.task import IGNORE_INDEX, MQARBatch, MQARSpec, generate
 
 SHIFTS = ("conv", "positional")
+MASKS = ("strict", "causal")
 POSITIONAL_SLACK = 30.0  # L = ln(max(N-2, 1)) + 30: off-diagonal weight of the positional shift <= e^-30
 
 
@@ -92,11 +112,20 @@ def score_gap(code_width: int, seq_len: int, shift: str = "conv") -> float:
     return gap if shift == "conv" else gap - 4.0 * positional_eta(seq_len)
 
 
-def sufficient_beta(seq_len: int, code_width: int, shift: str = "conv") -> float:
-    """``beta* = ln(4 max(N-2, 1)) / delta``: at ``beta >= beta*`` every clean query has margin ``>= 1/m``."""
+def non_matching_bound(seq_len: int, mask: str = "strict") -> int:
+    """``K``: visible non-matching positions a query can have, ``max(N - 2, 1)`` (strict) or ``max(N - 1, 1)``
+    (causal: the query's own pair is visible too)."""
+    if mask not in MASKS:
+        raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
+    return max(seq_len - (2 if mask == "strict" else 1), 1)
+
+
+def sufficient_beta(seq_len: int, code_width: int, shift: str = "conv", mask: str = "strict") -> float:
+    """``beta* = ln(4 K) / delta`` (``K`` = :func:`non_matching_bound`): at ``beta >= beta*`` every clean query (every
+    query the oracle does not flag ambiguous) has margin ``>= 1/m``."""
     if seq_len < 2 or code_width < 2:
         raise ValueError(f"seq_len={seq_len}, code_width={code_width}: need seq_len >= 2 and code_width >= 2")
-    return math.log(4 * max(seq_len - 2, 1)) / score_gap(code_width, seq_len, shift)
+    return math.log(4 * non_matching_bound(seq_len, mask)) / score_gap(code_width, seq_len, shift)
 
 
 def guaranteed_margin(code_width: int) -> float:
@@ -117,15 +146,16 @@ class AttentionSignCode(Construction):
     name: ClassVar[str] = "attention_signcode"
     claim_ids: ClassVar[tuple[str, ...]] = ("U2",)
     exact_backends: ClassVar[tuple[str, ...]] = ()
-    KNOBS: ClassVar[tuple[str, ...]] = ("beta", "code_width", "shift")
+    KNOBS: ClassVar[tuple[str, ...]] = ("beta", "code_width", "shift", "mask")
 
     @classmethod
     def _knobs(cls, vocab_size: int, seq_len: int, knobs: dict[str, Any]) -> tuple[float, int, str]:
         m = knobs.get("code_width", sign_code_width(vocab_size))
-        shift = knobs.get("shift", "conv")
+        shift, mask = knobs.get("shift", "conv"), knobs.get("mask", "strict")
         beta = knobs.get("beta")
         if beta is None:
-            beta = sufficient_beta(seq_len, m, shift) if shift in SHIFTS and m >= 2 and seq_len >= 2 else 1.0
+            usable = shift in SHIFTS and mask in MASKS and m >= 2 and seq_len >= 2
+            beta = sufficient_beta(seq_len, m, shift, mask) if usable else 1.0
         return float(beta), m, shift
 
     @classmethod
@@ -137,6 +167,9 @@ class AttentionSignCode(Construction):
         shift = knobs.get("shift", "conv")
         if shift not in SHIFTS:
             raise ValueError(f"shift={shift!r}: must be one of {SHIFTS}")
+        mask = knobs.get("mask", "strict")
+        if mask not in MASKS:
+            raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
         beta = knobs.get("beta")
         if beta is not None and (
             isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0
@@ -167,8 +200,9 @@ class AttentionSignCode(Construction):
     @classmethod
     def claimed_range(cls) -> str:
         return (
-            "every clean MQAR instance at beta >= sufficient_beta(N, m) (proved; readout margin >= 1/m), any "
-            "vocab_size, seq_len, num_kv_pairs with 4*num_kv_pairs <= seq_len; float64 only (softmax)"
+            "every clean MQAR instance (every query the oracle does not flag ambiguous) at beta >= "
+            "sufficient_beta(N, m, mask=mask) (proved; readout margin >= 1/m), any vocab_size, seq_len, num_kv_pairs "
+            "with 4*num_kv_pairs <= seq_len; float64 only (softmax)"
         )
 
     @property
@@ -182,6 +216,10 @@ class AttentionSignCode(Construction):
     @property
     def shift(self) -> str:
         return self._knobs(self.vocab_size, self.seq_len, self.knobs)[2]
+
+    @property
+    def mask(self) -> str:
+        return self.knobs.get("mask", "strict")
 
     def codebook(self) -> np.ndarray:
         """``s(u)`` for every token: (c, m) int64."""
@@ -207,7 +245,7 @@ class AttentionSignCode(Construction):
             wk=np.vstack([zero, eye]),  # k_s = s(x_{s-1})
             wv=np.vstack([eye, zero]),  # v_s = s(x_s)
             beta=beta / m,  # (beta/m) <s, s'> = beta <c, c'>
-            mask="strict",
+            mask=self.mask,
         )
         return Model(
             stream,
@@ -290,3 +328,37 @@ def decoy_batch(spec: MQARSpec, code_width: int, rng: np.random.Generator) -> tu
         query_positions=query_positions[None],
     )
     return batch, (N - 4 * D) // 2
+
+
+def worst_case_batch(spec: MQARSpec, mask: str = "strict") -> MQARBatch:
+    """The adversarial instance of the module docstring: ``k v k' k' .. k' k k'`` (batch of 1), the query at
+    ``N - 2``. Needs ``c = 2^m`` (so ``v = k + c/2`` and every one-bit neighbour are tokens), ``D = 1``, ``N`` even,
+    ``filler="clean"`` (``k' = k XOR 1`` is neither the key nor the value). Deterministic: ``k = 2``."""
+    c, N = spec.vocab_size, spec.seq_len
+    if c & (c - 1) or c < 8:
+        raise ValueError(f"vocab_size={c}: worst_case_batch needs a power of two >= 8 (one-bit neighbours are tokens)")
+    if spec.num_kv_pairs != 1 or spec.filler != "clean" or spec.num_passes != 1 or N % 2:
+        raise ValueError(
+            "spec: worst_case_batch needs num_kv_pairs=1, filler='clean', num_passes=1 and an even seq_len"
+        )
+    if mask not in MASKS:
+        raise ValueError(f"mask={mask!r}: must be one of {MASKS}")
+    k = 2
+    v, k_decoy = k + c // 2, k ^ 1
+    x = np.full(N, k_decoy, dtype=np.int64)
+    x[0], x[1], x[N - 2] = k, v, k
+    labels = np.full(N, IGNORE_INDEX, dtype=np.int64)
+    labels[N - 2] = v
+    one = np.array([[0]], dtype=np.int64)
+    return MQARBatch(spec=spec, inputs=x[None], labels=labels[None], keys=np.array([[k]]), values=np.array([[v]]),
+                     key_positions=one, value_positions=one + 1, query_positions=np.array([[N - 2]]))  # fmt: skip
+
+
+def worst_case_margin(seq_len: int, code_width: int, beta: float, mask: str = "strict") -> float:
+    """The exact readout margin of :func:`worst_case_batch` at ``beta`` (unit codes): ``(2/m)(1 - r)/(1 + r)`` with
+    ``r = K e^{-2 beta/m} + e^{-beta}``, ``K = N - 4`` (strict) or ``N - 3`` (causal)."""
+    if seq_len < 4 or seq_len % 2 or code_width < 2:
+        raise ValueError(f"seq_len={seq_len}, code_width={code_width}: needs an even seq_len >= 4 and code_width >= 2")
+    decoys = seq_len - (4 if mask == "strict" else 3)
+    r = decoys * math.exp(-2.0 * beta / code_width) + math.exp(-beta)
+    return (2.0 / code_width) * (1.0 - r) / (1.0 + r)

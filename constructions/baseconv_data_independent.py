@@ -17,7 +17,11 @@ every instance of the layout, whatever the filler (the gates only ever compare a
 construction is exact on ``zero``, ``random`` and ``clean`` filler alike.
 
 ``encoding="sign"`` (default): one group of ``2m`` channels per lag (``d = 2m·|S|``), the equality product tree of
-:mod:`._baseconv_sign_tree` with the value folded in: ``1 + ⌈log2(m+1)⌉`` BaseConv layers, degree ``2m + 1``.
+:mod:`._baseconv_sign_tree` with the value folded in (:mod:`._baseconv_sign_lookup`): ``1 + ⌈log2(m+1)⌉`` BaseConv
+layers, degree ``2m + 1``. The knob ``gate`` says how "keys only" is paid for: ``"per_lag"`` (default, the gate
+``G_s`` as a position-dependent bias of every lag's value channels) or ``"shared"`` (the value-slot flags applied once,
+in a shared block, then copied to every lag: ``2 + ⌈log2(⌈m/2⌉ + 1)⌉`` layers, and ``Θ(N·m·log m + m·D)`` non-zero
+weights instead of ``Θ(N·m·D)``; derivation in :mod:`._baseconv_sign_lookup`).
 ``encoding="onehot"``: the one-hot lookup of :mod:`._baseconv_onehot_lookup` over every lag: ``d = 2c·|S|``, 2 layers,
 degree 3 (one-hot equality is the degree-2 inner product ``<e(x), e(y)>``).
 
@@ -29,9 +33,10 @@ policy of ``mqarkit.polynomials``): sign,
     state      = (N - 1)·d (the length-N filters of layer 1; one-tap layers carry nothing).
 
 Dense storage makes this ``Θ(N² m²)`` (erratum 9: a dense ``W`` costs ``d²``); the weights are sparse, and
-:func:`claimed_nonzero_parameters` gives the exact number of non-zero entries, ``Θ(N·m·(D + log m))`` — Õ(N log c) for
-``D = O(1)`` up to the gate term ``m·D·(N - 2D)/2`` (the position-dependent gate biases, one entry per (key slot, query
-slot) pair and value channel).
+:func:`claimed_nonzero_parameters` gives the exact number of non-zero entries. With ``gate="per_lag"`` it is
+``Θ(N·m·(D + log m))``: Õ(N log c) only for polylogarithmic ``D``, because of the gate term ``m·D·(N - 2D)/2`` (the
+position-dependent gate biases, one entry per (key slot, query slot) pair and value channel). With ``gate="shared"`` it
+is ``Θ(N·m·log m + m·D)``: Õ(N log c) for every ``D`` (U4 as [Z] states it, in non-zero weights).
 """
 
 from __future__ import annotations
@@ -49,8 +54,20 @@ from mqarkit.constructions._baseconv_onehot_lookup import (
     onehot_lookup_parameters,
     onehot_lookup_weights,
 )
-from mqarkit.constructions._baseconv_reference import ConvWeights
-from mqarkit.constructions._baseconv_sign_tree import leaves, place_groups, tree_depth, tree_group_layers, tree_layer
+from mqarkit.constructions._baseconv_sign_lookup import (
+    GATES,
+    gate_depth,
+    shared_gate_direct,
+    shared_gate_nonzeros,
+    shared_gate_parameters,
+    shared_gate_weights,
+    sign_codebook,
+    sign_lookup_direct,
+    sign_lookup_nonzeros,
+    sign_lookup_parameters,
+    sign_lookup_weights,
+    sign_width,
+)
 from mqarkit.constructions._baseconv_stack import (
     StackWeights,
     argmax_predict,
@@ -63,48 +80,25 @@ from mqarkit.constructions.api import Construction, Resources, register
 
 ENCODINGS = ("sign", "onehot")
 
-
-def sign_width(vocab_size: int) -> int:
-    """``m = ⌈log2 c⌉`` (at least 1), the width of ``SignCode(c)``."""
-    return max(1, (vocab_size - 1).bit_length())
-
-
-def sign_codebook(vocab_size: int) -> np.ndarray:
-    """``(c, m)`` int64: row ``t`` = ``2·bits(t) - 1`` (little-endian bits), as ``mqarkit.polynomials.SignCode``."""
-    m = sign_width(vocab_size)
-    bits = (np.arange(vocab_size)[:, None] >> np.arange(m)) & 1
-    return (2 * bits - 1).astype(np.int64)
+__all__ = ["GATES", "sign_codebook", "sign_width"]  # re-exported: the sign code lives in ._baseconv_sign_lookup
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # weights
 
 
-def sign_weights(seq_len: int, num_kv_pairs: int, vocab_size: int) -> StackWeights:
-    """The sign-code construction: embed, layer 1 (leaves), ``⌈log2(m+1)⌉`` tree layers, unembed."""
-    m, lags, n = sign_width(vocab_size), all_lags(seq_len), seq_len
-    g = 2 * m
-    d = g * len(lags)
-    eye = np.eye(m)
-    embed, unembed = np.zeros((m, d)), np.zeros((d, m))
-    w1, h1, b1 = np.zeros((d, d)), np.zeros((n, d)), np.zeros((n, d))
-    for j, s in enumerate(lags):
-        eq = slice(j * g, j * g + m)  # equality channels of lag s
-        val = slice(j * g + m, (j + 1) * g)  # value channels of lag s
-        embed[:, eq], embed[:, val] = eye, eye
-        unembed[val, :] = eye
-        w1[eq, eq] = eye  # linear branch: a_k(x_i)
-        h1[s, eq] = 1.0  # conv branch: a_k(x_{i-s})          -> P_k
-        h1[s - 1, val] = 1.0  # conv branch: a_k'(x_{i-s+1})
-        b1[:, val] = lag_gate(n, num_kv_pairs, s)[:, None]  # linear branch: G_s[i]  -> V_k'
-    layers = [ConvWeights(weight=w1, filters=h1, bias_linear=b1, bias_conv=None)]
-    layers += [place_groups(group_layer, len(lags)) for group_layer in tree_group_layers(m)]
-    return StackWeights(embed=embed, layers=layers, unembed=unembed)
+def sign_weights(seq_len: int, num_kv_pairs: int, vocab_size: int, gate: str = "per_lag") -> StackWeights:
+    """The sign-code construction over every lag (see :mod:`._baseconv_sign_lookup`)."""
+    if gate == "shared":
+        return shared_gate_weights(seq_len, num_kv_pairs, vocab_size, all_lags(seq_len))
+    return sign_lookup_weights(seq_len, num_kv_pairs, vocab_size, all_lags(seq_len))
 
 
-def construction_weights(seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str) -> StackWeights:
+def construction_weights(
+    seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str, gate: str = "per_lag"
+) -> StackWeights:
     if encoding == "sign":
-        return sign_weights(seq_len, num_kv_pairs, vocab_size)
+        return sign_weights(seq_len, num_kv_pairs, vocab_size, gate)
     return onehot_lookup_weights(seq_len, num_kv_pairs, vocab_size, all_lags(seq_len))
 
 
@@ -112,20 +106,17 @@ def construction_weights(seq_len: int, num_kv_pairs: int, vocab_size: int, encod
 # the direct oracle and the intended polynomial
 
 
-def direct_output(tokens: np.ndarray, num_kv_pairs: int, vocab_size: int, encoding: str = "sign") -> np.ndarray:
-    """(**) evaluated from its definition, without BaseConv: ``tokens`` (N,) int -> (N, w) int64."""
+def direct_output(
+    tokens: np.ndarray, num_kv_pairs: int, vocab_size: int, encoding: str = "sign", gate: str = "per_lag"
+) -> np.ndarray:
+    """(**) evaluated from its definition, without BaseConv: ``tokens`` (N,) int -> (N, w)."""
     tokens = np.asarray(tokens)
     n = tokens.shape[0]
     if encoding == "onehot":
         return onehot_lookup_direct(tokens, num_kv_pairs, vocab_size, all_lags(n))
-    code = sign_codebook(vocab_size)[tokens]  # (N, m)
-    out = np.zeros_like(code)
-    for s in all_lags(n):
-        gate = lag_gate(n, num_kv_pairs, s)
-        for i in range(s, n):
-            eq = int(np.prod((1 + code[i] * code[i - s]) // 2))
-            out[i] += int(gate[i]) * eq * code[i - s + 1]
-    return out
+    if gate == "shared":
+        return shared_gate_direct(tokens, num_kv_pairs, vocab_size, all_lags(n))
+    return sign_lookup_direct(tokens, num_kv_pairs, vocab_size, all_lags(n))
 
 
 def intended_polynomial(code: np.ndarray, num_kv_pairs: int) -> np.ndarray:
@@ -147,60 +138,38 @@ def intended_polynomial(code: np.ndarray, num_kv_pairs: int) -> np.ndarray:
 # claimed resources
 
 
-def claimed_nonzero_parameters(seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str = "sign") -> int:
-    """Exact number of non-zero weight entries.
-
-    sign, per lag group (``|S|`` of them): embed ``2m``, unembed ``m``, layer 1 ``m`` (W) + ``2m`` (filters); the gate
-    biases add ``m`` per (key slot, query slot) pair, ``m·D·(N - 2D)/2`` in all (every such pair has its lag in S);
-    the tree adds, per group, for each pair of nodes ``(A, B)``: ``|B|`` entries in each of W and h, ``|B|`` in b1 if
-    ``A`` is a raw leaf and ``|B|`` in b2 if ``B`` is; for a carried node ``|B|`` in b1 and h, ``|B|`` in b2 if raw
-    (``|B|`` = 1 for an equality node, ``m`` for the value vector)."""
-    n, d_pairs = seq_len, num_kv_pairs * (seq_len - 2 * num_kv_pairs) // 2
-    groups = len(all_lags(n))
+def claimed_nonzero_parameters(
+    seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str = "sign", gate: str = "per_lag"
+) -> int:
+    """Exact number of non-zero weight entries (formulas in :mod:`._baseconv_sign_lookup` and
+    :mod:`._baseconv_onehot_lookup`); with ``gate="per_lag"`` the gate biases add ``m`` per (key slot, query slot)
+    pair, ``m·D·(N - 2D)/2`` in all (every such pair has its lag in S)."""
+    lags = all_lags(seq_len)
     if encoding == "onehot":
-        return onehot_lookup_nonzeros(n, num_kv_pairs, vocab_size, all_lags(n))
-    m = sign_width(vocab_size)
-    per_group = 2 * m + m + m + 2 * m
-    nodes = leaves(m)
-    while len(nodes) > 1:
-        for start in range(0, len(nodes), 2):
-            pair = nodes[start : start + 2]
-            if len(pair) == 1:
-                size = len(pair[0].channels)
-                per_group += 2 * size + (size if pair[0].raw else 0)
-                continue
-            a, b = sorted(pair, key=lambda node: node.vector)  # the vector node (if any) is B
-            size = len(b.channels)
-            per_group += 2 * size + (size if a.raw else 0) + (size if b.raw else 0)
-        nodes = tree_layer(nodes, m)[-1]
-    return groups * per_group + m * d_pairs
+        return onehot_lookup_nonzeros(seq_len, num_kv_pairs, vocab_size, lags)
+    if gate == "shared":
+        return shared_gate_nonzeros(seq_len, num_kv_pairs, vocab_size, lags)
+    return sign_lookup_nonzeros(seq_len, num_kv_pairs, vocab_size, lags)
 
 
-def claimed(seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str) -> Resources:
+def claimed(seq_len: int, num_kv_pairs: int, vocab_size: int, encoding: str, gate: str = "per_lag") -> Resources:
     """Closed-form resources (see the module docstring); width = stream width ``2w + d``."""
     n, groups = seq_len, len(all_lags(seq_len))
+    nonzeros = claimed_nonzero_parameters(n, num_kv_pairs, vocab_size, encoding, gate)
     if encoding == "onehot":
         w, d = vocab_size, 2 * vocab_size * groups
         parameters = onehot_lookup_parameters(n, vocab_size, groups)
-        return Resources(
-            layers=2,
-            width=2 * w + d,
-            parameters=parameters,
-            state_numbers=(n - 1) * d,
-            degree=3,
-            nonzero_parameters=claimed_nonzero_parameters(n, num_kv_pairs, vocab_size, encoding),
-        )
+        return Resources(2, 2 * w + d, parameters, (n - 1) * d, 3, nonzeros)
     m = sign_width(vocab_size)
-    d, depth = 2 * m * groups, tree_depth(m)
-    parameters = 2 * m * d + (d * d + 2 * n * d) + depth * (d * d + 3 * d)
-    return Resources(
-        layers=1 + depth,
-        width=2 * m + d,
-        parameters=parameters,
-        state_numbers=(n - 1) * d,
-        degree=2 * m + 1,
-        nonzero_parameters=claimed_nonzero_parameters(n, num_kv_pairs, vocab_size, encoding),
-    )
+    if gate == "shared":
+        d = 2 * m * groups + m
+        parameters = shared_gate_parameters(n, vocab_size, groups)
+        state = 2 * (n - 1) * d  # layer 1 and the first tree layer with the value hold length-N filters
+    else:
+        d = 2 * m * groups
+        parameters = sign_lookup_parameters(n, vocab_size, groups)
+        state = (n - 1) * d
+    return Resources(gate_depth(m, gate), 2 * m + d, parameters, state, 2 * m + 1, nonzeros)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -218,17 +187,24 @@ class BaseConvDataIndependent(Construction):
 
     @classmethod
     def validate_sizes(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> None:
-        unknown = sorted(set(knobs) - {"encoding"})
+        unknown = sorted(set(knobs) - {"encoding", "gate"})
         if unknown:
-            raise ValueError(f"knobs {unknown}: unknown for {cls.name!r}; the only knob is encoding in {ENCODINGS}")
+            raise ValueError(
+                f"knobs {unknown}: unknown for {cls.name!r}; the knobs are encoding in {ENCODINGS} and gate in {GATES}"
+            )
         encoding = knobs.get("encoding", "sign")
         if encoding not in ENCODINGS:
             raise ValueError(f"encoding={encoding!r}: must be one of {ENCODINGS}")
+        gate = knobs.get("gate", "per_lag")
+        if gate not in GATES:
+            raise ValueError(f"gate={gate!r}: must be one of {GATES}")
+        if gate == "shared" and encoding != "sign":
+            raise ValueError(f"gate='shared': needs encoding='sign' (got {encoding!r}); one-hot gates stay per lag")
         check_mqar_sizes(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs)
 
     @classmethod
     def claimed_resources(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> Resources:
-        return claimed(seq_len, num_kv_pairs, vocab_size, knobs.get("encoding", "sign"))
+        return claimed(seq_len, num_kv_pairs, vocab_size, knobs.get("encoding", "sign"), knobs.get("gate", "per_lag"))
 
     @classmethod
     def claimed_range(cls) -> str:
@@ -241,11 +217,15 @@ class BaseConvDataIndependent(Construction):
     def encoding(self) -> str:
         return self.knobs.get("encoding", "sign")
 
+    @property
+    def gate(self) -> str:
+        return self.knobs.get("gate", "per_lag")
+
     def codebook(self) -> np.ndarray:
         return sign_codebook(self.vocab_size) if self.encoding == "sign" else np.eye(self.vocab_size, dtype=np.int64)
 
     def weights(self) -> StackWeights:
-        return construction_weights(self.seq_len, self.num_kv_pairs, self.vocab_size, self.encoding)
+        return construction_weights(self.seq_len, self.num_kv_pairs, self.vocab_size, self.encoding, self.gate)
 
     def _build_model(self) -> Any:
         return as_ir_model(self.weights(), self.name)

@@ -19,6 +19,7 @@ from mqarkit.constructions.attention_signcode import (
 from mqarkit.oracle import score
 from mqarkit.strategies import instances
 from mqarkit.task import MQARSpec, generate
+from mqarkit.tolerances import assert_close
 
 
 @given(instances(max_seq_len=64, fillers=("zero", "clean")))
@@ -93,3 +94,54 @@ def test_large_n():
     con = build("attention_signcode", vocab_size=1100, seq_len=1024, num_kv_pairs=128)
     assert score(con.predict(batch.inputs), batch).accuracy == 1.0
     assert min_readout_margin(con, batch) >= guaranteed_margin(con.code_width)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the causal mask (issue 18) and the adversarial family (the sharp minimum margin)
+
+
+def test_causal_mask_beta_counts_one_more_position() -> None:
+    from mqarkit.constructions.attention_signcode import non_matching_bound, sufficient_beta
+
+    assert non_matching_bound(64, "strict") == 62 and non_matching_bound(64, "causal") == 63
+    assert_close(sufficient_beta(64, 7, mask="causal"), 3.5 * np.log(4 * 63))
+    assert sufficient_beta(64, 7, mask="causal") > sufficient_beta(64, 7)
+    with pytest.raises(ValueError, match="mask='full'"):
+        non_matching_bound(64, "full")
+
+
+@pytest.mark.parametrize("mask", ["strict", "causal"])
+@pytest.mark.parametrize("c, N", [(32, 16), (256, 64), (1024, 256)])
+def test_worst_case_family_margin_equals_the_formula(mask: str, c: int, N: int) -> None:
+    from mqarkit.constructions.attention_signcode import (
+        guaranteed_margin,
+        sufficient_beta,
+        worst_case_batch,
+        worst_case_margin,
+    )
+
+    m = (c - 1).bit_length()
+    con = build("attention_signcode", vocab_size=c, seq_len=N, num_kv_pairs=1, mask=mask)
+    batch = worst_case_batch(MQARSpec(c, N, 1, filler="clean"), mask)
+    want = worst_case_margin(N, m, sufficient_beta(N, m, mask=mask), mask)
+    assert_close(min_readout_margin(con, batch), want)
+    assert guaranteed_margin(m) < want < 1.3 / m
+
+
+def test_worst_case_margin_decreases_towards_six_fifths() -> None:
+    from mqarkit.constructions.attention_signcode import sufficient_beta, worst_case_margin
+
+    m = 13
+    ratios = [m * worst_case_margin(n, m, sufficient_beta(n, m)) for n in (16, 64, 256, 1024, 4096)]
+    assert all(a > b for a, b in zip(ratios, ratios[1:])) and 1.2 < ratios[-1] < 1.2005
+
+
+def test_worst_case_batch_rejects_bad_specs() -> None:
+    from mqarkit.constructions.attention_signcode import worst_case_batch, worst_case_margin
+
+    with pytest.raises(ValueError, match="vocab_size=34"):
+        worst_case_batch(MQARSpec(34, 16, 1, filler="clean"))
+    with pytest.raises(ValueError, match="num_kv_pairs=1"):
+        worst_case_batch(MQARSpec(64, 16, 2, filler="clean"))
+    with pytest.raises(ValueError, match="seq_len=5"):
+        worst_case_margin(5, 6, 1.0)

@@ -194,3 +194,49 @@ def test_large_float64(n: int, d: int) -> None:
         batch = generate(MQARSpec(vocab_size=c, seq_len=n, num_kv_pairs=d, filler=filler), 2, np.random.default_rng(n))
         q = batch.labels != -100
         assert np.array_equal(con.predict(batch.inputs)[q], batch.labels[q])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# one shared gate: O~(N log c) non-zeros for every D
+
+
+@pytest.mark.parametrize("c, n", [(5, 4), (8, 4), (7, 6), (8, 6)])
+def test_shared_gate_exhaustive_tiny(c: int, n: int) -> None:
+    inputs, labels = _all_clean_instances(c, n)
+    con = build(NAME, vocab_size=c, seq_len=n, num_kv_pairs=1, gate="shared")
+    q = labels != -100
+    assert np.array_equal(con.predict(inputs)[q], labels[q])
+
+
+@pytest.mark.parametrize("c, n, d", [(10, 8, 2), (18, 16, 3)])
+def test_shared_gate_exact_output_equals_its_direct_form_and_per_lag_at_queries(c: int, n: int, d: int) -> None:
+    batch = generate(MQARSpec(vocab_size=c, seq_len=n, num_kv_pairs=d, filler="random"), 3, np.random.default_rng(9))
+    shared = build(NAME, vocab_size=c, seq_len=n, num_kv_pairs=d, gate="shared")
+    per_lag = build(NAME, vocab_size=c, seq_len=n, num_kv_pairs=d)
+    exact = shared.output(batch.inputs, backend="exact")
+    direct = np.stack([di.direct_output(x, d, c, "sign", "shared") for x in batch.inputs])
+    assert (exact == direct).all()
+    q = batch.labels != -100  # at every query slot the two gates compute the same (**)
+    assert (exact[q] == per_lag.output(batch.inputs, backend="exact")[q]).all()
+
+
+@pytest.mark.parametrize("c, n, d", [(9, 8, 2), (17, 16, 4), (33, 32, 8), (130, 64, 16)])
+def test_shared_gate_claimed_resources_equal_measured(c: int, n: int, d: int) -> None:
+    con = build(NAME, vocab_size=c, seq_len=n, num_kv_pairs=d, gate="shared")
+    assert con.resources().mismatches() == {}
+    assert con.nonzero_parameters() == di.claimed_nonzero_parameters(n, d, c, "sign", "shared")
+
+
+def test_shared_gate_nonzeros_do_not_grow_with_d() -> None:
+    shared = [di.claimed_nonzero_parameters(256, d, 1025, "sign", "shared") for d in (4, 16, 64)]
+    per_lag = [di.claimed_nonzero_parameters(256, d, 1025, "sign", "per_lag") for d in (4, 16, 64)]
+    m = 11
+    assert shared[2] - shared[0] == m * (64 - 4)  # only the shared flags: m per value slot
+    assert per_lag[2] - per_lag[0] > 50 * (shared[2] - shared[0])  # the per-lag gates: m D (N - 2D) / 2
+
+
+def test_shared_gate_needs_sign_codes() -> None:
+    with pytest.raises(ValueError, match="gate='shared': needs encoding='sign'"):
+        build(NAME, vocab_size=9, seq_len=8, num_kv_pairs=2, gate="shared", encoding="onehot")
+    with pytest.raises(ValueError, match="gate='global'"):
+        build(NAME, vocab_size=9, seq_len=8, num_kv_pairs=2, gate="global")

@@ -124,3 +124,57 @@ def test_large_float64() -> None:
     con = build(NAME, vocab_size=513, seq_len=512, num_kv_pairs=4)
     q = batch.labels != -100
     assert np.array_equal(con.predict(batch.inputs)[q], batch.labels[q])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# the variants that meet U3's size: factored broadcast (one-hot, 3 layers) and sign codes
+
+
+@pytest.mark.parametrize("knobs", [{"broadcast": "factored"}, {"encoding": "sign"}])
+@given(instances(max_seq_len=24, max_num_passes=1, max_num_examples=3, fillers=("zero", "clean")))
+def test_variants_solve_clean_instances(knobs: dict, inst: object) -> None:
+    spec, batch = inst.spec, inst.batch  # type: ignore[attr-defined]
+    con = build(NAME, vocab_size=spec.vocab_size, seq_len=spec.seq_len, num_kv_pairs=spec.num_kv_pairs, **knobs)
+    q = batch.labels != -100
+    assert np.array_equal(con.predict(batch.inputs)[q], batch.labels[q])
+
+
+def test_factored_broadcast_computes_the_same_lookup_exactly() -> None:
+    batch = generate(MQARSpec(vocab_size=10, seq_len=8, num_kv_pairs=2), 3, np.random.default_rng(5))
+    dense = build(NAME, vocab_size=10, seq_len=8, num_kv_pairs=2)
+    factored = build(NAME, vocab_size=10, seq_len=8, num_kv_pairs=2, broadcast="factored")
+    assert (factored.output(batch.inputs, backend="exact") == dense.output(batch.inputs, backend="exact")).all()
+    assert factored.resources().measured.layers == 3 and dense.resources().measured.layers == 2
+
+
+@pytest.mark.parametrize("knobs", [{}, {"broadcast": "factored"}, {"encoding": "sign"}])
+@pytest.mark.parametrize("c, n, d", [(18, 16, 2), (34, 16, 4), (66, 32, 4)])
+def test_nonzero_formulas_equal_the_built_models(knobs: dict, c: int, n: int, d: int) -> None:
+    con = build(NAME, vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs)
+    cls = type(con)
+    worst = cls.max_nonzero_parameters(vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs)
+    for x in generate(MQARSpec(c, n, d, filler="clean"), 3, np.random.default_rng(c + n)).inputs:
+        formula = cls.nonzero_parameters_for(con.lags_for(x), vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs)
+        assert con.nonzero_parameters(x) == formula <= worst
+    assert con.resources().mismatches() == {}
+
+
+def test_factored_nonzeros_are_linear_in_c_and_the_dense_broadcast_quadratic() -> None:
+    def nonzeros(c: int, knobs: dict) -> int:
+        return bid.BaseConvInputDependent.max_nonzero_parameters(vocab_size=c, seq_len=16, num_kv_pairs=2, **knobs)
+
+    factored = [nonzeros(c, {"broadcast": "factored"}) for c in (64, 128, 256)]
+    dense = [nonzeros(c, {}) for c in (64, 128, 256)]
+    assert factored[2] - factored[1] == 2 * (factored[1] - factored[0])  # affine in c
+    assert dense[2] - dense[1] != 2 * (dense[1] - dense[0])  # the c^2 of the all-ones broadcast
+    assert factored[0] <= 4 * 2 * 16 * 64 < dense[0]  # 4 t N c against t (c^2 + ...)
+
+
+@pytest.mark.parametrize(
+    "knobs, message",
+    [({"encoding": "binary"}, "encoding='binary'"), ({"broadcast": "sparse"}, "broadcast='sparse'"),
+     ({"encoding": "sign", "broadcast": "factored"}, "only the one-hot lookup")],
+)  # fmt: skip
+def test_bad_variant_knobs_raise(knobs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(NAME, vocab_size=10, seq_len=8, num_kv_pairs=2, **knobs)
