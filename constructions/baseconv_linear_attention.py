@@ -65,7 +65,6 @@ its size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -80,13 +79,11 @@ from mqarkit.polynomials import (
     Model,
     Stream,
     TaylorMap,
-    analyse,
     embed,
     evaluate,
     read,
 )
 from mqarkit.polynomials.weights import as_weight
-from mqarkit.tolerances import assert_close
 
 FEATURE_MAPS = ("identity", "taylor")
 LAYOUTS = ("full", "compressed")
@@ -441,132 +438,13 @@ def normalised_denominator_degree(feature_map: str = "identity") -> int:
     return int(sympy.Poly(den, u0, u1).total_degree())
 
 
-# --------------------------------------------------------------------------------------------------------------------
-# the check a claim registry calls (U7, these instances)
-
-Builder = Callable[..., Model]
-
-
-@dataclass(frozen=True)
-class SimulationPoint:
-    """One size: ``(N, d, dk, dv)``, the feature map and layout; ``exact`` adds the exact-over-Q comparison."""
-
-    seq_len: int
-    in_width: int
-    key_width: int
-    value_width: int
-    feature_map: str = "identity"
-    layout: str = "full"
-    exact: bool = False
-
-    def label(self) -> str:
-        m = self.feature_map if self.feature_map == "identity" else f"taylor-{self.layout}"
-        return f"{m}(N={self.seq_len}, d={self.in_width}, dk={self.key_width}, dv={self.value_width})"
-
-
-def _seed(p: SimulationPoint, exact: bool) -> int:
-    tag = FEATURE_MAPS.index(p.feature_map) * 2 + LAYOUTS.index(p.layout)
-    return ((((p.seq_len * 37 + p.in_width) * 41 + p.key_width) * 43 + p.value_width) * 8 + tag) * 2 + int(exact)
-
-
-def _first_difference(got: np.ndarray, want: np.ndarray) -> dict[str, Any]:
-    where = tuple(int(i) for i in np.argwhere(got != want)[0])
-    return {"entry": where, "got": str(got[where]), "want": str(want[where])}
-
-
-def check_point(point: SimulationPoint, *, builder: Builder = linear_attention_as_baseconv) -> dict[str, Any] | None:
-    """Compare the BaseConv stack with linear attention at one point; ``None`` when everything agrees, else a
-    counterexample. Float64 (random batch of 2, ``assert_close`` against the IR op and the loop), claimed resources
-    == ``analyse``, and when ``point.exact``: rational parameters and inputs through the ``exact`` backend, ``==``
-    against both references."""
-    p = point
-    where = {"point": p.label()}
-    rng = np.random.default_rng(_seed(p, False))
-    params = random_params(rng, p.in_width, p.key_width, p.value_width)
-    model = builder(params, p.seq_len, feature_map=p.feature_map, layout=p.layout)
-    u = rng.normal(size=(2, p.seq_len, p.in_width))
-    op = reference_op(params, p.feature_map, p.layout)
-    got = run_baseconv(model, u, p.value_width)
-    try:
-        assert_close(got, evaluate(op, u), context=f"{p.label()} vs LinearAttention")
-        for b in range(2):
-            assert_close(got[b], linear_attention_direct(u[b], params, p.feature_map), context=f"{p.label()} vs loop")
-    except AssertionError as err:
-        return {**where, "backend": "float64", "error": str(err)[:500]}
-    claimed = claimed_resources(p.in_width, p.key_width, p.value_width, p.seq_len, p.feature_map, p.layout)
-    measured = analyse(model, p.seq_len)
-    bad = {
-        f: {"claimed": getattr(claimed, f), "measured": getattr(measured, f)}
-        for f in ("layers", "width", "parameters", "state_numbers", "degree_bound")
-        if getattr(claimed, f) != getattr(measured, f)
-    }
-    if op.state_numbers(p.seq_len) != claimed.attention_state_numbers:
-        bad["attention_state_numbers"] = {
-            "claimed": claimed.attention_state_numbers,
-            "measured": op.state_numbers(p.seq_len),
-        }
-    if bad:
-        return {**where, "resources": bad}
-    if p.exact:
-        rng = np.random.default_rng(_seed(p, True))
-        params = random_params(rng, p.in_width, p.key_width, p.value_width, exact=True)
-        model = builder(params, p.seq_len, feature_map=p.feature_map, layout=p.layout)
-        ints = rng.integers(-4, 5, size=(p.seq_len, p.in_width))
-        ue = np.array([[Fraction(int(x), 2) for x in row] for row in ints], dtype=object).reshape(ints.shape)
-        got = run_baseconv(model, ue, p.value_width, backend="exact")
-        for name, want in (
-            ("LinearAttention", evaluate(reference_op(params, p.feature_map, p.layout), ue, backend="exact")),
-            ("loop", linear_attention_direct(ue, params, p.feature_map)),
-        ):
-            if not (got == want).all():
-                return {**where, "backend": "exact", "against": name, **_first_difference(got, want)}
-    return None
-
-
-def check_symbolic(point: SimulationPoint, *, builder: Builder = linear_attention_as_baseconv) -> dict[str, Any] | None:
-    """Generic symbolic input ``u_i_q`` and rational parameters: the BaseConv output equals the linear-attention
-    polynomial (``expand(got - want) == 0`` entry by entry, against the IR op's symbolic evaluation and the loop), and
-    its exact total degree is ``2e + 1``. Keep ``N·d`` small."""
-    import sympy
-
-    from mqarkit.polynomials.analysis import generic_input
-
-    p = point
-    rng = np.random.default_rng(_seed(p, True) + 1)
-    params = random_params(rng, p.in_width, p.key_width, p.value_width, exact=True)
-    model = builder(params, p.seq_len, feature_map=p.feature_map, layout=p.layout)
-    u = generic_input(p.seq_len, p.in_width)
-    got = run_baseconv(model, u, p.value_width, backend="symbolic")
-    op_out = evaluate(reference_op(params, p.feature_map, p.layout), u, backend="symbolic")
-    rat = LinearAttentionParams(
-        *(np.vectorize(sympy.Rational, otypes=[object])(w) for w in (params.wq, params.wk, params.wv))
-    )
-    loop = linear_attention_direct(u, rat, p.feature_map)
-    syms = list(u.ravel())
-    degree = -1
-    for idx in np.ndindex(*got.shape):
-        for name, want in (("LinearAttention", op_out), ("loop", loop)):
-            if sympy.expand(got[idx] - want[idx]) != 0:
-                return {"point": p.label(), "backend": "symbolic", "against": name, "entry": list(idx),
-                        "got": str(got[idx])[:300], "want": str(want[idx])[:300]}  # fmt: skip
-        poly = sympy.Poly(got[idx], *syms)
-        degree = max(degree, -1 if poly.is_zero else int(poly.total_degree()))
-    claimed = map_degree(p.feature_map) * 2 + 1
-    if degree != claimed:
-        return {"point": p.label(), "degree": {"claimed": claimed, "measured": degree}}
-    return None
-
-
 __all__ = [
     "BLOCKS",
     "FEATURE_MAPS",
     "LAYOUTS",
     "Feature",
     "LinearAttentionParams",
-    "SimulationPoint",
     "SimulationResources",
-    "check_point",
-    "check_symbolic",
     "claimed_resources",
     "feature_plan",
     "linear_attention_as_baseconv",

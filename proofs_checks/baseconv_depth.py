@@ -31,12 +31,8 @@ def depth_points(full: bool) -> list[tuple[int, int, int]]:
 
 
 def check_depth_vs_l2(ctx: CheckContext) -> CheckOutcome:
-    from mqarkit.constructions import build, names
+    from mqarkit.constructions import build
 
-    if NAME not in names():
-        from mqarkit.proofs_checks.registry import not_run
-
-        return not_run(f"{NAME} is not registered")
     rows: list[dict] = []
 
     def step(point: tuple[int, int, int]) -> dict | None:
@@ -50,7 +46,7 @@ def check_depth_vs_l2(ctx: CheckContext) -> CheckOutcome:
         rows.append(row)
         return row if measured.layers < bound else None
 
-    ran, bad = run_points(ctx, depth_points(ctx.budget.full), step)
+    ran, bad = run_points(depth_points(ctx.budget.full), step)
     meets = sorted({r["m"] for r in rows if r["excess"] == 0})
     above = sorted({(r["m"], r["excess"]) for r in rows if r["excess"] > 0})
     optimal = all(r["layers"] == r["layers_for_own_degree"] for r in rows)

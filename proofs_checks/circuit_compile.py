@@ -100,7 +100,7 @@ def check_circuits_compile(ctx: CheckContext) -> CheckOutcome:
                        "violations": [list(map(str, v)) for v in circuit.causal_violations()]}  # fmt: skip
         return None if bad is None else {**bad, "circuit": _describe(circuit)}
 
-    ran, bad = run_points(ctx, circuit_points(ctx.budget.full), step)
+    ran, bad = run_points(circuit_points(ctx.budget.full), step)
     ins = [p[1] for p in ran]
     covered = (
         f"symbolic (sympy, exact over Q): {counts['circuits']} random circuits, inputs <= {max(ins)}, size <= "

@@ -14,6 +14,8 @@ Fn = Callable[[CheckContext], CheckOutcome]
 
 
 def _with_constructions(cid: str, *own: tuple[str, str, str, Fn]) -> Callable[[], list[Check]]:
+    """The claim's own checks, then the generic checks of constructions listing ``cid`` (none list an erratum today)."""
+
     def checks() -> list[Check]:
         return [Check(n, k, d, f) for n, k, d, f in own] + construction_checks(cid)
 
@@ -37,14 +39,16 @@ CLAIMS = [
     ),
     Claim(
         "E2",
-        "The attention lookup needs a strict mask j < i at pair level; unmasked it reads current/future keys.",
-        "[F] on [Z] Prop 4.3",
+        "The printed attention lookup is unmasked: it reads pairs after the query, and a mask is needed. A causal "
+        "mask s <= t (a token sees itself) suffices on unambiguous queries; a strict one s < t differs from it only "
+        "at ambiguous queries (X2) [corrected: [F] asked for a strict mask].",
+        "[F] on [Z] Prop 4.3; issue 18",
         _with_constructions(
             "E2",
             (
                 "lookup-mask",
                 "property",
-                "strict one-hot lookup answers every query, unmasked and non-strict lookups fail",
+                "causal and strict one-hot lookups answer every clean query; unmasked and key<=t lookups fail",
                 ec.check_e2_mask,
             ),
         ),
@@ -148,6 +152,8 @@ CLAIMS = [
         "Read [B] Thm 3.4's range as d <= 2^((log N)^(1-eps)) and Rem 3.3's width as p c^(1/p).",
         "[F]",
         _with_constructions("E11", ("bound-ranges", "numeric", "evaluate both ranges", ec.check_e11_ranges)),
+        unchecked="which reading the authors meant is a matter of the text: the check shows the corrected ranges are "
+        "consistent (non-empty, interpolating one-hot and binary widths), not that they are the intended ones",
     ),
     Claim(
         "E12",

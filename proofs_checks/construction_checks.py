@@ -1,23 +1,24 @@
 """Generic checks of any registered construction, through the Construction API alone.
 
-For a construction ``name`` (``mqarkit.constructions.names()``), three checks, each over a grid of sizes drawn in
-increasing order and stopped when the check's time share is spent (the range reported is what ran):
+For a construction ``name`` (``mqarkit.constructions.names()``) and each of its knob variants (:data:`VARIANTS`), up to
+four checks over a fixed grid of sizes:
 
-- **solves MQAR** (property): on clean instances, ``predict`` equals the oracle label at every query position; the
-  exact backend is used when the construction declares one (``exact_backends``), else float64;
+- **solves MQAR** (property): on clean instances, ``predict`` equals the oracle label at every query position, in
+  float64, and (``solves-exact``, only for constructions that declare the exact backend) in rational arithmetic;
 - **claimed == measured resources** (exhaustive over the grid points that ran): ``resources().mismatches()`` is empty;
 - **causal** (property): the prediction at positions ``<= i`` does not change when every token after ``i`` is
   replaced (erratum E2: an unmasked lookup reads future keys).
 
-The grid is fixed candidates ``(c, N, D)``; a point that the construction's ``validate_sizes`` rejects lies outside
-its claimed range and is skipped (counted in the details), so the checks never test outside what is claimed. Points
+The grid is fixed candidates ``(c, N, D)`` (:func:`grid`, by budget name). A point runs when the construction accepts
+it (``validate_sizes``; a rejected point lies outside its claimed range and is counted as skipped) and its cost, the
+claimed dense parameter count (times ``N`` for the exact backend, whose rational arithmetic is far slower), is at most
+the budget's :data:`MAX_COST`: a rule on the sizes alone, so the same budget always covers the same points. Points
 with ``c``, ``N`` not powers of two are included on purpose (``c = 2N + 2``).
 """
 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +28,27 @@ from mqarkit.proofs_checks.instances import IGNORE, draw_instances
 from mqarkit.proofs_checks.point_runner import size_ranges
 from mqarkit.proofs_checks.registry import Budget, Check, CheckContext, CheckOutcome, failed, not_run, passed
 
-# Knobs the generic checks pass to constructions that require them (wiring, one line per construction). Each is chosen
-# so that the construction claims to solve *all* of MQAR at that size: a sliding window as long as the sequence.
+# Knobs the generic checks pass to constructions that require them, as functions of the sizes (wiring, one line per
+# construction). Each is chosen so that the construction claims to solve *all* of MQAR at that size: a sliding window
+# as long as the sequence.
 CHECK_KNOBS: dict[str, Callable[[int, int, int], dict[str, Any]]] = {
     "sliding_window": lambda c, n, d: {"window": n},
 }
+
+# Fixed knob variants checked besides a construction's defaults (each variant gets its own generic checks).
+VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "attention_onehot": ({"mask": "causal"},),
+    "attention_signcode": ({"mask": "causal"},),
+    "baseconv_input_dependent": ({"encoding": "sign"}, {"broadcast": "factored"}),
+    "baseconv_data_independent": ({"gate": "shared"},),
+}
+
+# A grid point runs only if its cost is at most this (per budget name and backend): the claimed dense parameter count
+# for float64, that count times N for the exact backend.
+MAX_COST = {("default", "float64"): 2_000_000, ("full", "float64"): 40_000_000,
+            ("default", "exact"): 100_000, ("full", "exact"): 3_000_000}  # fmt: skip
+
+SEED = 20240214  # checks are reproducible: every instance set comes from Generator(PCG64(SEED + point index))
 
 
 def knobs_for(name: str, vocab_size: int, seq_len: int, num_kv_pairs: int) -> dict[str, Any]:
@@ -39,12 +56,19 @@ def knobs_for(name: str, vocab_size: int, seq_len: int, num_kv_pairs: int) -> di
     return make(vocab_size, seq_len, num_kv_pairs) if make else {}
 
 
-SEED = 20240214  # checks are reproducible: every instance set comes from Generator(PCG64(SEED + point index))
+def variants_of(name: str) -> list[dict[str, Any]]:
+    """The knob sets checked for ``name``: its defaults (``{}``) first, then :data:`VARIANTS`."""
+    return [{}, *VARIANTS.get(name, ())]
+
+
+def variant_label(name: str, variant: dict[str, Any]) -> str:
+    """``name`` or ``name[k=v,...]``: how a variant's checks are named in the report."""
+    return name + ("[" + ",".join(f"{k}={v}" for k, v in sorted(variant.items())) + "]" if variant else "")
 
 
 def grid(budget: Budget) -> list[tuple[int, int, int]]:
     """Candidate ``(vocab_size, seq_len, num_kv_pairs)`` points, smallest first."""
-    lengths = (8, 16, 32, 64, 128, 256) if budget.full else (8, 16, 32, 64)
+    lengths = (8, 16, 32, 64, 128) if budget.full else (8, 16, 32)
     points = []
     for n in lengths:
         for c in (2 * n + 2, 4 * n):
@@ -53,30 +77,43 @@ def grid(budget: Budget) -> list[tuple[int, int, int]]:
     return sorted(points, key=lambda p: (p[1] * p[0], p[1], p[2]))
 
 
+def point_cost(name: str, knobs: dict[str, Any], point: tuple[int, int, int], backend: str) -> int:
+    """Claimed dense parameters at ``point``, times ``N`` under the exact backend (raises ``ValueError`` outside the
+    construction's range)."""
+    from mqarkit.constructions import claimed_resources
+
+    c, n, d = point
+    size = claimed_resources(name, vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs).parameters
+    return size * n if backend == "exact" else size
+
+
 def _run_grid(
     name: str,
+    variant: dict[str, Any],
     ctx: CheckContext,
+    backend: str,
     per_point: Callable[[Any, int, tuple[int, int, int]], dict[str, Any] | None],
 ) -> tuple[list[tuple[int, int, int]], list[str], dict[str, Any] | None]:
-    """Build the construction at grid points in order, call ``per_point(con, index, point)``; stop at the first
-    counterexample or when the time share is spent. Returns (points run, skipped reasons, counterexample)."""
+    """Build the construction at every grid point within its range and the budget's cost limit for ``backend``, call
+    ``per_point(con, index, point)``; stop at the first counterexample. Returns (points run, skipped reasons,
+    counterexample)."""
     from mqarkit.constructions import build
 
+    limit = MAX_COST[(ctx.budget.name, backend)]
     ran: list[tuple[int, int, int]] = []
     skipped: list[str] = []
-    last = 0.0
     for index, (c, n, d) in enumerate(grid(ctx.budget)):
-        if ran and not ctx.can_afford(last):
-            break
-        t0 = time.perf_counter()
+        knobs = {**knobs_for(name, c, n, d), **variant}
         try:
-            con = build(name, vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs_for(name, c, n, d))
+            cost = point_cost(name, knobs, (c, n, d), backend)
         except ValueError as exc:
             skipped.append(f"(c={c}, N={n}, D={d}): {exc}")
             continue
+        if cost > limit:
+            continue
+        con = build(name, vocab_size=c, seq_len=n, num_kv_pairs=d, **knobs)
         bad = per_point(con, index, (c, n, d))
         ran.append((c, n, d))
-        last = time.perf_counter() - t0
         if bad is not None:
             return ran, skipped, {"vocab_size": c, "seq_len": n, "num_kv_pairs": d, **bad}
     return ran, skipped, None
@@ -96,15 +133,14 @@ def _instances_per_point(budget: Budget) -> int:
     return 32 if budget.full else 8
 
 
-def _check_solves(name: str, ctx: CheckContext, backend: str) -> CheckOutcome:
+def _check_solves(name: str, variant: dict[str, Any], ctx: CheckContext, backend: str) -> CheckOutcome:
     n_inst = _instances_per_point(ctx.budget) // (4 if backend == "exact" else 1)
     counts = {"queries": 0, "instances": 0}
-    sources: set[str] = set()
+    label = variant_label(name, variant)
 
     def per_point(con: Any, index: int, point: tuple[int, int, int]) -> dict[str, Any] | None:
         c, n, d = point
         inst = draw_instances(c, n, d, n_inst, np.random.default_rng(SEED + index))
-        sources.add(inst.source)
         pred = con.predict(inst.inputs, backend=backend)
         mask = inst.labels != IGNORE
         counts["queries"] += int(mask.sum())
@@ -121,49 +157,50 @@ def _check_solves(name: str, ctx: CheckContext, backend: str) -> CheckOutcome:
             }
         return None
 
-    ran, skipped, bad = _run_grid(name, ctx, per_point)
+    ran, skipped, bad = _run_grid(name, variant, ctx, backend, per_point)
     if not ran:
-        return not_run(f"{name}: no grid point inside the claimed range ({len(skipped)} rejected)")
+        return not_run(f"{label}: no grid point inside the claimed range and size limit ({len(skipped)} rejected)")
     covered = (
-        f"{name}: {counts['instances']} clean instances, {counts['queries']} queries, backend {backend}, "
-        f"{_range_text(ran)} (instances from {', '.join(sorted(sources))}){_knob_note(name)}"
+        f"{label}: {counts['instances']} clean instances (mqarkit.task, labels == an independent oracle), "
+        f"{counts['queries']} queries, backend {backend}, {_range_text(ran)}{_knob_note(name)}"
     )
     if bad is not None:
-        return failed(covered, bad, f"{name}: prediction != oracle label at a query", skipped=skipped)
+        return failed(covered, bad, f"{label}: prediction != oracle label at a query", skipped=skipped)
     return passed(covered, skipped=len(skipped), backend=backend)
 
 
-def check_solves(name: str, ctx: CheckContext) -> CheckOutcome:
+def check_solves(name: str, ctx: CheckContext, variant: dict[str, Any] | None = None) -> CheckOutcome:
     """Solves MQAR in float64 (every construction supports it)."""
-    return _check_solves(name, ctx, "float64")
+    return _check_solves(name, variant or {}, ctx, "float64")
 
 
-def check_solves_exact(name: str, ctx: CheckContext) -> CheckOutcome:
-    """Solves MQAR under the exact backend (rational arithmetic), where the construction declares one."""
-    from mqarkit.constructions import construction_class
-
-    if "exact" not in getattr(construction_class(name), "exact_backends", ()):
-        return not_run(f"{name} declares no exact backend (non-polynomial operators); float64 only")
-    return _check_solves(name, ctx, "exact")
+def check_solves_exact(name: str, ctx: CheckContext, variant: dict[str, Any] | None = None) -> CheckOutcome:
+    """Solves MQAR under the exact backend (rational arithmetic); only listed for constructions that declare it."""
+    return _check_solves(name, variant or {}, ctx, "exact")
 
 
-def check_resources(name: str, ctx: CheckContext) -> CheckOutcome:
+def check_resources(name: str, ctx: CheckContext, variant: dict[str, Any] | None = None) -> CheckOutcome:
+    variant = variant or {}
+    label = variant_label(name, variant)
+
     def per_point(con: Any, index: int, point: tuple[int, int, int]) -> dict[str, Any] | None:
         mism = con.resources().mismatches()
         if mism:
             return {"mismatches": {k: {"claimed": v[0], "measured": v[1]} for k, v in mism.items()}}
         return None
 
-    ran, skipped, bad = _run_grid(name, ctx, per_point)
+    ran, skipped, bad = _run_grid(name, variant, ctx, "float64", per_point)
     if not ran:
-        return not_run(f"{name}: no grid point inside the claimed range ({len(skipped)} rejected)")
-    covered = f"{name}: claimed == measured at {_range_text(ran)}"
+        return not_run(f"{label}: no grid point inside the claimed range and size limit ({len(skipped)} rejected)")
+    covered = f"{label}: claimed == measured at {_range_text(ran)}"
     if bad is not None:
-        return failed(covered, bad, f"{name}: claimed resources differ from measured ones")
+        return failed(covered, bad, f"{label}: claimed resources differ from measured ones")
     return passed(covered, skipped=len(skipped))
 
 
-def check_causal(name: str, ctx: CheckContext) -> CheckOutcome:
+def check_causal(name: str, ctx: CheckContext, variant: dict[str, Any] | None = None) -> CheckOutcome:
+    variant = variant or {}
+    label = variant_label(name, variant)
     backend = "float64"  # every construction supports it; causality is a property of the operator graph
     cuts = {"count": 0}
 
@@ -183,38 +220,28 @@ def check_causal(name: str, ctx: CheckContext) -> CheckOutcome:
                 return {"inputs": inst.inputs[r].tolist(), "changed_after": cut, "position": i}
         return None
 
-    ran, skipped, bad = _run_grid(name, ctx, per_point)
+    ran, skipped, bad = _run_grid(name, variant, ctx, "float64", per_point)
     if not ran:
-        return not_run(f"{name}: no grid point inside the claimed range ({len(skipped)} rejected)")
-    covered = f"{name}: {cuts['count']} cut points (future tokens replaced), {_range_text(ran)}"
+        return not_run(f"{label}: no grid point inside the claimed range and size limit ({len(skipped)} rejected)")
+    covered = f"{label}: {cuts['count']} cut points (future tokens replaced), {_range_text(ran)}"
     if bad is not None:
-        return failed(covered, bad, f"{name}: a prediction depends on a later token")
+        return failed(covered, bad, f"{label}: a prediction depends on a later token")
     return passed(covered)
 
 
-CHECKS: dict[str, tuple[str, str, Callable[[str, CheckContext], CheckOutcome], float]] = {
-    "solves-exact": (
-        "property",
-        "exact backend: predict == oracle label at every query of clean instances",
-        check_solves_exact,
-        1.0,
-    ),
-    "solves": ("property", "float64: predict == oracle label at every query of clean instances", check_solves, 1.0),
-    "resources": (
-        "exhaustive",
-        "claimed resources == measured resources at every grid point run",
-        check_resources,
-        0.5,
-    ),
-    "causal": ("property", "predictions at positions <= i ignore every token after i", check_causal, 0.5),
-}
+CHECKS: dict[str, tuple[str, str, Callable[..., CheckOutcome]]] = {
+    "solves-exact": ("property", "exact backend: predict == oracle label at every query of clean instances",
+                     check_solves_exact),
+    "solves": ("property", "float64: predict == oracle label at every query of clean instances", check_solves),
+    "resources": ("exhaustive", "claimed resources == measured resources at every grid point run", check_resources),
+    "causal": ("property", "predictions at positions <= i ignore every token after i", check_causal),
+}  # fmt: skip
 
 
 @functools.cache
-def _cached(name: str, check: str, budget: Budget) -> CheckOutcome:
+def _cached(name: str, variant: tuple[tuple[str, Any], ...], check: str, budget: Budget) -> CheckOutcome:
     """A construction that lists several claims is checked once per budget; the outcome is shared."""
-    ctx = CheckContext(budget=budget, share=CHECKS[check][3])
-    return CHECKS[check][2](name, ctx)
+    return CHECKS[check][2](name, CheckContext(budget=budget), dict(variant))
 
 
 def clear_cache() -> None:
@@ -228,11 +255,20 @@ def constructions_for(claim_id: str) -> list[str]:
     return [n for n in names() if claim_id in getattr(construction_class(n), "claim_ids", ())]
 
 
-def construction_checks(claim_id: str, which: tuple[str, ...] = tuple(CHECKS)) -> list[Check]:
-    """The generic checks of every construction that lists ``claim_id``. If the constructions cannot be discovered
-    (a module fails to import), one failing check carries the error: the claim cannot be vouched for."""
+def checks_of(name: str) -> tuple[str, ...]:
+    """The generic checks that apply to ``name``: ``solves-exact`` only where the construction declares the exact
+    backend (a softmax construction is not polynomial, so there is nothing to run, and nothing is reported)."""
+    from mqarkit.constructions import construction_class
+
+    exact = "exact" in getattr(construction_class(name), "exact_backends", ())
+    return tuple(c for c in CHECKS if c != "solves-exact" or exact)
+
+
+def construction_checks(claim_id: str) -> list[Check]:
+    """The generic checks of every construction (and variant) that lists ``claim_id``. If the constructions cannot be
+    discovered (a module fails to import), one failing check carries the error: the claim cannot be vouched for."""
     try:
-        found = constructions_for(claim_id)
+        found = [(name, checks_of(name)) for name in constructions_for(claim_id)]
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
 
@@ -241,16 +277,19 @@ def construction_checks(claim_id: str, which: tuple[str, ...] = tuple(CHECKS)) -
 
         return [Check("constructions:discover", "property", "import every construction module", _broken)]
     out = []
-    for name in found:
-        for check in which:
-            kind, description, _, share = CHECKS[check]
-            out.append(
-                Check(
-                    name=f"{name}:{check}",
-                    kind=kind,
-                    description=f"{name}: {description}",
-                    run=functools.partial(lambda ctx, n, c: _cached(n, c, ctx.budget), n=name, c=check),
-                    share=share,
-                )
-            )
+    for name, which in found:
+        for variant in variants_of(name):
+            label = variant_label(name, variant)
+            frozen = tuple(sorted(variant.items()))
+            for check in which:
+                kind, description, _ = CHECKS[check]
+                out.append(
+                    Check(
+                        name=f"{label}:{check}",
+                        kind=kind,
+                        description=f"{label}: {description}",
+                        run=functools.partial(lambda ctx, n, v, c: _cached(n, v, c, ctx.budget), n=name, v=frozen,
+                                              c=check),
+                    )
+                )  # fmt: skip
     return out

@@ -86,7 +86,7 @@ def check_storage_lemma(ctx: CheckContext) -> CheckOutcome:
                 return {"d_k": dk, "D": D, "order": order.tolist()}
         return None
 
-    ran, bad = run_points(ctx, points, step)
+    ran, bad = run_points(points, step)
     dks = [p[0] for p in ran]
     covered = f"exact over Q: d_k {min(dks)}..{max(dks)}, D <= d_k, {tally['sequences']} write sequences"
     if bad is not None:
@@ -104,4 +104,4 @@ def check_orthogonality_needed(ctx: CheckContext) -> CheckOutcome:
         got = run_writes(keys, values, order)
         if not (got == values).all():
             return passed(f"witness found at d_k = {dk} with {dk + 1} keys", d_k=dk)
-    return failed("d_k 2..4", None, "every read was exact although the keys were not orthonormal")
+    return failed("d_k 2..4", {"d_k": [2, 3, 4]}, "every read was exact although the keys were not orthonormal")

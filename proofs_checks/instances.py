@@ -1,13 +1,15 @@
 """Clean MQAR instances and an independent oracle, for checking constructions.
 
-The checks prefer the project's task module (``mqarkit.task.generate`` with ``filler="clean"``); when it is not
-importable they draw instances here, in the same layout (theory.md section 1.1): keys from ``[1, c/2)``, values from
-``[c/2, c)``, both without replacement; the block ``k_0 v_0 … k_{D-1} v_{D-1}``; every key once more as a query at a
-distinct even position ``>= 2D`` (uniform gaps, ``power_a = 1``); every other position the filler 0, which is never a
-key ("clean": no spurious key copies).
+:func:`draw_instances` draws clean instances with the project's task module (``mqarkit.task.generate``,
+``filler="clean"``) and checks the task's labels against :func:`oracle_labels`, which is written from the task's
+definition alone (theory.md section 1.1), so a construction is compared with labels that two independent codes agree
+on. A size the task refuses (e.g. its ``c > N`` rule) raises the task's ``ValueError``: nothing here substitutes
+another generator.
 
-:func:`oracle_labels` is written from the task's definition alone, so the checks compare a construction with it and
-the task module's labels with it too.
+:func:`clean_instances` is a second, independent generator in the same layout (keys from ``[1, c/2)``, values from
+``[c/2, c)``, both without replacement; the block ``k_0 v_0 … k_{D-1} v_{D-1}``; every key once more as a query at a
+distinct even position ``>= 2D``, uniform gaps; every other position the filler 0, never a key). The errata checks use
+it where the statement is about the raw layout rather than about the task module.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ IGNORE = -100
 class Instances:
     inputs: np.ndarray  # (n, N) int64 raw tokens
     labels: np.ndarray  # (n, N) int64, the value at query positions, IGNORE elsewhere
-    source: str  # "mqarkit.task" or "proofs_checks.instances"
 
 
 def oracle_labels(inputs: np.ndarray, num_kv_pairs: int) -> np.ndarray:
@@ -67,18 +68,10 @@ def clean_instances(
 
 
 def draw_instances(vocab_size: int, seq_len: int, num_kv_pairs: int, n: int, rng: np.random.Generator) -> Instances:
-    """Clean instances from ``mqarkit.task`` when it exists (its labels checked against :func:`oracle_labels`),
-    else from :func:`clean_instances`."""
-    try:
-        from mqarkit.task import MQARSpec, generate
-    except ImportError:
-        inputs, labels = clean_instances(vocab_size, seq_len, num_kv_pairs, n, rng)
-        return Instances(inputs, labels, "proofs_checks.instances")
-    try:
-        spec = MQARSpec(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, filler="clean")
-    except ValueError as exc:  # outside the task's own range (e.g. its c > N rule): draw here instead
-        inputs, labels = clean_instances(vocab_size, seq_len, num_kv_pairs, n, rng)
-        return Instances(inputs, labels, f"proofs_checks.instances (mqarkit.task refused: {exc})")
+    """``n`` clean instances from ``mqarkit.task.generate``, their labels checked against :func:`oracle_labels`."""
+    from mqarkit.task import MQARSpec, generate
+
+    spec = MQARSpec(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, filler="clean")
     batch = generate(spec, n, rng)
     inputs = np.asarray(batch.inputs, dtype=np.int64)
     labels = np.asarray(batch.labels, dtype=np.int64)
@@ -89,4 +82,4 @@ def draw_instances(vocab_size: int, seq_len: int, num_kv_pairs: int, n: int, rng
             f"mqarkit.task labels disagree with the oracle at example {r}, position {i}: "
             f"{int(labels[r, i])} != {int(expected[r, i])}"
         )
-    return Instances(inputs, labels, "mqarkit.task")
+    return Instances(inputs, labels)

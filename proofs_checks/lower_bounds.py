@@ -292,3 +292,46 @@ def index_encoder_exists(n: int, state_bits: int) -> bool:
 
 # The L6 functions (Fano) live in the core, ``mqarkit.information``, so that the frontier plot uses the same ones;
 # they are imported above and are part of this module's interface.
+
+
+def optimal_mean_error(num_values: int, num_pairs: int, state_bits: int) -> float:
+    """The smallest mean query error any state of ``state_bits`` bits allows, by brute force (L6's ground truth).
+
+    Fixed keys ``0..D-1``; the dictionary (the value tuple, ``V!/(V-D)!`` of them, uniform) is all there is to know.
+    An encoder maps dictionaries to ``2^S`` states; the best decoder answers query ``i`` in a state with the value most
+    frequent at position ``i`` among that state's dictionaries. Every partition of the dictionaries into at most
+    ``2^S`` blocks is enumerated (restricted growth strings, so each partition once); the error is
+    ``1 - Σ_blocks Σ_i max_v count / (#dictionaries · D)``. Refused (``ValueError``) beyond 12 dictionaries, or 20
+    with at most 2 states (the enumeration grows like ``2^S`` to the number of dictionaries)."""
+    if num_values < 2 or not 1 <= num_pairs <= num_values or state_bits < 0:
+        raise ValueError(f"num_values={num_values}, num_pairs={num_pairs}, state_bits={state_bits}: need V >= 2, "
+                         "1 <= D <= V, S >= 0")  # fmt: skip
+    dicts = list(itertools.permutations(range(num_values), num_pairs))
+    states = 1 << state_bits
+    if len(dicts) > (20 if states <= 2 else 12):
+        raise ValueError(f"num_values={num_values}, num_pairs={num_pairs}: {len(dicts)} dictionaries into {states} "
+                         "states is too many partitions to enumerate")  # fmt: skip
+    best = 0
+    counts: list[list[list[int]]] = []  # per block, per query position, per value
+
+    def score() -> int:
+        return sum(max(position) for block in counts for position in block)
+
+    def place(index: int) -> None:
+        nonlocal best
+        if index == len(dicts):
+            best = max(best, score())
+            return
+        for block in range(min(len(counts) + 1, states)):
+            if block == len(counts):
+                counts.append([[0] * num_values for _ in range(num_pairs)])
+            for i, v in enumerate(dicts[index]):
+                counts[block][i][v] += 1
+            place(index + 1)
+            for i, v in enumerate(dicts[index]):
+                counts[block][i][v] -= 1
+            if block == len(counts) - 1 and not any(any(p) for p in counts[block]):
+                counts.pop()
+
+    place(0)
+    return 1.0 - best / (len(dicts) * num_pairs)

@@ -1,16 +1,24 @@
 """The claim registry: claims, their checks, how a claim's status follows from what ran, and its JSON form.
 
-A **claim** (theory.md section 3, U1-U9 / L1-L6, and the errata of section 7, E1-E13) is an id, a statement, a source
-and a list of **checks**. A check has a kind (``symbolic`` / ``exhaustive`` / ``property`` / ``numeric``) and a
-description, and when run under a :class:`Budget` it returns a :class:`CheckOutcome`: ``passed``, ``failed`` (with the
-counterexample it found) or ``not_run`` (with the reason), and in every case the range it *actually* covered, computed
-by the check from what it ran.
+A **claim** (theory.md section 3, U1-U9 / L1-L6; the errata of section 7, E1-E13; and the toolkit's own results X1-X2)
+is an id, a statement, a source, a list of **checks** and, where the checks cannot reach part of the statement, the
+text of that part (``unchecked``). A check has a kind (``symbolic`` / ``exhaustive`` / ``property`` / ``numeric`` /
+``adversarial``) and a description; run under a :class:`Budget` it returns a :class:`CheckOutcome`: ``passed``,
+``failed`` (with the counterexample it found) or ``not_run`` (with the reason), and in every case the range it
+covered, computed by the check from what it ran.
 
-Status of a claim (:func:`claim_status`), the honesty rule of the toolkit:
+A budget is a *name* for fixed grids and instance seeds, nothing else: a check reads ``ctx.budget.full`` to pick its
+grid, never the clock, so the same command gives the same claims, statuses and ranges on every machine (the report
+differs only in its timings).
 
-- ``failed``   if any check failed (or raised);
-- ``verified`` if at least one check passed and none failed (verified *for the ranges reported*, nothing more);
-- ``open``     otherwise: no check ran. A claim without checks is always open, with its reason.
+Status of a claim (:func:`claim_status`), the honesty rule of the toolkit (design.md, "Words that carry weight"):
+
+- ``failed``   if any check failed (or raised): a counterexample exists;
+- ``open``     if no check passed (nothing ran, or a claim without checks, with its reason);
+- ``partial``  if checks passed but part of the statement is checked by none of them: the claim's ``unchecked``
+  text, or a check that did not run. The report says which part;
+- ``verified`` if every check passed and the claim lists no unchecked part: the statement as written is checked over
+  the ranges the checks report (finite grids; the report lists them).
 
 Everything here is data: :meth:`ClaimResult.as_dict` is JSON-serialisable and is what the report, the tables and the
 docs read.
@@ -24,25 +32,28 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("symbolic", "exhaustive", "property", "numeric")
+KINDS = ("symbolic", "exhaustive", "property", "numeric", "adversarial")
 OUTCOMES = ("passed", "failed", "not_run")
-STATUSES = ("verified", "failed", "open")
+STATUSES = ("verified", "partial", "open", "failed")
 
 
 @dataclass(frozen=True)
 class Budget:
-    """How much a run may do. ``scale`` picks the size ranges of checks (``default`` small, ``full`` larger);
-    ``seconds`` is the wall-clock share of one check (a check stops growing its range once its share is spent)."""
+    """Which fixed grids the checks run: ``default`` (small, about a minute on one core) or ``full`` (larger)."""
 
     name: str
-    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.name not in BUDGET_NAMES:
+            raise ValueError(f"budget={self.name!r}: must be one of {BUDGET_NAMES}")
 
     @property
     def full(self) -> bool:
         return self.name == "full"
 
 
-BUDGETS: dict[str, Budget] = {"default": Budget("default", 4.0), "full": Budget("full", 120.0)}
+BUDGET_NAMES = ("default", "full")
+BUDGETS: dict[str, Budget] = {name: Budget(name) for name in BUDGET_NAMES}
 
 
 def budget(name: str) -> Budget:
@@ -51,24 +62,11 @@ def budget(name: str) -> Budget:
     return BUDGETS[name]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckContext:
-    """What a running check sees: the budget, and a deadline derived from its time share."""
+    """What a running check sees: the budget (it picks the check's fixed grid)."""
 
     budget: Budget
-    share: float = 1.0  # multiple of ``budget.seconds`` granted to this check
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def seconds(self) -> float:
-        return self.budget.seconds * self.share
-
-    def time_left(self) -> float:
-        return self.seconds - (time.perf_counter() - self.started)
-
-    def can_afford(self, last_step_seconds: float, factor: float = 3.0) -> bool:
-        """True when the remaining share covers ``factor`` times the last step (sizes grow, so steps grow)."""
-        return self.time_left() > factor * last_step_seconds
 
 
 @dataclass(frozen=True)
@@ -104,13 +102,12 @@ def not_run(reason: str) -> CheckOutcome:
 
 @dataclass(frozen=True)
 class Check:
-    """A machine check: ``run(ctx) -> CheckOutcome``. ``share`` scales the budget's time share for this check."""
+    """A machine check: ``run(ctx) -> CheckOutcome``."""
 
     name: str
     kind: str
     description: str
     run: Callable[[CheckContext], CheckOutcome]
-    share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -120,13 +117,15 @@ class Check:
 @dataclass(frozen=True)
 class Claim:
     """A statement to check. ``checks`` returns the checks at run time (constructions are discovered then);
-    ``open_reason`` says why the claim stays open when no check applies."""
+    ``unchecked`` names the part of the statement that no check reaches (then the claim is at most ``partial``);
+    ``open_reason`` says why a claim without checks stays open."""
 
     id: str
     statement: str
     source: str
     checks: Callable[[], list[Check]]
     open_reason: str = ""
+    unchecked: str = ""
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,7 @@ class ClaimResult:
 
     @property
     def status(self) -> str:
-        return claim_status([r.outcome for r in self.results])
+        return claim_status([r.outcome for r in self.results], unchecked=self.claim.unchecked)
 
     @property
     def reason(self) -> str:
@@ -166,6 +165,17 @@ class ClaimResult:
             return ""
         reasons = [r.outcome.reason for r in self.results if r.outcome.reason]
         return "; ".join([self.claim.open_reason, *reasons] if self.claim.open_reason else reasons) or "no check"
+
+    @property
+    def missing(self) -> str:
+        """What of the statement is not checked, for a ``partial`` claim: its ``unchecked`` part and the checks that
+        did not run (empty otherwise)."""
+        if self.status != "partial":
+            return ""
+        skipped = [
+            f"{r.check.name} did not run: {r.outcome.reason}" for r in self.results if r.outcome.outcome == "not_run"
+        ]
+        return "; ".join([p for p in (self.claim.unchecked, *skipped) if p])
 
     def covered(self) -> str:
         """The ranges of the checks that ran, joined."""
@@ -178,24 +188,28 @@ class ClaimResult:
             "source": self.claim.source,
             "status": self.status,
             "reason": self.reason,
+            "missing": self.missing,
             "covered": self.covered(),
             "checks": [r.as_dict() for r in self.results],
         }
 
 
-def claim_status(outcomes: Iterable[CheckOutcome]) -> str:
-    """``failed`` if any failed; ``verified`` if some passed and none failed; ``open`` if none ran."""
+def claim_status(outcomes: Iterable[CheckOutcome], unchecked: str = "") -> str:
+    """``failed`` if any failed; ``open`` if none passed; ``partial`` if some passed but a check did not run or
+    ``unchecked`` names a part no check reaches; ``verified`` otherwise."""
     kinds = [o.outcome for o in outcomes]
     if "failed" in kinds:
         return "failed"
-    if "passed" in kinds:
-        return "verified"
-    return "open"
+    if "passed" not in kinds:
+        return "open"
+    if unchecked or "not_run" in kinds:
+        return "partial"
+    return "verified"
 
 
 def run_check(check: Check, budget: Budget) -> CheckResult:
-    """Run one check under its time share. An exception is a failure whose counterexample is the error."""
-    ctx = CheckContext(budget=budget, share=check.share)
+    """Run one check. An exception is a failure whose counterexample is the error."""
+    ctx = CheckContext(budget=budget)
     t0 = time.perf_counter()
     try:
         outcome = check.run(ctx)

@@ -92,7 +92,7 @@ def check_sufficient_beta(
                 }  # fmt: skip
         return None
 
-    ran, bad = run_points(ctx, points(ctx.budget.full), step)
+    ran, bad = run_points(points(ctx.budget.full), step)
     covered = (
         f"{len(ran)} (c, N, D) points, {size_ranges(ran)}: "
         f"{stats['queries']} queries of {n_ex} clean instances + 1 decoy instance per point at beta = "
@@ -142,7 +142,7 @@ def check_decoy_fails_below(ctx: CheckContext, factor: float = BELOW, draws: int
             "inputs": batch.inputs[0].tolist(), "query_position": int(last), "predicted": predicted,
         }  # fmt: skip
 
-    ran, bad = run_points(ctx, points(ctx.budget.full), step)
+    ran, bad = run_points(points(ctx.budget.full), step)
     ns = [p[1] for p in ran]
     solved = sum(r["draws_tried"] - 1 for r in rows)
     ratios = [r["sufficient_over_failure"] for r in rows] or [float("nan")]

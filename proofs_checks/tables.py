@@ -6,12 +6,17 @@ Writes, for the grid ``N in {64, 256, 1024, 4096, 16384, 65536}``, ``c in {2^8, 
 
 - ``bounds.*``: the lower bounds that apply at each point: L1 (index reduction: ``D`` bits, one per stored value),
   L6 (zero-error information minimum ``log2(V!/(V-D)!)`` bits, ``V = c - c//2`` value tokens), L2 (data-independent
-  BaseConv with binary codes: ``ceil(log2(2m))`` layers, ``m = ceil(log2 c)``);
-- ``constructions.*``: for every registered construction, its claimed layers, width, parameters (dense storage, and
+  BaseConv with binary codes and an exact output: ``ceil(log2(2m))`` layers, ``m = ceil(log2 c)``) and, beside it, X1's
+  smallest depth found for an argmax readout (the sharpened lookup or the exact-output construction);
+- ``constructions.*``: for every registered construction and knob variant checked by ``mqarkit verify``, its claimed
+  layers, width, parameters (dense storage, and
   the non-zero entries where the construction states them, erratum 9; ``-`` otherwise) and state (numbers;
   bytes at fp32 and bf16), and the ratio of its state bits (fp32 and bf16) to the L6 minimum; a point outside the
   construction's range is marked ``out of range`` with the rule it broke;
-- ``state_accounting.*``: the reference implementation's state formulas (theory.md 5.1) next to ours.
+- ``state_accounting.*``: the reference implementation's state formulas (theory.md 5.1) next to ours;
+- ``claims.*``: every claim of the registry (``mqarkit verify``): id, source, statement, the checks it runs and the part
+  of its statement no check reaches (what makes it at most ``partial``). Statuses are not in the table: they come
+  from running the checks (``reports/verify.md``).
 
 Regenerate after constructions change with ``mqarkit tables`` (one command); a test fails when the committed tables
 are stale.
@@ -38,6 +43,16 @@ def grid() -> list[tuple[int, int, int]]:
     return [(c, n, n // f) for n in LENGTHS for c in VOCABS for f in PAIR_FRACTIONS if n // f <= c // 2 - 1]
 
 
+def argmax_depth_found(vocab_size: int, num_kv_pairs: int) -> int:
+    """X1: the smallest data-independent depth found with an argmax readout (``baseconv_argmax_lookup`` or the
+    exact-output ``baseconv_data_independent``, whichever is shallower)."""
+    from mqarkit.constructions.baseconv_argmax_lookup import argmax_depth
+
+    exact = 1 + lb.code_bits(vocab_size).bit_length()
+    found = argmax_depth(vocab_size, num_kv_pairs)
+    return exact if found is None else min(found, exact)
+
+
 def bound_rows() -> list[dict[str, object]]:
     rows = []
     for c, n, d in grid():
@@ -47,19 +62,20 @@ def bound_rows() -> list[dict[str, object]]:
             "N": n, "c": c, "D": d,
             "L1 bits (index)": d,
             "L6 bits (log2 V!/(V-D)!)": round(lb.information_minimum_bits(d, v), 1),
-            "L2 layers (binary, data-indep.)": lb.layers_for_degree(2 * m),
+            "L2 layers (binary, data-indep., exact output)": lb.layers_for_degree(2 * m),
+            "X1 layers found (argmax readout)": argmax_depth_found(c, d),
         })  # fmt: skip
     return rows
 
 
 def construction_rows() -> list[dict[str, object]]:
     from mqarkit.constructions import claimed_resources, names
-    from mqarkit.proofs_checks.construction_checks import knobs_for
+    from mqarkit.proofs_checks.construction_checks import knobs_for, variants_of
 
     rows = []
-    for name in names():
+    for name, variant in ((n, v) for n in names() for v in variants_of(n)):
         for c, n, d in grid():
-            knobs = knobs_for(name, c, n, d)
+            knobs = {**knobs_for(name, c, n, d), **variant}
             row: dict[str, object] = {"construction": name, "N": n, "c": c, "D": d}
             row["knobs"] = ", ".join(f"{k}={v}" for k, v in knobs.items()) or "-"
             try:
@@ -99,6 +115,19 @@ STATE_ACCOUNTING: list[dict[str, str]] = [
      "difference": "same for S; the reference leaves out DeltaNet's short-conv caches, ours counts a construction's "
      "shift cache as a convolution ((k - 1)·d)"},
 ]  # fmt: skip
+
+
+def claim_rows() -> list[dict[str, object]]:
+    """One row per registered claim: id, source, statement, its checks, and the part no check reaches."""
+    from mqarkit.proofs_checks.catalog import all_claims
+
+    rows = []
+    for claim in all_claims():
+        checks = claim.checks()
+        rows.append({"claim": claim.id, "source": claim.source, "statement": claim.statement,
+                     "checks": ", ".join(c.name for c in checks) or "-",
+                     "not checked": claim.unchecked or (claim.open_reason if not checks else "") or "-"})  # fmt: skip
+    return rows
 
 
 def _markdown(rows: list[dict[str, object]], title: str, note: str) -> str:
@@ -142,11 +171,14 @@ def render() -> dict[str, str]:
     """Every table file name -> its text (deterministic)."""
     tables = {
         "bounds": (bound_rows(), "Lower bounds", "L1: index reduction (one bit per value); L6: zero-error "
-                   "information minimum; L2: layers of a data-independent BaseConv with binary codes."),
+                   "information minimum; L2: layers of a data-independent BaseConv with binary codes and an exact "
+                   "output; X1: the fewest layers found with an argmax readout (lower bound 2 for D >= 2)."),
         "constructions": (construction_rows(), "Construction resources (claimed)", "Claimed resources via "
                           "`claimed_resources`; `fp32 bits / L6` is state bits at fp32 over the L6 minimum."),
         "state_accounting": (STATE_ACCOUNTING, "State-size accounting", "Reference formulas (theory.md 5.1) "
                              "next to the toolkit's policy; `L` = longest test length, `N` = this sequence."),
+        "claims": (claim_rows(), "Claims", "Every claim `mqarkit verify` checks, with its checks and the part of its "
+                   "statement no check reaches (then it is at most `partial`); statuses: `reports/verify.md`."),
     }  # fmt: skip
     out = {}
     for stem, (rows, title, note) in tables.items():

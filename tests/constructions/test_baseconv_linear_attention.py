@@ -1,9 +1,9 @@
-"""Linear attention as a BaseConv stack (constructions/baseconv_linear_attention.py): float64, exact over Q and symbolic
-equality with LinearAttention and the loop; resources; broken stacks are caught; bad input raises."""
+"""Linear attention as a BaseConv stack (constructions/baseconv_linear_attention.py): float64 and exact over Q
+equality with LinearAttention and the loop; resources; bad input raises. The U7 point checks (symbolic identity,
+broken stacks caught) are in tests/proofs_checks/test_simulation_points.py."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -11,12 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqarkit.constructions import baseconv_linear_attention as la
 from mqarkit.constructions.baseconv_linear_attention import (
     LinearAttentionParams,
-    SimulationPoint,
-    check_point,
-    check_symbolic,
     claimed_resources,
     feature_plan,
     linear_attention_as_baseconv,
@@ -26,7 +22,7 @@ from mqarkit.constructions.baseconv_linear_attention import (
     reference_op,
     run_baseconv,
 )
-from mqarkit.polynomials import BaseConv, IdentityMap, Layer, Model, TaylorMap, analyse, evaluate
+from mqarkit.polynomials import IdentityMap, TaylorMap, analyse, evaluate
 from mqarkit.polynomials.linear_attention import linear_attention_recurrent
 from mqarkit.tolerances import assert_close
 
@@ -92,19 +88,6 @@ def test_exact_equality_property(n: int, d: int, dk: int, dv: int, which: tuple[
     assert (got == linear_attention_direct(u, params, which[0])).all()
 
 
-@pytest.mark.symbolic
-@pytest.mark.parametrize("feature_map, layout", MAPS)
-def test_symbolic_polynomial_identity(feature_map: str, layout: str) -> None:
-    assert check_symbolic(SimulationPoint(3, 2, 2, 1, feature_map, layout)) is None
-    assert check_symbolic(SimulationPoint(2, 1, 1, 2, feature_map, layout)) is None
-
-
-@pytest.mark.parametrize("feature_map, layout", MAPS)
-def test_check_point_passes(feature_map: str, layout: str) -> None:
-    assert check_point(SimulationPoint(4, 2, 2, 3, feature_map, layout, exact=True)) is None
-    assert check_point(SimulationPoint(17, 3, 3, 2, feature_map, layout)) is None
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # features and resources
 
@@ -165,49 +148,6 @@ def test_claimed_resources_equal_analyse(feature_map: str, layout: str) -> None:
 def test_normalised_linear_attention_is_not_a_polynomial() -> None:
     assert normalised_denominator_degree("identity") == 1
     assert normalised_denominator_degree("taylor") == 4
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# broken stacks are caught
-
-
-def _replace_layer(model: Model, index: int, **changes: np.ndarray) -> Model:
-    layers = list(model.layers)
-    op = layers[index].op
-    fields = {"weight": op.weight, "filters": op.filters, "bias_linear": op.bias_linear, "bias_conv": op.bias_conv}
-    layers[index] = replace(layers[index], op=BaseConv(**{**fields, **changes}))
-    return Model(model.stream, tuple(layers), model.name)
-
-
-def window_filter_builder(params: LinearAttentionParams, seq_len: int, **kw: str) -> Model:
-    """The cumsum layer's all-ones filter cut to 2 taps: a sliding window, not the prefix sum."""
-    model = linear_attention_as_baseconv(params, seq_len, **kw)
-    filters = np.array(model.layers[-2].op.filters)
-    filters[2:] = 0
-    return _replace_layer(model, len(model.layers) - 2, filters=filters)
-
-
-def extra_layer_builder(params: LinearAttentionParams, seq_len: int, **kw: str) -> Model:
-    """The same map with one more (identity) BaseConv layer: the output is right, the resources are not."""
-    model = linear_attention_as_baseconv(params, seq_len, **kw)
-    w = model.width
-    ident = BaseConv(weight=np.zeros((w, w)), filters=np.ones((1, w)), bias_linear=np.ones(w), bias_conv=np.zeros(w))
-    return Model(model.stream, (*model.layers, Layer(ident, la.BLOCKS, la.BLOCKS, residual=False)), model.name)
-
-
-@pytest.mark.parametrize("feature_map, layout", MAPS)
-def test_a_wrong_filter_is_caught(feature_map: str, layout: str) -> None:
-    point = SimulationPoint(5, 2, 2, 2, feature_map, layout, exact=True)
-    bad = check_point(point, builder=window_filter_builder)
-    assert bad is not None and bad["backend"] == "float64"
-    assert check_point(replace(point, seq_len=2), builder=window_filter_builder) is None  # 2 taps cover N = 2
-    sym = check_symbolic(SimulationPoint(3, 1, 1, 1, feature_map, layout), builder=window_filter_builder)
-    assert sym is not None and sym["backend"] == "symbolic"
-
-
-def test_an_extra_layer_is_caught() -> None:
-    bad = check_point(SimulationPoint(4, 2, 2, 2), builder=extra_layer_builder)
-    assert bad is not None and bad["resources"]["layers"] == {"claimed": 4, "measured": 5}
 
 
 # --------------------------------------------------------------------------------------------------------------------

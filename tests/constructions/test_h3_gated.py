@@ -11,11 +11,9 @@ import sympy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqarkit.constructions import h3_gated
 from mqarkit.constructions.h3_gated import (
     H3Params,
     causal_conv,
-    check_h3_simulation,
     claimed_resources,
     diag_kernel,
     h3_as_baseconv,
@@ -194,20 +192,6 @@ def test_claimed_resources_equal_measured(seq_len: int, width: int, s: int, m: i
     assert claimed.h3_state_numbers == width * (s + m)
 
 
-def test_check_h3_simulation_passes_and_reports_its_range() -> None:
-    passed, covered, counterexample = check_h3_simulation([(1, 1), (5, 2), (12, 2), (33, 3)])
-    assert passed and counterexample is None
-    assert "(33, 3)" in covered and "exact over Q (==) at (N, d) in [(1, 1), (5, 2), (12, 2)]" in covered
-
-
-def test_check_h3_simulation_fails_on_a_wrong_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = h3_gated.h3_as_baseconv
-    monkeypatch.setattr(h3_gated, "h3_as_baseconv", lambda p, n: real(replace(p, wq=p.wk, wk=p.wq), n))
-    passed, _, counterexample = check_h3_simulation([(6, 2)])
-    assert not passed
-    assert counterexample["seq_len"] == 6 and counterexample["backend"] == "float64"
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # bad input
 
@@ -245,8 +229,6 @@ def test_bad_types_and_sizes_raise() -> None:
         h3_layer_direct(np.zeros((4, 3)), params)
     with pytest.raises(ValueError, match=r"width=0: must be an int >= 1"):
         random_h3_params(np.random.default_rng(0), 0, 1, 1)
-    with pytest.raises(ValueError, match=r"budget_sizes: \(0, 2\)"):
-        check_h3_simulation([(0, 2)])
     with pytest.raises(ValueError, match=r"filter length"):  # a model built for N = 4 refuses N = 3
         run_h3_baseconv(h3_as_baseconv(params, 4), np.zeros((3, 2)))
     with pytest.raises(ValueError, match=r"the last axis must be the width 4"):  # the stream is [u, aux]: 2d

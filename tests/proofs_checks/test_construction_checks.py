@@ -45,9 +45,16 @@ def _fake_build(wrong: bool):
     return build
 
 
+def _fake_cost(name: str, knobs: dict, point: tuple[int, int, int], backend: str) -> int:
+    if point[1] > 16:
+        raise ValueError(f"seq_len={point[1]}: fake is claimed for seq_len <= 16")
+    return 1
+
+
 @pytest.mark.parametrize("wrong", [False, True])
 def test_solves_and_resources_checks(monkeypatch: pytest.MonkeyPatch, wrong: bool) -> None:
     monkeypatch.setattr(constructions, "build", _fake_build(wrong))
+    monkeypatch.setattr(cc, "point_cost", _fake_cost)
     ctx = CheckContext(budget=budget("default"))
     solves = cc.check_solves("fake", ctx)
     res = cc.check_resources("fake", CheckContext(budget=budget("default")))
@@ -66,12 +73,29 @@ def test_solves_and_resources_checks(monkeypatch: pytest.MonkeyPatch, wrong: boo
 
 
 def test_no_point_in_range_is_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(name: str, **sizes: int) -> None:
+    def refuse(name: str, knobs: dict, point: tuple[int, int, int], backend: str) -> int:
         raise ValueError("vocab_size: never")
 
-    monkeypatch.setattr(constructions, "build", refuse)
+    monkeypatch.setattr(cc, "point_cost", refuse)
     out = cc.check_resources("fake", CheckContext(budget=budget("default")))
     assert out.outcome == "not_run"
+
+
+def test_points_above_the_cost_limit_do_not_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(constructions, "build", _fake_build(False))
+    monkeypatch.setattr(cc, "point_cost", lambda name, knobs, point, backend: 10**12 if point[1] > 8 else 1)
+    out = cc.check_solves("fake", CheckContext(budget=budget("default")))
+    assert out.outcome == "passed" and "N 8..8" in out.covered
+
+
+def test_the_grid_and_the_variants_are_fixed_by_the_budget() -> None:
+    assert cc.grid(budget("default")) == cc.grid(budget("default"))
+    assert max(n for _, n, _ in cc.grid(budget("full"))) > max(n for _, n, _ in cc.grid(budget("default")))
+    assert cc.variants_of("baseconv_data_independent") == [{}, {"gate": "shared"}]
+    assert cc.variant_label("x", {"b": 1, "a": 2}) == "x[a=2,b=1]"
+    names = [c.name for c in cc.construction_checks("U3")]
+    assert "baseconv_input_dependent[broadcast=factored]:solves" in names
+    assert "attention_signcode:solves-exact" not in [c.name for c in cc.construction_checks("U2")]
 
 
 def test_clean_instances_follow_the_layout() -> None:

@@ -11,11 +11,22 @@ def test_answer_sets_of_the_three_triple_counterexample() -> None:
     assert ec.answer_sets(triples) == [set(), {5, 6}]
 
 
-def test_strict_lookup_solves_and_unmasked_reads_the_future() -> None:
+def test_causal_and_strict_lookups_solve_and_unmasked_reads_the_future() -> None:
     inputs, labels = clean_instances(66, 32, 4, 8, np.random.default_rng(1))
     q = labels != IGNORE
-    assert (ec.onehot_lookup(inputs, 66, "key<t")[q] == labels[q]).all()
+    assert (ec.onehot_lookup(inputs, 66, "causal")[q] == labels[q]).all()
+    assert (ec.onehot_lookup(inputs, 66, "strict")[q] == labels[q]).all()
     assert (ec.onehot_lookup(inputs, 66, "none")[q] != labels[q]).any()
+
+
+def test_e2_check_fails_when_the_causal_lookup_misses(monkeypatch: object) -> None:
+    from mqarkit.proofs_checks.registry import CheckContext, budget
+
+    real = ec.onehot_lookup
+    broken = {"causal": "key<=t"}  # a "causal" lookup that also reads the pair after the query
+    monkeypatch.setattr(ec, "onehot_lookup", lambda x, c, mask: real(x, c, broken.get(mask, mask)))  # type: ignore[attr-defined]
+    out = ec.check_e2_mask(CheckContext(budget("default")))
+    assert out.outcome == "failed" and out.counterexample["mask"] == "causal"
 
 
 def test_autocorrelation_and_needed_lags() -> None:

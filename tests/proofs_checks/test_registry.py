@@ -4,6 +4,7 @@ import pytest
 
 from mqarkit.proofs_checks import catalog
 from mqarkit.proofs_checks.registry import (
+    Budget,
     Check,
     CheckOutcome,
     Claim,
@@ -52,7 +53,7 @@ def test_raising_check_is_a_failure_not_a_pass() -> None:
     assert "kaput" in r.as_dict()["checks"][0]["counterexample"]["error"]
 
 
-def test_passed_and_not_run_is_verified_with_range() -> None:
+def test_passed_and_not_run_is_partial_and_names_what_did_not_run() -> None:
     r = run_claim(
         _claim(
             Check("a", "symbolic", "d", lambda ctx: passed("m <= 4")),
@@ -60,8 +61,21 @@ def test_passed_and_not_run_is_verified_with_range() -> None:
         ),
         budget("full"),
     )
-    assert r.status == "verified"
-    assert r.covered() == "m <= 4"
+    assert r.status == "partial"
+    assert r.covered() == "m <= 4" and r.missing == "b did not run: x"
+
+
+def test_unchecked_part_makes_a_passing_claim_partial() -> None:
+    claim = Claim("X9", "s", "[t]", lambda: [Check("a", "symbolic", "d", lambda ctx: passed("m <= 4"))],
+                  unchecked="the asymptotic part")  # fmt: skip
+    r = run_claim(claim, budget("default"))
+    assert r.status == "partial" and r.missing == "the asymptotic part"
+    assert r.as_dict()["missing"] == "the asymptotic part"
+
+
+def test_all_passed_and_nothing_unchecked_is_verified() -> None:
+    r = run_claim(_claim(Check("a", "symbolic", "d", lambda ctx: passed("m <= 4"))), budget("default"))
+    assert r.status == "verified" and r.missing == ""
 
 
 def test_outcome_rules() -> None:
@@ -75,11 +89,15 @@ def test_outcome_rules() -> None:
         Check("x", "vibes", "d", lambda ctx: passed("x"))
     with pytest.raises(ValueError, match="budget"):
         budget("huge")
+    with pytest.raises(ValueError, match="budget='huge'"):
+        Budget("huge")
     assert claim_status([]) == "open"
+    assert claim_status([passed("x")], unchecked="y") == "partial"
 
 
 def test_catalog_lists_every_claim_of_theory() -> None:
     ids = [c.id for c in catalog.all_claims()]
-    assert ids == [f"U{i}" for i in range(1, 11)] + [f"L{i}" for i in range(1, 7)] + [f"E{i}" for i in range(1, 14)]
+    paper = [f"U{i}" for i in range(1, 11)] + [f"L{i}" for i in range(1, 7)] + [f"E{i}" for i in range(1, 14)]
+    assert ids == [*paper, "X1", "X2"]
     with pytest.raises(ValueError, match="known ids: U1"):
         catalog.select(["U1", "Q7"])

@@ -16,17 +16,11 @@ from mqarkit.polynomials import BaseConv, Layer, Model
 from mqarkit.proofs_checks import catalog, u6_depth, u7_linear_attention
 from mqarkit.proofs_checks.registry import Budget, CheckContext, run_claim
 
-SMALL = Budget("default", 1.0)  # default ranges, 1 s share: the first points always run
+SMALL = Budget("default")  # the default grids (fixed: the same points on every machine)
 
 
 def ctx() -> CheckContext:
     return CheckContext(budget=SMALL)
-
-
-def unhurried() -> CheckContext:
-    """A budget no check exhausts, for the tests that expect a failure: a check must reach the point that exposes a
-    broken builder however loaded the machine is (with the 1 s share a busy core could stop it before that point)."""
-    return CheckContext(budget=Budget("default", 3600.0))
 
 
 # ------------------------------------------------------------------------------------------------------------ U6
@@ -89,14 +83,14 @@ class _WrongAnswers(_OneLayerTooMany):
 
 
 def test_depth_check_fails_on_one_layer_too_many() -> None:
-    out = u6_depth.check_depth_loglog(unhurried(), build=_OneLayerTooMany)
+    out = u6_depth.check_depth_loglog(ctx(), build=_OneLayerTooMany)
     assert out.outcome == "failed"
     ce: dict[str, Any] = out.counterexample
     assert ce["layers"] == ce["predicted"] + 1 and "1 + ceil(log2(m + 1))" in ce["reason"]
 
 
 def test_depth_check_fails_on_wrong_answers() -> None:
-    out = u6_depth.check_depth_loglog(unhurried(), build=_WrongAnswers)
+    out = u6_depth.check_depth_loglog(ctx(), build=_WrongAnswers)
     assert out.outcome == "failed" and out.counterexample["reason"] == "wrong answer"
     ce = out.counterexample
     assert ce["got"] != ce["want"] and ce["example"][ce["position"]] in ce["example"][: 2 * ce["D"] : 2]
@@ -137,20 +131,24 @@ def _extra_layer(params: Any, seq_len: int, **kw: str) -> Model:
 
 
 def test_u7_checks_fail_on_a_wrong_filter_and_an_extra_layer() -> None:
-    out = u7_linear_attention.check_simulation(unhurried(), builder=_window_filter)
+    out = u7_linear_attention.check_simulation(ctx(), builder=_window_filter)
     assert out.outcome == "failed" and out.counterexample["backend"] == "float64"
-    out = u7_linear_attention.check_simulation(unhurried(), builder=_extra_layer)
+    out = u7_linear_attention.check_simulation(ctx(), builder=_extra_layer)
     assert out.outcome == "failed" and out.counterexample["resources"]["layers"]["measured"] == 5
-    out = u7_linear_attention.check_symbolic(unhurried(), builder=_window_filter)
+    out = u7_linear_attention.check_symbolic(ctx(), builder=_window_filter)
     assert out.outcome == "failed" and out.counterexample["backend"] == "symbolic"
 
 
 # ------------------------------------------------------------------------------------------------------------ wiring
 
 
-@pytest.mark.parametrize("claim_id, names", [("U6", ["depth-loglog"]), ("U7", ["simulation", "polynomial"])])
-def test_claims_are_wired_and_verified(claim_id: str, names: list[str]) -> None:
+@pytest.mark.parametrize(
+    "claim_id, names, missing",
+    [("U6", ["depth-loglog"], "log log N dominates"), ("U7", ["simulation", "polynomial"], "poly-log blowup")],
+)
+def test_claims_are_wired_and_partial(claim_id: str, names: list[str], missing: str) -> None:
     (claim,) = catalog.select([claim_id])
     result = run_claim(claim, SMALL)
     assert [r.check.name.split(":")[1] for r in result.results] == names
-    assert result.status == "verified", [r.outcome.reason for r in result.results]
+    assert all(r.outcome.outcome == "passed" for r in result.results), [r.outcome.reason for r in result.results]
+    assert result.status == "partial" and missing in result.missing
