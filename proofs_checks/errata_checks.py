@@ -240,7 +240,7 @@ def check_e8_causal_circuit(ctx: CheckContext) -> CheckOutcome:
 
     from mqarkit.proofs_checks.symbolic_conv import cyclic_conv, generic_baseconv_layer, impulse
 
-    sizes = [(3, 1, 2), (3, 2, 1), (4, 1, 2)] + ([(4, 2, 2), (5, 1, 3)] if ctx.budget.full else [])
+    sizes = [(3, 1, 2), (3, 2, 1), (4, 1, 2)] + ([(4, 2, 2), (5, 2, 1)] if ctx.budget.full else [])
     for n, d, layers in sizes:
         u = [[sp.Symbol(f"u_{i}_{q}") for q in range(d)] for i in range(n)]
         y = u

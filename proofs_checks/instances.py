@@ -1,6 +1,6 @@
 """Clean MQAR instances and an independent oracle, for checking constructions.
 
-:func:`draw_instances` draws clean instances with the project's task module (``mqarkit.task.generate``,
+:func:`draw_instances` draws clean (or zero-filler) instances with the project's task module (``mqarkit.task.generate``,
 ``filler="clean"``) and checks the task's labels against :func:`oracle_labels`, which is written from the task's
 definition alone (theory.md section 1.1), so a construction is compared with labels that two independent codes agree
 on. A size the task refuses (e.g. its ``c > N`` rule) raises the task's ``ValueError``: nothing here substitutes
@@ -67,11 +67,16 @@ def clean_instances(
     return inputs, oracle_labels(inputs, d)
 
 
-def draw_instances(vocab_size: int, seq_len: int, num_kv_pairs: int, n: int, rng: np.random.Generator) -> Instances:
-    """``n`` clean instances from ``mqarkit.task.generate``, their labels checked against :func:`oracle_labels`."""
+def draw_instances(
+    vocab_size: int, seq_len: int, num_kv_pairs: int, n: int, rng: np.random.Generator, filler: str = "clean"
+) -> Instances:
+    """``n`` instances from ``mqarkit.task.generate`` with ``filler`` ``"clean"`` (default) or ``"zero"`` (both free of
+    ambiguous queries), their labels checked against :func:`oracle_labels`."""
     from mqarkit.task import MQARSpec, generate
 
-    spec = MQARSpec(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, filler="clean")
+    if filler not in ("clean", "zero"):
+        raise ValueError(f"filler={filler!r}: draw_instances draws unambiguous instances, 'clean' or 'zero'")
+    spec = MQARSpec(vocab_size=vocab_size, seq_len=seq_len, num_kv_pairs=num_kv_pairs, filler=filler)
     batch = generate(spec, n, rng)
     inputs = np.asarray(batch.inputs, dtype=np.int64)
     labels = np.asarray(batch.labels, dtype=np.int64)

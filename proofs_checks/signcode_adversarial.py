@@ -41,9 +41,10 @@ def adversarial_points(full: bool) -> list[tuple[int, int]]:
     return pts + ([(65536, 2048), (65536, 4096)] if full else [])
 
 
-def lookup_scores(con: Any, inputs: np.ndarray, dtype: type) -> np.ndarray:
+def lookup_scores(con: Any, inputs: np.ndarray, dtype: type, rows: list[int] | None = None) -> np.ndarray:
     """The lookup and readout of ``attention_signcode`` (conv shift) evaluated in ``dtype`` with NumPy:
-    ``inputs`` (n, N) -> readout scores (n, N, c) in unit-code units, computed in ``dtype`` throughout."""
+    ``inputs`` (n, N) -> readout scores (n, R, c) in unit-code units at the query positions ``rows`` (every position
+    when ``None``, R = N), computed in ``dtype`` throughout."""
     op = con.model.layers[1].op  # the lookup: SoftmaxAttention on [token; prev_token]
     book = con.codebook().astype(dtype)  # (c, m)
     m = book.shape[1]
@@ -51,20 +52,21 @@ def lookup_scores(con: Any, inputs: np.ndarray, dtype: type) -> np.ndarray:
     prev = np.zeros_like(token)
     prev[:, 1:] = token[:, :-1]  # the conv shift h = X^1
     stream = np.concatenate([token, prev], axis=-1)  # (n, N, 2m)
-    q = stream @ np.asarray(op.wq, dtype=dtype)
+    n_pos = inputs.shape[1]
+    t = np.arange(n_pos) if rows is None else np.asarray(rows)
+    q = stream[:, t] @ np.asarray(op.wq, dtype=dtype)  # (n, R, m)
     k = stream @ np.asarray(op.wk, dtype=dtype)
     v = stream @ np.asarray(op.wv, dtype=dtype)
-    logits = dtype(op.beta) * (q @ np.swapaxes(k, -1, -2))  # (n, N, N)
-    n_pos = inputs.shape[1]
-    t, s = np.arange(n_pos)[:, None], np.arange(n_pos)[None, :]
-    allowed = s < t if op.mask == "strict" else s <= t
+    logits = dtype(op.beta) * (q @ np.swapaxes(k, -1, -2))  # (n, R, N)
+    s = np.arange(n_pos)[None, :]
+    allowed = s < t[:, None] if op.mask == "strict" else s <= t[:, None]
     logits = np.where(allowed, logits, dtype(-np.inf))
-    top = np.max(np.where(allowed, logits, dtype(-np.inf)), axis=-1, keepdims=True)
+    top = np.max(logits, axis=-1, keepdims=True)
     top = np.where(np.isfinite(top), top, dtype(0))
     weights = np.where(allowed, np.exp(logits - top), dtype(0))
     total = weights.sum(axis=-1, keepdims=True)
     probs = np.where(total > 0, weights / np.where(total > 0, total, dtype(1)), dtype(0))
-    out = probs @ v  # (n, N, m)
+    out = probs @ v  # (n, R, m)
     return (out @ book.T) / dtype(m)
 
 
@@ -80,6 +82,7 @@ def check_worst_case_margin(
 ) -> CheckOutcome:
     """See the module docstring. ``margin_rule`` replaces ``worst_case_margin`` (a test passes a wrong one)."""
     from mqarkit.constructions import build
+    from mqarkit.constructions._attention_ir import lookup_block
     from mqarkit.constructions.attention_signcode import (
         guaranteed_margin,
         sufficient_beta,
@@ -105,10 +108,12 @@ def check_worst_case_margin(
             answer = int(expected_answers(batch)[0, t])
             if ambiguous_queries(batch).any() or answer != int(batch.labels[0, t]):
                 return {"c": c, "N": n, "mask": mask, "reason": "the family is not a valid clean instance"}
-            f64 = con.readout_scores(batch.inputs)[0]
-            f32 = lookup_scores(con, batch.inputs, np.float32)[0]
-            assert_close(lookup_scores(con, batch.inputs, np.float64)[0], f64, context="NumPy lookup vs the IR")
-            got, got32 = query_margin(f64, t, answer), query_margin(f32, t, answer)
+            book = con.codebook()
+            lookup = lookup_block(con.model, batch.inputs, book, "float64")[0, t]  # (m,) through the IR
+            f64 = (lookup @ book.T / con.code_width)[None]  # (1, c): the query's readout scores
+            f32 = lookup_scores(con, batch.inputs, np.float32, [t])[0]
+            assert_close(lookup_scores(con, batch.inputs, np.float64, [t])[0], f64, context="NumPy lookup vs the IR")
+            got, got32 = query_margin(f64, 0, answer), query_margin(f32, 0, answer)
             want = rule(n, m, beta, mask)
             row = {"c": c, "N": n, "m": m, "mask": mask, "beta": round(beta, 6),
                    "margin_x_m": round(got * m, 6), "margin32_x_m": round(got32 * m, 6),

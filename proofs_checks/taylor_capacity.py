@@ -96,7 +96,7 @@ def check_regime_b_capacity(
         predicted = float(predict_rule(c, d))
         z, se = z_score(s.per_example, predicted)
         row = {"c": c, "N": n, "D": d, "measured": round(s.accuracy, 6), "predicted": round(predicted, 6),
-               "error": round(s.accuracy - predicted, 6), "se": round(se, 6), "z": round(z, 3),
+               "error": round(s.accuracy - predicted, 6), "se": round(se, 6), "z": None if z is None else round(z, 3),
                "gap": abs(s.accuracy - predicted)}  # fmt: skip
         rows.append(row)
         return None if row["gap"] < tolerance else row
@@ -104,7 +104,7 @@ def check_regime_b_capacity(
     ran, bad = run_points(capacity_points(ctx.budget.full), step)
     text = ", ".join(
         f"(c={r['c']}, N={r['N']}, D={r['D']}) measured {r['measured']:.3f} vs predicted {r['predicted']:.3f}: error "
-        f"{r['error']:+.3f} +- {r['se']:.3f} (z = {r['z']:.1f})"
+        f"{r['error']:+.3f} +- {r['se']:.3f} (z = {'-' if r['z'] is None else format(r['z'], '.1f')})"
         for r in rows
     )
     covered = (

@@ -52,9 +52,9 @@ def predicted_depth(vocab_size: int) -> int:
 
 def depth_points(full: bool) -> list[tuple[int, int, int]]:
     """``(c, N, D)`` with ``c > N``: ``m`` from 4 to 17 (21 on full), so the depth runs 4, 5, 6; two ``N`` per ``c``
-    (four on full: the depth must not move with ``N``); ``D`` up to ``N/4``. Ordered by cost (``N``, then ``c``)."""
+    (three on full: the depth must not move with ``N``); ``D`` up to ``N/4``. Ordered by cost (``N``, then ``c``)."""
     vocabs = (10, 18, 34, 66, 130, 258, 1026, 4098, 65538) + ((2**20 + 2,) if full else ())
-    lengths = (8, 16) + ((32, 64) if full else ())
+    lengths = (8, 16) + ((32,) if full else ())
     points = [(c, n, d) for n in lengths for c in vocabs if c > n for d in sorted({1, n // 4})]
     return sorted(points, key=lambda p: (p[1], p[0], p[2]))
 

@@ -88,6 +88,12 @@ def test_points_above_the_cost_limit_do_not_run(monkeypatch: pytest.MonkeyPatch)
     assert out.outcome == "passed" and "N 8..8" in out.covered
 
 
+def test_based_taylor_is_checked_on_the_filler_it_claims() -> None:
+    out = cc.check_solves("based_taylor", CheckContext(budget=budget("default")))
+    assert out.outcome == "passed" and "zero-filler instances" in out.covered
+    assert cc.CHECK_FILLERS == {"based_taylor": "zero"}
+
+
 def test_the_grid_and_the_variants_are_fixed_by_the_budget() -> None:
     assert cc.grid(budget("default")) == cc.grid(budget("default"))
     assert max(n for _, n, _ in cc.grid(budget("full"))) > max(n for _, n, _ in cc.grid(budget("default")))

@@ -106,7 +106,8 @@ def test_z_score_by_hand() -> None:
     assert_close(se, np.std([0, 1, 1, 0], ddof=1) / 2)
     assert_close(z, 0.25 / se)
     assert window_recall.z_score(np.array([1.0, 1.0]), 1.0) == (0.0, 0.0)
-    assert window_recall.z_score(np.array([1.0, 1.0]), 0.5)[0] == float("inf")
+    assert window_recall.z_score(np.array([1.0, 1.0]), 1.0 - 1e-10, tolerance=1e-9) == (0.0, 0.0)
+    assert window_recall.z_score(np.array([1.0, 1.0]), 0.5) == (None, 0.0)  # no noise and a gap: a definite mismatch
     with pytest.raises(ValueError, match="per_example"):
         window_recall.z_score(np.array([1.0]), 0.5)
 
