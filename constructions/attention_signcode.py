@@ -178,13 +178,14 @@ class AttentionSignCode(Construction):
 
     @classmethod
     def claimed_range_violation(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> str | None:
-        """The proof covers ``beta >= sufficient_beta(N, m)`` only (the default ``beta`` is that bound)."""
+        """The proof covers ``beta >= sufficient_beta(N, m, mask=mask)`` only (the default ``beta`` is that bound)."""
         beta, m, shift = cls._knobs(vocab_size, seq_len, knobs)
-        needed = sufficient_beta(seq_len, m, shift)
+        mask = knobs.get("mask", "strict")
+        needed = sufficient_beta(seq_len, m, shift, mask)
         if beta < needed:
             return (
                 f"beta={knobs['beta']!r}: the proof needs beta >= sufficient_beta(seq_len={seq_len}, "
-                f"code_width={m}) = {needed:.6g}"
+                f"code_width={m}{'' if mask == 'strict' else f', mask={mask!r}'}) = {needed:.6g}"
             )
         return None
 

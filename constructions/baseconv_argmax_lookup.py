@@ -35,7 +35,8 @@ while ``Q_ℓ(m)`` grows; every weight is an integer, so the exact backend is ex
 
 The default ``depth`` is the smallest ``L`` for which :func:`worst_interference` ``< Q_j(m)`` (:func:`argmax_depth`),
 capped at :data:`MAX_LEVELS` sharpening levels; outside that (more keys than the levels can separate) the sizes are out
-of range and ``baseconv_data_independent`` (exact output) is the construction to use.
+of range and ``baseconv_data_independent`` (exact output) is the construction to use. A smaller ``depth`` builds only
+with ``outside_claimed_range=True`` (its worst instance fails: :func:`worst_instance`).
 
 Resources (dense storage, ``d = 2m·|S|``, or ``m·|S|`` at ``L = 1``; width ``2m + d``): embed and unembed ``2m·d``;
 layer 1 ``d² + 2N·d``; each sharpening layer ``d² + 3d``; the last layer ``d² + d``; state ``(N - 1)·d``; degree
@@ -245,11 +246,17 @@ class BaseConvArgmaxLookup(Construction):
             return
         if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
             raise ValueError(f"depth={depth!r}: must be an int >= 1")
-        if not solves(vocab_size, num_kv_pairs, int(depth)):
-            raise ValueError(
+
+    @classmethod
+    def claimed_range_violation(cls, *, vocab_size: int, seq_len: int, num_kv_pairs: int, **knobs: Any) -> str | None:
+        """A given ``depth`` is claimed only where the proved condition holds (:func:`solves`)."""
+        depth = knobs.get("depth")
+        if depth is not None and not solves(vocab_size, num_kv_pairs, int(depth)):
+            return (
                 f"depth={depth}: the argmax lookup does not solve every instance with num_kv_pairs={num_kv_pairs}, "
                 f"m={sign_width(vocab_size)} (interference >= the match's score); argmax_depth gives the smallest"
             )
+        return None
 
     @classmethod
     def _depth(cls, vocab_size: int, num_kv_pairs: int, knobs: dict[str, Any]) -> int:

@@ -66,7 +66,7 @@ def token_io(construction) -> TokenIO:
         )
     if name == "delta_rule":
         return TokenIO("token", np.eye(c, dtype=np.int64), "lookup", construction.readout_codebook(), ids)
-    if name in ("baseconv_data_independent", "baseconv_input_dependent"):
+    if name in ("baseconv_data_independent", "baseconv_input_dependent", "baseconv_argmax_lookup"):
         book = construction.codebook() if hasattr(construction, "codebook") else np.eye(c, dtype=np.int64)
         return TokenIO("token", book, "out", book, ids)
     raise ValueError(f"construction {name!r}: no token input/readout is known to the loader")

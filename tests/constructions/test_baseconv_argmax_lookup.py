@@ -91,6 +91,13 @@ def test_bad_knobs_raise(knobs: dict, message: str) -> None:
         claimed_resources(NAME, vocab_size=16, seq_len=8, num_kv_pairs=2, **knobs)
 
 
+def test_a_depth_below_the_condition_builds_only_outside_the_claimed_range() -> None:
+    low = build(NAME, vocab_size=16, seq_len=8, num_kv_pairs=2, depth=1, outside_claimed_range=True)
+    assert not low.within_claimed_range and low.resources().measured.layers == 1
+    tokens = np.array([[3, 9, 5, 12, 3, 0, 5, 0]])  # two keys: one layer cannot tell them apart
+    assert (low.predict(tokens)[0, [4, 6]] != [9, 12]).any()
+
+
 def test_too_many_keys_for_every_depth_raise() -> None:
     assert al.argmax_depth(2**17, 1024) is None
     with pytest.raises(ValueError, match="no depth <= 6"):

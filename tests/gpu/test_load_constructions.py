@@ -22,6 +22,7 @@ CASES = {
     "baseconv_data_independent": ({}, "clean"),
     "baseconv_input_dependent": ({}, "clean"),
     "delta_rule": ({}, "clean"),
+    "baseconv_argmax_lookup": ({}, "random"),  # exact on every filler at its depth (claim X1)
 }
 C, SEQ, D = 24, 22, 3
 
