@@ -140,14 +140,15 @@ UPPER: list[tuple[str, str, str, str]] = [
         "U3",
         "Input-dependent BaseConv solves MQAR with O(t N c) parameters and O(1) layers when at most t distinct "
         "interaction distances occur (position gates for keys, raw offsets 3D+2 / 3D+1). Parameters are counted as "
-        "non-zero weights, the count [Z] uses (structured W); a dense W adds d^2 (erratum E9).",
+        "non-zero weights (a sparse parameterisation, standing for the structured W that [Z]'s count assumes); a "
+        "dense W adds d^2 (erratum E9).",
         "[Z] Thm 4.5",
         "",
     ),
     (
         "U4",
-        "Data-independent BaseConv solves MQAR with O~(N log c) parameters (non-zero weights; erratum E9) and O~(1) "
-        "layers. Construction ours: every lag, sign-code equality trees with the value folded in, depth "
+        "Data-independent BaseConv solves MQAR with O~(N log c) parameters (non-zero weights, as in U3; erratum E9) "
+        "and O~(1) layers. Construction ours: every lag, sign-code equality trees with the value folded in, depth "
         "1 + ceil(log2(m+1)) = ceil(log2(2m+1)) (one more than L2's ceil(log2(2m)) when m is a power of two) with "
         "per-lag gates, 2 + ceil(log2(ceil(m/2)+1)) with one shared gate, which keeps O~(N log c) for every D.",
         "[Z] Thm 4.4; construction [ours]",
