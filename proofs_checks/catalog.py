@@ -1,4 +1,4 @@
-"""Every claim of theory.md section 3 (U1-U10, L1-L6), section 7 (E1-E13) and the toolkit's own (X1-X2), in that
+"""Every claim of theory.md section 3 (U1-U10, L1-L6), section 7 (E1-E13) and the toolkit's own (X1-X3), in that
 order."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ CLAIM_IDS: tuple[str, ...] = (
     *(f"U{i}" for i in range(1, 11)),
     *(f"L{i}" for i in range(1, 7)),
     *(f"E{i}" for i in range(1, 14)),
-    *(f"X{i}" for i in range(1, 3)),
+    *(f"X{i}" for i in range(1, 4)),
 )
 
 

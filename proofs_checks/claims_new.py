@@ -1,10 +1,10 @@
-"""The toolkit's own results beyond the papers (issue 19): X1 (depth under an argmax readout) and X2 (the lookup's
-mask only matters at ambiguous queries). Each is a registered claim with its checks, a row of ``docs/tables/claims.md``
-and a paragraph in the lower-bounds walkthrough."""
+"""The toolkit's own results beyond the papers (issue 19): X1 (depth under an argmax readout), X2 (the lookup's mask
+only matters at ambiguous queries) and X3 (the delta rule's capacity). Each is a registered claim with its checks, a
+row of ``docs/tables/claims.md`` and a paragraph in the lower-bounds walkthrough."""
 
 from __future__ import annotations
 
-from mqarkit.proofs_checks import argmax_depth, mask_claim
+from mqarkit.proofs_checks import argmax_depth, delta_capacity, mask_claim
 from mqarkit.proofs_checks.construction_checks import construction_checks
 from mqarkit.proofs_checks.registry import Check, Claim
 
@@ -58,6 +58,35 @@ CLAIMS = [
                 "random-filler batches up to N = 64: masks agree at unambiguous queries; causal margin >= 1/m at "
                 "its beta*",
                 mask_claim.check_masks_random_filler,
+            ),
+        ],  # fmt: skip
+    ),
+    Claim(
+        "X3",
+        "The delta rule's capacity (beta = 1, keys in R^{d_k}): orthonormal keys store D <= d_k pairs exactly "
+        "(U10); no keys store D > d_k pairs with linearly independent values exactly (the reads have rank <= d_k); a "
+        "unit key's last write is always read back exactly; with an argmax readout, D random unit keys beyond d_k "
+        "recall a fraction below 1 that falls as D/d_k grows (measured). The delta_rule construction (one-hot keys, "
+        "d_k = c > 2D) stays in the exact regime.",
+        "[ours]",
+        lambda: [
+            Check(
+                "delta-capacity:rank-bound",
+                "exhaustive",
+                "D > d_k random rational keys, independent values: the reads' rank over Q is <= d_k",
+                delta_capacity.check_rank_bound,
+            ),
+            Check(
+                "delta-capacity:last-write",
+                "property",
+                "unit sign-code keys, D up to 4 d_k: the last write is read back exactly (over Q)",
+                delta_capacity.check_last_write_exact,
+            ),
+            Check(
+                "delta-capacity:curve",
+                "numeric",
+                "argmax recall vs D/d_k: 1 with orthonormal keys up to d_k, below 1 and falling beyond",
+                delta_capacity.check_capacity_curve,
             ),
         ],  # fmt: skip
     ),

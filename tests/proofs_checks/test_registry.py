@@ -98,6 +98,6 @@ def test_outcome_rules() -> None:
 def test_catalog_lists_every_claim_of_theory() -> None:
     ids = [c.id for c in catalog.all_claims()]
     paper = [f"U{i}" for i in range(1, 11)] + [f"L{i}" for i in range(1, 7)] + [f"E{i}" for i in range(1, 14)]
-    assert ids == [*paper, "X1", "X2"]
+    assert ids == [*paper, "X1", "X2", "X3"]
     with pytest.raises(ValueError, match="known ids: U1"):
         catalog.select(["U1", "Q7"])

@@ -223,3 +223,40 @@ def test_worst_case_family_is_a_valid_clean_instance() -> None:
     batch = worst_case_batch(MQARSpec(64, 32, 1, filler="clean"))
     assert not ambiguous_queries(batch).any()
     assert expected_answers(batch)[0, 30] == batch.labels[0, 30] == 2 + 32
+
+
+# ------------------------------------------------------------------------------------------------------------ X3
+
+
+def test_delta_capacity_checks_pass() -> None:
+    from mqarkit.proofs_checks import delta_capacity
+
+    assert delta_capacity.check_rank_bound(ctx()).outcome == "passed"
+    out = delta_capacity.check_last_write_exact(ctx())
+    assert out.outcome == "passed" and out.details["earlier_exact"] < out.details["earlier"]
+    curve = delta_capacity.check_capacity_curve(ctx())
+    assert curve.outcome == "passed"
+    beyond = [r["recall"] for r in curve.details["table"] if r["D"] > r["d_k"]]
+    assert beyond == sorted(beyond, reverse=True) and beyond[0] < 1.0
+
+
+def test_exact_rank_by_hand() -> None:
+    from fractions import Fraction
+
+    from mqarkit.proofs_checks.delta_capacity import exact_rank
+
+    f = np.vectorize(Fraction, otypes=[object])
+    assert exact_rank(f(np.array([[1, 2], [2, 4], [0, 1]]))) == 2
+    assert exact_rank(f(np.zeros((3, 3), dtype=np.int64))) == 0
+
+
+def test_delta_capacity_checks_fail_on_a_broken_delta_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mqarkit.proofs_checks import delta_capacity
+
+    monkeypatch.setattr(delta_capacity, "run_writes", lambda keys, values, order: values.copy())  # "stores everything"
+    assert delta_capacity.check_rank_bound(ctx()).outcome == "failed"
+    monkeypatch.setattr(delta_capacity, "run_writes", lambda keys, values, order: 0 * values)  # "stores nothing"
+    assert delta_capacity.check_last_write_exact(ctx()).outcome == "failed"
+    monkeypatch.setattr(delta_capacity, "float_reads", lambda keys, values: values.copy())  # no capacity limit
+    bad = delta_capacity.check_capacity_curve(ctx())
+    assert bad.outcome == "failed" and "beyond d_k" in bad.reason
