@@ -18,6 +18,8 @@ RUN_COLUMNS = (
     "run_id",
     "sweep",
     "status",
+    "diverged_at_epoch",
+    "last_finite_loss",
     "family",
     "lr",
     "seed",
