@@ -120,14 +120,19 @@ class GroupedBaseConv(nn.Module):
         buf("tap", first.tap)  # (g,)
         buf("gate_channels", first.gate_channels)  # (g,)
         self.offsets = sorted({int(o) for o in first.offset})
-        for o in self.offsets:  # channels whose tap sits at s - o
-            buf(f"channels_{o}", np.flatnonzero(first.offset == o), torch.int64)
+        self.channel_buffers = {o: f"channels_{o}" for o in self.offsets}  # offset -> its buffer's name
+        for o, name in self.channel_buffers.items():  # channels whose tap sits at s - o
+            buf(name, np.flatnonzero(first.offset == o), torch.int64)
         self.tree_layers = len(weights.tree)
-        for k, layer in enumerate(weights.tree):
-            buf(f"tree{k}_w", layer.weight)  # (g, g)
-            buf(f"tree{k}_h", layer.filters)  # (K, g)
-            buf(f"tree{k}_b1", layer.bias_linear)  # (g,)
-            buf(f"tree{k}_b2", layer.bias_conv)  # (g,)
+        # layer k's buffers by role: w (g, g), h (K, g) filters, b1 (g,) linear bias, b2 (g,) conv bias
+        self.tree_buffers = [
+            {role: f"tree{k}_{role}" for role in ("w", "h", "b1", "b2")} for k in range(self.tree_layers)
+        ]
+        for names, layer in zip(self.tree_buffers, weights.tree):
+            buf(names["w"], layer.weight)
+            buf(names["h"], layer.filters)
+            buf(names["b1"], layer.bias_linear)
+            buf(names["b2"], layer.bias_conv)
 
     def _first_layer(self, u0: torch.Tensor, lin0: torch.Tensor, lags: torch.Tensor) -> torch.Tensor:
         """Layer 1 for the groups of ``lags (G_c,)``: ``u0, lin0 (B, N, g)`` -> ``(B, G_c, N, g)``."""
@@ -138,15 +143,15 @@ class GroupedBaseConv(nn.Module):
         conv = u0.new_empty(b, lags.shape[0], n, g)
         i = torch.arange(n, device=u0.device)
         for o in self.offsets:
-            chans = getattr(self, f"channels_{o}")
+            chans = self.get_buffer(self.channel_buffers[o])
             rows = n + i[None, :] - (lags[:, None] - o)  # (G_c, N), in [0, 2N): reads zeros before the sequence
             conv[..., chans] = padded[:, :, chans][:, rows]
         return lin * (conv * self.tap)
 
     def _tree_layer(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        h = getattr(self, f"tree{k}_h")  # (K, g)
+        w, h, b1, b2 = (self.get_buffer(self.tree_buffers[k][role]) for role in ("w", "h", "b1", "b2"))  # h (K, g)
         conv = sum(h[t] * _causal_shift(x, t) for t in range(h.shape[0]))
-        return (x @ getattr(self, f"tree{k}_w") + getattr(self, f"tree{k}_b1")) * (conv + getattr(self, f"tree{k}_b2"))
+        return (x @ w + b1) * (conv + b2)
 
     def forward_code(self, code: torch.Tensor) -> torch.Tensor:
         """``code (B, N, m)`` (any real entries) -> ``out (B, N, m)``, the model's output block."""
