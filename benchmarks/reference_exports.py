@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from _machine import cpu_name
 
-from mqarkit.gpu.reference_points import FIG2_TEST_SLICES, measure_exports
+from mqarkit.gpu.reference_points import FIG2_TEST_SLICES, measure_exports, slice_cells
 
 
 def markdown(records: list[dict], header: str) -> str:
@@ -36,14 +36,7 @@ def markdown(records: list[dict], header: str) -> str:
         "|---|---|---|---|" + "---|" * len(FIG2_TEST_SLICES) + "---|",
     ]
     for r in records:
-        cells = []
-        mismatches = 0
-        for n, d in FIG2_TEST_SLICES:
-            pair = [s for s in r["accuracy_by_slice"] if (s["seq_len"], s["num_kv_pairs"]) == (n, d)]
-            rnd = next(s for s in pair if s["random_non_queries"])
-            zero = next(s for s in pair if not s["random_non_queries"])
-            cells.append(f"{rnd['accuracy_unambiguous']:.4f} / {zero['accuracy_unambiguous']:.4f}")
-            mismatches += sum(s.get("num_recall_set_mismatches") or 0 for s in pair)
+        cells, mismatches = slice_cells(r)
         window = r["knobs"].get("window")
         lines.append(
             f"| {r['name']} | {r['state_bytes']:,} | {r['state_bytes_reported_by_reference']:,} | "

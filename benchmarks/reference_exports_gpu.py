@@ -28,7 +28,7 @@ import torch
 
 from mqarkit.constructions import build
 from mqarkit.gpu.load_fla_layers import load_fla_based, load_fla_deltanet
-from mqarkit.gpu.reference_points import FIG2_TEST_SLICES, measure_exports
+from mqarkit.gpu.reference_points import FIG2_TEST_SLICES, measure_exports, slice_cells
 from mqarkit.gpu.report import environment
 from mqarkit.oracle import score
 from mqarkit.task import MQARSpec, generate
@@ -92,13 +92,7 @@ def markdown(env: dict, exports: dict[str, list[dict]], fla: list[dict], command
     ]
     for dtype, records in exports.items():
         for r in records:
-            cells, mism = [], 0
-            for n, d in FIG2_TEST_SLICES:
-                pair = [s for s in r["accuracy_by_slice"] if (s["seq_len"], s["num_kv_pairs"]) == (n, d)]
-                rnd = next(s for s in pair if s["random_non_queries"])
-                zero = next(s for s in pair if not s["random_non_queries"])
-                cells.append(f"{rnd['accuracy_unambiguous']:.4f} / {zero['accuracy_unambiguous']:.4f}")
-                mism += sum(s.get("num_recall_set_mismatches") or 0 for s in pair)
+            cells, mism = slice_cells(r)
             window = r["knobs"].get("window")
             lines.append(f"| {r['name']} | {dtype} | " + " | ".join(cells) + f" | {mism if window else '-'} |")
     lines += ["", "## Constructions inside fla's layers", "", "| layer | mode | dtype | c | N | D | filler | correct |",

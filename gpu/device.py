@@ -20,6 +20,15 @@ from mqarkit.memory import check_memory
 FLOAT_DTYPES = (torch.float64, torch.float32, torch.bfloat16, torch.float16)
 
 
+def triton_version() -> str | None:
+    """The installed triton's version, or None where triton is absent (CPU machines): for records and reports."""
+    try:
+        import triton
+    except ImportError:  # an optional dependency (GPU machines), not part of this repository
+        return None
+    return triton.__version__
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` -> CPU; ``"cuda"`` only when CUDA is available (else ``RuntimeError`` naming ``device``)."""
     if device is None:

@@ -125,3 +125,16 @@ def load_points(path: Path | None = None) -> list[dict]:
         }
         for r in data["checkpoints"]
     ]
+
+
+def slice_cells(record: dict) -> tuple[list[str], int]:
+    """A checkpoint's accuracy on unambiguous queries per [B] Fig. 2 test slice, as table cells ``"random / zero"``
+    (the two fillers), and its number of queries where correct != in the window (U8's recall set), summed."""
+    cells, mismatches = [], 0
+    for n, d in FIG2_TEST_SLICES:
+        pair = [s for s in record["accuracy_by_slice"] if (s["seq_len"], s["num_kv_pairs"]) == (n, d)]
+        rnd = next(s for s in pair if s["random_non_queries"])
+        zero = next(s for s in pair if not s["random_non_queries"])
+        cells.append(f"{rnd['accuracy_unambiguous']:.4f} / {zero['accuracy_unambiguous']:.4f}")
+        mismatches += sum(s.get("num_recall_set_mismatches") or 0 for s in pair)
+    return cells, mismatches

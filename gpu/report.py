@@ -22,7 +22,7 @@ import torch
 
 from mqarkit.checks import check_int
 from mqarkit.errors import UsageError, usage_errors
-from mqarkit.gpu.device import resolve_device
+from mqarkit.gpu.device import resolve_device, triton_version
 from mqarkit.gpu.timing import time_callable
 from mqarkit.outputs import check_output_folder
 
@@ -34,12 +34,7 @@ def environment(device: torch.device) -> dict:
     env: dict[str, object] = {"torch": torch.__version__, "device": str(device)}
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
-    try:
-        import triton
-
-        env["triton"] = triton.__version__
-    except ImportError:
-        env["triton"] = None
+    env["triton"] = triton_version()
     return env
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mqarkit.gpu.device import resolve_device
+from mqarkit.gpu.device import resolve_device, triton_version
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.frontier.observers import EpochLog, StackObserver, stack_name
@@ -40,12 +40,6 @@ def environment(device: torch.device) -> dict:
     commit = _git("rev-parse", "HEAD") or "unknown"
     changes = _git("status", "--porcelain", "--untracked-files=no")
     dirty = None if changes is None else bool(changes)  # tracked files differ from the commit: it is not the code
-    try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
-        triton_version = None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {
         "git_commit": commit,
@@ -53,7 +47,7 @@ def environment(device: torch.device) -> dict:
         "device": name,
         "device_type": device.type,
         "torch": torch.__version__,
-        "triton": triton_version,
+        "triton": triton_version(),
         "python": sys.version.split()[0],
         "cuda_graphs": graphs_enabled(device),
         "compile": device.type == "cuda" and compile_enabled(),
