@@ -120,7 +120,7 @@ def load_fla_deltanet(
         mode=mode,
         hidden_size=c,
         expand_k=1.0,
-        expand_v=(m + 0.5) / c,  # int(c * expand_v) == m whatever the rounding
+        expand_v=m / c,  # fla 0.6 takes round(c * expand_v) and asserts it is within isclose of an integer
         num_heads=1,
         use_beta=True,
         use_gate=False,
@@ -143,7 +143,7 @@ def load_fla_deltanet(
         Entry("b_proj.weight", f"logit(beta) = {logit:.6g}", False, torch.full((1, c), logit, dtype=torch.float64)),
         Entry("q_conv1d.weight", "lag-0 tap", False, _tap(c, conv, 0)),
         Entry("k_conv1d.weight", "lag-1 tap (the shift X^1)", False, _tap(c, conv, 1)),
-        Entry("v_conv1d.weight", "lag-0 tap", False, _tap(c, conv, 0)),
+        Entry("v_conv1d.weight", "lag-0 tap", False, _tap(m, conv, 0)),
         Entry("o_norm.weight", "ones", False, torch.ones(m, dtype=torch.float64)),
         Entry("o_proj.weight", "[I_m; 0]", False, embed_block((c, m), torch.eye(m, dtype=torch.float64))),
     ]
@@ -169,7 +169,9 @@ class LoadedFlaBased(LoadedLayer):
         self.mixer = BasedLinearAttention(
             hidden_size=width, feature_dim=e, num_key_value_heads=h, num_heads=h, mode=mode
         )
-        alpha = 1.0 if mode == "parallel" else e**0.25  # chunk modes: kernel of q.k/sqrt(e)
+        # every mode computes the Taylor kernel of q.k/sqrt(e): ``parallel_based`` multiplies q by scale = e^-1/2,
+        # the chunk modes' TaylorFeatureMap divides by e^1/4 per side; alpha = e^1/4 on q and k undoes it
+        alpha = e**0.25
         q_rows, k_rows = torch.zeros(h * e, width, dtype=torch.float64), torch.zeros(h * e, width, dtype=torch.float64)
         wq, wk = alpha * ir_array(op.wq).T, alpha * ir_array(op.wk).T  # (m, in)
         for j in range(h):  # the same queries and keys in every head
