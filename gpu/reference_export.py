@@ -54,13 +54,47 @@ checkpoint serves every sequence length its data can have for this vocabulary (t
 and attention do not depend on ``l_max``), not only the ``seq_len`` it was exported for.
 
 **Sliding window** (``window=w``; the reference ``SlidingAttn`` with ``block_size = w - 1`` admits the ``w`` keys
-``t - w < s <= t``, its scale is ``1/sqrt(d)``, one head): the same weights. A query whose value position
-``2j + 1`` lies in the window is answered exactly as above (``K <= w - 1``). A query whose pair lies outside the
-window has no visible match; its output is a mixture of the codes of other tokens, and the prediction is ``v`` only
-by coincidence (a mixture's argmax can be ``v``'s code; with random filler ``v`` itself can occur in the window; the
-report counts such coincidences). The window's ``beta`` is ``beta*`` at ``N = w``: it serves every ``N``.
+``t - w < s <= t``, its scale is ``1/sqrt(d)``, one head). The lookup above answers a query whose value position
+``2j + 1`` lies in the window (``K <= w - 1`` competitors). A query whose pair lies outside the window has no visible
+match, and the lookup alone outputs a mixture of other tokens' codes whose argmax can be ``v`` by coincidence (the
+first version of this export did so on 8 of about 520,000 such queries). The export therefore adds a **no-match
+path** that answers every such query with the reserved token ``nu = 0``: the reference generator draws values from
+``[c/2, c)``, so ``0`` is never a correct answer. With it, *the correctly answered unambiguous queries are exactly
+those whose pair lies in the window* (U8's recall set), proved below.
 
-Width: ``3m <= d``: at ``c = 8192``, ``m = 16`` and ``d = 64`` (the paper's attention width) suffices.
+Weights (``Lambda`` = ``NO_MATCH_CHECK_SCALE``, ``eps`` = ``NO_MATCH_EPS``; everything else as above):
+
+- a fourth block ``F = [3m, 4m)``: ``E[u]_F = b(u)`` and layer 0 scales it to ``r1_F = Lambda b(x_t)``
+  (:mod:`mqarkit.gpu.reference_stream`; ``kappa0``, ``kappa1``, ``rho`` count it);
+- the head's value channels ``[m, 2m)`` carry ``a_P / (kappa1 kappa0) = b(x_{s-1})`` (``0`` at ``s = 0``), and
+  ``out_proj`` writes them to ``F`` with weight ``-Lambda``: after layer 1, ``r_F = Lambda (b(k) - o_F)`` with
+  ``o_F = sum_s p_s b(x_{s-1})``: the *mismatch* between the query's key and the keys the softmax read;
+- ``beta = ln(max(w - 1, 1)/eps)/delta``, so the softmax weight off a visible match is at most ``eps``;
+- ``ln_f`` bias ``C b(nu)`` on ``R`` (weight 1 on ``R``, 0 elsewhere, as before): token ``u``'s logit is
+  ``<b(u), o_R>/sigma + C <b(u), b(nu)>`` with ``sigma = (|r|^2/d + eps_LN)^(1/2)`` (the stream's mean is 0).
+
+At a query (``t >= 2``), ``|r|^2 = B0 + |o_R|^2 + Lambda^2 |b(k) - o_F|^2`` with ``B0 = ((1 + kappa0)^2 +
+kappa0^2) m`` (blocks ``T``, ``P``). For ``u != w`` write ``h(u, w)`` for the Hamming distance of the codes, so
+``<b(u) - b(w), x> <= 2 h(u, w) max_i |x_i|`` and ``m - <b(u), b(w)> = 2 h(u, w)``.
+
+*Match visible* (off-match weight ``eps' <= eps``): ``o_R = (1 - eps') b(v) + ...`` with entries of the rest
+``<= rho``, ``|o_R|^2 <= rho^2 m``, and ``|b(k) - o_F| <= 2 eps sqrt(m)``, so
+``sigma^2 <= S_match = (B0 + rho^2 m + 4 eps^2 m Lambda^2)/d + eps_LN``. For every ``u != v`` (``nu`` included)
+``L_v - L_u >= 2 h(u, v) ((1 - eps (1 + rho))/sigma - C) > 0`` if ``C < C_hi = (1 - eps (1 + rho))/sqrt(S_match)``.
+
+*No match visible* (every visible ``s`` has ``x_{s-1} != k``, or ``s = 0`` with an empty ``F`` value):
+``<b(k), o_F> <= m - 4``, so ``|b(k) - o_F| >= <b(k), b(k) - o_F>/sqrt(m) >= 4/sqrt(m)`` and
+``sigma^2 >= S_none = (B0 + 16 Lambda^2/m)/d + eps_LN``. Entries of ``o_R`` are ``<= rho``, so for every
+``u != nu``: ``L_nu - L_u >= 2 h(u, nu) (C - rho/sigma) > 0`` if ``C > C_lo = rho/sqrt(S_none)``. The prediction is
+``nu`` (never ``v``).
+
+The export takes ``C = sqrt(C_lo C_hi)`` and refuses sizes where ``C_lo >= C_hi`` (:func:`no_match_bias`); at
+``c = 8192``, ``d = 128`` (``m = 16``), ``Lambda = 64``, ``eps = 1/64``: ``C_lo = 0.174``, ``C = 0.365``,
+``C_hi = 0.765``, a factor 2.1 either side, for every window. The window's ``beta`` does not depend on ``N``: one
+checkpoint serves every ``N``. QED.
+
+Width: ``3m <= d`` (``4m`` for the sliding window): at ``c = 8192``, ``m = 16``, so ``d = 64`` (the paper's attention
+width) suffices for the attention hybrid and ``d = 128`` for the sliding window.
 """
 
 from __future__ import annotations
@@ -74,8 +108,10 @@ from mqarkit.constructions._balanced_codes import balanced_codes
 from mqarkit.gpu.reference_export_based import export_based
 from mqarkit.gpu.reference_model import BASECONV, MHA, SLIDING
 from mqarkit.gpu.reference_stream import (
+    LN_EPS,
     ReferenceExport,
     blocks,
+    check_block,
     check_sizes,
     finish,
     model_config,
@@ -104,15 +140,45 @@ NOT_EXPORTABLE = {
 }
 
 
+NO_MATCH_TOKEN = 0  # the sliding window's answer to a query without a visible match: never a value ([c/2, c))
+NO_MATCH_CHECK_SCALE = 64.0  # Lambda: the scale of block F (module docstring)
+NO_MATCH_EPS = 1 / 64  # eps: the softmax weight off a visible match is at most this
+
+
 def sufficient_beta(seq_len: int, code_width: int) -> float:
     """``beta* = ln(4 (N - 1)) / delta`` with ``delta = 4/m`` (the causal mask's count; at least ``ln 4 / delta``)."""
     return math.log(4 * max(seq_len - 1, 1)) * code_width / 4
 
 
-def _attention_weights(m: int, d: int, beta: float, layer1: str) -> dict[str, torch.Tensor]:
-    """Layer 1's fused ``Wqkv (3d, d)`` and ``out_proj`` (module docstring)."""
+def window_beta(window: int, code_width: int, eps: float = NO_MATCH_EPS) -> float:
+    """``ln(max(w - 1, 1)/eps) / delta``: the softmax weight off a visible match is at most ``eps``."""
+    return math.log(max(window - 1, 1) / eps) * code_width / 4
+
+
+def no_match_bias(
+    code_width: int, d_model: int, *, check: float = NO_MATCH_CHECK_SCALE, eps: float = NO_MATCH_EPS
+) -> dict[str, float]:
+    """The interval ``(C_lo, C_hi)`` of the ``ln_f`` bias for which the no-match path is exact, and ``C`` its
+    geometric mean (module docstring, "Sliding window"); ``ValueError`` when the interval is empty."""
+    m, d = code_width, d_model
+    kappa0, _, rho = stream_scales(m, d, check)
+    base = ((1 + kappa0) ** 2 + kappa0**2) * m
+    s_match = (base + rho**2 * m + 4 * eps**2 * m * check**2) / d + LN_EPS
+    s_none = (base + 16 * check**2 / m) / d + LN_EPS
+    c_hi = (1 - eps * (1 + rho)) / math.sqrt(s_match)
+    c_lo = rho / math.sqrt(s_none)
+    if not (1 - eps * (1 + rho) > 0 and c_lo < c_hi):
+        raise ValueError(
+            f"d_model={d_model}, code width {m}: the no-match bias interval ({c_lo:.4g}, {c_hi:.4g}) is empty"
+        )
+    return {"C_lo": c_lo, "C": math.sqrt(c_lo * c_hi), "C_hi": c_hi, "S_match": s_match, "S_none": s_none}
+
+
+def _attention_weights(m: int, d: int, beta: float, layer1: str, check: float = 0.0) -> dict[str, torch.Tensor]:
+    """Layer 1's fused ``Wqkv (3d, d)`` and ``out_proj`` (module docstring; ``check > 0``: the no-match path's
+    ``F`` values and their write-back with weight ``-check``)."""
     T, P, R = blocks(m)
-    kappa0, kappa1, _ = stream_scales(m, d)
+    kappa0, kappa1, _ = stream_scales(m, d, check)
     lam_q = beta * math.sqrt(d) / (m * kappa1**2 * kappa0 * (1 + kappa0))
     wqkv = torch.zeros(3 * d, d, dtype=torch.float64)
     eye = torch.eye(m, dtype=torch.float64)
@@ -121,6 +187,9 @@ def _attention_weights(m: int, d: int, beta: float, layer1: str) -> dict[str, to
     wqkv[2 * d : 2 * d + m, T] = eye / (kappa1 * (1 + kappa0))  # v = b(x_s)
     out = torch.zeros(d, d, dtype=torch.float64)
     out[R, 0:m] = eye  # head channel i -> R_i
+    if check:
+        wqkv[2 * d + m : 2 * d + 2 * m, P] = eye / (kappa1 * kappa0)  # v_F = b(x_{s-1}) (0 at s = 0)
+        out[check_block(m), m : 2 * m] = -check * eye  # r_F = Lambda (b(k) - o_F)
     return {
         layer1 + "Wqkv.weight": wqkv,
         layer1 + "Wqkv.bias": torch.zeros(3 * d, dtype=torch.float64),
@@ -132,28 +201,32 @@ def _attention_weights(m: int, d: int, beta: float, layer1: str) -> dict[str, to
 def export_attention(
     *, vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int = 64, window: int | None = None
 ) -> ReferenceExport:
-    """The attention hybrid (``window=None``: ``MHA``) or the sliding-window hybrid (``SlidingAttn``)."""
-    m = check_sizes(vocab_size, seq_len, num_kv_pairs, d_model)
+    """The attention hybrid (``window=None``: ``MHA``) or the sliding-window hybrid (``SlidingAttn``, with the
+    no-match path)."""
     if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1):
         raise ValueError(f"window={window!r}: must be an int >= 1")
-    beta = sufficient_beta(vocab_size if window is None else int(window), m)  # every N < c (module docstring)
+    m = check_sizes(vocab_size, seq_len, num_kv_pairs, d_model, num_blocks=3 if window is None else 4)
+    codes = balanced_codes(vocab_size, m)
+    layer0, layer1 = "backbone.layers.0.sequence_mixer.mixer.", "backbone.layers.1.sequence_mixer.mixer."
     if window is None:
         mixer = {"name": MHA, "kwargs": {"dropout": 0.0, "num_heads": 1}}
-        name, construction = "attention", "attention_signcode"
+        name, construction, check = "attention", "attention_signcode", 0.0
+        beta = sufficient_beta(vocab_size, m)  # every N < c (module docstring)
     else:
         mixer = {"name": SLIDING, "kwargs": {"block_size": int(window) - 1, "dropout": 0.0}}
-        name, construction = "sliding-window-attention", "sliding_window"
+        name, construction, check = "sliding-window-attention", "sliding_window", NO_MATCH_CHECK_SCALE
+        beta = window_beta(int(window), m)  # every N
+        bias = no_match_bias(m, d_model)
     config = model_config(mixer, d_model=d_model, vocab_size=vocab_size, seq_len=seq_len, name=name)
-    layer0, layer1 = "backbone.layers.0.sequence_mixer.mixer.", "backbone.layers.1.sequence_mixer.mixer."
-    state = {**shared_weights(balanced_codes(vocab_size, m), d_model, layer0, layer1)}
-    state.update(_attention_weights(m, d_model, beta, layer1))
-    kappa0, kappa1, rho = stream_scales(m, d_model)
+    state = {**shared_weights(codes, d_model, layer0, layer1, check)}
+    state.update(_attention_weights(m, d_model, beta, layer1, check))
+    kappa0, kappa1, rho = stream_scales(m, d_model, check)
     info = {
         "construction": construction,
         "claim": "U8" if window is not None else "U2",
         "d_model": d_model,
         "code_width": m,
-        "channels_used": 3 * m,
+        "channels_used": (3 if window is None else 4) * m,
         "beta": beta,
         "score_gap": 4 / m,
         "window": window,
@@ -167,12 +240,41 @@ def export_attention(
             {
                 "layer": 1,
                 "mixer": mixer["name"],
-                "role": "lookup: q = b(x_t) (T), k = b(x_{s-1}) (P), v = b(x_s) (T) -> R; beta = ln(4(c-1)) m/4 "
-                "(window: ln(4(w-1)) m/4)",
+                "role": "lookup: q = b(x_t) (T), k = b(x_{s-1}) (P), v = b(x_s) (T) -> R; beta = ln(4(c-1)) m/4",
             },
             {"readout": "ln_f keeps R; tied head: logits_u = <b(u), R>/sigma"},
         ],
     }
+    if window is not None:
+        R = blocks(m)[2]
+        ln_f_bias = state["backbone.ln_f.bias"].clone()
+        ln_f_bias[R] = bias["C"] * torch.from_numpy(codes[NO_MATCH_TOKEN].astype(np.float64))
+        state["backbone.ln_f.bias"] = ln_f_bias
+        info["no_match"] = {
+            "token": NO_MATCH_TOKEN,
+            "check_scale": NO_MATCH_CHECK_SCALE,
+            "eps": NO_MATCH_EPS,
+            "bias_interval": [bias["C_lo"], bias["C_hi"]],
+            "bias": bias["C"],
+        }
+        info["layers"] = [
+            {
+                "layer": 0,
+                "mixer": BASECONV,
+                "role": "previous-token shift into P = [m, 2m); R = [2m, 3m) cleared; T = [0, m) keeps b(x_t); "
+                f"F = [3m, 4m) scaled to {NO_MATCH_CHECK_SCALE:g} b(x_t)",
+            },
+            {
+                "layer": 1,
+                "mixer": mixer["name"],
+                "role": "lookup: q = b(x_t) (T), k = b(x_{s-1}) (P), v = (b(x_s), b(x_{s-1})) -> (R, -Lambda F); "
+                "beta = ln((w-1)/eps) m/4",
+            },
+            {
+                "readout": f"ln_f keeps R, bias C b({NO_MATCH_TOKEN}); tied head: logits_u = <b(u), R>/sigma + "
+                f"C <b(u), b({NO_MATCH_TOKEN})>; F only enlarges sigma when no match is visible"
+            },
+        ]
     return finish(config, state, info)
 
 
@@ -209,4 +311,12 @@ def export_reference(
     )
 
 
-__all__ = ["EXPORTABLE", "NOT_EXPORTABLE", "ReferenceExport", "export_attention", "export_reference"]
+__all__ = [
+    "EXPORTABLE",
+    "NOT_EXPORTABLE",
+    "NO_MATCH_TOKEN",
+    "ReferenceExport",
+    "export_attention",
+    "export_reference",
+    "no_match_bias",
+]

@@ -4,6 +4,11 @@ Glossary and derivation: :mod:`mqarkit.gpu.reference_export` (blocks ``T, P, R``
 ``b(u)``, ``kappa0``, ``kappa1``, ``rho``). This module holds what the attention and Based exports have in common:
 the ``ModelConfig`` of the [B] Fig. 2 hybrid, the LayerNorm scales of the stream, the embedding / layer-0 / LayerNorm
 / ``ln_f`` weights, the size checks, and the checked load that returns an export in the reference's key order.
+
+``check = Lambda > 0`` (the sliding-window export's no-match path, derived there): a fourth block
+``F = [3m, 4m)`` holds ``b(u)`` in the embedding too, and layer 0 scales it to ``r1_F = Lambda b(x_t)`` (gate 1, tap
+``h[0] = (Lambda - 1 - kappa0)/kappa0``: ``r1_F = b + kappa0 b + h[0] kappa0 b``); ``kappa0`` and ``kappa1`` then
+count four embedding blocks and ``F``'s energy ``Lambda^2 m``. ``check = 0`` gives the three-block stream unchanged.
 """
 
 from __future__ import annotations
@@ -57,12 +62,13 @@ def model_config(lookup_mixer: dict, *, d_model: int, vocab_size: int, seq_len: 
     }
 
 
-def stream_scales(code_width: int, d_model: int) -> tuple[float, float, float]:
-    """``(kappa0, kappa1, rho)`` of the module docstring."""
+def stream_scales(code_width: int, d_model: int, check: float = 0.0) -> tuple[float, float, float]:
+    """``(kappa0, kappa1, rho)`` of the module docstring (``check``: the scale ``Lambda`` of block ``F``, or 0)."""
     m, d = code_width, d_model
-    kappa0 = 1.0 / math.sqrt(3 * m / d + LN_EPS)
-    kappa1 = 1.0 / math.sqrt(((1 + kappa0) ** 2 + kappa0**2) * m / d + LN_EPS)
-    kappa1_first = 1.0 / math.sqrt((1 + kappa0) ** 2 * m / d + LN_EPS)
+    embedded = 4 if check else 3
+    kappa0 = 1.0 / math.sqrt(embedded * m / d + LN_EPS)
+    kappa1 = 1.0 / math.sqrt(((1 + kappa0) ** 2 + kappa0**2 + check**2) * m / d + LN_EPS)
+    kappa1_first = 1.0 / math.sqrt(((1 + kappa0) ** 2 + check**2) * m / d + LN_EPS)
     return kappa0, kappa1, kappa1_first / kappa1
 
 
@@ -70,11 +76,17 @@ def blocks(m: int) -> tuple[slice, slice, slice]:
     return slice(0, m), slice(m, 2 * m), slice(2 * m, 3 * m)
 
 
-def shared_weights(codes: np.ndarray, d: int, layer0: str, layer1: str) -> dict[str, torch.Tensor]:
-    """Embedding, layer 0 (the shift), the four LayerNorms' gains: the module docstring's layer 0 and muted paths."""
+def check_block(m: int) -> slice:
+    """Block ``F = [3m, 4m)`` of the no-match path (module docstring)."""
+    return slice(3 * m, 4 * m)
+
+
+def shared_weights(codes: np.ndarray, d: int, layer0: str, layer1: str, check: float = 0.0) -> dict[str, torch.Tensor]:
+    """Embedding, layer 0 (the shift), the four LayerNorms' gains: the module docstring's layer 0 and muted paths
+    (``check > 0``: also block ``F``, scaled to ``r1_F = check * b(x_t)``)."""
     c, m = codes.shape
     T, P, R = blocks(m)
-    kappa0, _, _ = stream_scales(m, d)
+    kappa0, _, _ = stream_scales(m, d, check)
     emb = torch.zeros(c, d, dtype=torch.float64)
     book = torch.from_numpy(codes.astype(np.float64))
     emb[:, T], emb[:, P], emb[:, R] = book, book, book
@@ -84,6 +96,11 @@ def shared_weights(codes: np.ndarray, d: int, layer0: str, layer1: str) -> dict[
     taps[R, 0] = -(1 + kappa0) / kappa0
     gate = torch.zeros(d, dtype=torch.float64)
     gate[P], gate[R] = 1.0, 1.0
+    if check:
+        F = check_block(m)
+        emb[:, F] = book
+        taps[F, 0] = (check - 1 - kappa0) / kappa0  # r1_F = (1 + kappa0 + h[0] kappa0) b(x_t) = check * b(x_t)
+        gate[F] = 1.0
     ones, zeros = torch.ones(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
     ln_f = torch.zeros(d, dtype=torch.float64)
     ln_f[R] = 1.0
@@ -105,8 +122,8 @@ def shared_weights(codes: np.ndarray, d: int, layer0: str, layer1: str) -> dict[
     return state
 
 
-def check_sizes(vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int) -> int:
-    """Validate the sizes up front; return the code width ``m``."""
+def check_sizes(vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int, num_blocks: int = 3) -> int:
+    """Validate the sizes up front (``num_blocks`` code blocks of width ``m`` must fit ``d_model``); return ``m``."""
     for name, value in (("vocab_size", vocab_size), ("seq_len", seq_len), ("num_kv_pairs", num_kv_pairs)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name}={value!r}: must be an int >= 1")
@@ -119,10 +136,10 @@ def check_sizes(vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int) 
     if 4 * num_kv_pairs > seq_len:
         raise ValueError(f"num_kv_pairs={num_kv_pairs}: needs 4*num_kv_pairs <= seq_len={seq_len}")
     m = balanced_code_width(vocab_size)
-    if 3 * m > d_model:
+    if num_blocks * m > d_model:
         raise ValueError(
-            f"d_model={d_model}: the lookup needs 3m = {3 * m} channels (balanced codes of width m = {m} for "
-            f"vocab_size={vocab_size}); use d_model >= {3 * m}"
+            f"d_model={d_model}: the lookup needs {num_blocks}m = {num_blocks * m} channels (balanced codes of width "
+            f"m = {m} for vocab_size={vocab_size}); use d_model >= {num_blocks * m}"
         )
     return m
 

@@ -7,8 +7,15 @@ slices, as the reference harness reports it: :func:`slice_mean_accuracy`), one m
 the Pareto front over all families (no point with less state has higher accuracy); the information-theoretic limit
 L6; the constructions' exact-recall points at the longest test slice (:func:`construction_points`: sign-code
 attention, Taylor linear attention, data-independent BaseConv; state measured from the built model, or the claimed
-closed form where the model is too large to build, labelled as such); and, where sliding-window runs are drawn, their
-accuracy predicted by U8 (``mqarkit.constructions.predicted_sliding_window_accuracy``). :func:`frontier_figure`
+closed form where the model is too large to build, labelled as such); where sliding-window runs are drawn, their
+accuracy predicted by U8 (``mqarkit.constructions.predicted_sliding_window_accuracy``); and, with ``--points FILE``,
+checkpoints exported in the reference layout and measured there (:func:`load_points_file`; a construction, no
+training), e.g. ``docs/results/reference_exports.json``::
+
+    mqarkit plot --results docs/results/frontier.jsonl --points docs/results/reference_exports.json \
+        --out docs/results/figures/frontier
+
+:func:`frontier_figure`
 returns the matplotlib ``Figure`` (built without pyplot, so the global backend is never switched); :func:`draw` and
 the command write ``<out>.png`` and ``<out>.svg``.
 
@@ -81,11 +88,54 @@ def construction_points(vocab_size: int, seq_len: int, num_kv_pairs: int) -> lis
     return points
 
 
-def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
+POINTS_LABEL = "exported checkpoints (construction, no training)"
+
+
+def load_points_file(path: str | Path) -> list[dict]:
+    """Measured exported checkpoints to place on the frontier: ``[{"name", "state_bytes", "accuracy", "family"}]``.
+
+    The file is JSON with a list ``"checkpoints"`` (the schema of ``docs/results/reference_exports.json``, written by
+    ``benchmarks/reference_exports.py``); each entry needs ``name`` (a string), ``state_bytes`` (a number > 0: the
+    state measured from the recurrent modes at the longest test slice, 4 bytes per number, the frontier's x-axis) and
+    ``accuracy`` (a number in [0, 1]: the mean over the test slices); ``construction`` is kept as the family when
+    present. ``ValueError`` naming the file and the first problem otherwise. This wing reads the file only: it does
+    not import the construction wing that measured it.
+    """
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--points: {path} is not a file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--points: {path} is not a readable JSON file ({e})") from None
+    entries = data.get("checkpoints") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise ValueError(f"--points: {path} needs a non-empty list 'checkpoints'")
+    points = []
+    for i, entry in enumerate(entries):
+        where = f"--points: {path}: checkpoints[{i}]"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object")
+        name, state, accuracy = entry.get("name"), entry.get("state_bytes"), entry.get("accuracy")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{where}.name must be a non-empty string")
+        if isinstance(state, bool) or not isinstance(state, (int, float)) or not math.isfinite(state) or state <= 0:
+            raise ValueError(f"{where}.state_bytes={state!r} must be a number > 0")
+        if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+            raise ValueError(f"{where}.accuracy={accuracy!r} must be a number in [0, 1]")
+        family = entry.get("construction", "")
+        points.append({"name": name, "state_bytes": state, "accuracy": float(accuracy), "family": str(family)})
+    return points
+
+
+def frontier_figure(records: list[dict], *, title: str | None = None, points: list[dict] | None = None) -> Figure:
     """The frontier of ``records`` as a matplotlib ``Figure`` (built without pyplot: the global backend is untouched).
 
     Runs whose state is unmeasured (a plain module exposing none) have no x-coordinate: they are left out, and the
-    figure says how many.
+    figure says how many. ``points`` (:func:`load_points_file`): exported checkpoints drawn as hollow diamonds,
+    labelled :data:`POINTS_LABEL`, at their measured state and accuracy.
     """
     from matplotlib.figure import Figure
 
@@ -110,7 +160,8 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
     vocab = measured[0]["model"]["vocab_size"]
     longest = max(slices, key=lambda s: s["seq_len"])
     stars = construction_points(vocab, longest["seq_len"], longest["num_kv_pairs"])
-    drawn = [r.state_bytes for r in results] + [p["state_bytes"] for p in stars]
+    points = points or []
+    drawn = [r.state_bytes for r in results] + [p["state_bytes"] for p in stars + points]
     xs = np.logspace(math.log2(min(64, min(drawn) / 4)), math.log2(max(drawn) * 2), 200, base=2)
     weights = np.full(len(slices), 1.0 / len(slices))  # the y-axis is the mean over slices
     limit = [
@@ -145,6 +196,19 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
             fontsize=6,
             ha="center",
         )
+    if points:
+        ax.scatter(
+            [p["state_bytes"] for p in points],
+            [p["accuracy"] for p in points],
+            marker="D",
+            s=36,
+            facecolor="none",
+            edgecolor="tab:red",
+            linewidth=1.2,
+            zorder=5,
+            label=POINTS_LABEL,
+            gid="exported-checkpoints",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("state size (bytes, measured from the recurrent state, float32)")
     seeds = sorted({r.seeds for r in results})
@@ -168,9 +232,11 @@ def frontier_figure(records: list[dict], *, title: str | None = None) -> Figure:
     return fig
 
 
-def draw(records: list[dict], out: str | Path, *, title: str | None = None) -> list[Path]:
+def draw(
+    records: list[dict], out: str | Path, *, title: str | None = None, points: list[dict] | None = None
+) -> list[Path]:
     """:func:`frontier_figure` written to ``<out>.png`` and ``<out>.svg``; returns the paths."""
-    return save(frontier_figure(records, title=title), out)
+    return save(frontier_figure(records, title=title, points=points), out)
 
 
 def save(fig: Figure, out: str | Path) -> list[Path]:
@@ -190,6 +256,12 @@ def build_parser() -> CommandParser:
     ap.add_argument("--sweep", default=None, help="only records of this sweep")
     ap.add_argument("--title", default=None, help="the figure's title (default: the sweeps, budget and reductions)")
     ap.add_argument("--table", default=None, help="also write the Markdown table of mean ± interval per configuration")
+    ap.add_argument(
+        "--points",
+        default=None,
+        metavar="FILE.json",
+        help="also place measured exported checkpoints (e.g. docs/results/reference_exports.json; --kind frontier)",
+    )
     ap.add_argument(
         "--kind",
         choices=("frontier", "width"),
@@ -212,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         check_output_file(Path(args.out).with_suffix(".png"), parameter="out")
         if args.table:
             check_output_file(args.table, parameter="table")
+        if args.points is not None and args.kind != "frontier":
+            raise ValueError(f"--points: only with --kind frontier (got --kind {args.kind})")
+        points = load_points_file(args.points) if args.points is not None else None
         records = [
             r
             for p in args.results
@@ -225,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
 
             fig = width_figure(records, title=args.title)
         else:
-            fig = frontier_figure(records, title=args.title)
+            fig = frontier_figure(records, title=args.title, points=points)
     for p in save(fig, args.out):
         print(p)
     if args.table:

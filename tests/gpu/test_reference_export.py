@@ -10,10 +10,18 @@ import pytest
 import torch
 
 from mqarkit.constructions._balanced_codes import balanced_code_width, balanced_codes
+from mqarkit.constructions.sliding_window import recalled
 from mqarkit.gpu.export_cli import main as export_main
-from mqarkit.gpu.reference_eval import evaluate_reference
-from mqarkit.gpu.reference_export import NOT_EXPORTABLE, export_reference, sufficient_beta
+from mqarkit.gpu.reference_eval import evaluate_reference, query_predictions, reference_batch
+from mqarkit.gpu.reference_export import (
+    NO_MATCH_TOKEN,
+    NOT_EXPORTABLE,
+    export_reference,
+    no_match_bias,
+    sufficient_beta,
+)
 from mqarkit.gpu.reference_model import from_config, load_reference_state_dict, reference_key_map
+from mqarkit.oracle import ambiguous_queries, expected_answers
 
 
 def loaded(exported, dtype=torch.float64):
@@ -99,13 +107,61 @@ def test_attention_export_in_bfloat16_on_the_cpu() -> None:
     assert s.num_correct_unambiguous == s.num_queries - s.num_ambiguous
 
 
-@pytest.mark.parametrize(("N", "D", "w"), [(64, 4, 8), (128, 8, 32), (256, 16, 64), (256, 64, 100)])
-def test_sliding_window_export_recalls_exactly_the_u8_set(N: int, D: int, w: int) -> None:
-    exported = export_reference("sliding_window", vocab_size=1024, seq_len=N, num_kv_pairs=D, window=w)
+def recall_sets(exported, seq_len, num_kv_pairs, window, *, random_filler, n, seed=0, dtype=torch.float64):
+    """(correctly answered, in the window (U8), the answers of the others): unambiguous queries as (example, slot)."""
+    batch = reference_batch(exported.config["vocab_size"], seq_len, num_kv_pairs, n, seed, random_filler)
+    pred = query_predictions(loaded(exported, dtype), batch.inputs, batch.query_positions)
+    answers = np.take_along_axis(expected_answers(batch), batch.query_positions, axis=1)
+    clear = ~np.take_along_axis(ambiguous_queries(batch), batch.query_positions, axis=1)
+    inside = recalled(batch, window)
+    correct = {tuple(q) for q in np.argwhere((pred == answers) & clear).tolist()}
+    in_window = {tuple(q) for q in np.argwhere(inside & clear).tolist()}
+    return correct, in_window, set(pred[~inside & clear].tolist())
+
+
+SLIDING_CASES = [  # (c, d, N, D, w)
+    (1024, 64, 64, 4, 8),
+    (1024, 64, 128, 8, 32),
+    (1024, 64, 256, 16, 64),
+    (1024, 64, 256, 64, 100),
+    (8192, 128, 256, 16, 65),
+    (8192, 128, 512, 128, 257),
+]
+
+
+@pytest.mark.parametrize(("c", "d", "N", "D", "w"), SLIDING_CASES)
+def test_sliding_window_export_recalls_exactly_the_u8_set(c: int, d: int, N: int, D: int, w: int) -> None:
+    """The correctly answered unambiguous queries are exactly those whose pair lies in the window; the others are
+    answered with the reserved no-match token (never a value), in both fillers."""
+    exported = export_reference("sliding_window", vocab_size=c, seq_len=N, num_kv_pairs=D, window=w, d_model=d)
     assert exported.config["sequence_mixer"]["kwargs"]["configs"][1]["kwargs"]["block_size"] == w - 1
-    s = score(exported, N, D, random_filler=False, n=64, window=w)
-    assert s.num_recall_set_mismatches == 0
-    assert s.num_correct_unambiguous == s.num_in_window
+    for random_filler in (False, True):
+        correct, in_window, others = recall_sets(exported, N, D, w, random_filler=random_filler, n=32)
+        assert correct == in_window and 0 < len(in_window)
+        assert others <= {NO_MATCH_TOKEN}
+
+
+def test_sliding_window_exactness_in_float32_and_bfloat16() -> None:
+    exported = export_reference("sliding_window", vocab_size=8192, seq_len=256, num_kv_pairs=32, window=65)
+    for dtype in (torch.float32, torch.bfloat16):
+        correct, in_window, others = recall_sets(exported, 256, 32, 65, random_filler=True, n=16, dtype=dtype)
+        assert correct == in_window and others == {NO_MATCH_TOKEN}
+
+
+def test_sliding_window_no_match_bias_lies_inside_its_proven_interval() -> None:
+    exported = export_reference("sliding_window", vocab_size=8192, seq_len=1024, num_kv_pairs=4, window=65)
+    knobs = exported.info["no_match"]
+    low, high = knobs["bias_interval"]
+    assert knobs["token"] == NO_MATCH_TOKEN < 8192 // 2  # the reference's values are [c/2, c)
+    assert low < knobs["bias"] < high and high / low > 4  # a factor > 2 either side of C
+    assert knobs["bias"] == no_match_bias(16, 128)["C"]
+    assert exported.info["channels_used"] == 64
+    bias = exported.state["backbone.ln_f.bias"]
+    codes = balanced_codes(8192, 16)
+    assert torch.equal(bias[32:48], knobs["bias"] * torch.from_numpy(codes[NO_MATCH_TOKEN].astype(np.float64)))
+    assert int((bias != 0).sum()) == 16
+    with pytest.raises(ValueError, match="d_model=48: the lookup needs 4m = 64 channels"):
+        export_reference("sliding_window", vocab_size=8192, seq_len=64, num_kv_pairs=4, window=8, d_model=48)
 
 
 def test_sliding_window_set_is_neither_empty_nor_everything() -> None:
@@ -113,6 +169,7 @@ def test_sliding_window_set_is_neither_empty_nor_everything() -> None:
     exported = export_reference("sliding_window", vocab_size=1024, seq_len=256, num_kv_pairs=16, window=64)
     s = score(exported, 256, 16, random_filler=False, n=64, window=64)
     assert 0 < s.num_in_window < s.num_queries
+    assert s.num_recall_set_mismatches == 0 and s.num_correct_unambiguous == s.num_in_window
 
 
 def test_based_export_is_measured_not_exact() -> None:
