@@ -45,7 +45,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FAMILIES = ("attention", "based")
-CHILD_TIMEOUT_S = 300  # one repetition (one process); a hung one is stopped and reported
+MIN_CHILD_TIMEOUT_S = 60  # one repetition (one process) may take max(this, 2 x the budget); a hung one is reported
 MODES = {False: "off", True: "on"}
 
 
@@ -450,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             exhausted = True
             print(f"time budget {args.time_budget_s:.0f} s reached after {elapsed:.1f} s: {index} of {len(plan)} ran")
             break
-        rep = run_repetition({**spec, "deterministic": deterministic}, work, index, CHILD_TIMEOUT_S)
+        timeout = max(MIN_CHILD_TIMEOUT_S, 2 * args.time_budget_s)
+        rep = run_repetition({**spec, "deterministic": deterministic}, work, index, timeout)
         repetitions.append(rep)
         print(
             f"[+{time.perf_counter() - started:6.1f} s] repetition {index} ({MODES[deterministic]}): "
