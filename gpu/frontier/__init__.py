@@ -4,8 +4,9 @@ Its parts (each a module of this package): sweeps and model configs (:mod:`.swee
 (:mod:`.presets`), the results store (:mod:`.records`), the one-device runner (:mod:`.runner`) and the launchers
 beyond one process (:mod:`.launchers`; Ray: :mod:`.ray_launcher`), what watches a run (:mod:`.observers`,
 :mod:`.progress`, :mod:`.tracking`), the stacked model (:mod:`.model`), the optimiser (:mod:`.optim`), one training
-step (:mod:`.steps`) and the training loop (:mod:`.train`), CUDA graphs (:mod:`.cuda_graphs`), the data generator
-(:mod:`.data`), the figure (:mod:`.plot`), the command line (:mod:`.cli`), and the Triton kernels (:mod:`.kernels`).
+step (:mod:`.steps`) and the training loop (:mod:`.train`), CUDA graphs (:mod:`.cuda_graphs`), the deterministic mode
+(:mod:`.determinism`), the data generator (:mod:`.data`), the figure (:mod:`.plot`), the command line (:mod:`.cli`),
+and the Triton kernels (:mod:`.kernels`).
 
 The names below load on first access (PEP 562), so that importing one submodule does not load the others.
 """
@@ -52,6 +53,8 @@ _SUBMODULE = {
     "Tracking": "tracking",
     "ProgressDisplay": "progress",
     "StackObserver": "observers",
+    "deterministic_mode": "determinism",
+    "deterministic_enabled": "determinism",
 }
 
 __all__ = [
@@ -68,6 +71,8 @@ __all__ = [
     "Tracking",
     "WORKER_PRELOAD",
     "append_records",
+    "deterministic_enabled",
+    "deterministic_mode",
     "draw",
     "elapsed_log",
     "environment",
@@ -94,6 +99,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names come from __getattr__
     from mqarkit.gpu.frontier.config import ModelConfig
+    from mqarkit.gpu.frontier.determinism import deterministic_enabled, deterministic_mode
     from mqarkit.gpu.frontier.families import FAMILIES, family_class
     from mqarkit.gpu.frontier.launchers import WORKER_PRELOAD, run_multiprocess
     from mqarkit.gpu.frontier.model import StackedHybrid

@@ -3,7 +3,8 @@
 mqarkit frontier list
 mqarkit frontier run (--preset NAME | --sweep FILE.toml) --out RESULTS.jsonl [--device cpu|cuda|cuda:1]
     [--epochs 8] [--lrs 1e-3 1e-2] [--families based attention] [--d-models 64 128] [--example-scale 0.5]
-    [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--no-progress] [--log tensorboard|wandb [--log-dir DIR]]
+    [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--deterministic] [--no-progress]
+    [--log tensorboard|wandb [--log-dir DIR]]
     [--devices cuda:0 cuda:1 | --ray [--gpus-per-task 1] [--ray-retries 2] [--ray-tasks N] [--ray-address auto]
     [--ray-runtime-env JSON]]
 
@@ -22,6 +23,7 @@ from contextlib import nullcontext
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
 from mqarkit.gpu.device import resolve_device
+from mqarkit.gpu.frontier.determinism import prepare_environment
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
 from mqarkit.gpu.frontier.records import RecordsStore
@@ -128,6 +130,16 @@ def build_parser() -> CommandParser:
         help='Ray runtime_env for the tasks, e.g. \'{"py_modules": ["my_mixers"]}\' (docs/results/multi_gpu.md)',
     )
 
+    mode = run.add_argument_group("reproducibility")
+    mode.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="bitwise the same records on a rerun on the same machine and versions: torch's deterministic "
+        "algorithms (strict), CUBLAS_WORKSPACE_CONFIG=:4096:8, cuDNN deterministic; records say deterministic: "
+        "true. Not with --ray. What it turns off, what stays unguaranteed (fla's autotuned kernels on a cold cache; "
+        "other GPUs and versions) and its measured cost: docs/determinism.md",
+    )
+
     watch = run.add_argument_group("watching")
     watch.add_argument(
         "--no-progress", action="store_true", help="no progress bar (it shows only when stderr is a terminal)"
@@ -200,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             given = [name for name in RAY_ONLY if getattr(args, name) is not None]
             if given:
                 raise ValueError(f"--{given[0].replace('_', '-')}: only with --ray")
+        if args.deterministic:
+            if args.ray:
+                raise ValueError(
+                    "--deterministic: not with --ray (Ray reuses worker processes whose CUDA may have started without "
+                    "the mode's environment); use one process or --devices"
+                )
+            prepare_environment()  # before any CUDA work here, and inherited by --devices workers
         if args.log_dir is not None and args.log is None:
             raise ValueError("--log-dir: only with --log tensorboard or --log wandb")
         if args.device is not None and (args.ray or args.devices):
@@ -232,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.devices:
         from mqarkit.gpu.frontier.launchers import run_multiprocess
 
-        n = run_multiprocess(sweeps, args.out, args.devices, started=started, tracking=tracking)
+        n = run_multiprocess(
+            sweeps, args.out, args.devices, started=started, tracking=tracking, deterministic=args.deterministic
+        )
     else:
         n = _run_here(args, sweeps, tracking, started)
     print(f"recorded {n} runs in {args.out} ({time.time() - started:.1f} s)")
@@ -250,7 +271,15 @@ def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None,
     display = progress.ProgressDisplay() if progress.wanted(args.no_progress) else None
     with display or nullcontext():
         observers = None if display is None else [display]  # the display replaces the epochs' log lines
-        return run_sweeps(sweeps, args.out, device, log=elapsed_log(started), observers=observers, tracking=tracking)
+        return run_sweeps(
+            sweeps,
+            args.out,
+            device,
+            log=elapsed_log(started),
+            observers=observers,
+            tracking=tracking,
+            deterministic=args.deterministic,
+        )
 
 
 def _check_device(flag: str, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mqarkit.gpu.frontier.determinism import check_environment, check_flag
 from mqarkit.gpu.frontier.records import RECORD_STATUSES, RecordsStore, append_records, read_records
 from mqarkit.gpu.frontier.runner import elapsed_log, run_sweeps
 from mqarkit.gpu.frontier.sweep import SweepConfig
@@ -26,10 +27,20 @@ def _worker_main(
     num_workers: int,
     started: float | None = None,
     tracking: Tracking | None = None,
+    deterministic: bool = False,
 ) -> None:
     log = elapsed_log(time.time() if started is None else started, f"[worker {worker} on {device}] ")
     log("started (imports done)")
-    run_sweeps(sweeps, out, device, worker=worker, num_workers=num_workers, log=log, tracking=tracking)
+    run_sweeps(
+        sweeps,
+        out,
+        device,
+        worker=worker,
+        num_workers=num_workers,
+        log=log,
+        tracking=tracking,
+        deterministic=deterministic,
+    )
 
 
 def shard_path(out: str | Path, worker: int) -> Path:
@@ -44,11 +55,14 @@ def run_multiprocess(
     *,
     started: float | None = None,
     tracking: Tracking | None = None,
+    deterministic: bool = False,
 ) -> int:
     """One worker process per entry of ``devices`` (e.g. ``["cuda:0", "cuda:1"]``; a device named several times gets
     several workers, which share it); groups partitioned round-robin; each worker writes its shard (resumable on its
     own); the shards are merged into ``out`` at the end. Returns runs merged. ``started``: the ``time.time()`` the log's
     stamps count from (default: now). ``tracking``: each worker tracks its runs (:mod:`.tracking`).
+    ``deterministic``: every worker trains in deterministic mode (:mod:`.determinism`; each sets the mode's
+    environment before its first CUDA work).
 
     Workers start through the "forkserver" method where the platform has it (else "spawn"): a fresh server process
     imports torch and the training modules (:data:`WORKER_PRELOAD`) once and forks every worker from itself, so a
@@ -64,6 +78,8 @@ def run_multiprocess(
         sw.validate()
     if tracking is not None:
         tracking.validate()
+    if check_flag(deterministic):
+        check_environment()
     RecordsStore(out).check_writable()
     # Runs finished in any shard left by an earlier call (with this or another number of workers; also when ``out``
     # itself was removed) are folded into ``out`` first, and every shard then starts from ``out``: all workers see the
@@ -80,7 +96,8 @@ def run_multiprocess(
         ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(
-            target=_worker_main, args=(sweeps, str(shard_path(out, i)), dev, i, len(devices), started, tracking)
+            target=_worker_main,
+            args=(sweeps, str(shard_path(out, i)), dev, i, len(devices), started, tracking, deterministic),
         )
         for i, dev in enumerate(devices)
     ]

@@ -23,6 +23,7 @@ import torch
 
 from mqarkit.gpu.device import resolve_device, triton_version
 from mqarkit.gpu.frontier.data import make_segments
+from mqarkit.gpu.frontier.determinism import check_environment, check_flag, deterministic_enabled, deterministic_mode
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.frontier.observers import EpochLog, StackObserver, stack_name
 from mqarkit.gpu.frontier.records import RECORD_STATUSES, RecordsStore, append_records, read_records
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 
 
 def environment(device: torch.device) -> dict:
-    """Git commit, device name and library versions for a record."""
+    """Git commit, device name, library versions and the mode (``deterministic``: :mod:`.determinism`) for a
+    record."""
     from mqarkit.gpu.frontier.cuda_graphs import graphs_enabled
 
     commit = _git("rev-parse", "HEAD") or "unknown"
@@ -51,6 +53,7 @@ def environment(device: torch.device) -> dict:
         "python": sys.version.split()[0],
         "cuda_graphs": graphs_enabled(device),
         "compile": device.type == "cuda" and compile_enabled(),
+        "deterministic": deterministic_enabled(),
     }
 
 
@@ -232,13 +235,18 @@ def run_sweeps(
     log: Callable[[str], None] = print,
     observers: Sequence[StackObserver] | None = None,
     tracking: Tracking | None = None,
+    deterministic: bool = False,
 ) -> int:
     """Run every unfinished run (this worker's share of the groups), appending records to ``out``; returns the
     number of runs recorded now. Before any work: the sweeps are validated, ``out`` is checked writable, and (worker
     0) the log says how many runs ``out`` already holds and how many are left to do. ``observers`` and ``tracking``:
-    see :func:`run_groups` (each observer is first told the plan: this worker's stacks)."""
+    see :func:`run_groups` (each observer is first told the plan: this worker's stacks). ``deterministic``: train in
+    deterministic mode (:func:`~mqarkit.gpu.frontier.determinism.deterministic_mode`, for this call; every record
+    says under which mode it was made)."""
     if not (0 <= worker < num_workers):
         raise ValueError(f"worker={worker}: needs 0 <= worker < num_workers={num_workers}")
+    if check_flag(deterministic):
+        check_environment()
     for sw in sweeps:
         sw.validate()
     if tracking is not None:
@@ -252,11 +260,12 @@ def run_sweeps(
     for w in observers or ():
         w.planned([(sw, g) for sw, mine in shares for g in groups(sw, mine)])
     count = 0
-    for sw, mine in shares:
-        for records in run_groups(sw, mine, device, log, observers=observers, tracking=tracking):
-            written = append_records(out, records, log=log).written
-            count += written
-            log(f"[{sw.name}] {written} records written")
+    with deterministic_mode(deterministic):
+        for sw, mine in shares:
+            for records in run_groups(sw, mine, device, log, observers=observers, tracking=tracking):
+                written = append_records(out, records, log=log).written
+                count += written
+                log(f"[{sw.name}] {written} records written")
     return count
 
 
@@ -279,10 +288,13 @@ def run(
     log: Callable[[str], None] = print,
     observers: Sequence[StackObserver] | None = None,
     tracking: Tracking | None = None,
+    deterministic: bool = False,
 ) -> int:
     """Run ``sweeps`` (one or a list) into the results file ``out`` on ``device`` (default: CUDA if available, else
     the CPU), skipping the runs already recorded there; returns the number of runs recorded now. For notebooks;
-    ``mqarkit frontier run`` is the same on the command line (``observers``, ``tracking``: see :func:`run_groups`)."""
+    ``mqarkit frontier run`` is the same on the command line (``observers``, ``tracking``: see :func:`run_groups`;
+    ``deterministic``: see :func:`run_sweeps`; in a process that has used CUDA already it needs
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` set before that)."""
     sweeps = [sweeps] if isinstance(sweeps, SweepConfig) else list(sweeps)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return run_sweeps(sweeps, out, device, log=log, observers=observers, tracking=tracking)
+    return run_sweeps(sweeps, out, device, log=log, observers=observers, tracking=tracking, deterministic=deterministic)
