@@ -184,9 +184,8 @@ class ModelConfig:
         if self.mixer is not None:
             raise ValueError(f"layers={self.layers!r}: only a family (a StackedMixer) has it, not a plain module")
         if self.conv_kernel != 3:
-            raise ValueError(
-                f"conv_kernel={self.conv_kernel}: the short BaseConv of layers='hybrid'; layers={self.layers!r} has none"
-            )
+            has = f"the short BaseConv of layers='hybrid'; layers={self.layers!r} has none"
+            raise ValueError(f"conv_kernel={self.conv_kernel}: {has}")
 
 
 def _compact(value: Any) -> str:

@@ -209,8 +209,8 @@ class StackedHybrid(nn.Module):
         adds, ``LN2``, ``LN_f``) runs on the ``B·D`` rows. Layer 0 and layer 1's keys and values are computed at every
         position, as they must be.
 
-        On CUDA, a hybrid's block 0 and the norm that opens block 1 (the "trunk", embedding included) run as the fused Triton
-        kernels of :mod:`mqarkit.gpu.frontier.kernels.fused_trunk`, and the rest up to the head runs compiled
+        On CUDA, a hybrid's block 0 and the norm that opens block 1 (the "trunk", embedding included) run as the fused
+        Triton kernels of :mod:`mqarkit.gpu.frontier.kernels.fused_trunk`, and the rest up to the head runs compiled
         (:func:`_layer1_at`) when the family allows it (``compilable``). Where those kernels do not serve
         (``MQARKIT_FUSED_TRUNK=0``, and always under ``layers = "mixer"``), everything after the embedding runs compiled
         (:func:`_hidden_at`; block 0's mixer through its ``forward``, which ``compilable`` covers too); the embedding

@@ -35,9 +35,9 @@ What a family implements (shapes: ``u (R, B, N, d)`` is layer 1's input, the out
 
 Depth. A family is layer 1 of the hybrid (``layers = "hybrid"``, the default) or, under ``layers = "mixer"``
 (:class:`~mqarkit.gpu.frontier.config.ModelConfig`), both layers: the model then builds two instances, ``layer = 0``
-and ``layer = 1``, each with its own parameters drawn from the run's generator. ``block_type`` (class attribute) names
-the block the reference wraps the family in under ``layers = "mixer"`` (:data:`BLOCK_TYPES`: ``"transformer"``, Zoology's
-``TransformerBlock``; ``"mamba"``, its ``MambaBlock``); ``layer_init`` says that :meth:`init_run` takes a keyword
+and ``layer = 1``, each with its own parameters drawn from the run's generator. ``block_type`` (class attribute)
+names the block the reference wraps the family in under ``layers = "mixer"`` (:data:`BLOCK_TYPES`: ``"transformer"``,
+Zoology's ``TransformerBlock``; ``"mamba"``, its ``MambaBlock``); ``layer_init`` says that :meth:`init_run` takes a keyword
 ``layer`` (the block's index) because the family's initialisation depends on its depth (RWKV-4's does). A family
 that overrides ``__init__`` passes the keyword ``layer`` on to this class's (the model gives it under
 ``layers = "mixer"`` only).

@@ -151,7 +151,7 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
 
 
 def _runs_by_layers(sweep: SweepConfig) -> dict[str, int]:
-    """How many of the sweep's runs have each topology (``ModelConfig.layers``), e.g. ``{"hybrid": 96, "mixer": 36}``."""
+    """How many of the sweep's runs have each topology (``ModelConfig.layers``): ``{"hybrid": 96, "mixer": 36}``."""
     counts: dict[str, int] = {}
     for run in sweep.runs():
         counts[run.model.layers] = counts.get(run.model.layers, 0) + 1
