@@ -37,9 +37,9 @@ Depth. A family is layer 1 of the hybrid (``layers = "hybrid"``, the default) or
 (:class:`~mqarkit.gpu.frontier.config.ModelConfig`), both layers: the model then builds two instances, ``layer = 0``
 and ``layer = 1``, each with its own parameters drawn from the run's generator. ``block_type`` (class attribute)
 names the block the reference wraps the family in under ``layers = "mixer"`` (:data:`BLOCK_TYPES`: ``"transformer"``,
-Zoology's ``TransformerBlock``; ``"mamba"``, its ``MambaBlock``); ``layer_init`` says that :meth:`init_run` takes a keyword
-``layer`` (the block's index) because the family's initialisation depends on its depth (RWKV-4's does). A family
-that overrides ``__init__`` passes the keyword ``layer`` on to this class's (the model gives it under
+Zoology's ``TransformerBlock``; ``"mamba"``, its ``MambaBlock``); ``layer_init`` says that :meth:`init_run` takes a
+keyword ``layer`` (the block's index) because the family's initialisation depends on its depth (RWKV-4's does). A
+family that overrides ``__init__`` passes the keyword ``layer`` on to this class's (the model gives it under
 ``layers = "mixer"`` only).
 
 Class flags: ``compilable`` (the harness may run :meth:`forward_at` under ``torch.compile``), ``graphable`` (a whole
