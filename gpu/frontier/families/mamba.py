@@ -33,8 +33,9 @@ which the model builds under ``layers = "mixer"`` (:mod:`mqarkit.gpu.frontier.mo
 Mamba is layer 1 of the [B] Fig. 2 hybrid in a ``TransformerBlock``, like every family. Initialisation as the
 reference's inside Zoology's model (which zeroes only the biases of a Mamba model's ``nn.Linear``s): ``W_in``,
 ``W_x`` as ``nn.Linear`` (``U(±1/√fan_in)``), ``W_o`` the same divided by ``√2`` (two layers; the same in both blocks
-under ``layers = "mixer"``, as the reference's ``n_layers = 2``), the conv and its bias as ``Conv1d`` (``U(±1/2)``), ``W_Δ ~ U(±r^{−1/2})``, ``b_Δ = softplus⁻¹(Δ₀)``
-with ``Δ₀`` log-uniform in ``[1e-3, 1e-1]`` (floored at ``1e-4``), ``A_log = log(1..n)`` (S4D-Real), ``D = 1``.
+under ``layers = "mixer"``, as the reference's ``n_layers = 2``), the conv and its bias as ``Conv1d``
+(``U(±1/2)``), ``W_Δ ~ U(±r^{−1/2})``, ``b_Δ = softplus⁻¹(Δ₀)`` with ``Δ₀`` log-uniform in ``[1e-3, 1e-1]`` (floored
+at ``1e-4``), ``A_log = log(1..n)`` (S4D-Real), ``D = 1``.
 """
 
 from __future__ import annotations
