@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "list":
         for name in preset_names():
             for s in sweep_summary(get_preset(name)):
-                print(f"{name}: sweep {s['name']}: {s['runs']} runs in {s['groups']} stacks, {s['epochs']} epochs")
+                layers = ", ".join(f"{n} {k}" for k, n in s["layers"].items())
+                print(
+                    f"{name}: sweep {s['name']}: {s['runs']} runs ({layers}) in {s['groups']} stacks, "
+                    f"{s['epochs']} epochs"
+                )
         print(f"families: {', '.join(FAMILIES)}")
         return 0
     with usage_errors():  # every rule of the sweep and the output, before any device work: one line, exit 2

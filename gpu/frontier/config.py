@@ -9,6 +9,11 @@ The mixer is one of three things:
   (``mixer = "my_package.my_module:MyModule"``, ``mixer_kwargs = {...}``; the family is then ``"module"``), trained one
   model per run (:mod:`mqarkit.gpu.frontier.user_mixers`).
 
+The topology (``layers``, :data:`LAYERS`): ``"hybrid"`` (the default; block 0 a short BaseConv, block 1 the mixer, the
+model of [B] Fig. 2's attention, Based and sliding-window configs) or ``"mixer"`` (the family's mixer in both blocks,
+each with its own parameters, in the block the reference wraps it in: how [B] Fig. 2 and [Z] Fig. 2 build Mamba, H3,
+Hyena and RWKV). :mod:`mqarkit.gpu.frontier.model` builds both.
+
 Knob values and keyword arguments are stored in hashable, canonical forms (a sorted tuple; canonical JSON), so that a
 config is a frozen value: equal configs are equal runs, and :meth:`ModelConfig.stack_key` groups runs that can share
 one stacked computation (every field but the knobs: runs of one stack may differ in their knobs, which are padded).
@@ -29,6 +34,13 @@ GENERIC = "module"  # the family name of a plain nn.Module mixer (``mixer = ...`
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")  # "package.module:Class"
 
 
+# the topologies: ``layers`` -> what it means (the error for a bad value quotes this table)
+LAYERS = {
+    "hybrid": "block 0 a short BaseConv, block 1 the mixer",
+    "mixer": "the mixer in both blocks, each with its own parameters",
+}
+
+
 def is_import_path(name: str) -> bool:
     return bool(IMPORT_PATH.match(name))
 
@@ -47,6 +59,7 @@ class ModelConfig:
     mixer_cache: str | None
     conv_kernel: int
     tie_head: bool
+    layers: str
 
     def __init__(
         self,
@@ -61,6 +74,7 @@ class ModelConfig:
         mixer_cache: str | None = None,
         conv_kernel: int = 3,
         tie_head: bool = True,
+        layers: str = "hybrid",
         **more_knobs: KnobValue,
     ):
         all_knobs = {**dict(knobs), **more_knobs}
@@ -77,6 +91,7 @@ class ModelConfig:
             "mixer_cache": mixer_cache,
             "conv_kernel": conv_kernel,
             "tie_head": tie_head,
+            "layers": layers,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -91,11 +106,12 @@ class ModelConfig:
 
     def stack_key(self) -> tuple:
         """Runs with equal keys can share one stack (they may differ in knobs, lr and seed)."""
-        key = (self.family, self.d_model, self.vocab_size, self.max_len, self.conv_kernel, self.tie_head)
+        key = (self.family, self.d_model, self.vocab_size, self.max_len, self.conv_kernel, self.tie_head, self.layers)
         return key + ((self.mixer, self.mixer_kwargs, self.mixer_cache) if self.mixer else ())
 
     def label(self) -> str:
-        """The architecture's part of a run id: ``based-d64-f16``, ``MyMixer-d32-expand2``, ``attention-d64-k4``."""
+        """The architecture's part of a run id: ``based-d64-f16``, ``MyMixer-d32-expand2``, ``attention-d64-k4``,
+        ``mamba-d64-n16-mixer2`` (``layers = "mixer"``: the mixer in both blocks)."""
         from mqarkit.gpu.frontier.families import family_class
 
         if self.mixer:
@@ -111,7 +127,8 @@ class ModelConfig:
             knobs = "".join(f"-{tags.get(k, k)}{_compact(v)}" for k, v in self.knobs)
         kernel = "" if self.conv_kernel == 3 else f"-k{self.conv_kernel}"
         tie = "" if self.tie_head else "-untied"
-        return f"{name}-d{self.d_model}{knobs}{kernel}{tie}"
+        layers = "" if self.layers == "hybrid" else "-mixer2"
+        return f"{name}-d{self.d_model}{knobs}{kernel}{tie}{layers}"
 
     def to_dict(self) -> dict[str, Any]:
         """A record's ``model`` field: the fields, the knobs flattened in (``"window": 64``), kwargs as a dict."""
@@ -138,6 +155,7 @@ class ModelConfig:
             raise ValueError(f"conv_kernel={self.conv_kernel}: needs conv_kernel >= 1")
         if not isinstance(self.tie_head, bool):
             raise ValueError(f"tie_head={self.tie_head!r}: needs true or false")
+        self._check_layers()
         if self.mixer is not None:
             from mqarkit.gpu.frontier.user_mixers import check_module_config
 
@@ -154,6 +172,20 @@ class ModelConfig:
                 f"mixer_kwargs / mixer_cache: only a plain module (mixer = ...) takes them, not {self.family!r}"
             )
         family_class(self.family).check_knobs(self.d_model, self.max_len, self.knob_dict())
+
+    def _check_layers(self) -> None:
+        """``layers`` one of :data:`LAYERS`; ``"mixer"`` only for a family (a plain module is one model per run, built
+        once), and without ``conv_kernel`` (block 0's short conv, which that topology does not have)."""
+        if not isinstance(self.layers, str) or self.layers not in LAYERS:
+            choices = "; ".join(f"{k!r} ({v})" for k, v in LAYERS.items())
+            raise ValueError(f"layers={self.layers!r}: needs one of {choices}")
+        if self.layers == "hybrid":
+            return
+        if self.mixer is not None:
+            raise ValueError(f"layers={self.layers!r}: only a family (a StackedMixer) has it, not a plain module")
+        if self.conv_kernel != 3:
+            has = f"the short BaseConv of layers='hybrid'; layers={self.layers!r} has none"
+            raise ValueError(f"conv_kernel={self.conv_kernel}: {has}")
 
 
 def _compact(value: Any) -> str:

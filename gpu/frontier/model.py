@@ -1,6 +1,7 @@
-"""Many 2-layer MQAR hybrids trained as one batched computation ("stacked" runs): the trunk, a mixer, the head.
+"""Many 2-layer MQAR models trained as one batched computation ("stacked" runs): the trunk, the mixers, the head.
 
-The model of [B] Figure 2 (Zoology ``arxiv24_based_figure2`` configs), per run::
+Two topologies (``ModelConfig.layers``). ``"hybrid"``, the model of [B] Figure 2's attention, Based and
+sliding-window configs (Zoology ``arxiv24_based_figure2``), per run::
 
     h = E[x]                                   # (B, N, d) token embedding, no position embedding
     block 0: r = h;        h = BaseConv_k3(LN1(r)), r = r + h, h = LN2(r)      # state mixer: Identity (no MLP)
@@ -10,6 +11,20 @@ The model of [B] Figure 2 (Zoology ``arxiv24_based_figure2`` configs), per run::
 which is Zoology's ``TransformerBlock`` with ``state_mixer = Identity`` exactly as the reference configs set it: no
 MLP, and the block hands ``LN2(residual)`` to the next block, which adds it to the residual again. Dropout is 0.
 
+``"mixer"``, the reference's own models of Mamba, H3, Hyena and RWKV ([B] Fig. 2, [Z] Fig. 2): block 0 is a second
+instance of the family's mixer (``Mixer₀``, its own parameters, drawn after the trunk's and before block 1's from the
+run's generator), in the block the family names (``StackedMixer.block_type``). ``"transformer"``: the lines above with
+``BaseConv_k3`` replaced by ``Mixer₀``. ``"mamba"``, Zoology's ``MambaBlock`` (``zoology/mixers/mamba.py``:
+RMSNorm, no bias, ε = 1e-5; no second norm; the last residual goes to ``LN_f``, a LayerNorm)::
+
+    h = E[x]
+    block 0: r = h;        h = Mixer₀(RMS0(r))
+    block 1: r = r + h;    h = Mixer(RMS1(r))
+    out = LN_f(r + h);  logits = out @ E^T
+
+with ``RMS(x) = x / √(mean(x²) + ε) ⊙ w``. The reference keeps the residual in float32 (``residual_in_fp32``); so
+does this model (the embedding and the residual adds are float32 under autocast).
+
 Every parameter carries a leading run dimension ``R``; all runs see the same batch, so a step is one set of batched
 matmuls over ``R``. This module owns everything but the mixer under test, which is a family implementing the mixer
 protocol (:mod:`mqarkit.gpu.frontier.protocol`; the registered ones in :mod:`mqarkit.gpu.frontier.families`), or a
@@ -17,8 +32,10 @@ user's plain module (:mod:`mqarkit.gpu.frontier.user_mixers`).
 
 Training and evaluation read the model only at the query positions: :meth:`StackedHybrid.hidden_at` computes layer 1
 there only (the mixer's :meth:`~mqarkit.gpu.frontier.protocol.StackedMixer.forward_at`), which is the same function
-as ``forward`` followed by a gather. On CUDA its block 0 runs as the fused Triton kernels of
-:mod:`mqarkit.gpu.frontier.kernels.fused_trunk` and the rest up to the head compiled (families that allow it).
+as ``forward`` followed by a gather. On CUDA a hybrid's block 0 runs as the fused Triton kernels of
+:mod:`mqarkit.gpu.frontier.kernels.fused_trunk` and the rest up to the head compiled (families that allow it); under
+``layers = "mixer"`` everything after the embedding runs compiled (:func:`_hidden_at`, the generic trunk), block 0
+through the family's own ``forward``.
 
 :meth:`StackedHybrid.final_state` returns, for one run and one prefix, the tensors each layer carries in recurrent
 mode; the frontier's state size is measured from them.
@@ -40,6 +57,7 @@ from mqarkit.gpu.frontier.protocol import StackedMixer
 from mqarkit.gpu.frontier.user_mixers import ModuleMixer
 
 # ---------------------------------------------------------------- compilation of the model between its kernels
+RMS_EPS = 1e-5  # MambaBlock's norm_epsilon
 RECOMPILE_LIMIT = 64  # compiled variants kept per function: one per (family, d_model, R) of a sweep, with headroom
 
 
@@ -83,12 +101,30 @@ def _mark_dynamic(*marks: tuple[torch.Tensor, tuple[int, ...]]) -> None:
             torch._dynamo.maybe_mark_dynamic(t, dim)
 
 
-def build_mixer(configs: list[ModelConfig], seeds: list[int], generators: list[torch.Generator]) -> StackedMixer:
-    """Layer 1 for the runs ``configs`` (one stack): the family's :class:`StackedMixer`, or a :class:`ModuleMixer`."""
+def build_mixer(
+    configs: list[ModelConfig], seeds: list[int], generators: list[torch.Generator], layer: int = 1
+) -> StackedMixer:
+    """Layer ``layer`` (1; 0 too under ``layers = "mixer"``) for the runs ``configs`` (one stack): the family's
+    :class:`StackedMixer`, or a :class:`ModuleMixer` (layer 1 only)."""
     c0 = configs[0]
     if c0.mixer is not None:
+        if layer != 1:
+            raise ValueError(f"layer={layer}: a plain module is layer 1 of the hybrid only")
         return ModuleMixer(c0.d_model, c0.max_len, seeds, c0.mixer, c0.kwargs(), c0.mixer_cache)
-    return family_class(c0.family)(c0.d_model, c0.max_len, [c.knob_dict() for c in configs], generators)
+    cls = family_class(c0.family)
+    knobs = [c.knob_dict() for c in configs]
+    if c0.layers == "hybrid":  # a user's family whose __init__ predates ``layer`` still builds the hybrid
+        return cls(c0.d_model, c0.max_len, knobs, generators)
+    return cls(c0.d_model, c0.max_len, knobs, generators, layer=layer)
+
+
+def rms_norm(u: torch.Tensor, w: torch.Tensor, eps: float = RMS_EPS) -> torch.Tensor:
+    """``u / √(mean(u²) + ε) ⊙ w`` over the last dim, in float32 at least, with a per-run weight ``w (R, d)``;
+    ``u (R, ..., d)`` (mamba_ssm's ``RMSNorm``, no bias, as Zoology's ``MambaBlock`` builds it)."""
+    acc = torch.promote_types(u.dtype, torch.float32)
+    x = u.to(acc)
+    y = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
+    return y * w.to(acc).view(w.shape[0], *([1] * (u.dim() - 2)), w.shape[-1])
 
 
 # ---------------------------------------------------------------- the stacked model
@@ -96,8 +132,8 @@ class StackedHybrid(nn.Module):
     """``R`` independent runs of one architecture (they may differ in knobs); ``forward(x (B, N)) -> (R, B, N, d)``.
 
     ``configs`` one per run (equal :meth:`~ModelConfig.stack_key`), ``seeds`` one per run: run ``r``'s parameters
-    are drawn from a generator seeded with ``seeds[r]`` (the trunk first, in a fixed order, then the mixer), so a run
-    never depends on its stack-mates.
+    are drawn from a generator seeded with ``seeds[r]`` (the trunk first, in a fixed order, then block 0's mixer under
+    ``layers = "mixer"``, then block 1's), so a run never depends on its stack-mates.
     """
 
     def __init__(self, configs: list[ModelConfig], seeds: list[int], device: torch.device | str = "cpu"):
@@ -114,34 +150,49 @@ class StackedHybrid(nn.Module):
         self.configs = list(configs)
         c0 = configs[0]
         self.family, self.d, self.vocab, self.max_len = c0.family, c0.d_model, c0.vocab_size, c0.max_len
-        self.runs = len(configs)
+        self.runs, self.layers = len(configs), c0.layers
+        self.block_type = "transformer" if self.layers == "hybrid" else family_class(c0.family).block_type
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        trunk = [self._init_trunk(c0, g) for g in generators]
+        trunk = [self._init_trunk(c0, self.block_type, g) for g in generators]
         for name in trunk[0]:
             self.register_parameter(name, nn.Parameter(torch.stack([t[name] for t in trunk])))
+        if self.layers == "mixer":
+            self.mixer0 = build_mixer(self.configs, [int(s) for s in seeds], generators, layer=0)
         self.mixer = build_mixer(self.configs, [int(s) for s in seeds], generators)
         self.to(device)
 
     @staticmethod
-    def _init_trunk(cfg: ModelConfig, g: torch.Generator) -> dict[str, torch.Tensor]:
-        """One run's embedding, norms, layer 0 (BaseConv, short filter) and untied head, drawn from ``g``."""
+    def _init_trunk(cfg: ModelConfig, block: str, g: torch.Generator) -> dict[str, torch.Tensor]:
+        """One run's embedding, norms, layer 0 (hybrid: BaseConv, short filter) and untied head, drawn from ``g``.
+
+        The norms of ``block``: ``"transformer"`` two LayerNorms per block (``ln0a ln0b``, ``ln1a ln1b``), ``"mamba"``
+        one RMSNorm per block (``rms0 rms1``); ``lnf`` is a LayerNorm in both.
+        """
         d, c, k = cfg.d_model, cfg.vocab_size, cfg.conv_kernel
         p = {"emb": init_normal((c, d), g)}
-        for norm in ("ln0a", "ln0b", "ln1a", "ln1b", "lnf"):
+        if block == "mamba":
+            p |= {"rms0_w": torch.ones(d), "rms1_w": torch.ones(d)}
+        norms = ("lnf",) if block == "mamba" else ("ln0a", "ln0b", "ln1a", "ln1b", "lnf")
+        for norm in norms:
             p |= {f"{norm}_w": torch.ones(d), f"{norm}_b": torch.zeros(d)}
-        p |= {"c0_w": init_normal((d, d), g), "c0_b": torch.zeros(d), "c0_k": init_conv((d, k), g)}
-        p["c0_kb"] = torch.zeros(d)
+        if cfg.layers == "hybrid":
+            p |= {"c0_w": init_normal((d, d), g), "c0_b": torch.zeros(d), "c0_k": init_conv((d, k), g)}
+            p["c0_kb"] = torch.zeros(d)
         if not cfg.tie_head:
             p["head"] = init_normal((d, c), g)
         return p
 
+    def mixers(self) -> dict[str, StackedMixer]:
+        """The mixers by attribute name: ``mixer`` (block 1), and ``mixer0`` (block 0) under ``layers = "mixer"``."""
+        return {"mixer0": self.mixer0, "mixer": self.mixer} if self.layers == "mixer" else {"mixer": self.mixer}
+
     def gradient_masks(self) -> dict[str, torch.Tensor]:
         """Per-parameter 0/1 masks of the padded entries, by full parameter name (the optimiser multiplies by them)."""
-        return {f"mixer.{n}": m for n, m in self.mixer.gradient_masks().items()}
+        return {f"{a}.{n}": m for a, mixer in self.mixers().items() for n, m in mixer.gradient_masks().items()}
 
     def parameter_runs(self) -> dict[str, int]:
         """Parameters of one run only (no run axis), by full name: their run (a plain module's, one per run)."""
-        return {f"mixer.{n}": r for n, r in self.mixer.parameter_runs().items()}
+        return {f"{a}.{n}": r for a, mixer in self.mixers().items() for n, r in mixer.parameter_runs().items()}
 
     # ---- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,10 +209,11 @@ class StackedHybrid(nn.Module):
         adds, ``LN2``, ``LN_f``) runs on the ``B·D`` rows. Layer 0 and layer 1's keys and values are computed at every
         position, as they must be.
 
-        On CUDA, block 0 and the norm that opens block 1 (the "trunk", embedding included) run as the fused Triton
-        kernels of :mod:`mqarkit.gpu.frontier.kernels.fused_trunk`, and the rest up to the head runs compiled
+        On CUDA, a hybrid's block 0 and the norm that opens block 1 (the "trunk", embedding included) run as the fused
+        Triton kernels of :mod:`mqarkit.gpu.frontier.kernels.fused_trunk`, and the rest up to the head runs compiled
         (:func:`_layer1_at`) when the family allows it (``compilable``). Where those kernels do not serve
-        (``MQARKIT_FUSED_TRUNK=0``), everything after the embedding runs compiled (:func:`_hidden_at`); the embedding
+        (``MQARKIT_FUSED_TRUNK=0``, and always under ``layers = "mixer"``), everything after the embedding runs compiled
+        (:func:`_hidden_at`; block 0's mixer through its ``forward``, which ``compilable`` covers too); the embedding
         stays eager, its backward being a sort-and-segment-sum where the compiled form would add repeated tokens
         (mostly token 0 in MQAR) atomically into one row. ``MQARKIT_COMPILE=0`` runs the same functions eagerly.
         """
@@ -171,7 +223,7 @@ class StackedHybrid(nn.Module):
         if qpos.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"qpos: needs integer positions (int32 or int64), got {qpos.dtype}")
         compiled = self.emb.is_cuda and compile_enabled() and self.mixer.compilable
-        if fused_trunk_available(self.emb, self.c0_k.shape[-1]):
+        if self.layers == "hybrid" and fused_trunk_available(self.emb, self.c0_k.shape[-1]):
             u_dtype = torch.float32 if self.mixer.keeps_float32_input else None
             u, r_q = fused_trunk(self, x, qpos, u_dtype=u_dtype)
             r_q = r_q.view(self.runs, *qpos.shape, self.d)
@@ -193,14 +245,24 @@ class StackedHybrid(nn.Module):
         return x
 
     def _trunk(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """From the embedding ``h (R, B, N, d)`` to block 1: its residual ``r`` and its mixer's input ``LN1(r)``."""
-        r = h + self.mix0(layer_norm(h, self.ln0a_w, self.ln0a_b))
+        """From the embedding ``h (R, B, N, d)`` to block 1: its residual ``r`` and its mixer's input (``LN1(r)``;
+        ``RMS1(r)`` in a Mamba block), ``(R, B, N, d)`` each."""
+        r = h + self.mix0(self._norm0(h))
+        if self.block_type == "mamba":
+            return r, rms_norm(r, self.rms1_w)
         r = r + layer_norm(r, self.ln0b_w, self.ln0b_b)  # block 0 hands LN2(r) on, block 1 adds it to r
         return r, layer_norm(r, self.ln1a_w, self.ln1a_b)
 
+    def _norm0(self, h: torch.Tensor) -> torch.Tensor:
+        """The norm that opens block 0 (``LN1``; ``RMS0`` in a Mamba block); ``(R, ..., d)``."""
+        return rms_norm(h, self.rms0_w) if self.block_type == "mamba" else layer_norm(h, self.ln0a_w, self.ln0a_b)
+
     def _tail(self, r: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
-        """Row-wise end of block 1 and the final norm: ``LN_f(LN2(r + mixed) + r + mixed)``; ``(R, ..., d)``."""
+        """Row-wise end of block 1 and the final norm: ``LN_f(LN2(r + mixed) + r + mixed)`` (``LN_f(r + mixed)`` in a
+        Mamba block); ``(R, ..., d)``."""
         r = r + mixed
+        if self.block_type == "mamba":
+            return layer_norm(r, self.lnf_w, self.lnf_b)
         return layer_norm(layer_norm(r, self.ln1b_w, self.ln1b_b) + r, self.lnf_w, self.lnf_b)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,7 +280,10 @@ class StackedHybrid(nn.Module):
         return self.emb.transpose(1, 2) if self.configs[0].tie_head else self.head
 
     def mix0(self, u: torch.Tensor) -> torch.Tensor:
-        """Layer 0, Zoology BaseConv with a short conv: ``conv_k(u) ⊙ (W u + b) + u``."""
+        """Layer 0: Zoology BaseConv with a short conv, ``conv_k(u) ⊙ (W u + b) + u`` (hybrid), or block 0's mixer
+        (``layers = "mixer"``); ``u (R, B, N, d)``."""
+        if self.layers == "mixer":
+            return self.mixer0(u)
         return short_conv_gate(u, self.c0_k, self.c0_kb, linear(u, self.c0_w, self.c0_b))
 
     # ---- recurrent state (for the measured state size)
@@ -228,10 +293,14 @@ class StackedHybrid(nn.Module):
         layer 1's were found (``"recurrent mode"``, or a plain module's form; ``{}`` with the reason if unmeasured).
 
         Policy: every layer's sequence-mixer state counts (layer 0's short-conv cache of the last ``k−1`` inputs
-        included; the mixer's own conv caches included); normalisers (Based's ``z``) count; parameters do not.
+        included; the mixer's own conv caches included); normalisers (Based's ``z``) count; parameters do not. Under
+        ``layers = "mixer"`` both mixers' carried tensors count (``layer0.*``, ``layer1.*``), each found from its
+        layer's input as the stacked forward computes it.
         """
         if not 0 <= run < self.runs:
             raise ValueError(f"run={run}: needs 0 <= run < {self.runs}")
+        if self.layers == "mixer":
+            return self._final_state_mixers(run, x)
         k, n = self.c0_k.shape[-1], x.shape[0]
         p = {name: t[run : run + 1] for name, t in self.named_parameters() if not name.startswith("mixer.")}
         h = nn.functional.embedding(x[None, None], p["emb"][0])  # (1, 1, N, d)
@@ -244,6 +313,16 @@ class StackedHybrid(nn.Module):
         if not mixed:
             return {}, how
         return {"layer0.conv_cache": cache.float()} | {f"layer1.{name}": t for name, t in mixed.items()}, how
+
+    def _final_state_mixers(self, run: int, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], str]:
+        """:meth:`final_state` under ``layers = "mixer"``: ``x (N,)`` through every run's trunk (one example)."""
+        h = self.embed(x[None])  # (R, 1, N, d)
+        _, u = self._trunk(h)
+        found = [mixer.measure_state(run, v[run, 0]) for mixer, v in ((self.mixer0, self._norm0(h)), (self.mixer, u))]
+        if not all(states for states, _ in found):
+            return {}, next(how for states, how in found if not states)
+        out = {f"layer{i}.{name}": t for i, (states, _) in enumerate(found) for name, t in states.items()}
+        return out, found[1][1]
 
 
 def state_numbers(states: dict[str, torch.Tensor]) -> int:

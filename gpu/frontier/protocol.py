@@ -33,6 +33,15 @@ What a family implements (shapes: ``u (R, B, N, d)`` is layer 1's input, the out
   (tests compare);
 - :meth:`intermediate_elements` (optional): the largest intermediate per example, for micro-batching.
 
+Depth. A family is layer 1 of the hybrid (``layers = "hybrid"``, the default) or, under ``layers = "mixer"``
+(:class:`~mqarkit.gpu.frontier.config.ModelConfig`), both layers: the model then builds two instances, ``layer = 0``
+and ``layer = 1``, each with its own parameters drawn from the run's generator. ``block_type`` (class attribute)
+names the block the reference wraps the family in under ``layers = "mixer"`` (:data:`BLOCK_TYPES`: ``"transformer"``,
+Zoology's ``TransformerBlock``; ``"mamba"``, its ``MambaBlock``); ``layer_init`` says that :meth:`init_run` takes a
+keyword ``layer`` (the block's index) because the family's initialisation depends on its depth (RWKV-4's does). A
+family that overrides ``__init__`` passes the keyword ``layer`` on to this class's (the model gives it under
+``layers = "mixer"`` only).
+
 Class flags: ``compilable`` (the harness may run :meth:`forward_at` under ``torch.compile``), ``graphable`` (a whole
 training step may be captured as one CUDA graph; the family then must not synchronise with the host),
 ``keeps_float32_input`` (the trunk hands ``u`` over in float32 rather than the autocast dtype: for a family whose
@@ -59,6 +68,7 @@ from torch import nn
 from mqarkit.gpu.frontier.ops import gather_rows
 
 KnobValue = int | float | bool | str
+BLOCK_TYPES = ("transformer", "mamba")  # the blocks a family may name as ``block_type`` (model.py builds both)
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,12 @@ class Knob:
 
 
 class StackedMixer(nn.Module):
-    """Layer 1 of the hybrid for ``R`` runs of one family, stacked; see the module docstring for the protocol.
+    """One layer (layer 1 of the hybrid; either layer under ``layers = "mixer"``) for ``R`` runs of one family,
+    stacked; see the module docstring for the protocol.
 
-    ``StackedMixer(d_model, max_len, knobs, generators)``: ``knobs`` one dict per run (the family's knobs, checked),
-    ``generators`` one ``torch.Generator`` per run (each run's parameters are drawn from its own).
+    ``StackedMixer(d_model, max_len, knobs, generators, layer=1)``: ``knobs`` one dict per run (the family's knobs,
+    checked), ``generators`` one ``torch.Generator`` per run (each run's parameters are drawn from its own), ``layer``
+    the block's index (0 or 1; it reaches :meth:`init_run` only for a family with ``layer_init``).
     """
 
     name: ClassVar[str] = ""
@@ -95,18 +107,32 @@ class StackedMixer(nn.Module):
     compilable: ClassVar[bool] = True
     graphable: ClassVar[bool] = True
     keeps_float32_input: ClassVar[bool] = False
+    block_type: ClassVar[str] = "transformer"
+    layer_init: ClassVar[bool] = False
 
     def __init__(
-        self, d_model: int, max_len: int, knobs: list[dict[str, KnobValue]], generators: list[torch.Generator]
+        self,
+        d_model: int,
+        max_len: int,
+        knobs: list[dict[str, KnobValue]],
+        generators: list[torch.Generator],
+        *,
+        layer: int = 1,
     ):
         super().__init__()
         if not knobs or len(knobs) != len(generators):
             raise ValueError(f"knobs, generators: need one entry per run each, got {len(knobs)} and {len(generators)}")
+        if layer not in (0, 1):
+            raise ValueError(f"layer={layer!r}: needs 0 or 1 (the block of the two-layer model)")
+        if type(self).block_type not in BLOCK_TYPES:
+            kind = f"{type(self).__name__}.block_type={type(self).block_type!r}"
+            raise ValueError(f"{kind}: needs one of {', '.join(BLOCK_TYPES)}")
         for run_knobs in knobs:
             type(self).check_knobs(d_model, max_len, run_knobs)
-        self.d, self.max_len, self.runs = d_model, max_len, len(knobs)
+        self.d, self.max_len, self.runs, self.layer = d_model, max_len, len(knobs), layer
         self.run_knobs = [dict(k) for k in knobs]
-        per_run = [type(self).init_run(d_model, max_len, k, g) for k, g in zip(knobs, generators)]
+        at = {"layer": layer} if type(self).layer_init else {}
+        per_run = [type(self).init_run(d_model, max_len, k, g, **at) for k, g in zip(knobs, generators)]
         names = list(per_run[0])
         if any(list(p) != names for p in per_run):
             raise ValueError(f"{type(self).__name__}.init_run: every run needs the same parameter names")
@@ -140,7 +166,8 @@ class StackedMixer(nn.Module):
     def init_run(
         cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        """One run's parameters at its own (unpadded) shapes, drawn from ``generator`` in a fixed order."""
+        """One run's parameters at its own (unpadded) shapes, drawn from ``generator`` in a fixed order (a family with
+        ``layer_init`` takes a keyword ``layer`` too)."""
         raise NotImplementedError
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

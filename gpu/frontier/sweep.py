@@ -139,6 +139,7 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
             "runs": len(sw.runs()),
             "groups": len(groups(sw)),
             "epochs": sw.epochs,
+            "layers": _runs_by_layers(sw),
             "lrs": list(sw.lrs),
             "seeds": list(sw.seeds),
             "train": [asdict(s) for s in sw.train],
@@ -147,3 +148,11 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
         }
         for sw in sweeps
     ]
+
+
+def _runs_by_layers(sweep: SweepConfig) -> dict[str, int]:
+    """How many of the sweep's runs have each topology (``ModelConfig.layers``): ``{"hybrid": 96, "mixer": 36}``."""
+    counts: dict[str, int] = {}
+    for run in sweep.runs():
+        counts[run.model.layers] = counts.get(run.model.layers, 0) + 1
+    return dict(sorted(counts.items()))

@@ -20,6 +20,8 @@ One sweep per file::
     d_model = [32, 64]            # a list gives one model per value (d_model and knobs); the product of all lists
     feature_dim = [4, 8]
     max_len = 16                  # optional: the longest sequence of the sweep; conv_kernel (3), tie_head (true)
+    layers = "mixer"              # optional: "hybrid" (default: block 0 a short BaseConv, block 1 the mixer) or
+                                  # "mixer" (the mixer in both blocks, in the reference's block for the family)
 
     [[models]]                    # any nn.Module (B, N, d) -> (B, N, d), one model per run
     mixer = "my_package.my_module:MyMixer"
@@ -65,7 +67,17 @@ SWEEP_FIELDS = {
 }
 REQUIRED = ("name", "epochs", "lrs", "train", "test", "models")
 SEGMENT_FIELDS = ("seq_len", "num_kv_pairs", "num_examples")
-MODEL_FIELDS = {"family", "mixer", "mixer_kwargs", "mixer_cache", "d_model", "max_len", "conv_kernel", "tie_head"}
+MODEL_FIELDS = {
+    "family",
+    "mixer",
+    "mixer_kwargs",
+    "mixer_cache",
+    "d_model",
+    "max_len",
+    "conv_kernel",
+    "tie_head",
+    "layers",
+}
 DEFAULT_VOCAB = 8192
 
 

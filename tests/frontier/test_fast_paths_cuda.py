@@ -85,16 +85,22 @@ TWO_RUNS = {
 RECURRENT = ("mamba2", "rwkv4", "rwkv7", "gla", "delta_net", "gated_delta_net")  # issue 16's fla-backed families
 
 
-def _stack(family: str, device) -> StackedHybrid:
-    cfgs = [ModelConfig(family, 64, vocab_size=256, max_len=256, **k) for k in TWO_RUNS[family]]
+MIXER_LAYERS = ("mamba", "h3", "hyena", "rwkv4")  # the families the presets build with layers = "mixer"
+
+
+def _stack(family: str, device, layers: str = "hybrid") -> StackedHybrid:
+    cfgs = [ModelConfig(family, 64, vocab_size=256, max_len=256, layers=layers, **k) for k in TWO_RUNS[family]]
     return StackedHybrid(cfgs, [0, 1], device)
 
 
-@pytest.mark.parametrize("family", sorted(TWO_RUNS))
-def test_compiled_model_equals_eager_model(family, monkeypatch):
-    """``torch.compile`` of the query-row path against eager (fla's ops are graph breaks, run eagerly)."""
+@pytest.mark.parametrize(
+    ("family", "layers"), [(f, "hybrid") for f in sorted(TWO_RUNS)] + [(f, "mixer") for f in MIXER_LAYERS]
+)
+def test_compiled_model_equals_eager_model(family, layers, monkeypatch):
+    """``torch.compile`` of the query-row path against eager (fla's ops are graph breaks, run eagerly); under
+    ``layers = "mixer"`` the compiled generic trunk with block 0's mixer in it."""
     device = torch.device("cuda")
-    model = _stack(family, device)
+    model = _stack(family, device, layers)
     g = torch.Generator().manual_seed(3)
     seg = SegmentData(Segment(128, 8, 32), *(t.to(device) for t in mqar_batch(256, 128, 8, 32, generator=g)))
     params = list(model.parameters())
@@ -143,17 +149,20 @@ def test_graphed_steps_equal_eager_steps():
     assert float(graph_opt.t) == float(eager_opt.t) == len(plan)
 
 
-@pytest.mark.parametrize("family", RECURRENT)
-def test_graphed_steps_of_the_recurrent_families_equal_eager_steps(family):
+@pytest.mark.parametrize(
+    ("family", "layers"), [(f, "hybrid") for f in RECURRENT] + [(f, "mixer") for f in MIXER_LAYERS]
+)
+def test_graphed_steps_of_the_recurrent_families_equal_eager_steps(family, layers):
     """A training step captured as one CUDA graph (fla's chunked kernels inside, compiled trunk around them) replays
-    as the eager step: the families are ``graphable`` (no host synchronisation)."""
+    as the eager step: the families are ``graphable`` (no host synchronisation); under ``layers = "mixer"`` with
+    both blocks' mixers in the graph."""
     from mqarkit.gpu.frontier.cuda_graphs import GraphedSteps
 
     device = torch.device("cuda")
     g = torch.Generator().manual_seed(0)
     seg = SegmentData(Segment(64, 4, 40), *(t.to(device) for t in mqar_batch(256, 64, 4, 40, generator=g)))
     lrs = torch.tensor([1e-3, 1e-2])
-    eager_model, graph_model = _stack(family, device), _stack(family, device)
+    eager_model, graph_model = _stack(family, device, layers), _stack(family, device, layers)
     eager_opt, graph_opt = StackedAdamW(eager_model, lrs), StackedAdamW(graph_model, lrs)
     graphed = GraphedSteps(graph_model, graph_opt, batch_size=8, budget=2**30)
     rows_g = torch.Generator(device).manual_seed(3)

@@ -134,12 +134,18 @@ class H3(StackedMixer):
         return out
 
     def __init__(
-        self, d_model: int, max_len: int, knobs: list[dict[str, KnobValue]], generators: list[torch.Generator]
+        self,
+        d_model: int,
+        max_len: int,
+        knobs: list[dict[str, KnobValue]],
+        generators: list[torch.Generator],
+        *,
+        layer: int = 1,
     ):
         """The protocol's constructor, then the block layout of the stack's key-value products: ``P`` (the least
         common multiple of the head dims, which divides ``d``), per run the ``(P, P)`` mask of same-head pairs and
         the head of each row of each block, ``(G, P)`` with ``G = d/P``."""
-        super().__init__(d_model, max_len, knobs, generators)
+        super().__init__(d_model, max_len, knobs, generators, layer=layer)
         dims = [int(k["head_dim"]) for k in self.run_knobs]
         self.block = math.lcm(*dims)  # P: every run's heads tile a block of P channels
         i = torch.arange(self.block)

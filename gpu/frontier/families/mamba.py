@@ -27,12 +27,15 @@ after another.
 
 How it differs from the reference implementation: the same function; the reference runs its CUDA kernels
 (``causal_conv1d``, ``selective_scan``, fused in ``mamba_inner_fn``), ours the chunked scan above, and under bf16
-autocast the reference rounds ``W_in``'s and ``W_x``'s outputs to bf16 before its float32 scan, ours does not. Zoology's
-Mamba models are two Mamba blocks with RMSNorm (``block_type = "MambaBlock"``); here Mamba is layer 1 of the [B] Fig. 2
-hybrid, like every family. Initialisation as the reference's inside Zoology's model (which zeroes only the biases of a
-Mamba model's ``nn.Linear``s): ``W_in``, ``W_x`` as ``nn.Linear`` (``U(±1/√fan_in)``), ``W_o`` the same divided by
-``√2`` (two layers), the conv and its bias as ``Conv1d`` (``U(±1/2)``), ``W_Δ ~ U(±r^{−1/2})``, ``b_Δ = softplus⁻¹(Δ₀)``
-with ``Δ₀`` log-uniform in ``[1e-3, 1e-1]`` (floored at ``1e-4``), ``A_log = log(1..n)`` (S4D-Real), ``D = 1``.
+autocast the reference rounds ``W_in``'s and ``W_x``'s outputs to bf16 before its float32 scan, ours does not.
+Zoology's Mamba models are two Mamba blocks with RMSNorm (``block_type = "MambaBlock"``): our ``block_type = "mamba"``,
+which the model builds under ``layers = "mixer"`` (:mod:`mqarkit.gpu.frontier.model`); under ``layers = "hybrid"``
+Mamba is layer 1 of the [B] Fig. 2 hybrid in a ``TransformerBlock``, like every family. Initialisation as the
+reference's inside Zoology's model (which zeroes only the biases of a Mamba model's ``nn.Linear``s): ``W_in``,
+``W_x`` as ``nn.Linear`` (``U(±1/√fan_in)``), ``W_o`` the same divided by ``√2`` (two layers; the same in both blocks
+under ``layers = "mixer"``, as the reference's ``n_layers = 2``), the conv and its bias as ``Conv1d``
+(``U(±1/2)``), ``W_Δ ~ U(±r^{−1/2})``, ``b_Δ = softplus⁻¹(Δ₀)`` with ``Δ₀`` log-uniform in ``[1e-3, 1e-1]`` (floored
+at ``1e-4``), ``A_log = log(1..n)`` (S4D-Real), ``D = 1``.
 """
 
 from __future__ import annotations
@@ -100,6 +103,7 @@ def selective_scan(
 
 class Mamba(StackedMixer):
     name = "mamba"
+    block_type = "mamba"  # the reference's MambaBlock (RMSNorm -> Mamba -> residual) under layers = "mixer"
     knobs = (Knob("d_state", "n", help="n, the state of each inner channel"),)
 
     @classmethod

@@ -17,8 +17,9 @@ the numerator ``α``, the denominator ``β`` and their common log-scale ``ε`` (
 
 from ``α = β = 0``, ``ε = −1e38``. Recurrent mode carries ``α, β, ε`` and the shifted token: ``4·d`` numbers.
 
-Parameters as the reference harness builds layer 1 of the [Z] models (``layer_idx = 1``, ``n_layer = 12``, the
-mixer's default): the deterministic "fancy" ``time_decay``, ``time_first`` and ``μ``; the four projections
+Parameters as the reference harness builds layer ``ℓ`` of the [Z] models (``layer_idx = ℓ``, ``n_layer = 12``, the
+mixer's default; ``ℓ = 1`` in the hybrid, ``ℓ = 0`` and ``1`` under ``layers = "mixer"``, hence ``layer_init``): the
+deterministic "fancy" ``time_decay``, ``time_first`` and ``μ``, which depend on ``ℓ``; the four projections
 ``N(0, 0.02²)`` (the harness's ``_init_weights`` for every ``nn.Linear``). No knobs: the state is ``4·d``.
 
 Fast path: on CUDA with fla, ``fused_recurrent_rwkv4`` with the runs side by side in the channel axis
@@ -39,7 +40,7 @@ from mqarkit.gpu.frontier.kernels.fla_rwkv import RWKV4_START_LOG_SCALE, fla_rwk
 from mqarkit.gpu.frontier.ops import init_normal, linear
 from mqarkit.gpu.frontier.protocol import KnobValue, StackedMixer
 
-LAYER, LAYERS = 1, 12  # the reference harness's layer_idx of the mixer and RWKVTimeMixer's default n_layer
+LAYERS = 12  # RWKVTimeMixer's default n_layer (the reference harness does not pass it)
 
 
 def previous_tokens(u: torch.Tensor) -> torch.Tensor:
@@ -71,6 +72,7 @@ def _wkv_parallel(time_decay, time_first, k, v) -> torch.Tensor:
 
 class RWKV4(StackedMixer):
     name = "rwkv4"
+    layer_init = True  # the "fancy" initialisation depends on the layer index
 
     @classmethod
     def check(cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue]) -> None:
@@ -79,10 +81,15 @@ class RWKV4(StackedMixer):
 
     @classmethod
     def init_run(
-        cls, d_model: int, max_len: int, knobs: Mapping[str, KnobValue], generator: torch.Generator
+        cls,
+        d_model: int,
+        max_len: int,
+        knobs: Mapping[str, KnobValue],
+        generator: torch.Generator,
+        layer: int = 1,
     ) -> dict[str, torch.Tensor]:
         d = d_model
-        ratio_0_to_1, ratio_1_to_almost0 = LAYER / (LAYERS - 1), 1.0 - LAYER / LAYERS
+        ratio_0_to_1, ratio_1_to_almost0 = layer / (LAYERS - 1), 1.0 - layer / LAYERS
         c = torch.arange(d, dtype=torch.float64)
         zigzag = torch.tensor([(i + 1) % 3 - 1 for i in range(d)], dtype=torch.float64) * 0.5
         mix = c / d
