@@ -11,6 +11,22 @@ segment runs a burst of back-to-back steps (``BURST_SECONDS``) while ``nvidia-sm
 Writes ``docs/results/frontier_speed.json`` and ``frontier_speed_run.md`` (or under ``--out-dir``).
 
     python benchmarks/frontier_speed.py [--steps 12] [--presets based-slice based-fig2] [--out-dir docs/results]
+
+Families mode (``--families``; issue 16 item 7): for every registered family named (``all``: every one) and every
+width of ``--widths``, one stack of ``--runs-per-stack`` runs (default 12, the size of Based's stack in
+``based-fig2``: three feature dimensions × four learning rates; the same R for every row, so the rows compare) on the
+data of ``--data-preset`` (default ``based-fig2``, the [B] Fig. 2 data), with the knobs its preset stack uses
+(:data:`FAMILY_KNOBS`, cycled over the runs, then the preset's learning rates, then seeds), measured by
+:func:`bench_group` as above (``--steps`` default 3, no utilisation burst unless ``--burst-seconds``). Based is
+always measured, first at each width: the reference row. Then the generic one-model-per-run path
+(:class:`~mqarkit.gpu.frontier.user_mixers.ModuleMixer`): the ``--generic`` families' naive references as plain
+modules (default attention: the same math as the stacked ``attention`` row) and, where fla imports on a CUDA device,
+``fla.layers.DeltaNet`` (last: its kernels autotune on each new shape). Each row runs in a ``try``: an error is
+recorded with the row and the next row starts; no row starts after ``--time-budget-s`` (the rest are listed as not
+measured); the report is rewritten after every row, so a run cut short keeps what it finished. Writes
+``frontier_speed_families.json`` and ``frontier_speed_families.md`` under ``--out-dir``, nothing else.
+
+    python benchmarks/frontier_speed.py --families all --widths 64 128 [--steps 3] [--time-budget-s 400]
 """
 
 from __future__ import annotations
