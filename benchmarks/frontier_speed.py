@@ -59,6 +59,7 @@ from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET as BUDGET
 from mqarkit.gpu.frontier.steps import query_loss, train_step
 from mqarkit.gpu.frontier.sweep import RunSpec, SweepConfig, groups
 from mqarkit.gpu.frontier.train import evaluate, training_step
+from mqarkit.gpu.frontier.user_mixers import module_class
 
 BURST_SECONDS = 2.0  # per segment: a burst of back-to-back steps this long is sampled for GPU utilisation
 
@@ -326,12 +327,17 @@ def stack_runs(sweep: SweepConfig, runs: int) -> list[RunSpec]:
     return [RunSpec(sweep.name, sweep.models[i % m], sweep.lrs[(i // m) % n_lr], i // (m * n_lr)) for i in range(runs)]
 
 
-def fla_unavailable(device: torch.device) -> str | None:
-    """Why fla's layers cannot run here (None: they can): fla not importable, or not a CUDA device."""
+def fla_unavailable(path: str, device: torch.device) -> str | None:
+    """Why the fla layer at ``path`` cannot run here (None: it can): fla absent, not a CUDA device, or the layer does
+    not import (a one-shot run skips the row rather than stopping)."""
     if importlib.util.find_spec("fla") is None:
         return "fla (flash-linear-attention) is not importable"
     if device.type != "cuda":
         return f"fla's kernels need a CUDA device (device {device.type})"
+    try:
+        module_class(path)
+    except Exception as exc:  # any import failure of an optional dependency: the row is skipped, and says why
+        return f"{path} does not import: {type(exc).__name__}: {exc}"[:500]
     return None
 
 
@@ -364,8 +370,8 @@ def plan_items(
             )
             items.append(Item("generic", f"reference:{name}", d, (model,), note))
     if fla:
-        why = fla_unavailable(device)
         for path, make_kwargs in FLA_LAYERS.items():
+            why = fla_unavailable(path, device)
             for d in widths:
                 kwargs = make_kwargs(d)
                 model = None if why else ModelConfig(GENERIC, d, mixer=path, mixer_kwargs=kwargs, **common)
