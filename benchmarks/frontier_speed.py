@@ -11,44 +11,79 @@ segment runs a burst of back-to-back steps (``BURST_SECONDS``) while ``nvidia-sm
 Writes ``docs/results/frontier_speed.json`` and ``frontier_speed_run.md`` (or under ``--out-dir``).
 
     python benchmarks/frontier_speed.py [--steps 12] [--presets based-slice based-fig2] [--out-dir docs/results]
+
+Families mode (``--families``; issue 16 item 7): for every registered family named (``all``: every one) and every
+width of ``--widths``, one stack of ``--runs-per-stack`` runs (default 12, the size of Based's stack in
+``based-fig2``: three feature dimensions × four learning rates; the same R for every row, so the rows compare) on the
+data of ``--data-preset`` (default ``based-fig2``, the [B] Fig. 2 data), with the knobs its preset stack uses
+(:data:`FAMILY_KNOBS`, cycled over the runs, then the preset's learning rates, then seeds), measured by
+:func:`bench_group` as above (``--steps`` default 3, no utilisation burst unless ``--burst-seconds``). Based is
+always measured, first at each width: the reference row. Then the generic one-model-per-run path
+(:class:`~mqarkit.gpu.frontier.user_mixers.ModuleMixer`): the ``--generic`` families' naive references as plain
+modules (default attention: the same math as the stacked ``attention`` row) and, where fla imports on a CUDA device,
+``fla.layers.DeltaNet`` (last: its kernels autotune on each new shape). Each row runs in a ``try``: an error is
+recorded with the row and the next row starts; no row starts after ``--time-budget-s`` (the rest are listed as not
+measured); the report is rewritten after every row, so a run cut short keeps what it finished. Writes
+``frontier_speed_families.json`` and ``frontier_speed_families.md`` under ``--out-dir``, nothing else.
+
+    python benchmarks/frontier_speed.py --families all --widths 64 128 [--steps 3] [--time-budget-s 400]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib.metadata
+import importlib.util
 import json
 import math
 import statistics
 import subprocess
+import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from mqarkit.gpu.frontier.config import GENERIC, ModelConfig
+from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.presets import get_preset
 from mqarkit.gpu.frontier.runner import environment, make_data
 from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET as BUDGET
 from mqarkit.gpu.frontier.steps import query_loss, train_step
-from mqarkit.gpu.frontier.sweep import groups
+from mqarkit.gpu.frontier.sweep import RunSpec, SweepConfig, groups
 from mqarkit.gpu.frontier.train import evaluate, training_step
+from mqarkit.gpu.frontier.user_mixers import module_class
 
 BURST_SECONDS = 2.0  # per segment: a burst of back-to-back steps this long is sampled for GPU utilisation
 
 
-def nvidia_smi_utilisation() -> float | None:
-    """``nvidia-smi --query-gpu=utilization.gpu`` of the first GPU (%), or None when it cannot answer."""
+def nvidia_smi_query(field: str) -> str | None:
+    """``nvidia-smi --query-gpu=<field>`` of the first GPU, or None when it cannot answer."""
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=5,
-        ).stdout.split()
-        return float(out[0]) if out else None
-    except (OSError, subprocess.SubprocessError, ValueError):
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[0].strip() if out and out[0].strip() else None
+
+
+def nvidia_smi_utilisation() -> float | None:
+    """``nvidia-smi --query-gpu=utilization.gpu`` of the first GPU (%), or None when it cannot answer."""
+    value = nvidia_smi_query("utilization.gpu")
+    try:
+        return None if value is None else float(value)
+    except ValueError:
         return None
 
 
@@ -95,13 +130,13 @@ def timer(device: torch.device):
     return lambda: time.perf_counter() - t0
 
 
-def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
+def bench_group(sweep, group, train, test, device, steps: int, gen, burst_seconds: float = BURST_SECONDS) -> dict:
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
     budget = BUDGET
     take_step = training_step(model, opt, batch_size=sweep.batch_size, budget=budget)
     per_segment = []
-    sampler = UtilSampler() if device.type == "cuda" else None
+    sampler = UtilSampler() if device.type == "cuda" and burst_seconds > 0 else None
     if sampler is not None:
         sampler.start()
     for seg in train:
@@ -118,7 +153,7 @@ def bench_group(sweep, group, train, test, device, steps: int, gen) -> dict:
         util = None
         if sampler is not None:  # utilisation over a sustained burst of back-to-back steps (no host sync between)
             burst_start = sampler.activate()
-            for _ in range(max(1, math.ceil(BURST_SECONDS / statistics.median(times)))):
+            for _ in range(max(1, math.ceil(burst_seconds / statistics.median(times)))):
                 take_step(seg, rows, 1.0)
             torch.cuda.synchronize(device)
             sampler.active.clear()
@@ -215,16 +250,440 @@ def _util(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+# ---------------------------------------------------------------- families mode (issue 16 item 7)
+TARGET_WIDTH, TARGET_RATE = 64, 2.5  # every stacked family >= 2.5 model-epochs/s at d = 64 (issue 16 item 7)
+DATA_PRESET = "based-fig2"  # the [B] Fig. 2 data: five training segments, seven test slices
+# Based's stack in based-fig2 (d' in {8, 16, 24} x 4 learning rates), the stack its 4.9 model-epochs/s was measured on
+DEFAULT_RUNS_PER_STACK = 12
+FAMILIES_DEFAULT_STEPS = 3  # timed steps per segment in the families mode (a one-shot run of 26+ stacks)
+DEFAULT_TIME_BUDGET_S = 400.0
+FAMILY_REFERENCE = "mqarkit.gpu.frontier.user_mixers:FamilyReference"
+# fla layers through the generic path, with their keyword arguments at width d (as docs/results/fla_delta_net.toml)
+FLA_LAYERS: dict[str, Callable[[int], dict]] = {"fla.layers:DeltaNet": lambda d: {"num_heads": max(1, d // 32)}}
+
+
+def _each(knob: str, values: tuple) -> Callable[[int], list[dict]]:
+    return lambda d: [{knob: v} for v in values]
+
+
+@dataclass(frozen=True)
+class FamilyKnobs:
+    """The knob settings of a family's benchmark stack at width ``d`` (cycled over the stack's runs), and where they
+    come from: ``preset`` names the shipped preset whose stack of this family they are (None: no preset has one)."""
+
+    preset: str | None
+    note: str
+    settings: Callable[[int], list[dict]]
+
+
+FAMILY_KNOBS: dict[str, FamilyKnobs] = {
+    "attention": FamilyKnobs("based-fig2", "no knobs", lambda d: [{}]),
+    "based": FamilyKnobs("based-fig2", "feature_dim 8, 16, 24", _each("feature_dim", (8, 16, 24))),
+    "sliding_window": FamilyKnobs(
+        None, "window 64, one of based-fig2's eight windows (its stack: d = 128 only, 32 runs)", _each("window", (64,))
+    ),
+    "long_conv": FamilyKnobs("zoology-fig2", "no knobs", lambda d: [{}]),
+    "mamba": FamilyKnobs("based-fig2", "d_state 8, 16, 24", _each("d_state", (8, 16, 24))),
+    "mamba2": FamilyKnobs("modern", "d_state 8, 16, 24", _each("d_state", (8, 16, 24))),
+    "rwkv4": FamilyKnobs("zoology-fig2", "no knobs", lambda d: [{}]),
+    "rwkv7": FamilyKnobs(
+        None, "head_dim 16 (4 heads at d = 64, the modern preset's head count)", _each("head_dim", (16,))
+    ),
+    "gla": FamilyKnobs(
+        "modern", "4 heads, head_dim 16, 32, 48", lambda d: [{"heads": 4, "head_dim": k} for k in (16, 32, 48)]
+    ),
+    "delta_net": FamilyKnobs(
+        "modern", "4 heads, head_dim 24, 48, 72", lambda d: [{"heads": 4, "head_dim": k} for k in (24, 48, 72)]
+    ),
+    "gated_delta_net": FamilyKnobs(
+        "modern", "4 heads, head_dim 16, 32, 48", lambda d: [{"heads": 4, "head_dim": k} for k in (16, 32, 48)]
+    ),
+    "h3": FamilyKnobs("based-fig2", "d_state d/4, head_dim 2", lambda d: [{"d_state": d // 4, "head_dim": 2}]),
+    "hyena": FamilyKnobs("based-fig2", "no knobs", lambda d: [{}]),
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One row of the families table: a stack of one architecture at one width."""
+
+    path: str  # "stacked" (a registered family) or "generic" (one model per run, through ModuleMixer)
+    name: str  # the family, "reference:<family>" (its naive form as a plain module) or an fla layer's import path
+    d_model: int
+    models: tuple[ModelConfig, ...]  # the knob settings, cycled over the stack's runs
+    knobs: str  # what the row's knobs are and where they come from
+    skip: str | None = None  # why the row is not measured at all (fla absent), else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} d={self.d_model}"
+
+
+def stack_runs(sweep: SweepConfig, runs: int) -> list[RunSpec]:
+    """``runs`` runs of ``sweep``'s models: run ``i`` has model ``i mod M``, learning rate ``(i div M) mod L`` and
+    seed ``i div (M·L)``, so a stack of ``M·L`` runs is the preset's stack of those models (each knob setting at each
+    learning rate) and a larger one repeats it with other seeds."""
+    m, n_lr = len(sweep.models), len(sweep.lrs)
+    return [RunSpec(sweep.name, sweep.models[i % m], sweep.lrs[(i // m) % n_lr], i // (m * n_lr)) for i in range(runs)]
+
+
+def fla_unavailable(path: str, device: torch.device) -> str | None:
+    """Why the fla layer at ``path`` cannot run here (None: it can): fla absent, not a CUDA device, or the layer does
+    not import (a one-shot run skips the row rather than stopping)."""
+    if importlib.util.find_spec("fla") is None:
+        return "fla (flash-linear-attention) is not importable"
+    if device.type != "cuda":
+        return f"fla's kernels need a CUDA device (device {device.type})"
+    try:
+        module_class(path)
+    except Exception as exc:  # any import failure of an optional dependency: the row is skipped, and says why
+        return f"{path} does not import: {type(exc).__name__}: {exc}"[:500]
+    return None
+
+
+def plan_items(
+    families: list[str],
+    widths: list[int],
+    generic: list[str],
+    fla: bool,
+    base: SweepConfig,
+    device: torch.device,
+) -> list[Item]:
+    """The rows in the order they are measured (the most wanted first, since a time budget cuts the tail): per width
+    ascending, Based (the reference row) then the other families, then the generic rows; the fla layers last."""
+    max_len = max(s.seq_len for s in base.train + base.test)
+    common = {"vocab_size": base.vocab_size, "max_len": max_len}
+    items = []
+    for d in widths:
+        for name in ["based"] + [f for f in families if f != "based"]:
+            entry = FAMILY_KNOBS[name]
+            models = tuple(ModelConfig(name, d, knobs=k, **common) for k in entry.settings(d))
+            where = f"{entry.preset}: " if entry.preset else ""
+            items.append(Item("stacked", name, d, models, where + entry.note))
+        for name in generic:
+            entry = FAMILY_KNOBS[name]
+            knobs = entry.settings(d)[len(entry.settings(d)) // 2]  # the middle setting (one per stack: kwargs)
+            kwargs = {"family": name, "max_len": max_len, "knobs": knobs}
+            model = ModelConfig(GENERIC, d, mixer=FAMILY_REFERENCE, mixer_kwargs=kwargs, **common)
+            note = f"{name}'s naive reference as a plain module; " + (
+                ", ".join(f"{k} {v}" for k, v in knobs.items()) or "no knobs"
+            )
+            items.append(Item("generic", f"reference:{name}", d, (model,), note))
+    if fla:
+        for path, make_kwargs in FLA_LAYERS.items():
+            why = fla_unavailable(path, device)
+            for d in widths:
+                kwargs = make_kwargs(d)
+                model = None if why else ModelConfig(GENERIC, d, mixer=path, mixer_kwargs=kwargs, **common)
+                note = ", ".join(f"{k} {v}" for k, v in kwargs.items())
+                items.append(Item("generic", path, d, (model,) if model else (), note, skip=why))
+    return items
+
+
+def item_sweep(base: SweepConfig, item: Item, runs: int) -> SweepConfig:
+    """``base``'s data and learning rates with ``item``'s models, seeds enough for ``runs`` runs; validated (a
+    ``ValueError`` naming the row and the rule, before any device time is spent)."""
+    seeds = tuple(range(math.ceil(runs / (len(item.models) * len(base.lrs)))))
+    slug = item.name.replace(":", "-").replace(".", "-")
+    sweep = replace(base, name=f"speed-{slug}-d{item.d_model}", models=item.models, seeds=seeds)
+    try:
+        sweep.validate()
+    except ValueError as exc:
+        raise ValueError(f"--families/--widths/--generic: {item.label} cannot be built: {exc}") from None
+    return sweep
+
+
+def target_mark(row: dict, example_scale: float) -> bool | None:
+    """Whether a stacked row at the target width meets the target; None where the target does not apply (another
+    width, the generic path, not measured, or shrunken data whose epochs are not the preset's)."""
+    applies = row["path"] == "stacked" and row["d_model"] == TARGET_WIDTH and example_scale == 1.0
+    if not applies or row.get("model_epochs_per_s") is None:
+        return None
+    return row["model_epochs_per_s"] >= TARGET_RATE
+
+
+def measure_item(item: Item, sweep: SweepConfig, runs: int, data, device, steps: int, burst_seconds: float) -> dict:
+    """One row: :func:`bench_group` on a stack of ``runs`` runs of ``item``; any error is recorded, not raised."""
+    row = {"status": "measured", "error": None}
+    group = stack_runs(sweep, runs)
+    started = time.perf_counter()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    try:
+        gen = torch.Generator(device=device).manual_seed(1)
+        res = bench_group(sweep, group, data[0], data[1], device, steps, gen, burst_seconds=burst_seconds)
+        row |= res
+        row["first_steps_s"] = sum(s["first_step_s"] for s in res["segments"])
+        if device.type == "cuda":
+            row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    except Exception as exc:  # a one-shot run records the failure and goes on with the next row
+        row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]}
+        row["traceback_tail"] = traceback.format_exc()[-3000:]
+    finally:
+        _release(device)
+    row["wall_s"] = time.perf_counter() - started
+    return row
+
+
+def _release(device: torch.device) -> None:
+    """Free what a row left behind (its CUDA graphs' pools, its compiled variants) before the next row."""
+    gc.collect()
+    torch._dynamo.reset()  # each row compiles afresh, as a new worker would; dynamo's variant limit is not reached
+    if device.type == "cuda":
+        try:
+            torch.cuda.synchronize(device)
+            torch.cuda.empty_cache()
+        except Exception:  # a sticky CUDA error is already recorded in the row that caused it
+            pass
+
+
+def fla_version() -> str | None:
+    for dist in ("fla-core", "flash-linear-attention"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def families_environment(device: torch.device) -> dict:
+    """:func:`environment`'s record plus the driver, fla's version and whether fla's gated backward is refused."""
+    from mqarkit.gpu.frontier.kernels.fla_common import gated_backward_refused
+
+    env = environment(device)
+    env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
+    env["fla"] = fla_version()
+    env["fla_gated_backward_refused"] = gated_backward_refused() if device.type == "cuda" else None
+    return env
+
+
+def _row_base(item: Item, runs: int) -> dict:
+    return {
+        "path": item.path,
+        "name": item.name,
+        "family": item.models[0].family if item.models else "module",
+        "d_model": item.d_model,
+        "runs": runs,
+        "knobs": item.knobs,
+        "knob_settings": [m.knob_dict() or m.kwargs() for m in item.models],
+    }
+
+
+def run_families(args, device: torch.device, argv: list[str]) -> dict:
+    """The families mode: every row of :func:`plan_items` measured on the preset's data; the report written after
+    each row (so a run cut short still leaves the rows it finished)."""
+    started = time.perf_counter()
+    out = Path(args.out_dir)
+    sweeps = get_preset(args.data_preset, example_scale=args.example_scale)
+    if len(sweeps) != 1:
+        raise ValueError(f"--data-preset={args.data_preset!r}: needs a preset of one sweep, it has {len(sweeps)}")
+    base = sweeps[0]
+    items = plan_items(args.families, args.widths, args.generic, args.fla, base, device)
+    swept = {item: item_sweep(base, item, args.runs_per_stack) for item in items if not item.skip}
+    env = families_environment(device)
+    report = {
+        "env": env,
+        "command": "python benchmarks/frontier_speed.py " + " ".join(argv),
+        "settings": {
+            "data_preset": args.data_preset,
+            "example_scale": args.example_scale,
+            "lrs": list(base.lrs),
+            "batch_size": base.batch_size,
+            "runs_per_stack": args.runs_per_stack,
+            "steps": args.steps,
+            "widths": args.widths,
+            "families": args.families,
+            "generic": args.generic,
+            "fla": args.fla,
+            "time_budget_s": args.time_budget_s,
+            "burst_seconds": args.burst_seconds,
+            "target": {"d_model": TARGET_WIDTH, "model_epochs_per_s": TARGET_RATE},
+        },
+        "rows": [],
+        "not_measured": [],
+    }
+    print(f"families mode on {env['device']}: {len(items)} rows, budget {args.time_budget_s:.0f} s", flush=True)
+    stop = timer(device)
+    data = make_data(base, device)
+    report["data_s"] = stop()
+    print(f"data ({args.data_preset}, examples x{args.example_scale}): {report['data_s']:.1f} s", flush=True)
+    for item in items:
+        row = _row_base(item, args.runs_per_stack)
+        elapsed = time.perf_counter() - started
+        if item.skip:
+            row |= {"status": "skipped", "error": item.skip}
+        elif elapsed > args.time_budget_s:
+            row |= {"status": "not measured", "error": f"time budget: {elapsed:.0f} s > {args.time_budget_s:.0f} s"}
+        else:
+            row |= measure_item(item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds)
+        row["meets_target"] = target_mark(row, args.example_scale)
+        report["rows"].append(row)
+        if row["status"] != "measured":
+            report["not_measured"].append(f"{item.label}: {row['status']} ({row['error']})")
+        report["elapsed_s"] = time.perf_counter() - started
+        write_families_report(report, out)
+        print(_row_line(row), flush=True)
+    return report
+
+
+def _row_line(row: dict) -> str:
+    head = f"  {row['path']:>7} {row['name']:>22} d={row['d_model']:<4} R={row['runs']:<3}"
+    if row["status"] != "measured":
+        return f"{head} {row['status']}: {row['error']}"
+    first = row["first_steps_s"] + row["eval_first_s"]
+    return (
+        f"{head} epoch {row['epoch_s']:.2f} s  {row['model_epochs_per_s']:.2f} model-epochs/s  "
+        f"first steps + first eval {first:.1f} s  (row {row['wall_s']:.1f} s)"
+    )
+
+
+def _based_rate(rows: list[dict], d: int) -> float | None:
+    return next(
+        (
+            r["model_epochs_per_s"]
+            for r in rows
+            if r["name"] == "based" and r["d_model"] == d and r["status"] == "measured"
+        ),
+        None,
+    )
+
+
+def write_families_report(report: dict, out: Path) -> None:
+    """``frontier_speed_families.json`` (everything) and ``frontier_speed_families.md`` (the table) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "frontier_speed_families.json").write_text(json.dumps(report, indent=1) + "\n")
+    env, st = report["env"], report["settings"]
+    dirty = " (uncommitted changes)" if env.get("git_dirty") else ""
+    scaled = "" if st["example_scale"] == 1.0 else f", examples x{st['example_scale']} (epochs are not the preset's)"
+    lines = [
+        "# Frontier harness speed: every family beside Based\n",
+        f"Device: {env['device']} (driver {env.get('driver') or 'n/a'}); torch {env['torch']}; triton "
+        f"{env['triton'] or 'n/a'}; fla {env['fla'] or 'not installed'}"
+        + (
+            ""
+            if env.get("fla_gated_backward_refused") is None
+            else f" (gated backward refused here: {env['fla_gated_backward_refused']})"
+        )
+        + f"; commit {env['git_commit'][:10]}{dirty}. Command: `{report['command']}`.\n",
+        f"Data: `{st['data_preset']}`{scaled}, generated in {report.get('data_s', float('nan')):.1f} s. Each row: a "
+        f"stack of {st['runs_per_stack']} runs (the knob settings cycled, then the {len(st['lrs'])} learning rates, "
+        f"then seeds), batch {st['batch_size']}; per training segment the first step timed apart (compilation, graph "
+        f"capture), one warm-up, the median of {st['steps']} timed steps; one evaluation of the test slices timed warm "
+        "(its first call apart). Epoch = Σ segments' median step × steps per epoch + evaluation; model-epochs/s = "
+        f"runs / epoch. Target (issue 16 item 7): every stacked family ≥ {TARGET_RATE} model-epochs/s at "
+        f"d = {TARGET_WIDTH}.\n",
+        "| path | family / module | d | runs | knobs | epoch (s) | model-epochs/s | × Based (same d) | "
+        f"≥ {TARGET_RATE} at d = {TARGET_WIDTH} | first steps (s) | first eval (s) | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        mark = {True: "**yes**", False: "no", None: "–"}[r["meets_target"]]
+        if r["status"] == "measured":
+            based = _based_rate(report["rows"], r["d_model"])
+            ratio = "–" if based is None else f"{r['model_epochs_per_s'] / based:.2f}"
+            nums = (
+                f"{r['epoch_s']:.2f} | {r['model_epochs_per_s']:.2f} | {ratio} | {mark} | {r['first_steps_s']:.1f} | "
+                f"{r['eval_first_s']:.1f} | measured"
+            )
+        else:
+            nums = f"– | – | – | {mark} | – | – | {r['status']}"
+        lines.append(f"| {r['path']} | `{r['name']}` | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |")
+    if report["not_measured"]:
+        lines += ["\nNot measured:\n"] + [f"- {x}" for x in report["not_measured"]]
+    (out / "frontier_speed_families.md").write_text("\n".join(lines) + "\n")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, checked: a ``ValueError`` naming the option and its rule for bad input."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--presets", nargs="+", default=["based-slice", "based-fig2"])
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"timed steps per segment (default 12; {FAMILIES_DEFAULT_STEPS} with --families)",
+    )
+    ap.add_argument("--presets", nargs="+", default=None, help="preset mode (default: based-slice based-fig2)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out-dir", default="docs/results")
     ap.add_argument("--example-scale", type=float, default=1.0, help="shrink the data (CPU smoke runs)")
     ap.add_argument("--profile", action="store_true", help="print the top kernels of one step per segment")
+    fam = ap.add_argument_group("families mode: one stack per family and width, beside Based, on one preset's data")
+    fam.add_argument("--families", nargs="+", default=None, help="'all' or registered family names")
+    fam.add_argument("--widths", nargs="+", type=int, default=[64, 128], help="d_model values (default 64 128)")
+    fam.add_argument(
+        "--runs-per-stack",
+        type=int,
+        default=DEFAULT_RUNS_PER_STACK,
+        help=f"R (default {DEFAULT_RUNS_PER_STACK}: Based's based-fig2 stack, 3 feature dims x 4 learning rates)",
+    )
+    fam.add_argument(
+        "--generic",
+        nargs="*",
+        default=["attention"],
+        help="families whose naive reference runs through the generic one-model-per-run path (default attention; "
+        "none: give the option without names)",
+    )
+    fam.add_argument(
+        "--fla",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fla's DeltaNet (generic path) where fla imports",
+    )
+    fam.add_argument("--data-preset", default=DATA_PRESET, help=f"a preset of one sweep (default {DATA_PRESET})")
+    fam.add_argument(
+        "--time-budget-s",
+        type=float,
+        default=DEFAULT_TIME_BUDGET_S,
+        help=f"no new row starts after this many seconds (default {DEFAULT_TIME_BUDGET_S:.0f}); the rows left are "
+        "listed as not measured",
+    )
+    fam.add_argument(
+        "--burst-seconds", type=float, default=0.0, help="GPU-utilisation burst per segment (default 0: none)"
+    )
     args = ap.parse_args(argv)
+    if args.families is None:
+        args.presets = args.presets or ["based-slice", "based-fig2"]
+        args.steps = 12 if args.steps is None else args.steps
+    else:
+        check_families_args(args)
+    if args.steps < 1:
+        raise ValueError(f"--steps={args.steps}: needs an integer >= 1")
+    return args
+
+
+def check_families_args(args: argparse.Namespace) -> None:
+    """The families mode's options (``args.families`` expanded from 'all'); a ``ValueError`` naming the option."""
+    if args.presets is not None or args.profile:
+        raise ValueError("--families: a mode of its own; --presets and --profile belong to the preset mode")
+    if args.families == ["all"]:
+        args.families = list(FAMILIES)
+    for option, names in (("--families", args.families), ("--generic", args.generic)):
+        unknown = [f for f in names if f not in FAMILIES]
+        if unknown:
+            raise ValueError(
+                f"{option}={names}: {unknown} not registered; choose from {', '.join(FAMILIES)} (or 'all')"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError(f"{option}={names}: names a family twice")
+    if any(w < 1 for w in args.widths) or len(set(args.widths)) != len(args.widths):
+        raise ValueError(f"--widths={args.widths}: needs distinct integers >= 1")
+    args.widths = sorted(args.widths)
+    if args.runs_per_stack < 1:
+        raise ValueError(f"--runs-per-stack={args.runs_per_stack}: needs an integer >= 1")
+    if not (args.time_budget_s > 0 and math.isfinite(args.time_budget_s)):
+        raise ValueError(f"--time-budget-s={args.time_budget_s}: needs a finite number > 0")
+    if not (args.burst_seconds >= 0 and math.isfinite(args.burst_seconds)):
+        raise ValueError(f"--burst-seconds={args.burst_seconds}: needs a finite number >= 0")
+    args.steps = FAMILIES_DEFAULT_STEPS if args.steps is None else args.steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
     device = torch.device(args.device)
+    if args.families is not None:
+        run_families(args, device, argv)
+        return 0
     env = environment(device)
     report = {"env": env, "presets": {}}
     for name in args.presets:

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mqarkit.gpu.frontier.families import import_object
+from mqarkit.gpu.frontier.families import family_class, import_object
 from mqarkit.gpu.frontier.protocol import StackedMixer
 
 DEFAULT_CACHE = "fla.models.utils:Cache"
@@ -171,3 +171,29 @@ class ModuleMixer(StackedMixer):
             return measure_module_state(module, u[None], self.cache)
         finally:
             module.train(was_training)
+
+
+class FamilyReference(nn.Module):
+    """A registered family's naive single-run form (:meth:`StackedMixer.reference`) as a plain ``nn.Module``
+    ``(B, N, d) -> (B, N, d)``: the family's math through the generic one-model-per-run path, for comparing that path
+    with the stacked one (``benchmarks/frontier_speed.py``). In a sweep: ``mixer =
+    "mqarkit.gpu.frontier.user_mixers:FamilyReference"``, ``mixer_kwargs = {family = "attention", max_len = 1024}``
+    (and ``knobs = {...}`` for a family that takes knobs).
+
+    The parameters are the family's own initialisation (:meth:`StackedMixer.init_run`) for one run, from a generator
+    seeded by a draw from torch's global generator, which :func:`build_module` seeds with the run's seed inside
+    ``fork_rng``. Its state is the family's recurrent mode (``recurrent_state``).
+    """
+
+    def __init__(self, d_model: int, family: str, max_len: int, knobs: Mapping[str, Any] | None = None):
+        super().__init__()
+        seed = int(torch.randint(2**62, ()).item())
+        cls = family_class(family)
+        self.mixer = cls(d_model, max_len, [dict(knobs or {})], [torch.Generator().manual_seed(seed)])
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.mixer.reference(0, u)
+
+    def recurrent_state(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The family's carried tensors after ``x (1, N, d)`` (the form :func:`measure_module_state` reads)."""
+        return self.mixer.recurrent_state(0, x[0])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 import torch
 
@@ -67,6 +70,7 @@ def _benchmark_module():
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "frontier_speed.py"
     spec = importlib.util.spec_from_file_location("frontier_speed_benchmark", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # registered before it runs, as its dataclasses need (importlib's recipe)
     spec.loader.exec_module(module)
     return module
 
@@ -99,3 +103,140 @@ def test_utilisation_sampler_samples_only_inside_its_window():
         ]
     )
     assert weighted == 80.0
+
+
+# ---------------------------------------------------------------- the families mode (issue 16 item 7)
+TINY = ["--data-preset", "tiny", "--widths", "16", "--runs-per-stack", "2", "--steps", "1", "--device", "cpu"]
+
+
+def _families_report(tmp_path, *extra: str) -> dict:
+    bench = _benchmark_module()
+    assert bench.main(["--families", "attention", "based", *TINY, "--out-dir", str(tmp_path), *extra]) == 0
+    return json.loads((tmp_path / "frontier_speed_families.json").read_text())
+
+
+def test_families_mode_measures_each_family_beside_based_and_the_generic_path(tmp_path):
+    report = _families_report(tmp_path)
+    rows = report["rows"]
+    # Based first (the reference row), then the families asked for, the generic path, fla (skipped on a CPU)
+    assert [(r["path"], r["name"]) for r in rows] == [
+        ("stacked", "based"),
+        ("stacked", "attention"),
+        ("generic", "reference:attention"),
+        ("generic", "fla.layers:DeltaNet"),
+    ]
+    measured = rows[:3]
+    for r in measured:
+        assert r["status"] == "measured" and r["error"] is None, r
+        assert r["runs"] == 2 and r["d_model"] == 16
+        assert len(r["segments"]) == 2  # the tiny preset's two training segments
+        assert all(s["median_step_s"] > 0 and s["first_step_s"] > 0 for s in r["segments"])
+        assert r["epoch_s"] > 0 and r["eval_s"] > 0 and r["first_steps_s"] > 0 and r["wall_s"] > 0
+        assert r["model_epochs_per_s"] == pytest.approx(2 / r["epoch_s"])
+        assert r["meets_target"] is None  # d = 16: the target is stated at d = 64
+    assert rows[0]["knob_settings"] == [{"feature_dim": 8}, {"feature_dim": 16}, {"feature_dim": 24}]
+    assert rows[2]["family"] == "module" and rows[2]["knob_settings"][0]["family"] == "attention"
+    assert rows[3]["status"] == "skipped" and "fla" in rows[3]["error"]
+    assert report["not_measured"] == [f"fla.layers:DeltaNet d=16: skipped ({rows[3]['error']})"]
+    assert {"device", "torch", "triton", "fla", "driver", "git_commit"} <= set(report["env"])
+    assert report["settings"]["steps"] == 1 and report["data_s"] > 0
+    table = (tmp_path / "frontier_speed_families.md").read_text()
+    assert "| stacked | `based` | 16 | 2 |" in table and "| generic | `reference:attention` | 16 | 2 |" in table
+    assert "| 1.00 |" in table  # Based against itself
+    assert not (tmp_path / "frontier_speed.json").exists()  # the preset mode's outputs are left alone
+
+
+def test_time_budget_stops_new_rows_and_says_which_were_not_measured(tmp_path):
+    report = _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
+    assert [r["status"] for r in report["rows"]] == ["not measured"] * 3
+    assert len(report["not_measured"]) == 3 and all("time budget" in x for x in report["not_measured"])
+    assert "Not measured:" in (tmp_path / "frontier_speed_families.md").read_text()
+
+
+def test_a_failing_row_is_recorded_and_the_next_rows_still_run(tmp_path, monkeypatch):
+    bench = _benchmark_module()
+    real = bench.bench_group
+
+    def failing_for_attention(sweep, group, *args, **kwargs):
+        if group[0].model.family == "attention":
+            raise RuntimeError("simulated kernel failure")
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", failing_for_attention)
+    argv = ["--families", "attention", "based", *TINY, "--generic", "--no-fla", "--out-dir", str(tmp_path)]
+    assert bench.main(argv) == 0
+    rows = json.loads((tmp_path / "frontier_speed_families.json").read_text())["rows"]
+    assert [(r["name"], r["status"]) for r in rows] == [("based", "measured"), ("attention", "failed")]
+    assert rows[1]["error"] == "RuntimeError: simulated kernel failure"
+    assert "simulated kernel failure" in rows[1]["traceback_tail"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--families", "nope"], r"--families=\['nope'\]: \['nope'\] not registered"),
+        (["--families", "all", "--generic", "nope"], r"--generic=\['nope'\]: \['nope'\] not registered"),
+        (["--families", "based", "--runs-per-stack", "0"], "--runs-per-stack=0: needs an integer >= 1"),
+        (["--families", "based", "--widths", "0"], r"--widths=\[0\]: needs distinct integers >= 1"),
+        (["--families", "based", "--time-budget-s", "0"], "--time-budget-s=0.0: needs a finite number > 0"),
+        (["--families", "based", "--steps", "0"], "--steps=0: needs an integer >= 1"),
+        (["--families", "based", "--presets", "tiny"], "--families: a mode of its own"),
+        (["--families", "h3", "--widths", "20"], "h3 d=20 cannot be built: .*d_state=5: h3 needs an even d_state"),
+        (["--families", "based", "--data-preset", "zoology-fig2"], "needs a preset of one sweep, it has 4"),
+    ],
+)
+def test_families_mode_bad_options_name_the_option_and_the_rule(argv, match, tmp_path):
+    bench = _benchmark_module()
+    with pytest.raises(ValueError, match=match):
+        bench.main([*argv, "--device", "cpu", "--example-scale", "0.001", "--out-dir", str(tmp_path)])
+    assert not (tmp_path / "frontier_speed_families.json").exists()  # refused before any work
+
+
+def test_family_knobs_cover_every_family_and_are_their_presets_stacks():
+    from mqarkit.gpu.frontier.families import FAMILIES
+    from mqarkit.gpu.frontier.presets import load_preset
+
+    bench = _benchmark_module()
+    assert set(bench.FAMILY_KNOBS) == set(FAMILIES)
+    for family, entry in bench.FAMILY_KNOBS.items():
+        for d in (64, 128):
+            ours = sorted(json.dumps(k, sort_keys=True) for k in entry.settings(d))
+            if entry.preset is None:
+                assert len(ours) >= 1
+                continue
+            models = [m for sw in load_preset(entry.preset) for m in sw.models if m.family == family and m.d_model == d]
+            theirs = sorted({json.dumps(m.knob_dict(), sort_keys=True) for m in models})
+            assert ours == theirs, (family, d, entry.preset)
+
+
+def test_a_stack_cycles_the_knob_settings_then_the_learning_rates_then_the_seeds():
+    from dataclasses import replace
+
+    from mqarkit.gpu.frontier.presets import load_preset
+
+    bench = _benchmark_module()
+    (base,) = load_preset("based-fig2")
+    based = replace(base, models=tuple(ModelConfig("based", 64, feature_dim=f) for f in (8, 16, 24)))
+    runs = bench.stack_runs(based, 12)  # the preset's own stack: each feature dim at each learning rate
+    assert {(r.model.knob_dict()["feature_dim"], r.lr, r.seed) for r in runs} == {
+        (f, lr, 0) for f in (8, 16, 24) for lr in base.lrs
+    }
+    one = replace(base, models=(ModelConfig("attention", 64),))
+    runs = bench.stack_runs(one, 6)
+    assert [(r.lr, r.seed) for r in runs] == [(lr, 0) for lr in base.lrs] + [(base.lrs[0], 1), (base.lrs[1], 1)]
+    assert len({r.run_id for r in runs}) == 6
+
+
+def test_target_mark_applies_to_stacked_rows_at_d64_on_the_full_data_only():
+    bench = _benchmark_module()
+
+    def row(path="stacked", d=64, rate=2.6):
+        return {"path": path, "d_model": d, "model_epochs_per_s": rate}
+
+    assert bench.target_mark(row(), 1.0) is True
+    assert bench.target_mark(row(rate=2.4), 1.0) is False
+    assert bench.target_mark(row(rate=2.5), 1.0) is True
+    assert bench.target_mark(row(), 0.5) is None  # shrunken data: not the preset's epochs
+    assert bench.target_mark(row(d=128), 1.0) is None
+    assert bench.target_mark(row(path="generic"), 1.0) is None
+    assert bench.target_mark(row(rate=None), 1.0) is None

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mqarkit.gpu.frontier.config import GENERIC, ModelConfig
+from mqarkit.gpu.frontier.families.based import Based
 from mqarkit.gpu.frontier.model import StackedHybrid, state_numbers
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.records import read_records
@@ -231,3 +232,40 @@ def test_a_parameter_no_loss_reaches_is_left_alone_like_torch_adamw():
     model.hidden_at(x, torch.tensor([[3], [5]])).square().sum().backward()
     opt.step(1.0)
     assert torch.equal(unused.detach(), torch.ones(3)) and float(opt.t) == 1.0
+
+
+FAMILY_REFERENCE = "mqarkit.gpu.frontier.user_mixers:FamilyReference"
+
+
+def test_a_familys_reference_as_a_plain_module_is_the_familys_math_with_its_state():
+    kwargs = {"family": "based", "max_len": 16, "knobs": {"feature_dim": 4}}
+    before = torch.random.get_rng_state()
+    a, b, again = (build_module(FAMILY_REFERENCE, kwargs, 8, s) for s in (1, 2, 1))
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert isinstance(a.mixer, Based) and a.mixer.run_knobs == [{"feature_dim": 4}]
+    assert torch.equal(a.mixer.q_w, again.mixer.q_w) and not torch.equal(a.mixer.q_w, b.mixer.q_w)
+    u = torch.randn(3, 11, 8, generator=torch.Generator().manual_seed(5))
+    assert_close(a(u), a.mixer(u[None])[0], dtype="float32", context="reference == the family's stacked forward")
+    states, how = measure_module_state(a, u[:1], None)
+    assert how == "recurrent_state()"
+    assert state_numbers(states) == Based.state_formula(8, 16, {"feature_dim": 4}, 11)
+
+
+def test_a_familys_reference_trains_through_the_generic_path():
+    cfg = ModelConfig(
+        GENERIC,
+        8,
+        vocab_size=64,
+        max_len=16,
+        mixer=FAMILY_REFERENCE,
+        mixer_kwargs={"family": "attention", "max_len": 16},
+    )
+    model = StackedHybrid([cfg] * 2, [3, 4])
+    opt = StackedAdamW(model, torch.tensor([1e-2, 1e-2]))
+    x = torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(0))
+    before = [p.detach().clone() for p in model.mixer.parameters()]
+    model(x).square().mean().backward()
+    opt.step()
+    assert all(not torch.equal(p, q) for p, q in zip(model.mixer.parameters(), before))
+    with pytest.raises(ValueError, match="family='nope': unknown"):
+        build_module(FAMILY_REFERENCE, {"family": "nope", "max_len": 16}, 8, 0)
