@@ -35,7 +35,7 @@ import numpy as np
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
-from mqarkit.gpu.frontier.plot_style import FAMILY_STYLE, default_title, style
+from mqarkit.gpu.frontier.plot_style import default_title, label_order, style
 from mqarkit.gpu.frontier.stats import markdown_table, summarise
 from mqarkit.information import fano_max_accuracy
 from mqarkit.outputs import check_output_file
@@ -147,9 +147,9 @@ def frontier_figure(records: list[dict], *, title: str | None = None, points: li
     results = [r for r in summarise(measured) if r.state_bytes is not None]
     fig = Figure(figsize=(8.5, 5))
     ax = fig.add_subplot()
-    labels = sorted({r.label for r in results}, key=lambda f: (f not in FAMILY_STYLE, f))
+    labels = sorted({r.label for r in results}, key=label_order)
     for i, name in enumerate(labels):
-        color, marker = style(name, i)
+        color, marker = style(name, i, labels)
         mine = sorted((r for r in results if r.label == name), key=lambda r: r.state_bytes)
         xs_, ys_ = [r.state_bytes for r in mine], [r.mean for r in mine]
         errors = [[r.mean - r.low for r in mine], [r.high - r.mean for r in mine]]

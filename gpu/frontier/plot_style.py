@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from mqarkit.gpu.frontier.stats import BOTH_LAYERS
+
 FAMILY_STYLE = {
     "attention": ("tab:red", "o"),
     "based": ("tab:blue", "s"),
@@ -22,11 +26,21 @@ EXTRA_COLORS = ("black", "gold", "crimson", "teal", "slateblue")  # users' own f
 EXTRA_MARKERS = ("*", "x", "+", "1", "2")
 
 
-def style(label: str, index: int) -> tuple[str, str]:
-    """The registered families' fixed colours and markers; others take the next free ones."""
+def style(label: str, index: int, labels: Collection[str] = ()) -> tuple[str, str]:
+    """The registered families' fixed colours and markers; others take the next free ones. A family built in both
+    layers (label ``family + BOTH_LAYERS``) takes its family's style unless the family's hybrid is also among the
+    figure's ``labels``."""
+    base = label.removesuffix(BOTH_LAYERS)
     if label in FAMILY_STYLE:
         return FAMILY_STYLE[label]
+    if base in FAMILY_STYLE and base not in labels:
+        return FAMILY_STYLE[base]
     return EXTRA_COLORS[index % len(EXTRA_COLORS)], EXTRA_MARKERS[index % len(EXTRA_MARKERS)]
+
+
+def label_order(label: str) -> tuple[bool, str]:
+    """Sort key of a figure's series: the registered families first (in either topology), then by name."""
+    return label.removesuffix(BOTH_LAYERS) not in FAMILY_STYLE, label
 
 
 def default_title(records: list[dict]) -> str:

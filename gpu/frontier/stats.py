@@ -77,10 +77,16 @@ class ConfigResult:
     runs: list[dict] = field(default_factory=list)  # the chosen learning rate's records
 
 
+BOTH_LAYERS = " (both layers)"  # appended to the label of a model built with layers = "mixer"
+
+
 def label(record: dict) -> str:
-    """The name of a record's mixer: its family, or a plain module's class."""
+    """The name of a record's mixer: its family, or a plain module's class; with :data:`BOTH_LAYERS` appended for a
+    model whose two blocks are both the mixer (``layers = "mixer"``), so that the two topologies of one family are two
+    series of a figure, never one."""
     mixer = record["model"].get("mixer")
-    return mixer.split(":")[1] if mixer else record["family"]
+    name = mixer.split(":")[1] if mixer else record["family"]
+    return name + BOTH_LAYERS if record["model"].get("layers") == "mixer" else name
 
 
 def summarise(records: Iterable[dict]) -> list[ConfigResult]:

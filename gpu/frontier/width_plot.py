@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqarkit.gpu.frontier.plot_style import FAMILY_STYLE, default_title, style
+from mqarkit.gpu.frontier.plot_style import default_title, label_order, style
 from mqarkit.gpu.frontier.stats import summarise
 
 if TYPE_CHECKING:
@@ -25,13 +25,13 @@ def width_figure(records: list[dict], *, title: str | None = None) -> Figure:
     if not results:
         raise ValueError("records: no run that did not diverge; nothing to draw")
     sweeps = sorted({r.sweep for r in results}, key=lambda s: (_seq_len(results, s), s))
-    labels = sorted({r.label for r in results}, key=lambda f: (f not in FAMILY_STYLE, f))
+    labels = sorted({r.label for r in results}, key=label_order)
     fig = Figure(figsize=(3.2 * len(sweeps) + 1.6, 3.4))
     axes = fig.subplots(1, len(sweeps), sharey=True, squeeze=False)[0]
     for ax, sweep in zip(axes, sweeps):
         mine = [r for r in results if r.sweep == sweep]
         for i, name in enumerate(labels):
-            color, marker = style(name, i)
+            color, marker = style(name, i, labels)
             line = sorted((r for r in mine if r.label == name), key=lambda r: r.model["d_model"])
             if not line:
                 continue

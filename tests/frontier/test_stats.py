@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mqarkit.gpu.frontier.plot_style import FAMILY_STYLE, label_order, style
 from mqarkit.gpu.frontier.stats import bootstrap_interval, markdown_table, summarise
 
 
@@ -59,3 +60,21 @@ def test_table_gives_mean_interval_seeds_and_diverged():
     assert len(lines) == 4 and "95% interval" in lines[0]
     assert "| 0.600 | [0." in lines[2] and "| 3 | 0 |" in lines[2]
     assert "n/a (1 seed)" in lines[3] and "d_model=128" in lines[3]
+
+
+def test_the_two_topologies_of_one_family_are_two_configurations_and_two_series():
+    hybrid = _record(1e-3, 0, 0.4)
+    both = _record(1e-3, 0, 0.9)
+    both["model"] = {**both["model"], "layers": "mixer"}
+    results = sorted(summarise([hybrid, both]), key=lambda r: r.label)
+    assert [(r.label, r.mean) for r in results] == [("based", 0.4), ("based (both layers)", 0.9)]
+    labels = [r.label for r in results]
+    # alone, the both-layers series takes its family's style; beside the hybrid, another one
+    assert style("based (both layers)", 0, ["based (both layers)"]) == FAMILY_STYLE["based"]
+    assert style("based", 0, labels) == FAMILY_STYLE["based"]
+    assert style("based (both layers)", 1, labels) != FAMILY_STYLE["based"]
+    assert sorted(["zzz", "based (both layers)", "attention"], key=label_order) == [
+        "attention",
+        "based (both layers)",
+        "zzz",
+    ]
