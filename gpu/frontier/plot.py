@@ -145,7 +145,7 @@ def frontier_figure(records: list[dict], *, title: str | None = None, points: li
     if not measured:
         raise ValueError("records: no run has a measured state; nothing to place on the state axis")
     results = [r for r in summarise(measured) if r.state_bytes is not None]
-    fig = Figure(figsize=(8.5, 5))
+    fig = Figure(figsize=(10.5, 5.5))
     ax = fig.add_subplot()
     labels = sorted({r.label for r in results}, key=label_order)
     for i, name in enumerate(labels):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Collection
 
 from mqarkit.gpu.frontier.stats import BOTH_LAYERS
@@ -24,6 +25,7 @@ FAMILY_STYLE = {
 }
 EXTRA_COLORS = ("black", "gold", "crimson", "teal", "slateblue")  # users' own families and plain modules
 EXTRA_MARKERS = ("*", "x", "+", "1", "2")
+TITLE_WIDTH = 100  # characters per line of a default title (a long reduction note wraps)
 
 
 def style(label: str, index: int, labels: Collection[str] = ()) -> tuple[str, str]:
@@ -52,4 +54,5 @@ def default_title(records: list[dict]) -> str:
     notes = sorted({n for r in records for n in r.get("notes", [])})
     budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
     title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"
-    return title + ("\nreduced: " + "; ".join(notes) if notes else "")
+    reduced = textwrap.fill("reduced: " + "; ".join(notes), TITLE_WIDTH) if notes else ""
+    return textwrap.fill(title, TITLE_WIDTH) + ("\n" + reduced if reduced else "")

@@ -32,6 +32,11 @@ def load_preset(name: str) -> list[SweepConfig]:
     return parse_sweeps(source.read_text(), f"preset {name}")
 
 
+def _lrs(lrs) -> str:
+    """Learning rates as a note shows them: 4 significant digits (``0.003162``, not its 17-digit repr)."""
+    return ", ".join(f"{lr:.4g}" for lr in lrs)
+
+
 def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]:
     return tuple(replace(s, num_examples=max(1, round(s.num_examples * factor))) for s in segments)
 
@@ -64,7 +69,7 @@ def reduce(
             notes.append(f"epochs {sw.epochs} -> {epochs}")
             sw = replace(sw, epochs=epochs)
         if lrs is not None:
-            notes.append(f"lrs {list(sw.lrs)} -> {list(lrs)}")
+            notes.append(f"lrs [{_lrs(sw.lrs)}] -> [{_lrs(lrs)}]")
             sw = replace(sw, lrs=tuple(lrs))
         for label, attribute, wanted in (("families", "family", families), ("d_models", "d_model", d_models)):
             if wanted is not None:
