@@ -12,7 +12,8 @@ Usage (on a CUDA machine with ``pip install -e ".[gpu]"``)::
    and ``based_taylor`` inside ``fla.layers.BasedLinearAttention`` (``parallel``, bf16 and float32): accuracy on
    clean instances (:mod:`mqarkit.gpu.load_fla_layers`).
 
-Prints every figure and writes ``reference_exports_gpu.json`` and ``reference_exports_gpu.md`` with the device name,
+Prints every figure and writes ``reference_exports_gpu.json`` and ``reference_exports_gpu.md`` after each stage (bf16
+exports, fla's layers, float32 exports; a run stopped early keeps what it measured) with the device name,
 torch, triton and fla versions.
 """
 
@@ -70,7 +71,8 @@ def fla_rows(num_examples: int, seed: int) -> list[dict]:
                    "mode": mode, "dtype": str(dtype).removeprefix("torch."), "vocab_size": c, "seq_len": n,
                    "num_kv_pairs": d, "filler": filler, "num_queries": s.num_queries, "num_correct": s.num_correct,
                    "accuracy": s.accuracy}  # fmt: skip
-            print(f"{row['layer']} {mode} {row['dtype']} c={c} N={n} D={d}: {s.num_correct}/{s.num_queries}")
+            what = f"{row['layer']} {mode} {row['dtype']} c={c} N={n} D={d}"
+            print(f"{what}: {s.num_correct}/{s.num_queries}", flush=True)
             rows.append(row)
     return rows
 
@@ -120,22 +122,39 @@ def main() -> None:
 
     env["fla"] = getattr(fla, "__version__", "unknown")
     t0 = time.perf_counter()
-    exports = {}
-    for dtype in (torch.bfloat16, torch.float32):
-        exports[str(dtype).removeprefix("torch.")] = records = measure_exports(
-            device=device, dtype=dtype, num_examples=args.num_examples, seed=args.seed
-        )
-        for r in records:
-            print(f"{r['name']} {r['dtype']}: mean accuracy {r['accuracy']:.4f}, state {r['state_bytes']} B")
-    fla_results = fla_rows(args.fla_examples, args.seed)
-    seconds = time.perf_counter() - t0
     command = f"python benchmarks/reference_exports_gpu.py --num-examples {args.num_examples} --out {args.out}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    payload = {"environment": env, "command": command, "seconds": seconds, "exports": exports, "fla": fla_results}
-    (out / "reference_exports_gpu.json").write_text(json.dumps(payload, indent=1))
-    (out / "reference_exports_gpu.md").write_text(markdown(env, exports, fla_results, command, seconds))
-    print(f"wrote {out / 'reference_exports_gpu.json'} and {out / 'reference_exports_gpu.md'}")
+    exports: dict[str, list[dict]] = {}
+    fla_results: list[dict] = []
+    stages = ["exports bfloat16", "fla layers", "exports float32"]  # the GPU-only results first
+
+    def write(done: list[str]) -> None:
+        """Both files after every stage, so a run stopped by a time limit keeps what it measured."""
+        seconds = time.perf_counter() - t0
+        missing = [stage for stage in stages if stage not in done]
+        payload = {"environment": env, "command": command, "seconds": seconds, "not_measured": missing,
+                   "exports": exports, "fla": fla_results}  # fmt: skip
+        (out / "reference_exports_gpu.json").write_text(json.dumps(payload, indent=1))
+        text = markdown(env, exports, fla_results, command, seconds)
+        if missing:
+            text += f"\nNot measured (the run stopped first): {', '.join(missing)}.\n"
+        (out / "reference_exports_gpu.md").write_text(text)
+        print(f"wrote {out / 'reference_exports_gpu.json'} and .md ({', '.join(done)} done)", flush=True)
+
+    done: list[str] = []
+    for stage in stages:
+        if stage == "fla layers":
+            fla_results.extend(fla_rows(args.fla_examples, args.seed))
+        else:
+            dtype = getattr(torch, stage.split()[-1])
+            exports[stage.split()[-1]] = records = measure_exports(
+                device=device, dtype=dtype, num_examples=args.num_examples, seed=args.seed
+            )
+            for r in records:
+                print(f"{r['name']} {r['dtype']}: mean accuracy {r['accuracy']:.4f}, state {r['state_bytes']} B")
+        done.append(stage)
+        write(done)
 
 
 if __name__ == "__main__":
