@@ -36,9 +36,10 @@ DEFAULT_BUDGET = 2**30  # elements of one (R, b, [H,] N, N) intermediate: 2 GiB 
 
 
 def micro_batch(model: StackedHybrid, batch: int, seq_len: int, budget: int) -> int:
-    """Largest micro-batch whose largest intermediate (the mixer's, per example: ``intermediate_elements``) stays
-    within ``budget`` elements."""
-    per_example = model.mixer.intermediate_elements(seq_len)
+    """Largest micro-batch whose mixers' largest intermediates (per example: ``intermediate_elements``, summed over
+    the model's mixers: under ``layers = "mixer"`` both blocks' are held for the backward at once) stay within
+    ``budget`` elements."""
+    per_example = sum(mixer.intermediate_elements(seq_len) for mixer in model.mixers().values())
     return max(1, min(batch, budget // per_example))
 
 

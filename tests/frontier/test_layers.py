@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.families import family_class
 from mqarkit.gpu.frontier.model import StackedHybrid, state_numbers
+from mqarkit.gpu.frontier.steps import micro_batch
 from mqarkit.gpu.frontier.sweep_file import SweepFileError, parse_sweeps
 from mqarkit.tolerances import assert_close, assert_close_scaled
 
@@ -218,3 +219,12 @@ def test_a_users_stacked_family_builds_both_layers():
     model = StackedHybrid([config], [3])
     assert model.mixer0.layer == 0 and model.mixer.layer == 1
     assert model(_tokens(6)).shape == (1, 3, 20, D)
+
+
+def test_micro_batch_counts_both_mixers_under_layers_mixer():
+    hybrid = StackedHybrid([ModelConfig("hyena", 32, vocab_size=64, max_len=64)], [0], "cpu")
+    both = StackedHybrid([ModelConfig("hyena", 32, vocab_size=64, max_len=64, layers="mixer")], [0], "cpu")
+    per_example = hybrid.mixer.intermediate_elements(64)
+    assert both.mixers().keys() == {"mixer0", "mixer"}
+    assert micro_batch(hybrid, 256, 64, 8 * per_example) == 8
+    assert micro_batch(both, 256, 64, 8 * per_example) == 4
