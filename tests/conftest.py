@@ -7,6 +7,10 @@ Hypothesis profile, chosen by the environment variable ``MQARKIT_HYPOTHESIS_PROF
 - ``dev``: random, more examples, local database;
 - ``exhaustive``: many examples, for a long local run.
 
+``--report-as-you-go``: print each test's outcome, duration and failure the moment it ends, for runs that a time limit
+may cut short (a lent GPU machine's command limit): pytest's own summary, which holds the failures, comes only at the
+end and is lost with a killed run.
+
 ``shared_dir``: the workspace's ``shared/`` folder beside the repository, for the few tests that compare against it.
 Where it is absent such a test skips, except under ``CI`` (whose checkout has it), where it fails: a missing folder
 must not turn into a silently green run.
@@ -55,6 +59,32 @@ def shared_dir() -> Path:
             pytest.fail(f"{message} (CI must have it)")
         pytest.skip(message)
     return SHARED_DIR
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--report-as-you-go",
+        action="store_true",
+        help="print each test's outcome, duration and failure as soon as it ends (for runs a time limit may cut)",
+    )
+
+
+class ReportAsYouGo:
+    """The ``--report-as-you-go`` plugin (see the module docstring)."""
+
+    failure_chars = 3000  # the end of a failure's report, where the assertion's message is
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not (report.when == "call" or report.failed):
+            return
+        print(f"\n== {report.outcome.upper()} {report.nodeid} ({report.when}, {report.duration:.1f} s)", flush=True)
+        if report.failed:
+            print(str(report.longrepr)[-self.failure_chars :], flush=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--report-as-you-go"):
+        config.pluginmanager.register(ReportAsYouGo(), "report-as-you-go")
 
 
 def _cuda_available() -> bool:
