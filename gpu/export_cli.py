@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.cli import CommandParser, parse_command, reports_usage_errors
 from mqarkit.errors import usage_errors
 from mqarkit.gpu.reference_eval import evaluate_reference
 from mqarkit.gpu.reference_export import ReferenceExport, export_reference
@@ -125,15 +124,9 @@ def _check_args(args: argparse.Namespace) -> None:
 
 @reports_usage_errors("mqarkit export zoology")
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    if args.target is None:
-        parser.print_help()
-        return 2
+    args, status = parse_command(build_parser(), argv, "target")
+    if args is None:
+        return status
     with usage_errors():  # every refusal below is the user's input: one line, exit 2
         _check_args(args)
         out = check_output_folder(args.out, parameter="--out")  # before any work

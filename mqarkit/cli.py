@@ -64,6 +64,22 @@ def reports_usage_errors(prog: str) -> Callable[[Callable[..., int]], Callable[.
     return decorate
 
 
+def parse_command(
+    parser: argparse.ArgumentParser, argv: list[str] | None, subcommand: str
+) -> tuple[argparse.Namespace | None, int]:
+    """``argv`` (default ``sys.argv[1:]``) parsed by a command with sub-commands stored at ``subcommand``:
+    ``(args, 0)``, or ``(None, status)`` when there is nothing to run: ``--help`` (0), no sub-command (help printed,
+    2)."""
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # --help
+        return None, int(exc.code or 0)
+    if getattr(args, subcommand) is None:
+        parser.print_help()
+        return None, 2
+    return args, 0
+
+
 def run_as_script(main: Callable[[list[str] | None], object], prog: str) -> int:
     """The exit status of a ``python -m`` script: ``main(None)`` run, a :class:`UsageError` printed as one line (2),
     else 0. For scripts whose ``main`` returns data rather than a status (the GPU check scripts)."""

@@ -9,7 +9,6 @@ prints as one line with exit status 2.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 from rich.console import Console
@@ -17,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mqarkit.checks import check_int
-from mqarkit.cli import CommandParser, reports_usage_errors
+from mqarkit.cli import CommandParser, parse_command, reports_usage_errors
 from mqarkit.errors import usage_errors
 from mqarkit.oracle import ambiguous_queries, expected_answers
 from mqarkit.task import FILLERS, MQARBatch, MQARSpec, generate
@@ -145,13 +144,7 @@ def _sample(args: argparse.Namespace, console: Console) -> int:
 
 @reports_usage_errors("mqarkit task")
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    if args.subcommand is None:
-        parser.print_help()
-        return 2
+    args, status = parse_command(build_parser(), argv, "subcommand")
+    if args is None:
+        return status
     return _sample(args, Console(highlight=False))
