@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cuda_knobs import CUDA_KNOBS
 
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.families import FAMILIES, family_class
@@ -41,6 +42,7 @@ KNOBS = {
 
 def test_every_registered_family_is_covered_here():
     assert set(KNOBS) == set(FAMILIES)
+    assert set(CUDA_KNOBS) == set(FAMILIES)  # the GPU tests' table too (they are skipped here)
 
 
 def _model(family: str, seeds=(1, 2)) -> StackedHybrid:

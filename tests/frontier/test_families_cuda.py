@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cuda_knobs import CUDA_KNOBS, CUDA_WIDTH
 
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.model import StackedHybrid
@@ -13,23 +14,7 @@ from mqarkit.tolerances import assert_close_scaled
 
 pytestmark = pytest.mark.gpu
 
-D = 64
-KNOBS = {
-    "attention": [{}, {}],
-    "based": [{"feature_dim": 8}, {"feature_dim": 16}],
-    "sliding_window": [{"window": 8}, {"window": 33}],
-    "long_conv": [{}, {}],
-    # head widths below 16 are zero-padded for fla's tiles: both kinds stacked
-    "mamba2": [{"d_state": 8}, {"d_state": 16}],
-    "rwkv4": [{}, {}],
-    "rwkv7": [{"head_dim": 16}, {"head_dim": 32}],
-    "gla": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 8}],
-    "delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 32}],
-    "gated_delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 1, "head_dim": 32}],
-    "h3": [{"d_state": 16, "head_dim": 2}, {"d_state": 64, "head_dim": 4}],
-    "hyena": [{}, {}],
-    "mamba": [{"d_state": 8}, {"d_state": 16}],
-}
+D, KNOBS = CUDA_WIDTH, CUDA_KNOBS
 
 
 def _mixer(family: str):

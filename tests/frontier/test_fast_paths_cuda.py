@@ -16,6 +16,7 @@ import os
 
 import pytest
 import torch
+from cuda_knobs import CUDA_KNOBS, CUDA_WIDTH
 
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.data import Segment, mqar_batch
@@ -65,23 +66,7 @@ def test_fla_taylor_attention_matches_reference_form():
     assert_close(fast16.float(), ours16.float(), dtype="bfloat16", context="fla forward (bf16)")
 
 
-# two runs per family, with knobs that differ (padding under compile and in graphs); head widths below 16 are
-# zero-padded for fla's tiles, so both kinds are stacked
-TWO_RUNS = {
-    "based": [{"feature_dim": 8}, {"feature_dim": 16}],
-    "attention": [{}, {}],
-    "sliding_window": [{"window": 8}, {"window": 16}],
-    "long_conv": [{}, {}],
-    "mamba2": [{"d_state": 8}, {"d_state": 16}],
-    "rwkv4": [{}, {}],
-    "rwkv7": [{"head_dim": 16}, {"head_dim": 32}],
-    "gla": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 8}],
-    "delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 4, "head_dim": 32}],
-    "gated_delta_net": [{"heads": 2, "head_dim": 16}, {"heads": 1, "head_dim": 32}],
-    "h3": [{"d_state": 8, "head_dim": 2}, {"d_state": 16, "head_dim": 4}],
-    "hyena": [{}, {}],
-    "mamba": [{"d_state": 8}, {"d_state": 16}],
-}
+TWO_RUNS = CUDA_KNOBS  # two runs per family, with knobs that differ (padding under compile and in graphs)
 RECURRENT = ("mamba2", "rwkv4", "rwkv7", "gla", "delta_net", "gated_delta_net")  # issue 16's fla-backed families
 
 
@@ -89,7 +74,7 @@ MIXER_LAYERS = ("mamba", "h3", "hyena", "rwkv4")  # the families the presets bui
 
 
 def _stack(family: str, device, layers: str = "hybrid") -> StackedHybrid:
-    cfgs = [ModelConfig(family, 64, vocab_size=256, max_len=256, layers=layers, **k) for k in TWO_RUNS[family]]
+    cfgs = [ModelConfig(family, CUDA_WIDTH, vocab_size=256, max_len=256, layers=layers, **k) for k in TWO_RUNS[family]]
     return StackedHybrid(cfgs, [0, 1], device)
 
 
