@@ -28,8 +28,7 @@ from mqarkit.errors import usage_errors
 from mqarkit.gpu.reference_eval import evaluate_reference
 from mqarkit.gpu.reference_export import ReferenceExport, export_reference
 from mqarkit.gpu.reference_model import (
-    from_config,
-    load_reference_state_dict,
+    load_reference_model,
     measured_state_numbers,
     state_size_reported,
 )
@@ -58,8 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def export_report(exported: ReferenceExport, *, num_kv_pairs: int, num_examples: int, seed: int) -> dict:
     """``report.json``'s content: the layer mapping, width, state, and accuracies measured in our model."""
     config = exported.config
-    model = from_config(config)
-    load_reference_state_dict(model, exported.state)
+    model = load_reference_model(config, exported.state)
     seq_len = config["sequence_mixer"]["kwargs"]["configs"][0]["kwargs"]["l_max"]
     scores = [
         evaluate_reference(

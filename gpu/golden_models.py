@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mqarkit.gpu.golden import default_golden_dir
-from mqarkit.gpu.reference_model import ReferenceLanguageModel, from_config, load_reference_state_dict
+from mqarkit.gpu.reference_model import ReferenceLanguageModel, load_reference_model
 
 INDEX = "models_index.json"
 
@@ -38,7 +38,6 @@ def load_golden_model(
     entry = entries[name]
     with np.load((golden_dir or default_golden_dir()) / entry["file"]) as data:
         arrays = {key: data[key] for key in data.files}
-    model = from_config(entry["config"])
     state = {k.removeprefix("param:"): torch.from_numpy(v) for k, v in arrays.items() if k.startswith("param:")}
-    load_reference_state_dict(model, state)
+    model = load_reference_model(entry["config"], state)
     return model, torch.from_numpy(arrays["inputs"]), torch.from_numpy(arrays["logits"]), entry

@@ -251,6 +251,14 @@ def from_config(config: Mapping) -> ReferenceLanguageModel:
     return ReferenceLanguageModel(config).double().eval()
 
 
+def load_reference_model(config: Mapping, state: Mapping[str, torch.Tensor]) -> ReferenceLanguageModel:
+    """Our model for a reference ``ModelConfig`` dict with a reference ``state_dict`` loaded (:func:`from_config`,
+    then :func:`load_reference_state_dict`): float64, eval mode."""
+    model = from_config(config)
+    load_reference_state_dict(model, state)
+    return model
+
+
 def reference_key_map(model: ReferenceLanguageModel) -> dict[str, str]:
     """Every reference ``state_dict`` key -> our key (the two tied keys both map to our embedding)."""
     keys = {EMBEDDING_KEY: "embedding.weight", HEAD_KEY: "embedding.weight"}

@@ -23,8 +23,7 @@ import torch
 from mqarkit.gpu.reference_eval import evaluate_reference
 from mqarkit.gpu.reference_export import export_reference
 from mqarkit.gpu.reference_model import (
-    from_config,
-    load_reference_state_dict,
+    load_reference_model,
     measured_state_numbers,
     state_size_reported,
 )
@@ -69,8 +68,7 @@ def measure_exports(
         exported = export_reference(
             spec["construction"], vocab_size=VOCAB_SIZE, seq_len=seq_len, num_kv_pairs=1, **spec["kwargs"]
         )
-        model = from_config(exported.config)
-        load_reference_state_dict(model, exported.state)
+        model = load_reference_model(exported.config, exported.state)
         numbers = measured_state_numbers(model, seq_len)
         model = model.to(device=device, dtype=dtype)
         per_slice = []

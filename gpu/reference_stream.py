@@ -24,8 +24,7 @@ from mqarkit.gpu.reference_model import (
     BASECONV,
     HYBRID,
     IDENTITY,
-    from_config,
-    load_reference_state_dict,
+    load_reference_model,
     reference_state_dict,
 )
 
@@ -146,6 +145,5 @@ def check_sizes(vocab_size: int, seq_len: int, num_kv_pairs: int, d_model: int, 
 
 def finish(config: dict, state: dict[str, torch.Tensor], info: dict) -> ReferenceExport:
     """Load the state into our reference-layout model (checked, strict) and return it in the reference's key order."""
-    model = from_config(config)
-    load_reference_state_dict(model, state)
+    model = load_reference_model(config, state)
     return ReferenceExport(config=config, state=reference_state_dict(model), info=info)

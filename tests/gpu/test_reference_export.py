@@ -20,14 +20,12 @@ from mqarkit.gpu.reference_export import (
     no_match_bias,
     sufficient_beta,
 )
-from mqarkit.gpu.reference_model import from_config, load_reference_state_dict, reference_key_map
+from mqarkit.gpu.reference_model import from_config, load_reference_model, load_reference_state_dict, reference_key_map
 from mqarkit.oracle import ambiguous_queries, expected_answers
 
 
 def loaded(exported, dtype=torch.float64):
-    model = from_config(exported.config)
-    load_reference_state_dict(model, exported.state)
-    return model.to(dtype)
+    return load_reference_model(exported.config, exported.state).to(dtype)
 
 
 def score(exported, seq_len, num_kv_pairs, *, random_filler, n=32, seed=0, window=None, dtype=torch.float64):
