@@ -131,6 +131,11 @@ def check_u3_against_statement(ctx: CheckContext, variants: dict[str, dict[str, 
         f"1 + ceil(log2(m+1)) layers. Non-zeros / (t N c): {_ratio_ranges(rows, 'nonzero/(t*N*c)')}; dense / (t N c): "
         f"{_ratio_ranges(rows, 'dense/(t*N*c)')} (dense W costs d^2: erratum E9)"
     )
+    return _verdict(covered, bad, rows)
+
+
+def _verdict(covered: str, bad: dict[str, Any] | None, rows: dict[str, list[dict[str, Any]]]) -> CheckOutcome:
+    """A statement check's outcome: failed at the first point ``bad`` (its ``reason``), else passed; with the table."""
     if bad is not None:
         return failed(covered, bad, bad["reason"], table=_table(rows))
     return passed(covered, table=_table(rows))
@@ -159,9 +164,7 @@ def check_u4_against_statement(ctx: CheckContext, variants: dict[str, dict[str, 
         f"(O~(1)). Non-zeros / (N log2 c): {_ratio_ranges(rows, 'nonzero/(N*log2 c)')} (the per-lag gates grow as "
         f"N m D: O~(N log c) only for polylog D); dense counts Theta(N^2 m^2) (erratum E9)"
     )
-    if bad is not None:
-        return failed(covered, bad, bad["reason"], table=_table(rows))
-    return passed(covered, table=_table(rows))
+    return _verdict(covered, bad, rows)
 
 
 def check_formulas_against_built(
