@@ -85,3 +85,52 @@ def assert_close_scaled(actual: object, expected: object, *, dtype: object = "fl
     e = _as_float64(expected)
     scale = max(float(np.abs(e).max(initial=0.0)), np.finfo(np.float64).tiny)
     assert_close(_as_float64(actual) / scale, e / scale, dtype=dtype, context=context)
+
+
+def scaled_error(actual: object, expected: object) -> float:
+    """``max |actual - expected| / max |expected|``: the largest error relative to the array's scale."""
+    a, e = _same_shape(actual, expected)
+    return float(np.abs(a - e).max(initial=0.0)) / max(float(np.abs(e).max(initial=0.0)), _TINY)
+
+
+def relative_rms_error(actual: object, expected: object) -> float:
+    """``‖actual − expected‖₂ / ‖expected‖₂``: the error of the array as a whole."""
+    a, e = _same_shape(actual, expected)
+    return float(np.linalg.norm(a - e)) / max(float(np.linalg.norm(e)), _TINY)
+
+
+_TINY = float(np.finfo(np.float64).tiny)
+
+
+def _same_shape(actual: object, expected: object) -> tuple[np.ndarray, np.ndarray]:
+    a, e = _as_float64(actual), _as_float64(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"shape {a.shape} != expected shape {e.shape}")
+    return a, e
+
+
+def assert_as_accurate_as_reference(
+    actual: object, expected: object, reference_low: object, *, dtype: object, context: str = ""
+) -> None:
+    """A computation in a low precision (bf16 autocast) checked against the float32 ``expected``, with the naive
+    reference run in the same precision, ``reference_low``, as the measure of what that precision costs.
+
+    Passes if ``actual`` is within the ``dtype`` row of the table of ``expected`` (relative to its scale, as
+    :func:`assert_close_scaled`). Otherwise the rounding of the low precision itself moves the function by more than
+    the table allows (a gradient summed over many bf16 products, or an entry at which a normalisation divides out a
+    near-zero number): then ``actual`` must be no further from ``expected`` than twice ``reference_low`` is, both in
+    the largest entry (:func:`scaled_error`) and as a whole (:func:`relative_rms_error`): the fast path adds no error
+    beyond the naive form's in the same precision. Its elementwise correctness is the float32 test's job (the same
+    code, the tf32 row); a wrong kernel fails here too, being far further off than the naive form.
+    """
+    try:
+        assert_close_scaled(actual, expected, dtype=dtype, context=context)
+        return
+    except AssertionError as outside_the_table:
+        for measure in (scaled_error, relative_rms_error):
+            error, reference_error = measure(actual, expected), measure(reference_low, expected)
+            if error > 2 * reference_error:
+                raise AssertionError(
+                    f"{context}: {measure.__name__} {error:.4f} from the float32 reference, more than twice the naive "
+                    f"reference's in the same precision ({reference_error:.4f}); {outside_the_table}"
+                ) from None
