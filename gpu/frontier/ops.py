@@ -12,6 +12,12 @@ import torch
 import torch.nn.functional as F
 
 
+def training_autocast(device: torch.device) -> torch.autocast:
+    """The precision the harness trains in: bf16 autocast on CUDA (its weight-cast cache off, as CUDA-graph capture
+    requires; each weight is cast once per forward anyway), float32 elsewhere."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False)
+
+
 # ---------------------------------------------------------------- stacked primitives
 def linear(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """``u @ w + b`` per run: ``u (R, ..., i)``, ``w (R, i, o)``, ``b (R, o)`` -> ``(R, ..., o)``."""

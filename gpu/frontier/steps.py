@@ -9,6 +9,7 @@ import torch
 from mqarkit.gpu.frontier.data import IGNORE_INDEX, Segment
 from mqarkit.gpu.frontier.kernels.fused_head import fused_linear_cross_entropy
 from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.ops import training_autocast
 from mqarkit.gpu.frontier.optim import StackedAdamW
 
 
@@ -75,7 +76,7 @@ def accumulate_gradients(
     mb = micro_batch(model, rows.numel(), seg.inputs.shape[1], budget)
     for start in range(0, rows.numel(), mb):
         part = rows[start : start + mb]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda", cache_enabled=False):
+        with training_autocast(device):
             loss = query_loss(model, seg.inputs[part], seg.qpos[part], seg.targets[part], total, loss_sums)
         loss.backward()
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from mqarkit.gpu.frontier.families import family_class, import_object
+from mqarkit.gpu.frontier.ops import training_autocast
 from mqarkit.gpu.frontier.protocol import StackedMixer
 
 DEFAULT_CACHE = "fla.models.utils:Cache"
@@ -103,7 +104,14 @@ def _tensors(value: object) -> list[torch.Tensor]:
 
 def measure_module_state(module: nn.Module, x: torch.Tensor, cache: str | None) -> tuple[dict[str, torch.Tensor], str]:
     """The tensors ``module`` carries after reading ``x (1, N, d)``, and how they were found (the forms of the module
-    docstring); ``({}, reason)`` when the module exposes none."""
+    docstring); ``({}, reason)`` when the module exposes none. The module runs in the precision it trains in
+    (:func:`~mqarkit.gpu.frontier.ops.training_autocast`: some kernels, fla's chunked delta rule among them, refuse
+    float32); only the carried tensors' sizes are read."""
+    with training_autocast(x.device):
+        return _module_state(module, x, cache)
+
+
+def _module_state(module: nn.Module, x: torch.Tensor, cache: str | None) -> tuple[dict[str, torch.Tensor], str]:
     if callable(getattr(module, "recurrent_state", None)):
         found = _tensors(module.recurrent_state(x))
         return {f"state{i}": t for i, t in enumerate(found)}, "recurrent_state()"

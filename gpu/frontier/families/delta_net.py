@@ -72,6 +72,11 @@ class DeltaNet(StackedMixer):
     )
     VALUE_EXPAND = 1  # V = VALUE_EXPAND · K (fla's DeltaNet: expand_v / expand_k = 1)
     gated = False  # Gated DeltaNet: a decay per head and an output gate
+    # Not compiled: on an H100 with torch 2.11 the compiled step failed twice (docs/results/frontier_protocol.md):
+    # inductor's CantSplit on the plain-torch chunked recurrence with a dynamic length (gated, where fla's backward
+    # is refused), and a stride assertion in the compiled backward around fla's chunk_delta_rule (K = 72, the modern
+    # preset). Eager around fla's kernels, still captured in CUDA graphs.
+    compilable = False
 
     @classmethod
     def widths(cls, knobs: Mapping[str, KnobValue]) -> tuple[int, int, int]:

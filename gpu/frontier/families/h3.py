@@ -273,7 +273,7 @@ class H3(StackedMixer):
             k_shifted = k_shifted + F.pad(shift[:, lag] * k[: n - lag], (0, 0, lag, 0))
         kv = k_shifted.view(n, heads, hd, 1) * (u @ p["v_w"] + p["v_b"]).view(n, heads, 1, hd)
         a_bar, b_bar, _ = discretised(p)
-        age = torch.arange(n - 1, -1, -1, dtype=u.dtype)  # N − 1 − t
+        age = torch.arange(n - 1, -1, -1, dtype=u.dtype, device=u.device)  # N − 1 − t
         weight = b_bar[..., None] * a_bar[..., None] ** age  # (H, m, N)
         s = torch.einsum("hmt,thij->hijm", weight, kv.to(weight.dtype))
         register = F.pad(k, (0, 0, taps - 1, 0))[n:].T  # (d, taps − 1): zeros before the first key
