@@ -68,6 +68,10 @@ def chunk_length(n: int) -> int:
     return t
 
 
+# Never compiled: its loops (T steps, then one per chunk, T and the chunk count following N) unroll into a graph per
+# sequence length (the stack of two runs: 174 s to compile at N = 64, 55 s more at 128, 60 s more at 256, on the CPU);
+# under ``torch.compile`` a call is a graph break, run eagerly, the projections around it compiled.
+@torch.compiler.disable
 def selective_scan(
     x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, chunk: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
