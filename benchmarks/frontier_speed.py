@@ -502,6 +502,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         "rows": [],
         "not_measured": [],
     }
+    earlier = earlier_rows(out, report) if args.resume else {}  # checked before any work
     print(f"families mode on {env['device']}: {len(items)} rows, budget {args.time_budget_s:.0f} s", flush=True)
     stop = timer(device)
     data = make_data(base, device)
@@ -510,12 +511,19 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
     for item in items:
         row = _row_base(item, args.runs_per_stack)
         elapsed = time.perf_counter() - started
-        if item.skip:
+        key = (row["path"], row["name"], row["d_model"])
+        if key in earlier:
+            row = earlier[key] | {"resumed": True}
+        elif item.skip:
             row |= {"status": "skipped", "error": item.skip}
         elif elapsed > args.time_budget_s:
             row |= {"status": "not measured", "error": f"time budget: {elapsed:.0f} s > {args.time_budget_s:.0f} s"}
-        else:
+        else:  # written first as "running": a command killed at its limit leaves the row it was measuring named
+            report["rows"].append(row | {"status": "running", "error": None, "meets_target": None})
+            write_families_report(report, out)
+            report["rows"].pop()
             row |= measure_item(item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds)
+            row["commit"] = env["git_commit"]
         row["meets_target"] = target_mark(row, args.example_scale)
         report["rows"].append(row)
         if row["status"] != "measured":
@@ -524,6 +532,30 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         write_families_report(report, out)
         print(_row_line(row), flush=True)
     return report
+
+
+RESUME_SETTINGS = ("data_preset", "example_scale", "runs_per_stack", "steps", "batch_size")
+
+
+def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
+    """``--resume``: the measured rows of the report already in ``out``, by ``(path, name, d_model)``, if it was
+    measured on the same device with the same settings (else a ``ValueError`` naming the difference). A row an earlier
+    command was measuring when it ended (status ``running``) is measured again and listed in ``report["interrupted"]``.
+    """
+    path = out / "frontier_speed_families.json"
+    if not path.exists():
+        return {}
+    before = json.loads(path.read_text())
+    differ = [k for k in RESUME_SETTINGS if before["settings"].get(k) != report["settings"][k]]
+    if before["env"].get("device") != report["env"]["device"]:
+        differ.append("device")
+    if differ:
+        raise ValueError(f"--resume: {path} was measured with other {', '.join(differ)}; measure afresh elsewhere")
+    report["resumed_from"] = before.get("resumed_from", []) + [before["command"]]
+    report["interrupted"] = before.get("interrupted", []) + [
+        f"{r['name']} d={r['d_model']}" for r in before["rows"] if r["status"] == "running"
+    ]
+    return {(r["path"], r["name"], r["d_model"]): r for r in before["rows"] if r["status"] == "measured"}
 
 
 def _row_line(row: dict) -> str:
@@ -586,8 +618,18 @@ def write_families_report(report: dict, out: Path) -> None:
                 f"{r['eval_first_s']:.1f} | measured"
             )
         else:
-            nums = f"– | – | – | {mark} | – | – | {r['status']}"
-        lines.append(f"| {r['path']} | `{r['name']}` | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |")
+            status = "running when the command ended" if r["status"] == "running" else r["status"]
+            nums = f"– | – | – | {mark} | – | – | {status}"
+        resumed = " (resumed)" if r.get("resumed") else ""
+        lines.append(f"| {r['path']} | `{r['name']}`{resumed} | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |")
+    if report.get("resumed_from"):
+        lines += [
+            "\nRows marked resumed were measured by an earlier command on the same device and settings (each "
+            "row's `commit` in the JSON):\n"
+        ] + [f"- `{c}`" for c in report["resumed_from"]]
+    if report.get("interrupted"):
+        lines += ["\nMeasured again because an earlier command ended while measuring them (its time limit):\n"]
+        lines += [f"- {x}" for x in report["interrupted"]]
     if report["not_measured"]:
         lines += ["\nNot measured:\n"] + [f"- {x}" for x in report["not_measured"]]
     (out / "frontier_speed_families.md").write_text("\n".join(lines) + "\n")
@@ -640,8 +682,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     fam.add_argument(
         "--burst-seconds", type=float, default=0.0, help="GPU-utilisation burst per segment (default 0: none)"
     )
+    fam.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows measured by an earlier command in --out-dir (same device and settings) and measure the "
+        "rest: the table spread over several commands",
+    )
     args = ap.parse_args(argv)
     if args.families is None:
+        if args.resume:
+            raise ValueError("--resume: belongs to the families mode (--families)")
         args.presets = args.presets or ["based-slice", "based-fig2"]
         args.steps = 12 if args.steps is None else args.steps
     else:

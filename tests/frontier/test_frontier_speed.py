@@ -171,6 +171,44 @@ def test_a_failing_row_is_recorded_and_the_next_rows_still_run(tmp_path, monkeyp
     assert "simulated kernel failure" in rows[1]["traceback_tail"]
 
 
+def test_resume_keeps_the_measured_rows_and_measures_the_rest(tmp_path, monkeypatch):
+    """A second command with ``--resume`` measures only what the first left: a row the first was measuring when it
+    ended (left as ``running``) is measured again and named; other settings are refused before any work."""
+    bench = _benchmark_module()
+    argv = ["--families", "attention", "based", *TINY, "--generic", "--no-fla", "--out-dir", str(tmp_path)]
+    assert bench.main(argv) == 0
+    path = tmp_path / "frontier_speed_families.json"
+    first = json.loads(path.read_text())
+    first["rows"][1] = {k: first["rows"][1][k] for k in ("path", "name", "family", "d_model", "runs", "knobs")} | {
+        "status": "running",
+        "error": None,
+        "meets_target": None,
+    }  # as a command killed mid-row leaves it
+    path.write_text(json.dumps(first))
+    seen = []
+    real = bench.bench_group
+
+    def watched(sweep, group, *args, **kwargs):
+        seen.append(group[0].model.family)
+        during = json.loads(path.read_text())["rows"]
+        assert during[-1]["status"] == "running" and during[-1]["name"] == group[0].model.family
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", watched)
+    assert bench.main([*argv, "--resume"]) == 0
+    second = json.loads(path.read_text())
+    assert seen == ["attention"]  # Based's row kept, attention's measured again
+    assert [(r["name"], r["status"], r.get("resumed", False)) for r in second["rows"]] == [
+        ("based", "measured", True),
+        ("attention", "measured", False),
+    ]
+    assert second["rows"][0]["epoch_s"] == first["rows"][0]["epoch_s"]
+    assert second["interrupted"] == ["attention d=16"] and len(second["resumed_from"]) == 1
+    assert "`based` (resumed)" in (tmp_path / "frontier_speed_families.md").read_text()
+    with pytest.raises(ValueError, match="--resume: .* was measured with other steps"):
+        bench.main([*argv, "--resume", "--steps", "2"])
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
@@ -181,6 +219,7 @@ def test_a_failing_row_is_recorded_and_the_next_rows_still_run(tmp_path, monkeyp
         (["--families", "based", "--time-budget-s", "0"], "--time-budget-s=0.0: needs a finite number > 0"),
         (["--families", "based", "--steps", "0"], "--steps=0: needs an integer >= 1"),
         (["--families", "based", "--presets", "tiny"], "--families: a mode of its own"),
+        (["--resume"], "--resume: belongs to the families mode"),
         (["--families", "h3", "--widths", "20"], "h3 d=20 cannot be built: .*d_state=5: h3 needs an even d_state"),
         (["--families", "based", "--data-preset", "zoology-fig2"], "needs a preset of one sweep, it has 4"),
     ],
