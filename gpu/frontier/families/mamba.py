@@ -69,8 +69,9 @@ def chunk_length(n: int) -> int:
 
 
 # Never compiled: its loops (T steps, then one per chunk, T and the chunk count following N) unroll into a graph per
-# sequence length (the stack of two runs: 174 s to compile at N = 64, 55 s more at 128, 60 s more at 256, on the CPU);
-# under ``torch.compile`` a call is a graph break, run eagerly, the projections around it compiled.
+# sequence length (a stack of two runs on a 2-core CPU: 41 s to compile at N = 64, then 48 s more at 128 and 56 s more
+# at 256; left out, 16 s, then 5 s and 2 s); under ``torch.compile`` a call is a graph break, run eagerly, the
+# projections around it compiled.
 @torch.compiler.disable
 def selective_scan(
     x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, chunk: int | None = None
