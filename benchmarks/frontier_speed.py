@@ -596,7 +596,9 @@ def write_families_report(report: dict, out: Path) -> None:
             if env.get("fla_gated_backward_refused") is None
             else f" (gated backward refused here: {env['fla_gated_backward_refused']})"
         )
-        + f"; commit {env['git_commit'][:10]}{dirty}. Command: `{report['command']}`.\n",
+        + f"; commit {env['git_commit'][:10]}{dirty}"
+        + (f", sources {env['source_digest'][:19]}…" if env.get("source_digest") else "")
+        + f". Command: `{report['command']}`.\n",
         f"Data: `{st['data_preset']}`{scaled}, generated in {report.get('data_s', float('nan')):.1f} s. Each row: a "
         f"stack of {st['runs_per_stack']} runs (the knob settings cycled, then the {len(st['lrs'])} learning rates, "
         f"then seeds), batch {st['batch_size']}; per training segment the first step timed apart (compilation, graph "

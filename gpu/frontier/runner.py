@@ -8,6 +8,7 @@ lines of :class:`~mqarkit.gpu.frontier.observers.EpochLog`; a progress bar or a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import platform
@@ -46,6 +47,7 @@ def environment(device: torch.device) -> dict:
     return {
         "git_commit": commit,
         "git_dirty": dirty,
+        "source_digest": source_digest(),
         "device": name,
         "device_type": device.type,
         "torch": torch.__version__,
@@ -55,6 +57,30 @@ def environment(device: torch.device) -> dict:
         "compile": device.type == "cuda" and compile_enabled(),
         "deterministic": deterministic_enabled(),
     }
+
+
+def source_roots() -> tuple[Path, ...]:
+    """The folders of the Python sources a training run executes: the ``mqarkit`` package and its GPU wing
+    (``mqarkit.gpu``, a folder of its own in a checkout, inside the package when installed)."""
+    import mqarkit
+    import mqarkit.gpu
+
+    package, wing = (Path(m.__file__).resolve().parent for m in (mqarkit, mqarkit.gpu))
+    return (package,) if wing.is_relative_to(package) else (package, wing)
+
+
+@functools.cache
+def source_digest(roots: tuple[Path, ...] | None = None) -> str:
+    """``sha256:<hex>`` of the ``.py`` files under ``roots`` (their paths relative to each root, then their bytes, in
+    sorted order): names the code that ran where git's metadata is absent or stale (a copy of a working tree without
+    its ``.git``, or with an old one). ``python -c "from mqarkit.gpu.frontier.runner import source_digest as s;
+    print(s())"`` in a checkout says whether it is that code."""
+    h = hashlib.sha256()
+    for root in roots or source_roots():
+        for path in sorted(root.rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(path.read_bytes() + b"\0")
+    return f"sha256:{h.hexdigest()}"
 
 
 def _git(*args: str) -> str | None:

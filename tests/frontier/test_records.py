@@ -229,3 +229,26 @@ def test_resume_report_counts_found_done_and_to_do(tmp_path: Path) -> None:
     report = store.resume_report(["a", "b", "c"])
     assert (report.records, report.done, report.to_do, report.rejected) == (3, 2, 1, 1)
     assert "3 records found; 2 runs already done (skipped), 1 to do; 1 lines are not records" in report.line(out)
+
+
+def test_source_digest_names_the_code_not_its_timestamps(tmp_path):
+    """The digest of the sources a run executes (records carry it beside git's commit): the same files give the same
+    digest whatever their times, an edit or a rename changes it, and the environment of a record holds it."""
+    import torch
+
+    from mqarkit.gpu.frontier.runner import environment, source_digest
+
+    (tmp_path / "pkg").mkdir()
+    module = tmp_path / "pkg" / "a.py"
+    module.write_text("x = 1\n")
+    (tmp_path / "pkg" / "notes.txt").write_text("not source")
+    first = source_digest.__wrapped__((tmp_path,))
+    os.utime(module, (0, 0))
+    (tmp_path / "pkg" / "notes.txt").write_text("still not source")
+    assert source_digest.__wrapped__((tmp_path,)) == first
+    module.write_text("x = 2\n")
+    edited = source_digest.__wrapped__((tmp_path,))
+    module.rename(tmp_path / "pkg" / "b.py")
+    assert len({first, edited, source_digest.__wrapped__((tmp_path,))}) == 3
+    assert environment(torch.device("cpu"))["source_digest"] == source_digest()
+    assert source_digest().startswith("sha256:") and len(source_digest()) == len("sha256:") + 64
