@@ -4,6 +4,13 @@ Exact arithmetic (sympy, ``fractions.Fraction``) is compared with ``==``, never 
 floating-point comparison in the library and the tests goes through :func:`assert_close`, whose tolerance is a
 function of the dtype of the computation alone: one table, below. Loosening an entry needs a reason written next to it.
 
+Two forms of comparison use the table: elementwise (:func:`assert_close`) and relative to the array's scale
+(:func:`assert_close_scaled`, for sums such as gradients, where an entry at which terms cancel carries their
+rounding). For a fast path that computes in a low precision (tf32 tiles, bf16 autocast), the low-precision rule
+(:func:`assert_as_accurate_as_reference`) adds one alternative: outside the table, it must be no further from the
+float32 reference than twice the naive reference computed in the same precision is: the precision's own cost,
+measured in the same test, never a loosened constant.
+
 The table is keyed by dtype *name* so that this module imports neither torch nor sympy; torch tensors are accepted
 duck-typed (anything with ``.detach()``) and converted to float64 NumPy arrays before comparing.
 """
