@@ -68,12 +68,7 @@ def assert_close(actual: object, expected: object, *, dtype: object = "float64",
     exactly (no broadcasting). The error message names the worst element and the tolerance used.
     """
     tol = tolerance_for(dtype)
-    a, e = _as_float64(actual), _as_float64(expected)
-    if a.shape != e.shape:
-        raise AssertionError(f"{context}: shape {a.shape} != expected shape {e.shape}")
-    if not (np.isfinite(a).all() and np.isfinite(e).all()):
-        bad = np.argwhere(~(np.isfinite(a) & np.isfinite(e)))
-        raise AssertionError(f"{context}: non-finite values at {bad[:5].tolist()}")
+    a, e = _finite_pair(actual, expected, context)
     err = np.abs(a - e)
     bound = tol.atol + tol.rtol * np.abs(e)
     if (err > bound).any():
@@ -90,46 +85,57 @@ def assert_close_scaled(actual: object, expected: object, *, dtype: object = "fl
     scale): for sums of many terms, such as gradients, where an entry at which the terms cancel carries their rounding,
     not its own."""
     e = _as_float64(expected)
-    scale = max(float(np.abs(e).max(initial=0.0)), np.finfo(np.float64).tiny)
+    scale = _scale(e)
     assert_close(_as_float64(actual) / scale, e / scale, dtype=dtype, context=context)
+
+
+_TINY = float(np.finfo(np.float64).tiny)  # what an all-zero array's scale is taken as
+
+
+def _scale(e: np.ndarray) -> float:
+    """``max |e|`` (the smallest positive float64 for an all-zero array): the scale errors are taken relative to."""
+    return max(float(np.abs(e).max(initial=0.0)), _TINY)
+
+
+def _finite_pair(actual: object, expected: object, context: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays as float64, of one shape and finite, else an ``AssertionError`` saying which."""
+    a, e = _as_float64(actual), _as_float64(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"{context}: shape {a.shape} != expected shape {e.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(e).all()):
+        bad = np.argwhere(~(np.isfinite(a) & np.isfinite(e)))
+        raise AssertionError(f"{context}: non-finite values at {bad[:5].tolist()}")
+    return a, e
 
 
 def scaled_error(actual: object, expected: object) -> float:
     """``max |actual - expected| / max |expected|``: the largest error relative to the array's scale."""
-    a, e = _same_shape(actual, expected)
-    return float(np.abs(a - e).max(initial=0.0)) / max(float(np.abs(e).max(initial=0.0)), _TINY)
+    a, e = _finite_pair(actual, expected)
+    return float(np.abs(a - e).max(initial=0.0)) / _scale(e)
 
 
 def relative_rms_error(actual: object, expected: object) -> float:
     """``‖actual − expected‖₂ / ‖expected‖₂``: the error of the array as a whole."""
-    a, e = _same_shape(actual, expected)
+    a, e = _finite_pair(actual, expected)
     return float(np.linalg.norm(a - e)) / max(float(np.linalg.norm(e)), _TINY)
-
-
-_TINY = float(np.finfo(np.float64).tiny)
-
-
-def _same_shape(actual: object, expected: object) -> tuple[np.ndarray, np.ndarray]:
-    a, e = _as_float64(actual), _as_float64(expected)
-    if a.shape != e.shape:
-        raise AssertionError(f"shape {a.shape} != expected shape {e.shape}")
-    return a, e
 
 
 def assert_as_accurate_as_reference(
     actual: object, expected: object, reference_low: object, *, dtype: object, context: str = ""
 ) -> None:
-    """A computation in a low precision (bf16 autocast) checked against the float32 ``expected``, with the naive
-    reference run in the same precision, ``reference_low``, as the measure of what that precision costs.
+    """A computation in a low precision (tf32 tiles, bf16 autocast) checked against the float32 ``expected``, with the
+    naive reference run in the same precision, ``reference_low``, as the measure of what that precision costs.
 
-    Passes if ``actual`` is within the ``dtype`` row of the table of ``expected`` (relative to its scale, as
-    :func:`assert_close_scaled`). Otherwise the rounding of the low precision itself moves the function by more than
-    the table allows (a gradient summed over many bf16 products, or an entry at which a normalisation divides out a
-    near-zero number): then ``actual`` must be no further from ``expected`` than twice ``reference_low`` is, both in
-    the largest entry (:func:`scaled_error`) and as a whole (:func:`relative_rms_error`): the fast path adds no error
-    beyond the naive form's in the same precision. Its elementwise correctness is the float32 test's job (the same
-    code, the tf32 row); a wrong kernel fails here too, being far further off than the naive form.
+    All three arrays must be finite and of one shape. Passes if ``actual`` is within the ``dtype`` row of the table of
+    ``expected`` (relative to its scale, as :func:`assert_close_scaled`). Otherwise the rounding of the low precision
+    itself moves the function by more than the table allows (a gradient summed over many bf16 products, or an entry at
+    which a normalisation divides out a near-zero number): then ``actual`` must be no further from ``expected`` than
+    twice ``reference_low`` is, both in the largest entry (:func:`scaled_error`) and as a whole
+    (:func:`relative_rms_error`): the fast path adds no error beyond the naive form's in the same precision. A wrong
+    kernel fails, being further off than the naive form.
     """
+    _finite_pair(actual, expected, context)
+    _finite_pair(reference_low, expected, f"{context} (the reference in the same precision)")
     try:
         assert_close_scaled(actual, expected, dtype=dtype, context=context)
         return

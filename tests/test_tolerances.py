@@ -53,3 +53,14 @@ def test_low_precision_rule() -> None:
     wrong_everywhere_a_little = expected + 0.09 * np.sign(np.cos(np.arange(101)))
     with pytest.raises(AssertionError, match="relative_rms_error"):  # no worse at worst, far worse as a whole
         assert_as_accurate_as_reference(wrong_everywhere_a_little, expected, expected + rounding, dtype="bfloat16")
+
+
+def test_low_precision_rule_refuses_non_finite_values() -> None:
+    """A NaN is never "no further than twice the reference": it fails before any comparison of errors."""
+    expected = np.linspace(-1.0, 1.0, 11)
+    broken = expected.copy()
+    broken[3] = np.nan
+    with pytest.raises(AssertionError, match="non-finite values at"):
+        assert_as_accurate_as_reference(broken, expected, expected + 0.5, dtype="bfloat16")
+    with pytest.raises(AssertionError, match=r"\(the reference in the same precision\): non-finite"):
+        assert_as_accurate_as_reference(expected, expected, broken, dtype="bfloat16")
