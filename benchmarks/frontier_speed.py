@@ -169,10 +169,10 @@ def bench_group(sweep, group, train, test, device, steps: int, gen, burst_second
             }
         )
     stop = timer(device)
-    evaluate(model, test, batch=sweep.test_batch_size, budget=budget, amp=device.type == "cuda")
+    evaluate(model, test, batch=sweep.test_batch_size, budget=budget)
     eval_first_s = stop()  # compilation of the evaluation shapes included
     stop = timer(device)
-    evaluate(model, test, batch=sweep.test_batch_size, budget=budget, amp=device.type == "cuda")
+    evaluate(model, test, batch=sweep.test_batch_size, budget=budget)
     eval_s = stop()
     if sampler is not None:
         sampler.stop_flag.set()
@@ -218,7 +218,7 @@ def profile_group(sweep, group, train, test, device, gen) -> None:
         print(f"--- profile: {group[0].model.family} d={model.d} R={model.runs} segment {seg.segment} (2 steps)")
         print(prof.key_averages().table(sort_by=key, row_limit=22, max_name_column_width=60))
     with profile(activities=acts) as prof:
-        evaluate(model, test, batch=sweep.test_batch_size, budget=BUDGET, amp=device.type == "cuda")
+        evaluate(model, test, batch=sweep.test_batch_size, budget=BUDGET)
         if device.type == "cuda":
             torch.cuda.synchronize()
     print("--- profile: evaluation")
@@ -523,7 +523,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             write_families_report(report, out)
             report["rows"].pop()
             row |= measure_item(item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds)
-            row["commit"] = env["git_commit"]
+            row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
         row["meets_target"] = target_mark(row, args.example_scale)
         report["rows"].append(row)
         if row["status"] != "measured":
@@ -627,7 +627,7 @@ def write_families_report(report: dict, out: Path) -> None:
     if report.get("resumed_from"):
         lines += [
             "\nRows marked resumed were measured by an earlier command on the same device and settings (each "
-            "row's `commit` in the JSON):\n"
+            "row's `code` in the JSON):\n"
         ] + [f"- `{c}`" for c in report["resumed_from"]]
     if report.get("interrupted"):
         lines += ["\nMeasured again because an earlier command ended while measuring them (its time limit):\n"]

@@ -43,6 +43,7 @@ import torch
 from mqarkit.gpu.frontier.cuda_graphs import GraphedSteps, graphs_enabled
 from mqarkit.gpu.frontier.kernels.fused_head import fused_linear_argmax
 from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.ops import training_autocast
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET, SegmentData, micro_batch, train_step
 
@@ -57,7 +58,7 @@ def training_step(
     return lambda seg, rows, factor: train_step(model, opt, seg, rows, factor, budget, loss_sums)
 
 
-def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int, amp: bool):
+def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budget: int):
     """Per run: correct and total counts per test segment: ``(R, S)`` int64 each.
 
     For a family that runs compiled, the hidden states are computed with autograd recording, as in training, and the
@@ -77,10 +78,9 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
         for start in range(0, seg.inputs.shape[0], mb):
             x, qpos, tgt = (t[start : start + mb] for t in (seg.inputs, seg.qpos, seg.targets))
             # the autocast state of training (its weight-cast cache off), which the compiled function is guarded on
-            autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False)
-            with torch.set_grad_enabled(reuse_training_graph), autocast:
+            with torch.set_grad_enabled(reuse_training_graph), training_autocast(device):
                 hidden = model.hidden_at(x, qpos)  # (R, b·D, d)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with training_autocast(device):
                 pred = fused_linear_argmax(hidden, model.head_weight())  # (R, b·D) int64, computed without autograd
             correct[:, s] += (pred == tgt.reshape(1, -1)).sum(1)
         totals[s] = seg.qpos.numel()
@@ -140,7 +140,6 @@ def train_stack(
     if not train or not tests:
         raise ValueError("train/tests: needs at least one training and one test segment")
     device = train[0].inputs.device
-    amp = device.type == "cuda"
     opt = StackedAdamW(model, torch.tensor(lrs), weight_decay=weight_decay)
     runs = model.runs
     loss_sums = torch.zeros(runs, dtype=torch.float32, device=device)  # (R,) summed CE of the epoch so far
@@ -176,7 +175,7 @@ def train_stack(
             si, rows = plan[j]
             take_step(train[si], rows, 0.5 * (1 + math.cos(math.pi * step / total_steps)))
             step += 1
-        correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget, amp=amp)
+        correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget)
         overall = (correct.sum(1).double() / totals.sum()).tolist()
         acc = (correct.double() / totals.double()).tolist()
         loss = (loss_sums.double() / labels_per_epoch).tolist()  # read once per epoch (evaluate has synchronised)

@@ -203,6 +203,7 @@ def test_resume_keeps_the_measured_rows_and_measures_the_rest(tmp_path, monkeypa
         ("attention", "measured", False),
     ]
     assert second["rows"][0]["epoch_s"] == first["rows"][0]["epoch_s"]
+    assert second["rows"][1]["code"]["source_digest"] == second["env"]["source_digest"]  # which code measured a row
     assert second["interrupted"] == ["attention d=16"] and len(second["resumed_from"]) == 1
     assert "`based` (resumed)" in (tmp_path / "frontier_speed_families.md").read_text()
     with pytest.raises(ValueError, match="--resume: .* was measured with other steps"):
