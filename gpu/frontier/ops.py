@@ -63,6 +63,25 @@ def fft_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return y.transpose(2, 3).to(u.dtype)
 
 
+def toeplitz_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """The same ``y_t = Σ_{s≤t} h[..., s] u_{t-s}`` as :func:`fft_causal_conv`, as one matmul per run and channel with
+    the lower-triangular Toeplitz matrix ``T[t, s] = h[t − s]`` (float32 at least, autocast off); ``u (R, B, N, d)``,
+    ``h (R, d, L ≥ N)``.
+
+    ``T`` is a view of the zero-padded taps ``p = (0, …, 0, h_0, …, h_{N−1})`` (``N − 1`` zeros): the windows
+    ``W[t, j] = p[t + j]`` (``unfold``), reversed along ``j``, give ``T[t, s] = p[t + N − 1 − s] = h[t − s]`` (zero
+    where ``s > t``). Its cost is ``O(R d N² B)`` multiply-adds and an ``(R, d, N, N)`` matrix, so it serves short
+    sequences; the autograd of ``unfold`` sums ``T``'s gradient along its diagonals into ``h``'s.
+    """
+    n = u.shape[2]
+    acc = torch.promote_types(u.dtype, torch.float32)
+    taps = F.pad(h[..., :n].to(acc), (n - 1, 0))  # (R, d, 2N − 1)
+    t = taps.unfold(-1, n, 1).flip(-1)  # (R, d, N, N)
+    with torch.autocast(u.device.type, enabled=False):
+        y = torch.matmul(t, u.to(acc).permute(0, 3, 2, 1))  # (R, d, N, B)
+    return y.permute(0, 3, 2, 1).to(u.dtype)
+
+
 def causal_cumsum(t: torch.Tensor) -> torch.Tensor:
     """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a product (float32 at least) with the
     ``(N, N)`` lower-triangular ones matrix (autocast off).

@@ -1,0 +1,138 @@
+"""The stacked causal long convolution two ways: by FFT and as a Toeplitz matmul, forward and forward+backward.
+
+Usage: ``python benchmarks/causal_conv.py [--device cuda] [--out-dir docs/results] [--repeats 20]``; writes
+``causal_conv.json`` and ``causal_conv.md`` under ``--out-dir``.
+
+Both are :mod:`mqarkit.gpu.frontier.ops` functions as the families call them (``fft_causal_conv``,
+``toeplitz_causal_conv``; float32, autocast off; the Toeplitz one also with TF32 allowed for its matmul), on a stack
+of ``R = 12`` runs, batch 256 (the frontier's), at the [B] Fig. 2 training lengths ``N ∈ {64, 128, 256}`` and
+``d ∈ {64, 128, 256}`` channels, the filter ``L = 1024`` taps long (the reference Hyena's ``l_max``). Each figure is
+the median of ``--repeats`` timed calls after warm-up (CUDA events on a GPU; :mod:`mqarkit.gpu.timing`);
+forward+backward takes the gradient of both inputs. Before timing, the paths are compared on the same inputs (largest
+difference over the largest output magnitude), so a faster wrong path shows.
+A combination that runs out of memory is recorded as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from mqarkit.gpu.frontier.ops import fft_causal_conv, toeplitz_causal_conv
+from mqarkit.gpu.timing import median_seconds
+
+RUNS, BATCH, FILTER_LEN = 12, 256, 1024
+LENGTHS, WIDTHS = (64, 128, 256), (64, 128, 256)
+
+
+def toeplitz_tf32(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """The Toeplitz matmul with TF32 allowed for its float32 matmul (10-bit mantissa inputs, float32 accumulation)."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        return toeplitz_causal_conv(u, h)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+PATHS = {"fft": fft_causal_conv, "toeplitz": toeplitz_causal_conv, "toeplitz_tf32": toeplitz_tf32}
+
+
+def measure(n: int, d: int, device: torch.device, repeats: int) -> dict[str, object]:
+    g = torch.Generator(device=device).manual_seed(n * 1000 + d)
+    u = torch.randn(RUNS, BATCH, n, d, device=device, generator=g, requires_grad=True)
+    h = (torch.randn(RUNS, d, FILTER_LEN, device=device, generator=g) * 0.02).requires_grad_()
+    dy = torch.randn(RUNS, BATCH, n, d, device=device, generator=g)
+    row: dict[str, object] = {"N": n, "d": d}
+    with torch.no_grad():
+        a = fft_causal_conv(u, h)
+        for name in ("toeplitz", "toeplitz_tf32"):
+            row[f"{name}_relative_difference"] = ((PATHS[name](u, h) - a).abs().max() / a.abs().max()).item()
+    for name, conv in PATHS.items():
+
+        def forward(conv=conv):
+            with torch.no_grad():
+                conv(u, h)
+
+        def forward_backward(conv=conv):
+            torch.autograd.grad(conv(u, h), (u, h), dy)
+
+        try:
+            row[f"{name}_forward_ms"] = 1e3 * median_seconds(forward, repeats=repeats, device=device)
+            row[f"{name}_forward_backward_ms"] = 1e3 * median_seconds(forward_backward, repeats=repeats, device=device)
+        except torch.OutOfMemoryError as err:
+            row[f"{name}_error"] = f"out of memory: {str(err).splitlines()[0]}"
+        torch.cuda.empty_cache() if device.type == "cuda" else None
+    for name in ("toeplitz", "toeplitz_tf32"):
+        if "fft_forward_backward_ms" in row and f"{name}_forward_backward_ms" in row:
+            row[f"{name}_speedup"] = row["fft_forward_backward_ms"] / row[f"{name}_forward_backward_ms"]
+    return row
+
+
+def environment(device: torch.device) -> dict[str, object]:
+    env = {"torch": torch.__version__, "python": platform.python_version(), "device_type": device.type}
+    if device.type == "cuda":
+        env["device"] = torch.cuda.get_device_name(device)
+    return env
+
+
+def write(report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "causal_conv.json").write_text(json.dumps(report, indent=2) + "\n")
+    env = report["env"]
+    lines = [
+        "# Causal long convolution: FFT against Toeplitz matmul",
+        "",
+        f"Device: {env.get('device', env['device_type'])}; torch {env['torch']}. Command: `{report['command']}`.",
+        "",
+        f"Stack of {RUNS} runs, batch {BATCH}, filter {FILTER_LEN} taps, float32; median of "
+        f"{report['repeats']} calls after warm-up (CUDA events on a GPU, perf_counter on the CPU), in ms. "
+        "Difference: max |fft − toeplitz| over max |fft|.",
+        "",
+        "| N | d | fft fwd | toeplitz fwd | tf32 fwd | fft fwd+bwd | toeplitz fwd+bwd | tf32 fwd+bwd | "
+        "speed-up fwd+bwd (toeplitz, tf32) | difference (toeplitz, tf32) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(r, key, fmt="{:.3f}"):
+        path = key.rsplit("_", 2)[0] if key.endswith("_ms") else key.rsplit("_", 1)[0]
+        return fmt.format(r[key]) if key in r else r.get(f"{path}_error", "—")
+
+    for r in report["rows"]:
+        lines.append(
+            f"| {r['N']} | {r['d']} | {cell(r, 'fft_forward_ms')} | {cell(r, 'toeplitz_forward_ms')} | "
+            f"{cell(r, 'toeplitz_tf32_forward_ms')} | {cell(r, 'fft_forward_backward_ms')} | "
+            f"{cell(r, 'toeplitz_forward_backward_ms')} | {cell(r, 'toeplitz_tf32_forward_backward_ms')} | "
+            f"{cell(r, 'toeplitz_speedup', '{:.2f}×')}, {cell(r, 'toeplitz_tf32_speedup', '{:.2f}×')} | "
+            f"{r['toeplitz_relative_difference']:.1e}, {r['toeplitz_tf32_relative_difference']:.1e} |"
+        )
+    (out_dir / "causal_conv.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out-dir", default="docs/results")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats={args.repeats}: must be >= 1")
+    device = torch.device(args.device)
+    report = {"env": environment(device), "command": "python benchmarks/causal_conv.py " + " ".join(argv)}
+    report |= {"repeats": args.repeats, "rows": []}
+    for n in LENGTHS:
+        for d in WIDTHS:
+            report["rows"].append(measure(n, d, device, args.repeats))
+            print(json.dumps(report["rows"][-1]), flush=True)
+            write(report, Path(args.out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
