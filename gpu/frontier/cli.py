@@ -1,6 +1,7 @@
 """``mqarkit frontier``: list the presets and families, or run a sweep into a JSONL results file (resumable).
 
 mqarkit frontier list
+mqarkit frontier compare --paper based-fig2|zoology-fig2 --results RESULTS.jsonl [...] [--out COMPARISON.md]
 mqarkit frontier run (--preset NAME | --sweep FILE.toml) --out RESULTS.jsonl [--device cpu|cuda|cuda:1]
     [--epochs 8] [--lrs 1e-3 1e-2] [--families based attention] [--d-models 64 128] [--example-scale 0.5]
     [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--deterministic] [--no-progress]
@@ -30,6 +31,7 @@ from mqarkit.gpu.frontier.records import RecordsStore
 from mqarkit.gpu.frontier.sweep import sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
 from mqarkit.gpu.frontier.tracking import TRACKER_PACKAGES, Tracking, default_log_dir
+from mqarkit.outputs import check_output_file
 
 RAY_ONLY = ("gpus_per_task", "ray_retries", "ray_tasks", "ray_address", "ray_runtime_env")  # flags that need --ray
 
@@ -40,7 +42,7 @@ def _epilog() -> str:
 
 def build_parser() -> CommandParser:
     parser = CommandParser(prog="mqarkit frontier", description=__doc__.split("\n\n")[0], epilog=_epilog())
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run}")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,compare}")
     sub.add_parser(
         "list",
         help="print the presets (their sweeps, runs and stacks) and the registered families",
@@ -54,6 +56,17 @@ def build_parser() -> CommandParser:
         "skipped, so an interrupted run resumes. Exit status 1 if a Ray task failed after its retries.",
         epilog=_epilog(),
     )
+    compare = sub.add_parser(
+        "compare",
+        help="set records against what a paper reports for its figure (Markdown tables with verdicts)",
+        description="Set the records of a figure's preset against the values read off the paper's plot: per "
+        "family or point a verdict (agrees, above, below) from the mean over seeds and its interval; for [B] Fig. 2 "
+        "also the ordering on the front. The rules: mqarkit.gpu.frontier.compare.",
+    )
+    compare.add_argument("--paper", required=True, choices=("based-fig2", "zoology-fig2"), help="the figure")
+    compare.add_argument("--results", nargs="+", required=True, metavar="RESULTS.jsonl", help="JSONL record files")
+    compare.add_argument("--out", default=None, metavar="FILE.md", help="write the Markdown here (default: print it)")
+
     what = run.add_argument_group("what to run")
     source = what.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", choices=preset_names(), help="a sweep shipped with the package")
@@ -198,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         print(f"families: {', '.join(FAMILIES)}")
         return 0
+    if args.action == "compare":
+        return _compare(args)
     with usage_errors():  # every rule of the sweep and the output, before any device work: one line, exit 2
         sweeps = get_preset(args.preset) if args.preset else load_sweep_file(args.sweep)
         sweeps = reduce(
@@ -284,6 +299,29 @@ def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None,
             tracking=tracking,
             deterministic=args.deterministic,
         )
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``mqarkit frontier compare``: every input checked first (one line, exit 2), then the Markdown written."""
+    from pathlib import Path
+
+    from mqarkit.gpu.frontier.compare import comparison_markdown
+    from mqarkit.gpu.frontier.records import RECORD_STATUSES, read_records
+
+    with usage_errors():
+        missing = [p for p in args.results if not Path(p).is_file()]
+        if missing:
+            raise ValueError(f"--results: {missing[0]} is not a file")
+        if args.out is not None:
+            check_output_file(args.out, parameter="out")
+        records = [r for p in args.results for r in read_records(p, statuses=RECORD_STATUSES)]
+        text = comparison_markdown(records, args.paper)
+    if args.out is None:
+        print(text, end="")
+    else:
+        Path(args.out).write_text(text)
+        print(args.out)
+    return 0
 
 
 def _check_device(flag: str, name: str) -> None:
