@@ -18,11 +18,13 @@ Recurrent mode carries ``h`` (``d_i × n``) and the conv's last 3 inputs: ``d_i�
 Runs of one stack may have different ``n``: ``W_x^B, W_x^C, A_log`` are padded along the state and masked (padded
 states stay 0).
 
-Fast path (stacked, plain torch, so the same code on the CPU and on CUDA): :func:`selective_scan`, a two-level
-chunked scan in float32 at least. Every ``(d_i, n)`` state is formed once (memory ``O(N·d_i·n)`` per example, linear
-in ``N``), by ``T`` elementwise steps inside all chunks at once and one step per chunk across them (``T`` the smallest
-power of two with ``T² ≥ N``, so about ``2√N`` steps in all), every decay an ``exp`` of a non-positive sum; everything
-but ``W_o`` in float32 at least with autocast off. The reference is ``selective_scan_ref``'s recurrence, one position
+Fast path (stacked): on CUDA, the fused Triton scan of :mod:`mqarkit.gpu.frontier.kernels.selective_scan`, which
+keeps each state column in registers and never forms the states (:func:`scan_outputs` dispatches; its reference is
+the torch scan below, and ``MQARKIT_FUSED_SCAN=0`` turns it off). Elsewhere, plain torch: :func:`selective_scan`, a
+two-level chunked scan in float32 at least. Every ``(d_i, n)`` state is formed once (memory ``O(N·d_i·n)`` per
+example, linear in ``N``), by ``T`` elementwise steps inside all chunks at once and one step per chunk across them
+(``T`` the smallest power of two with ``T² ≥ N``, so about ``2√N`` steps in all), every decay an ``exp`` of a
+non-positive sum. Both in float32 at least, everything but ``W_o`` with autocast off. The reference is ``selective_scan_ref``'s recurrence, one position
 after another.
 
 How it differs from the reference implementation: the same function; the reference runs its CUDA kernels
@@ -46,6 +48,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from mqarkit.gpu.frontier.kernels.selective_scan import block_sizes, fused_scan_available, fused_selective_scan
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, gather_rows, init_conv, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -106,6 +109,15 @@ def selective_scan(
     return y, carry
 
 
+@torch.compiler.disable  # the kernels' launch and the torch scan's loops stay out of the compiled graph
+def scan_outputs(x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The scan's ``y (R, B, N, d_i)``: the fused Triton kernels where they serve (contiguous float32 on CUDA,
+    :mod:`mqarkit.gpu.frontier.kernels.selective_scan`, which never forms the states), else :func:`selective_scan`."""
+    if fused_scan_available(x):
+        return fused_selective_scan(x, dt, a, b, c)
+    return selective_scan(x, dt, a, b, c)[0]
+
+
 class Mamba(StackedMixer):
     name = "mamba"
     block_type = "mamba"  # the reference's MambaBlock (RMSNorm -> Mamba -> residual) under layers = "mixer"
@@ -135,7 +147,14 @@ class Mamba(StackedMixer):
         return p
 
     def intermediate_elements(self, seq_len: int) -> int:
-        return self.runs * seq_len * EXPAND * self.d * self.xb_w.shape[-1]  # the scan's (N, d_i, n) states
+        """The torch scan's ``(N, d_i, n)`` states; the fused kernels' largest, the per-block shares of ``∂B, ∂C``
+        or a ``(N, d_i)`` tensor."""
+        di, n = EXPAND * self.d, self.xb_w.shape[-1]
+        probe = torch.empty(1, 1, seq_len, 1, device=self.in_w.device)  # the scan runs in float32 here
+        if fused_scan_available(probe):
+            blocks = -(-di // block_sizes(seq_len)[1])
+            return self.runs * seq_len * max(di, blocks * n)
+        return self.runs * seq_len * di * n
 
     # ---------------------------------------------------------------- fast path (stacked)
     def gated_scan(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,7 +170,7 @@ class Mamba(StackedMixer):
             x = F.silu(causal_depthwise_conv(x, self.conv_w.to(acc), self.conv_b.to(acc)))
             low, b, c = linear(x, w).split([self.xdt_w.shape[-1], n, n], dim=-1)
             dt = F.softplus(linear(low, self.dt_w.to(acc)) + self.dt_b.to(acc)[:, None, None])
-            y, _ = selective_scan(x, dt, -torch.exp(self.masked("a_log").to(acc)), b, c)
+            y = scan_outputs(x, dt, -torch.exp(self.masked("a_log").to(acc)), b, c)
         return y + x * self.skip.to(acc)[:, None, None], z
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,223 @@
+"""Mamba-1's selective scan as two Triton kernels that never form the ``(N, d_i, n)`` states in memory.
+
+Symbols (per run and example; the runs of a stack and the batch fold into one axis ``RB``)::
+
+    x_t, Δ_t  (d_i)      the scan's input and step after the short conv and softplus
+    A         (d_i, n)   the diagonal state matrix (A < 0), per run
+    B_t, C_t  (n)        input-dependent input and output maps
+    h_t = exp(Δ_t A) ⊙ h_{t−1} + (Δ_t x_t) B_tᵀ,   h_{−1} = 0        (d_i × n)
+    y_t = h_t C_t                                                     (d_i)
+
+:func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (plain torch, chunked) is the reference: it forms every
+state, ``R·B·N·d_i·n`` float32 numbers (about 10 GB for a stack of 12 runs at ``d = 64``, ``n = 24``, batch 256,
+``N = 256``). Here one program takes one sequence and ``BLOCK_D`` channels with the whole sequence as a
+``(BLOCK_N, BLOCK_D)`` tile, and loops over the ``n`` state indices: for each, the recurrence is a first-order linear
+scan over positions, ``(a, b) ∘ (a', b') = (a a', b a' + b')`` (``tl.associative_scan``), so a state column lives in
+registers only. Forward: ``y += h[:, :, s] C[:, s]``. Backward, per state index ``s`` (``dh_t`` the gradient reaching
+``h_t``)::
+
+    dh_t       = dy_t C_t[s] + exp(Δ_{t+1} A) ⊙ dh_{t+1}                 (the same scan, in reverse)
+    h_{t−1}    = the forward scan of the inputs shifted down one position
+    ∂C_t[s]    = Σ_i h_t[i] dy_t[i]           ∂B_t[s] = Σ_i dh_t[i] Δ_t[i] x_t[i]
+    ∂(Δx)_t   += dh_t B_t[s]                  g_t = dh_t ⊙ h_{t−1} ⊙ exp(Δ_t A[:, s])
+    ∂Δ_t      += g_t A[:, s]                  ∂A[:, s] = Σ_t g_t Δ_t
+    then ∂x = ∂(Δx) Δ, ∂Δ += ∂(Δx) x
+
+The sums over channels (``∂B, ∂C``) are written per channel block and added by torch afterwards (``2/BLOCK_D`` of
+one state tensor's size, transient), and ``∂A`` per example and summed over the batch by torch: no atomics, so the
+result does not depend on scheduling (the harness's deterministic mode keeps the kernels).
+
+Dispatch (:func:`fused_scan_available`): contiguous float32 CUDA tensors (any device under the Triton interpreter,
+``TRITON_INTERPRET=1`` at import), ``N ≤`` :data:`MAX_LEN`, triton importable and ``MQARKIT_FUSED_SCAN`` not ``0``
+(read per call); the Mamba family otherwise runs the torch scan.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+try:  # guarded: CI and CPU machines have no triton
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = None
+    tl = None
+
+# Elements of one (BLOCK_N, BLOCK_D) tile: BLOCK_D = TILE / BLOCK_N channels per program (1 to 32). The backward keeps
+# about nine tiles live across its loop and six more inside it: 2048-element tiles over 8 warps (256 threads) are
+# about 120 registers a thread, under the 255 a thread may hold.
+TILE = 2048
+MAX_LEN = TILE  # the longest sequence one tile holds (one channel per program)
+BACKWARD_WARPS = 8
+
+
+def block_sizes(n: int) -> tuple[int, int]:
+    """``(BLOCK_N, BLOCK_D)`` for sequences of ``n`` positions: the next power of two ≥ ``n`` (at least 16), and the
+    channels that fill a tile of :data:`TILE` elements (at most 32)."""
+    block_n = max(16, 1 << (n - 1).bit_length())
+    return block_n, max(1, min(32, TILE // block_n))
+
+
+if triton is not None:
+
+    @triton.jit
+    def _first_order(a1, b1, a2, b2):
+        """``h ↦ a h + b`` after ``h ↦ a1 h + b1``: ``(a1 a2, b1 a2 + b2)``."""
+        return a1 * a2, b1 * a2 + b2
+
+    @triton.jit
+    def _scan_forward(
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, y_ptr, N, D, NS, BATCH,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):  # fmt: skip
+        rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        run = rb // BATCH
+        t = tl.arange(0, BLOCK_N)
+        d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
+        tm, dm = t < N, d < D
+        m = tm[:, None] & dm[None, :]
+        rows = rb * N * D + t[:, None] * D + d[None, :]
+        dt = tl.load(dt_ptr + rows, mask=m, other=0.0)
+        dtx = dt * tl.load(x_ptr + rows, mask=m, other=0.0)
+        y = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        for s in range(NS):
+            a = tl.load(a_ptr + (run * NS + s) * D + d, mask=dm, other=0.0)
+            bs = tl.load(b_ptr + (rb * NS + s) * N + t, mask=tm, other=0.0)
+            cs = tl.load(c_ptr + (rb * NS + s) * N + t, mask=tm, other=0.0)
+            _, h = tl.associative_scan((tl.exp(dt * a[None, :]), dtx * bs[:, None]), 0, _first_order)
+            y += h * cs[:, None]
+        tl.store(y_ptr + rows, y, mask=m)
+
+    @triton.jit
+    def _scan_backward(
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, dy_ptr, dx_ptr, ddt_ptr, da_ptr, db_ptr, dc_ptr, N, D, NS, BATCH, RB,
+        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    ):  # fmt: skip
+        rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        run = rb // BATCH
+        t = tl.arange(0, BLOCK_N)
+        d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
+        tm, dm = t < N, d < D
+        m = tm[:, None] & dm[None, :]
+        prev_m = (t >= 1)[:, None] & m  # position t − 1 exists
+        next_m = (t + 1 < N)[:, None] & dm[None, :]  # position t + 1 exists
+        rows = rb * N * D + t[:, None] * D + d[None, :]
+        x = tl.load(x_ptr + rows, mask=m, other=0.0)
+        dt = tl.load(dt_ptr + rows, mask=m, other=0.0)
+        dy = tl.load(dy_ptr + rows, mask=m, other=0.0)
+        dt_prev = tl.load(dt_ptr + rows - D, mask=prev_m, other=0.0)
+        dtx_prev = dt_prev * tl.load(x_ptr + rows - D, mask=prev_m, other=0.0)
+        dt_next = tl.load(dt_ptr + rows + D, mask=next_m, other=0.0)
+        dtx = dt * x
+        d_dtx = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        d_dt = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
+        for s in range(NS):
+            a = tl.load(a_ptr + (run * NS + s) * D + d, mask=dm, other=0.0)
+            col = (rb * NS + s) * N + t
+            bs = tl.load(b_ptr + col, mask=tm, other=0.0)
+            bs_prev = tl.load(b_ptr + col - 1, mask=tm & (t >= 1), other=0.0)
+            cs = tl.load(c_ptr + col, mask=tm, other=0.0)
+            decay = tl.exp(dt * a[None, :])
+            _, h = tl.associative_scan((decay, dtx * bs[:, None]), 0, _first_order)
+            _, h_prev = tl.associative_scan(
+                (tl.exp(dt_prev * a[None, :]), dtx_prev * bs_prev[:, None]), 0, _first_order
+            )
+            _, dh = tl.associative_scan((tl.exp(dt_next * a[None, :]), dy * cs[:, None]), 0, _first_order, reverse=True)
+            part = (blk * RB + rb) * NS * N + s * N + t  # this channel block's share of ∂B, ∂C
+            tl.store(dc_ptr + part, tl.sum(h * dy, axis=1), mask=tm)
+            tl.store(db_ptr + part, tl.sum(dh * dtx, axis=1), mask=tm)
+            d_dtx += dh * bs[:, None]
+            g = dh * h_prev * decay
+            d_dt += g * a[None, :]
+            tl.store(da_ptr + (rb * NS + s) * D + d, tl.sum(g * dt, axis=0), mask=dm)
+        tl.store(dx_ptr + rows, d_dtx * dt, mask=m)
+        tl.store(ddt_ptr + rows, d_dtx * x + d_dt, mask=m)
+
+    _INTERPRETED = type(_scan_forward).__name__ == "InterpretedFunction"
+else:  # pragma: no cover - depends on the environment
+    _INTERPRETED = False
+
+
+def fused_scan_available(x: torch.Tensor) -> bool:
+    """Whether :func:`fused_selective_scan` serves inputs like ``x (R, B, N, d_i)`` (module docs: dispatch)."""
+    return (
+        triton is not None
+        and (x.is_cuda or _INTERPRETED)
+        and x.dtype == torch.float32
+        and x.shape[2] <= MAX_LEN
+        and os.environ.get("MQARKIT_FUSED_SCAN", "1") != "0"
+    )
+
+
+class _SelectiveScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, dt, a, b, c):
+        r, bsz, n, di = x.shape
+        ns = a.shape[-1]
+        x, dt = x.reshape(r * bsz, n, di).contiguous(), dt.reshape(r * bsz, n, di).contiguous()
+        a_t = a.transpose(1, 2).contiguous()  # (R, n, d_i): one state index's channels in a row
+        b_t = b.reshape(r * bsz, n, ns).transpose(1, 2).contiguous()  # (RB, n, N): one state index's positions
+        c_t = c.reshape(r * bsz, n, ns).transpose(1, 2).contiguous()
+        y = torch.empty_like(x)
+        block_n, block_d = block_sizes(n)
+        grid = (r * bsz, triton.cdiv(di, block_d))
+        _scan_forward[grid](x, dt, a_t, b_t, c_t, y, n, di, ns, bsz, BLOCK_N=block_n, BLOCK_D=block_d)
+        ctx.save_for_backward(x, dt, a_t, b_t, c_t)
+        ctx.shape = (r, bsz, n, di, ns)
+        return y.view(r, bsz, n, di)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, dt, a_t, b_t, c_t = ctx.saved_tensors
+        r, bsz, n, di, ns = ctx.shape
+        block_n, block_d = block_sizes(n)
+        blocks = triton.cdiv(di, block_d)
+        dy = dy.reshape(r * bsz, n, di).contiguous()
+        dx, ddt = torch.empty_like(x), torch.empty_like(x)
+        da = torch.empty(r * bsz, ns, di, device=x.device, dtype=x.dtype)
+        db = torch.empty(blocks, r * bsz, ns, n, device=x.device, dtype=x.dtype)
+        dc = torch.empty_like(db)
+        _scan_backward[(r * bsz, blocks)](
+            x,
+            dt,
+            a_t,
+            b_t,
+            c_t,
+            dy,
+            dx,
+            ddt,
+            da,
+            db,
+            dc,
+            n,
+            di,
+            ns,
+            bsz,
+            r * bsz,
+            BLOCK_N=block_n,
+            BLOCK_D=block_d,
+            num_warps=BACKWARD_WARPS,
+        )
+        shape = (r, bsz, n, di)
+        d_a = da.view(r, bsz, ns, di).sum(1).transpose(1, 2)
+        d_b = db.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
+        d_c = dc.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
+        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c
+
+
+def fused_selective_scan(
+    x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor
+) -> torch.Tensor:
+    """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
+    (R, B, N, n)``, float32; differentiable in all five. Callers check :func:`fused_scan_available` first."""
+    r, bsz, n, di = x.shape
+    if dt.shape != x.shape or a.shape[:2] != (r, di) or b.shape != (r, bsz, n, a.shape[-1]) or c.shape != b.shape:
+        raise ValueError(
+            f"x {tuple(x.shape)}, dt {tuple(dt.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}, c {tuple(c.shape)}: "
+            "need x, dt (R, B, N, d_i), a (R, d_i, n), b, c (R, B, N, n)"
+        )
+    if n > MAX_LEN:
+        raise ValueError(f"N={n}: the fused scan holds at most MAX_LEN={MAX_LEN} positions")
+    return _SelectiveScan.apply(x, dt, a, b, c)

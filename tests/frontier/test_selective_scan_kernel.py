@@ -1,0 +1,130 @@
+"""The fused selective scan (``kernels/selective_scan.py``) against the chunked torch scan of the Mamba family: values
+and the gradients of all five inputs, under Triton's interpreter on CPU tensors (a subprocess with
+``TRITON_INTERPRET=1``; skipped without triton) and compiled on a CUDA GPU (marked ``gpu``); the Mamba family with the
+kernels against itself without them; the block rule and the input checks on the CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from mqarkit.gpu.frontier.families.mamba import selective_scan
+from mqarkit.gpu.frontier.kernels.selective_scan import MAX_LEN, TILE, block_sizes, fused_selective_scan
+from mqarkit.tolerances import assert_close
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+NAMES = ("x", "dt", "a", "b", "c")
+
+
+def _inputs(r: int, bsz: int, n: int, di: int, ns: int, device: str, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Scan inputs as the family makes them: ``Δ > 0``, ``A < 0`` (a different ``A`` per run)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(r, bsz, n, di, generator=g)
+    dt = torch.rand(r, bsz, n, di, generator=g) * 0.5
+    a = -torch.rand(r, di, ns, generator=g) * 3
+    b, c = torch.randn(r, bsz, n, ns, generator=g), torch.randn(r, bsz, n, ns, generator=g)
+    return tuple(t.to(device).requires_grad_() for t in (x, dt, a, b, c))
+
+
+def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:
+    """``fused_selective_scan`` == ``selective_scan`` (values, and gradients of a random cotangent) for each shape."""
+    for shape in shapes:
+        inputs = _inputs(*shape, device)
+        dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(1)).to(device)
+        fused = fused_selective_scan(*inputs)
+        ref = selective_scan(*inputs)[0]
+        assert_close(fused, ref, dtype="float32", context=f"y {shape}")
+        for name, u, v in zip(NAMES, torch.autograd.grad(fused, inputs, dy), torch.autograd.grad(ref, inputs, dy)):
+            assert_close(u, v, dtype="float32", context=f"d{name} {shape}")
+
+
+# (R, B, N, d_i, n): N = 1; N not a power of two; d_i not a multiple of BLOCK_D; one state index
+INTERPRETED_SHAPES = [(1, 2, 1, 3, 2), (2, 3, 37, 10, 5), (1, 1, 20, 4, 1)]
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
+    interpreted(
+        f"""
+        import mqarkit.gpu.frontier.kernels.selective_scan as ks
+        assert ks._INTERPRETED
+        from tests.frontier.test_selective_scan_kernel import compare_with_torch_scan
+        compare_with_torch_scan({INTERPRETED_SHAPES!r}, "cpu")
+        print("ok")
+        """
+    )
+
+
+def compare_family_paths(device: str) -> None:
+    """A stack of Mamba runs with different ``d_state``: output and every parameter's gradient with the kernels
+    (``MQARKIT_FUSED_SCAN`` unset) equal those of the torch scan (``MQARKIT_FUSED_SCAN=0``)."""
+    import os
+
+    from mqarkit.gpu.frontier.families import family_class
+
+    knobs = [{"d_state": 4}, {"d_state": 7}]
+    mixer = family_class("mamba")(8, 32, knobs, [torch.Generator().manual_seed(i) for i in range(2)]).to(device)
+    u = torch.randn(2, 3, 19, 8, generator=torch.Generator().manual_seed(5)).to(device)
+    results = []
+    for setting in ("1", "0"):
+        os.environ["MQARKIT_FUSED_SCAN"] = setting
+        mixer.zero_grad()
+        y = mixer(u)
+        (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
+        results.append((y.detach(), {k: p.grad.clone() for k, p in mixer.named_parameters() if p.grad is not None}))
+    del os.environ["MQARKIT_FUSED_SCAN"]
+    (y1, g1), (y0, g0) = results
+    assert_close(y1, y0, dtype="float32", context="mamba output, fused vs torch scan")
+    assert g1.keys() == g0.keys() and len(g1) > 5
+    for name in g1:
+        assert_close(g1[name], g0[name], dtype="float32", context=f"mamba d{name}, fused vs torch scan")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+def test_mamba_family_with_the_kernels_equals_it_without(interpreted):
+    interpreted(
+        """
+        import mqarkit.gpu.frontier.kernels.selective_scan as ks
+        assert ks._INTERPRETED
+        from tests.frontier.test_selective_scan_kernel import compare_family_paths
+        compare_family_paths("cpu")
+        print("ok")
+        """
+    )
+
+
+def test_block_sizes_fill_one_tile():
+    assert block_sizes(1) == (16, 32) and block_sizes(16) == (16, 32)
+    assert block_sizes(37) == (64, 32) and block_sizes(256) == (256, 8) and block_sizes(1024) == (1024, 2)
+    assert block_sizes(MAX_LEN) == (MAX_LEN, 1)
+    for n in (1, 17, 100, 256, 1000, MAX_LEN):
+        block_n, block_d = block_sizes(n)
+        assert block_n >= n and block_n * block_d <= max(TILE, 16 * 32)
+
+
+def test_bad_shapes_are_refused_before_any_work():
+    x, dt, a, b, c = _inputs(1, 2, 5, 3, 2, "cpu")
+    with pytest.raises(ValueError, match=r"a \(R, d_i, n\)"):
+        fused_selective_scan(x, dt, a[:, :2], b, c)
+    with pytest.raises(ValueError, match=r"b, c \(R, B, N, n\)"):
+        fused_selective_scan(x, dt, a, b, c[..., :1])
+    long = torch.empty(1, 1, MAX_LEN + 1, 1)
+    with pytest.raises(ValueError, match="MAX_LEN"):
+        fused_selective_scan(
+            long, long, torch.empty(1, 1, 1), torch.empty(1, 1, MAX_LEN + 1, 1), torch.empty(1, 1, MAX_LEN + 1, 1)
+        )
+
+
+@pytest.mark.gpu
+def test_kernels_on_cuda_match_the_torch_scan():
+    # a [B] Fig. 2 Mamba stack's shapes, smaller batch: d = 64 (d_i = 128), n = 24; and the longest test length
+    compare_with_torch_scan(
+        [(4, 8, 256, 128, 24), (2, 2, 1024, 128, 16), (1, 2, 2048, 3, 2), (3, 4, 77, 40, 5)], "cuda"
+    )
+
+
+@pytest.mark.gpu
+def test_mamba_family_on_cuda_with_the_kernels_equals_it_without():
+    compare_family_paths("cuda")
