@@ -32,6 +32,7 @@ RUN_COLUMNS = (
     "state_source",
     "overall_accuracy",
     "device",
+    "resumed_from_epoch",
 )
 MODEL_COLUMNS = ("mixer", "d_model", "vocab_size", "max_len", "conv_kernel", "tie_head")
 

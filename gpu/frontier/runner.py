@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mqarkit.gpu.device import resolve_device, triton_version
+from mqarkit.gpu.frontier.checkpoints import StackCheckpoint, stack_key
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.determinism import check_environment, check_flag, deterministic_enabled, deterministic_mode
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
@@ -150,12 +151,16 @@ def run_groups(
     observers: Sequence[StackObserver] | None = None,
     tracking: Tracking | None = None,
     data: SweepData | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> Iterator[list[dict]]:
     """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records.
 
     ``observers``: told of each stack's start, epochs and end (default: :class:`EpochLog` on ``log``). ``tracking``:
     a tracker to build here and add to them (:mod:`mqarkit.gpu.frontier.tracking`). ``data``: the sweep's data,
-    generated earlier (moved to ``device`` here); by default generated here."""
+    generated earlier (moved to ``device`` here); by default generated here. ``checkpoint_dir``: keep each stack's
+    training state there while it trains (:mod:`mqarkit.gpu.frontier.checkpoints`: a stack stopped between epochs
+    continues on the next call); a stack's file is deleted once the caller has taken its records (this generator
+    resumes only then)."""
     from mqarkit.gpu.frontier.train import train_stack
 
     sweep.validate()
@@ -177,6 +182,9 @@ def run_groups(
         t1 = time.perf_counter()
         model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
         gen = torch.Generator(device=device).manual_seed(_group_seed(sweep, group))
+        ckpt = None
+        if checkpoint_dir is not None:
+            ckpt = StackCheckpoint(checkpoint_dir, _stack_key(sweep, group, device), log=log)
         res = train_stack(
             model,
             [r.lr for r in group],
@@ -188,6 +196,7 @@ def run_groups(
             test_batch_size=sweep.test_batch_size,
             early_stop=sweep.early_stop,
             on_epoch=lambda report, g=group: [w.epoch_ended(sweep, g, report) for w in watchers],
+            checkpoint=ckpt,
         )
         wall = time.perf_counter() - t1
         for w in watchers:
@@ -237,13 +246,36 @@ def run_groups(
                     "stack_wall_seconds": wall,
                     "stack_train_seconds": res.train_seconds,
                     "stack_steps": res.steps,
+                    "resumed_from_epoch": res.resumed_from_epoch,
+                    "trained_on": res.devices,
                     "data_seconds": data_seconds,
                     **env,
                     "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 }
             )
-        log(f"[{sweep.name}] {stack_name(group)}: {len(group)} runs, {wall:.1f} s, best {max(res.overall):.3f}")
+        resumed = "" if res.resumed_from_epoch is None else f" (resumed after epoch {res.resumed_from_epoch})"
+        log(
+            f"[{sweep.name}] {stack_name(group)}: {len(group)} runs, {wall:.1f} s{resumed}, best {max(res.overall):.3f}"
+        )
         yield records
+        if ckpt is not None:
+            ckpt.remove()
+
+
+def _stack_key(sweep: SweepConfig, group: list[RunSpec], device: torch.device) -> str:
+    """What a stack's saved state must match: its runs, their models, seeds and learning rates, the sweep's data and
+    training settings, the device type and the package's code (a changed code starts the stack afresh)."""
+    fields = {
+        "sweep": sweep.name,
+        "runs": [[r.run_id, r.model.to_dict(), r.lr, r.init_seed()] for r in group],
+        "group_seed": _group_seed(sweep, group),
+        "epochs": sweep.epochs,
+        "batch": [sweep.batch_size, sweep.test_batch_size, sweep.early_stop],
+        "data": [sweep.data_seed, [str(s) for s in sweep.train], [str(s) for s in sweep.test]],
+        "device_type": device.type,
+        "code": source_digest(),
+    }
+    return stack_key(fields)
 
 
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
@@ -288,7 +320,10 @@ def run_sweeps(
     count = 0
     with deterministic_mode(deterministic):
         for sw, mine in shares:
-            for records in run_groups(sw, mine, device, log, observers=observers, tracking=tracking):
+            stacks = run_groups(
+                sw, mine, device, log, observers=observers, tracking=tracking, checkpoint_dir=f"{out}.stacks"
+            )
+            for records in stacks:
                 written = append_records(out, records, log=log).written
                 count += written
                 log(f"[{sw.name}] {written} records written")

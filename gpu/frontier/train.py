@@ -25,6 +25,11 @@ the graphed step is :func:`train_step`'s computation.
 Batches: each batch comes from one training segment (one ``(N, D)``); every epoch the rows of every segment and the
 order of all batches are reshuffled with the harness's ``torch.Generator``.
 
+Resuming: with a ``checkpoint`` (:mod:`mqarkit.gpu.frontier.checkpoints`), the state after an epoch is saved (at most
+every ``checkpoint.seconds``), and a stack that finds a saved state continues from it: the same weights, optimiser
+moments, step count (so the same schedule), data generator (so the same batches) and results so far.
+``StackResult.resumed_from_epoch`` says from which epoch, ``devices`` which devices trained it.
+
 Monitoring: each run's training loss of an epoch is the mean cross-entropy over every label the epoch trained on,
 accumulated on the device (``loss_sums (R,)``, added to in place by every step, graphed or not) and read once per
 epoch, with the test accuracy that already synchronises there: no host sync per step. After each epoch ``on_epoch``
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mqarkit.gpu.frontier.checkpoints import StackCheckpoint
 from mqarkit.gpu.frontier.cuda_graphs import GraphedSteps, graphs_enabled
 from mqarkit.gpu.frontier.kernels.fused_head import fused_linear_argmax
 from mqarkit.gpu.frontier.model import StackedHybrid
@@ -115,6 +121,15 @@ class StackResult:
     steps: int
     loss_history: list[list[float]] = field(default_factory=list)  # (R, epochs) mean training loss of each epoch
     diverged_at: list[int | None] = field(default_factory=list)  # (R,) the epoch whose loss was not finite, or None
+    resumed_from_epoch: int | None = None  # the epochs a saved state held when this call started (None: none saved)
+    devices: list[str] = field(default_factory=list)  # the devices that trained it, in order (more than one: resumed)
+
+
+RESULT_FIELDS = ("accuracy", "overall", "epochs", "history", "loss_history", "diverged_at")  # what a checkpoint keeps
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
 def train_stack(
@@ -131,6 +146,7 @@ def train_stack(
     weight_decay: float = 0.1,
     budget: int = DEFAULT_BUDGET,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    checkpoint: StackCheckpoint | None = None,
 ) -> StackResult:
     """Train all runs of ``model`` together for up to ``epochs`` epochs; see the module docstring."""
     if epochs < 1:
@@ -144,7 +160,6 @@ def train_stack(
     runs = model.runs
     loss_sums = torch.zeros(runs, dtype=torch.float32, device=device)  # (R,) summed CE of the epoch so far
     labels_per_epoch = sum(s.qpos.numel() for s in train)
-    take_step = training_step(model, opt, batch_size=batch_size, budget=budget, loss_sums=loss_sums)
     active = torch.ones(runs, dtype=torch.bool)
     steps_per_epoch = sum(math.ceil(s.inputs.shape[0] / batch_size) for s in train)
     total_steps = epochs * steps_per_epoch
@@ -158,9 +173,19 @@ def train_stack(
         loss_history=[[] for _ in range(runs)],
         diverged_at=[None] * runs,
     )
+    start, step, seconds_before = 0, 0, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:  # before the step is built: a CUDA graph captures the tensors restored here in place
+        _restore(saved, model, opt, generator, active, result)
+        start, step, seconds_before = saved["epoch"], saved["step"], saved["train_seconds"]
+        result.resumed_from_epoch = start
+        opt.set_active(active.to(device))
+    result.devices.append(_device_name(device))
+    take_step = training_step(model, opt, batch_size=batch_size, budget=budget, loss_sums=loss_sums)
     t0 = time.perf_counter()
-    step = 0
-    for epoch in range(epochs):
+    for epoch in range(start, epochs):
+        if not bool(active.any()):  # a saved state whose runs had all stopped
+            break
         plan = []
         for si, seg in enumerate(train):
             perm = torch.randperm(seg.inputs.shape[0], generator=generator, device=generator.device).to(device)
@@ -191,6 +216,9 @@ def train_stack(
                 result.loss_history[r].append(loss[r])
                 if overall[r] >= early_stop:
                     active[r] = False
+        if checkpoint is not None and epoch + 1 < epochs and bool(active.any()) and checkpoint.due():
+            seconds = seconds_before + time.perf_counter() - t0  # evaluate has synchronised
+            checkpoint.save(_saved_state(epoch + 1, step, seconds, model, opt, generator, active, result))
         if on_epoch is not None:
             on_epoch(EpochReport(epoch + 1, epochs, loss, acc, overall, trained))
         if not bool(active.any()):
@@ -198,6 +226,35 @@ def train_stack(
         opt.set_active(active.to(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
-    result.train_seconds = time.perf_counter() - t0
+    result.train_seconds = seconds_before + time.perf_counter() - t0
     result.steps = step
     return result
+
+
+def _saved_state(epoch, step, seconds, model, opt, generator, active, result) -> dict:
+    """What :func:`_restore` needs to continue after ``epoch`` epochs (tensors as they are; loaded onto the CPU)."""
+    return {
+        "epoch": epoch,
+        "step": step,
+        "train_seconds": seconds,
+        "model": model.state_dict(),
+        "adam": {"t": opt.t, "m": opt.m, "v": opt.v},
+        "generator": generator.get_state(),
+        "active": active.clone(),
+        "result": {name: getattr(result, name) for name in RESULT_FIELDS},
+        "devices": list(result.devices),
+    }
+
+
+@torch.no_grad()
+def _restore(saved: dict, model, opt, generator, active, result) -> None:
+    """Copy a saved state into the stack's own tensors, in place (their addresses stay: a CUDA graph may hold them)."""
+    model.load_state_dict(saved["model"])
+    opt.t.copy_(saved["adam"]["t"])
+    for mine, theirs in zip(opt.m + opt.v, saved["adam"]["m"] + saved["adam"]["v"], strict=True):
+        mine.copy_(theirs)
+    generator.set_state(saved["generator"])
+    active.copy_(saved["active"])
+    for name in RESULT_FIELDS:
+        setattr(result, name, saved["result"][name])
+    result.devices[:] = saved["devices"]

@@ -24,11 +24,11 @@ the torch scan below, and ``MQARKIT_FUSED_SCAN=0`` turns it off). Elsewhere, pla
 two-level chunked scan in float32 at least. Every ``(d_i, n)`` state is formed once (memory ``O(N·d_i·n)`` per
 example, linear in ``N``), by ``T`` elementwise steps inside all chunks at once and one step per chunk across them
 (``T`` the smallest power of two with ``T² ≥ N``, so about ``2√N`` steps in all), every decay an ``exp`` of a
-non-positive sum. Both in float32 at least, everything but ``W_o`` with autocast off. The reference is ``selective_scan_ref``'s recurrence, one position
-after another.
+non-positive sum. Both in float32 at least, everything but ``W_o`` with autocast off. The reference is
+``selective_scan_ref``'s recurrence, one position after another.
 
 How it differs from the reference implementation: the same function; the reference runs its CUDA kernels
-(``causal_conv1d``, ``selective_scan``, fused in ``mamba_inner_fn``), ours the chunked scan above, and under bf16
+(``causal_conv1d``, ``selective_scan``, fused in ``mamba_inner_fn``), ours the scans above, and under bf16
 autocast the reference rounds ``W_in``'s and ``W_x``'s outputs to bf16 before its float32 scan, ours does not.
 Zoology's Mamba models are two Mamba blocks with RMSNorm (``block_type = "MambaBlock"``): our ``block_type = "mamba"``,
 which the model builds under ``layers = "mixer"`` (:mod:`mqarkit.gpu.frontier.model`); under ``layers = "hybrid"``

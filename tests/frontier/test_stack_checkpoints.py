@@ -1,0 +1,95 @@
+"""A stack stopped between epochs continues where it stopped: the same records as a stack never stopped (CPU, the
+``tiny`` preset), the saved state written atomically and removed with the records, an unusable file set aside."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mqarkit.gpu.frontier import get_preset, read_records, run
+from mqarkit.gpu.frontier.checkpoints import StackCheckpoint, checkpoint_seconds
+from mqarkit.gpu.frontier.observers import StackObserver
+
+SWEEP = {"epochs": 3, "lrs": (0.01,), "families": ("based",)}
+SAME = ("accuracy", "overall_accuracy", "history", "loss_history", "epochs_trained", "state_numbers", "stack_steps")
+
+
+class Stop(Exception):
+    """Raised from an observer: the process 'ends' after an epoch (the state of that epoch is saved first)."""
+
+
+class StopAfter(StackObserver):
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def epoch_ended(self, sweep, group, report):
+        if report.epoch == self.epoch:
+            raise Stop
+
+
+def test_a_stopped_stack_continues_to_the_same_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQARKIT_CHECKPOINT_SECONDS", "0")  # save after every epoch
+    whole, stopped = tmp_path / "whole.jsonl", tmp_path / "stopped.jsonl"
+    assert run(get_preset("tiny", **SWEEP), whole, "cpu", log=lambda s: None) == 2
+    with pytest.raises(Stop):
+        run(get_preset("tiny", **SWEEP), stopped, "cpu", log=lambda s: None, observers=[StopAfter(2)])
+    assert read_records(stopped) == [] and len(list((tmp_path / "stopped.jsonl.stacks").glob("*.pt"))) == 1
+    lines = []
+    assert run(get_preset("tiny", **SWEEP), stopped, "cpu", log=lines.append) == 2
+    assert any("resumed after epoch 2" in line for line in lines)
+    before = {r["run_id"]: r for r in read_records(whole)}
+    for r in read_records(stopped):
+        assert r["resumed_from_epoch"] == 2 and r["trained_on"] == ["cpu", "cpu"]
+        assert before[r["run_id"]]["resumed_from_epoch"] is None and before[r["run_id"]]["trained_on"] == ["cpu"]
+        assert {k: r[k] for k in SAME} == {k: before[r["run_id"]][k] for k in SAME}, r["run_id"]
+    assert not (tmp_path / "stopped.jsonl.stacks").exists()  # removed with the records
+
+
+def test_without_a_due_save_a_stopped_stack_starts_again(tmp_path):
+    out = tmp_path / "r.jsonl"  # default: at most one save a minute, so a stack of seconds saves nothing
+    with pytest.raises(Stop):
+        run(get_preset("tiny", **SWEEP), out, "cpu", log=lambda s: None, observers=[StopAfter(2)])
+    assert not (tmp_path / "r.jsonl.stacks").exists()
+    assert run(get_preset("tiny", **SWEEP), out, "cpu", log=lambda s: None) == 2
+    assert {r["resumed_from_epoch"] for r in read_records(out)} == {None}
+
+
+def test_save_is_atomic_and_load_checks_the_key(tmp_path):
+    ckpt = StackCheckpoint(tmp_path / "stacks", "abc", seconds=0)
+    assert ckpt.load() is None and ckpt.due()
+    ckpt.save({"epoch": 1, "x": torch.arange(3)})
+    assert [p.name for p in (tmp_path / "stacks").iterdir()] == ["abc.pt"]  # no temporary file left
+    loaded = ckpt.load()
+    assert loaded["epoch"] == 1 and loaded["key"] == "abc" and torch.equal(loaded["x"], torch.arange(3))
+    other = StackCheckpoint(tmp_path / "stacks", "abc", seconds=0)
+    other.key = "another"  # the same file, read as another stack's
+    with pytest.warns(UserWarning, match="its key is not this stack's"):
+        assert other.load() is None
+    assert [p.name for p in (tmp_path / "stacks").iterdir()] == ["abc.unreadable"]  # kept, set aside
+
+
+def test_an_unreadable_file_is_kept_and_reported(tmp_path):
+    (tmp_path / "k.pt").write_bytes(b"not a checkpoint")
+    lines = []
+    assert StackCheckpoint(tmp_path, "k", seconds=0, log=lines.append).load() is None
+    assert (tmp_path / "k.unreadable").read_bytes() == b"not a checkpoint"
+    assert len(lines) == 1 and "starts from epoch 0" in lines[0]
+
+
+def test_remove_deletes_the_file_and_the_empty_folder(tmp_path):
+    a, b = StackCheckpoint(tmp_path / "s", "a", seconds=0), StackCheckpoint(tmp_path / "s", "b", seconds=0)
+    a.save({"epoch": 1})
+    b.save({"epoch": 1})
+    a.remove()
+    assert (tmp_path / "s").exists()
+    b.remove()
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("text", ["-1", "soon", "inf", "nan"])
+def test_bad_seconds_are_refused(monkeypatch, text):
+    monkeypatch.setenv("MQARKIT_CHECKPOINT_SECONDS", text)
+    with pytest.raises(ValueError, match="MQARKIT_CHECKPOINT_SECONDS"):
+        checkpoint_seconds()
+    with pytest.raises(ValueError, match="seconds=-2"):
+        StackCheckpoint("x", "k", seconds=-2)
