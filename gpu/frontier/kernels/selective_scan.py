@@ -68,17 +68,22 @@ if triton is not None:
         return a1 * a2, b1 * a2 + b2
 
     @triton.jit
+    def _tile(N, D, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+        """This program's sequence ``rb`` and channel block ``blk``: positions ``t``, channels ``d``, their masks
+        ``tm, dm, m`` and the offsets ``rows`` of its ``(BLOCK_N, BLOCK_D)`` tile in an ``(RB, N, D)`` tensor."""
+        rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        t = tl.arange(0, BLOCK_N)
+        d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
+        tm, dm = t < N, d < D
+        return rb, blk, t, d, tm, dm, tm[:, None] & dm[None, :], rb * N * D + t[:, None] * D + d[None, :]
+
+    @triton.jit
     def _scan_forward(
         x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, y_ptr, N, D, NS, BATCH,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
-        rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        rb, blk, t, d, tm, dm, m, rows = _tile(N, D, BLOCK_N, BLOCK_D)
         run = rb // BATCH
-        t = tl.arange(0, BLOCK_N)
-        d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
-        tm, dm = t < N, d < D
-        m = tm[:, None] & dm[None, :]
-        rows = rb * N * D + t[:, None] * D + d[None, :]
         dt = tl.load(dt_ptr + rows, mask=m, other=0.0)
         dtx = dt * tl.load(x_ptr + rows, mask=m, other=0.0)
         y = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
@@ -95,15 +100,10 @@ if triton is not None:
         x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, dy_ptr, dx_ptr, ddt_ptr, da_ptr, db_ptr, dc_ptr, N, D, NS, BATCH, RB,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
-        rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        rb, blk, t, d, tm, dm, m, rows = _tile(N, D, BLOCK_N, BLOCK_D)
         run = rb // BATCH
-        t = tl.arange(0, BLOCK_N)
-        d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
-        tm, dm = t < N, d < D
-        m = tm[:, None] & dm[None, :]
         prev_m = (t >= 1)[:, None] & m  # position t − 1 exists
         next_m = (t + 1 < N)[:, None] & dm[None, :]  # position t + 1 exists
-        rows = rb * N * D + t[:, None] * D + d[None, :]
         x = tl.load(x_ptr + rows, mask=m, other=0.0)
         dt = tl.load(dt_ptr + rows, mask=m, other=0.0)
         dy = tl.load(dy_ptr + rows, mask=m, other=0.0)
