@@ -1,0 +1,144 @@
+"""Mamba's selective scan two ways: the fused Triton kernels against the chunked torch scan, forward and
+forward+backward, at the [B] Fig. 2 Mamba stacks' shapes.
+
+Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32]``; writes
+``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``. Needs a CUDA GPU and triton.
+
+Shapes: a stack of ``R = 12`` runs (three ``d_state`` values × four learning rates, padded to ``n = 24``), batch
+``--batch``, ``d ∈ {64, 128, 256}`` (``d_i = 2d``) at the training lengths ``N ∈ {64, 128, 256}``. Both paths are
+:mod:`mqarkit.gpu.frontier` functions as the Mamba family calls them (``fused_selective_scan``; ``selective_scan``,
+the torch scan), in float32. Each figure is the median of ``--repeats`` timed calls after warm-up (CUDA events;
+:mod:`mqarkit.gpu.timing`); forward+backward takes the gradients of all five inputs. Before timing, the outputs are
+compared (largest difference over the largest magnitude). A combination that runs out of memory is recorded as such
+(the torch scan forms ``R·B·N·d_i·n`` states; the harness micro-batches it, this benchmark does not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from mqarkit.gpu.frontier.families.mamba import selective_scan
+from mqarkit.gpu.frontier.kernels.selective_scan import fused_scan_available, fused_selective_scan
+from mqarkit.gpu.timing import median_seconds
+
+RUNS, STATE = 12, 24
+LENGTHS, WIDTHS = (64, 128, 256), (64, 128, 256)
+PATHS = {"fused": fused_selective_scan, "torch": lambda *xs: selective_scan(*xs)[0]}
+
+
+def inputs(batch: int, n: int, d: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator(device=device).manual_seed(n * 1000 + d)
+    di = 2 * d
+    shape = (RUNS, batch, n, di)
+    x = torch.randn(shape, device=device, generator=g)
+    dt = torch.rand(shape, device=device, generator=g) * 0.1
+    a = -torch.arange(1, STATE + 1, device=device, dtype=torch.float32).expand(RUNS, di, STATE).contiguous()
+    b = torch.randn(RUNS, batch, n, STATE, device=device, generator=g)
+    c = torch.randn(RUNS, batch, n, STATE, device=device, generator=g)
+    return tuple(t.requires_grad_() for t in (x, dt, a, b, c))
+
+
+def measure(batch: int, n: int, d: int, device: torch.device, repeats: int) -> dict[str, object]:
+    xs = inputs(batch, n, d, device)
+    row: dict[str, object] = {"N": n, "d": d, "d_i": 2 * d}
+    try:
+        with torch.no_grad():
+            fused, ref = PATHS["fused"](*xs), PATHS["torch"](*xs)
+            row["relative_difference"] = ((fused - ref).abs().max() / ref.abs().max()).item()
+        del fused, ref
+    except torch.OutOfMemoryError as err:
+        row["relative_difference"] = None
+        row["compare_error"] = f"out of memory: {str(err).splitlines()[0]}"
+    dy = torch.randn(RUNS, batch, n, 2 * d, device=device)
+    for name, scan in PATHS.items():
+
+        def forward(scan=scan):
+            with torch.no_grad():
+                scan(*xs)
+
+        def forward_backward(scan=scan):
+            torch.autograd.grad(scan(*xs), xs, dy)
+
+        try:
+            row[f"{name}_forward_ms"] = 1e3 * median_seconds(forward, repeats=repeats, device=device)
+            row[f"{name}_forward_backward_ms"] = 1e3 * median_seconds(forward_backward, repeats=repeats, device=device)
+        except torch.OutOfMemoryError as err:
+            row[f"{name}_error"] = f"out of memory: {str(err).splitlines()[0]}"
+        torch.cuda.empty_cache()
+    if "fused_forward_backward_ms" in row and "torch_forward_backward_ms" in row:
+        row["speedup"] = row["torch_forward_backward_ms"] / row["fused_forward_backward_ms"]
+    return row
+
+
+def write(report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "selective_scan.json").write_text(json.dumps(report, indent=2) + "\n")
+    env = report["env"]
+    lines = [
+        "# Mamba's selective scan: fused Triton kernels against the torch scan",
+        "",
+        f"Device: {env['device']}; torch {env['torch']}; triton {env['triton']}. Command: `{report['command']}`.",
+        "",
+        f"Stack of {RUNS} runs, batch {report['batch']}, n = {STATE}, float32; median of {report['repeats']} calls "
+        "after warm-up (CUDA events), in ms. Difference: max |fused − torch| over max |torch| (forward).",
+        "",
+        "| N | d (d_i) | fused fwd | torch fwd | fused fwd+bwd | torch fwd+bwd | speed-up fwd+bwd | difference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(r: dict, path: str, what: str) -> str:
+        key = f"{path}_{what}_ms"
+        return f"{r[key]:.2f}" if key in r else r.get(f"{path}_error", "—")
+
+    for r in report["rows"]:
+        speed = f"{r['speedup']:.1f}×" if "speedup" in r else "—"
+        diff = "—" if r["relative_difference"] is None else f"{r['relative_difference']:.1e}"
+        lines.append(
+            f"| {r['N']} | {r['d']} ({r['d_i']}) | {cell(r, 'fused', 'forward')} | {cell(r, 'torch', 'forward')} | "
+            f"{cell(r, 'fused', 'forward_backward')} | {cell(r, 'torch', 'forward_backward')} | {speed} | {diff} |"
+        )
+    (out_dir / "selective_scan.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out-dir", default="docs/results")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=32, help="examples per run (the harness uses 256, micro-batched)")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats={args.repeats}: must be >= 1")
+    if args.batch < 1:
+        ap.error(f"--batch={args.batch}: must be >= 1")
+    if not torch.cuda.is_available():
+        ap.error("needs a CUDA GPU (the fused kernels run there)")
+    device = torch.device("cuda")
+    if not fused_scan_available(torch.empty(1, 1, 1, 1, device=device)):
+        ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
+    import triton
+
+    env = {
+        "device": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "python": platform.python_version(),
+    }
+    report = {"env": env, "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
+    report |= {"repeats": args.repeats, "batch": args.batch, "rows": []}
+    for d in WIDTHS:
+        for n in LENGTHS:
+            report["rows"].append(measure(args.batch, n, d, device, args.repeats))
+            print(json.dumps(report["rows"][-1]), flush=True)
+            write(report, Path(args.out_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
