@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -27,21 +29,32 @@ class StopAfter(StackObserver):
             raise Stop
 
 
-def test_a_stopped_stack_continues_to_the_same_records(tmp_path, monkeypatch):
-    monkeypatch.setenv("MQARKIT_CHECKPOINT_SECONDS", "0")  # save after every epoch
-    whole, stopped = tmp_path / "whole.jsonl", tmp_path / "stopped.jsonl"
-    assert run(get_preset("tiny", **SWEEP), whole, "cpu", log=lambda s: None) == 2
+def compare_stopped_and_whole(folder: str, device: str, family: str, deterministic: bool, log=lambda s: None) -> None:
+    """A stack stopped after epoch 2 (its state saved) and run again gives the records of one never stopped (the
+    ``SAME`` fields, exactly)."""
+    sweep = {**SWEEP, "families": (family,)}
+    whole, stopped = Path(folder) / "whole.jsonl", Path(folder) / "stopped.jsonl"
+    assert run(get_preset("tiny", **sweep), whole, device, log=log, deterministic=deterministic) == 2
     with pytest.raises(Stop):
-        run(get_preset("tiny", **SWEEP), stopped, "cpu", log=lambda s: None, observers=[StopAfter(2)])
-    assert read_records(stopped) == [] and len(list((tmp_path / "stopped.jsonl.stacks").glob("*.pt"))) == 1
-    lines = []
-    assert run(get_preset("tiny", **SWEEP), stopped, "cpu", log=lines.append) == 2
-    assert any("resumed after epoch 2" in line for line in lines)
+        run(
+            get_preset("tiny", **sweep), stopped, device, log=log, deterministic=deterministic, observers=[StopAfter(2)]
+        )
+    assert read_records(stopped) == [] and len(list(Path(f"{stopped}.stacks").glob("*.pt"))) == 1
+    assert run(get_preset("tiny", **sweep), stopped, device, log=log, deterministic=deterministic) == 2
     before = {r["run_id"]: r for r in read_records(whole)}
     for r in read_records(stopped):
-        assert r["resumed_from_epoch"] == 2 and r["trained_on"] == ["cpu", "cpu"]
-        assert before[r["run_id"]]["resumed_from_epoch"] is None and before[r["run_id"]]["trained_on"] == ["cpu"]
+        assert r["resumed_from_epoch"] == 2
         assert {k: r[k] for k in SAME} == {k: before[r["run_id"]][k] for k in SAME}, r["run_id"]
+
+
+def test_a_stopped_stack_continues_to_the_same_records(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQARKIT_CHECKPOINT_SECONDS", "0")  # save after every epoch
+    lines = []
+    compare_stopped_and_whole(str(tmp_path), "cpu", "based", False, log=lines.append)
+    assert sum("resumed after epoch 2" in line for line in lines) == 1  # the resumed stack's log line
+    for r in read_records(tmp_path / "stopped.jsonl"):
+        assert r["trained_on"] == ["cpu", "cpu"]
+    assert {r["resumed_from_epoch"] for r in read_records(tmp_path / "whole.jsonl")} == {None}
     assert not (tmp_path / "stopped.jsonl.stacks").exists()  # removed with the records
 
 
@@ -93,3 +106,21 @@ def test_bad_seconds_are_refused(monkeypatch, text):
         checkpoint_seconds()
     with pytest.raises(ValueError, match="seconds=-2"):
         StackCheckpoint("x", "k", seconds=-2)
+
+
+@pytest.mark.gpu
+def test_a_stopped_stack_continues_to_the_same_records_on_cuda(tmp_path):
+    """On CUDA (compiled, CUDA graphs) in deterministic mode, in a fresh process (cuBLAS reads its workspace setting
+    when CUDA starts): the restored weights, moments and generator feed the graphed steps."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        "from tests.frontier.test_stack_checkpoints import compare_stopped_and_whole as c; "
+        f"c({str(tmp_path)!r}, 'cuda', 'attention', True); print('ok')"
+    )
+    env = {**os.environ, "MQARKIT_CHECKPOINT_SECONDS": "0", "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout[-2000:] + out.stderr[-3000:]
