@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mqarkit.gpu.frontier.ops import fft_causal_conv, toeplitz_causal_conv
-from mqarkit.gpu.timing import median_seconds
+from mqarkit.gpu.timing import forward_and_backward_ms
 
 RUNS, BATCH, FILTER_LEN = 12, 256, 1024
 LENGTHS, WIDTHS = (64, 128, 256), (64, 128, 256)
@@ -54,20 +54,8 @@ def measure(n: int, d: int, device: torch.device, repeats: int) -> dict[str, obj
         for name in ("toeplitz", "toeplitz_tf32"):
             row[f"{name}_relative_difference"] = ((PATHS[name](u, h) - a).abs().max() / a.abs().max()).item()
     for name, conv in PATHS.items():
-
-        def forward(conv=conv):
-            with torch.no_grad():
-                conv(u, h)
-
-        def forward_backward(conv=conv):
-            torch.autograd.grad(conv(u, h), (u, h), dy)
-
-        try:
-            row[f"{name}_forward_ms"] = 1e3 * median_seconds(forward, repeats=repeats, device=device)
-            row[f"{name}_forward_backward_ms"] = 1e3 * median_seconds(forward_backward, repeats=repeats, device=device)
-        except torch.OutOfMemoryError as err:
-            row[f"{name}_error"] = f"out of memory: {str(err).splitlines()[0]}"
-        torch.cuda.empty_cache() if device.type == "cuda" else None
+        timed = forward_and_backward_ms(conv, (u, h), dy, repeats=repeats, device=device)
+        row |= {f"{name}_{key}": value for key, value in timed.items()}
     for name in ("toeplitz", "toeplitz_tf32"):
         if "fft_forward_backward_ms" in row and f"{name}_forward_backward_ms" in row:
             row[f"{name}_speedup"] = row["fft_forward_backward_ms"] / row[f"{name}_forward_backward_ms"]

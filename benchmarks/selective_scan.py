@@ -25,7 +25,7 @@ import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import fused_scan_available, fused_selective_scan
-from mqarkit.gpu.timing import median_seconds
+from mqarkit.gpu.timing import forward_and_backward_ms
 
 RUNS, STATE = 12, 24
 LENGTHS, WIDTHS = (64, 128, 256), (64, 128, 256)
@@ -57,20 +57,8 @@ def measure(batch: int, n: int, d: int, device: torch.device, repeats: int) -> d
         row["compare_error"] = f"out of memory: {str(err).splitlines()[0]}"
     dy = torch.randn(RUNS, batch, n, 2 * d, device=device)
     for name, scan in PATHS.items():
-
-        def forward(scan=scan):
-            with torch.no_grad():
-                scan(*xs)
-
-        def forward_backward(scan=scan):
-            torch.autograd.grad(scan(*xs), xs, dy)
-
-        try:
-            row[f"{name}_forward_ms"] = 1e3 * median_seconds(forward, repeats=repeats, device=device)
-            row[f"{name}_forward_backward_ms"] = 1e3 * median_seconds(forward_backward, repeats=repeats, device=device)
-        except torch.OutOfMemoryError as err:
-            row[f"{name}_error"] = f"out of memory: {str(err).splitlines()[0]}"
-        torch.cuda.empty_cache()
+        timed = forward_and_backward_ms(scan, xs, dy, repeats=repeats, device=device)
+        row |= {f"{name}_{key}": value for key, value in timed.items()}
     if "fused_forward_backward_ms" in row and "torch_forward_backward_ms" in row:
         row["speedup"] = row["torch_forward_backward_ms"] / row["fused_forward_backward_ms"]
     return row

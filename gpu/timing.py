@@ -3,7 +3,8 @@
 ``time_callable(fn, *, warmup=3, repeats=10, device=None)`` runs ``fn()`` ``warmup`` times untimed, then ``repeats``
 times, each bracketed by CUDA events recorded on ``device``'s current stream when it is a CUDA device (else, ``None``
 included, by ``perf_counter``), and returns the per-call times in seconds. ``median_seconds`` is the median of those.
-Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median.
+Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median. ``forward_and_backward_ms`` times a
+differentiable function both ways, as the kernel benchmarks compare a fast path with its reference.
 """
 
 from __future__ import annotations
@@ -48,3 +49,33 @@ def time_callable(
 def median_seconds(fn: Callable[[], object], *, warmup: int = 3, repeats: int = 10, device=None) -> float:
     """Median of :func:`time_callable`."""
     return statistics.median(time_callable(fn, warmup=warmup, repeats=repeats, device=device))
+
+
+def forward_and_backward_ms(
+    fn: Callable[..., torch.Tensor],
+    inputs: tuple[torch.Tensor, ...],
+    cotangent: torch.Tensor,
+    *,
+    repeats: int,
+    device: torch.device | str,
+) -> dict[str, object]:
+    """``{"forward_ms", "forward_backward_ms"}``: medians of ``fn(*inputs)`` without autograd, and of it with the
+    gradients of every input for ``cotangent``; ``{"error": ...}`` instead where the device runs out of memory."""
+
+    def forward():
+        with torch.no_grad():
+            fn(*inputs)
+
+    def forward_backward():
+        torch.autograd.grad(fn(*inputs), inputs, cotangent)
+
+    try:
+        return {
+            "forward_ms": 1e3 * median_seconds(forward, repeats=repeats, device=device),
+            "forward_backward_ms": 1e3 * median_seconds(forward_backward, repeats=repeats, device=device),
+        }
+    except torch.OutOfMemoryError as err:
+        return {"error": f"out of memory: {str(err).splitlines()[0]}"}
+    finally:
+        if torch.device(device).type == "cuda":
+            torch.cuda.empty_cache()
