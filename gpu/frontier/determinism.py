@@ -38,8 +38,8 @@ What remains not guaranteed, even in this mode:
   configuration, which can change the order of float additions;
 - ``torch.cumsum`` inside compiled code (Based's plain-torch Taylor attention, where fla's kernel does not serve;
   the ``mamba`` torch scan and the recurrences of ``families/recurrences.py`` are kept out of compilation and run
-  torch's own, deterministic, ``cumsum``): Inductor generates its own scan there, which pytorch issue 190946 reports adding in a
-  timing-dependent order even in deterministic mode, in torch versions before its fix;
+  torch's own, deterministic, ``cumsum``): Inductor generates its own scan there, which pytorch issue 190946
+  reports adding in a timing-dependent order even in deterministic mode, in torch versions before its fix;
 - another GPU model, driver, CUDA, torch, Triton or fla version, or another number of runs in a stack (batched
   kernels may tile differently), may give other bits: the mode makes one setup repeat itself, it does not make
   setups agree;
