@@ -74,7 +74,7 @@ class StackCheckpoint:
         if not self.path.exists():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)  # tensors, numbers, lists, strings
             if not isinstance(state, dict) or state.get("key") != self.key:
                 raise ValueError("its key is not this stack's")
         except Exception as exc:

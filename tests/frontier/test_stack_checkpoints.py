@@ -58,7 +58,8 @@ def test_a_stopped_stack_continues_to_the_same_records(tmp_path, monkeypatch):
     assert not (tmp_path / "stopped.jsonl.stacks").exists()  # removed with the records
 
 
-def test_without_a_due_save_a_stopped_stack_starts_again(tmp_path):
+def test_without_a_due_save_a_stopped_stack_starts_again(tmp_path, monkeypatch):
+    monkeypatch.delenv("MQARKIT_CHECKPOINT_SECONDS", raising=False)
     out = tmp_path / "r.jsonl"  # default: at most one save a minute, so a stack of seconds saves nothing
     with pytest.raises(Stop):
         run(get_preset("tiny", **SWEEP), out, "cpu", log=lambda s: None, observers=[StopAfter(2)])
