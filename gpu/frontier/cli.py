@@ -2,6 +2,7 @@
 
 mqarkit frontier list
 mqarkit frontier compare --paper based-fig2|zoology-fig2 --results RESULTS.jsonl [...] [--out COMPARISON.md]
+    [--sweeps NAME ...]
 mqarkit frontier run (--preset NAME | --sweep FILE.toml) --out RESULTS.jsonl [--device cpu|cuda|cuda:1]
     [--epochs 8] [--lrs 1e-3 1e-2] [--families based attention] [--d-models 64 128] [--example-scale 0.5]
     [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--deterministic] [--no-progress]
@@ -66,6 +67,14 @@ def build_parser() -> CommandParser:
     compare.add_argument("--paper", required=True, choices=("based-fig2", "zoology-fig2"), help="the figure")
     compare.add_argument("--results", nargs="+", required=True, metavar="RESULTS.jsonl", help="JSONL record files")
     compare.add_argument("--out", default=None, metavar="FILE.md", help="write the Markdown here (default: print it)")
+    compare.add_argument(
+        "--sweeps",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="the records' sweeps that train the figure (default: the preset's sweep names, e.g. based-fig2); for a "
+        "sweep file of one's own with the paper's data under another name",
+    )
 
     what = run.add_argument_group("what to run")
     source = what.add_mutually_exclusive_group(required=True)
@@ -315,7 +324,7 @@ def _compare(args: argparse.Namespace) -> int:
         if args.out is not None:
             check_output_file(args.out, parameter="out")
         records = [r for p in args.results for r in read_records(p, statuses=RECORD_STATUSES)]
-        text = comparison_markdown(records, args.paper)
+        text = comparison_markdown(records, args.paper, args.sweeps)
     if args.out is None:
         print(text, end="")
     else:

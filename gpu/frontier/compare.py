@@ -55,12 +55,13 @@ def verdict(relation: str, value: float, low: float, high: float, tolerance: flo
     return "above" if low > value + tolerance else "agrees"
 
 
-def figure_results(records: Sequence[dict], paper: str) -> list[ConfigResult]:
+def figure_results(records: Sequence[dict], paper: str, sweeps: Sequence[str] | None = None) -> list[ConfigResult]:
     """The configurations of ``records`` that belong to the figure ``paper`` (a key of ``FIGURES``): those of the
-    preset's sweeps (by sweep name). A ``ValueError`` names the sweeps when there is none."""
+    sweeps named ``sweeps`` (default: the preset's own sweep names). A ``ValueError`` names the sweeps when there is
+    none."""
     if paper not in FIGURES:
         raise ValueError(f"paper={paper!r}: choose from {', '.join(FIGURES)}")
-    sweeps = {s.name for s in load_preset(paper)}
+    sweeps = set(sweeps) if sweeps else {s.name for s in load_preset(paper)}
     results = [r for r in summarise(r for r in records if r["sweep"] in sweeps)]
     if not results:
         raise ValueError(f"records: no run of the sweeps of {paper} ({', '.join(sorted(sweeps))})")
@@ -138,9 +139,10 @@ def front_order(results: Sequence[ConfigResult], shown: set[str]) -> list[dict]:
 
 
 # ---------------------------------------------------------------- Markdown
-def comparison_markdown(records: Sequence[dict], paper: str) -> str:
-    """The comparison of ``records`` with the figure ``paper`` as Markdown (a heading, the budget, the tables)."""
-    results = figure_results(records, paper)
+def comparison_markdown(records: Sequence[dict], paper: str, sweeps: Sequence[str] | None = None) -> str:
+    """The comparison of ``records`` with the figure ``paper`` as Markdown (a heading, the budget, the tables);
+    ``sweeps``: see :func:`figure_results`."""
+    results = figure_results(records, paper, sweeps)
     kept = [r for r in records if any(r["sweep"] == res.sweep for res in results)]
     anchors = FIGURES[paper]
     lines = [

@@ -146,6 +146,10 @@ def test_markdown_names_the_budget_and_the_families_not_in_the_paper():
 def test_records_of_other_sweeps_are_refused_with_the_sweeps_named():
     with pytest.raises(ValueError, match="zoology-fig2-N64"):
         comparison_markdown([_record("attention", 64, 1.0)], "zoology-fig2")
+    mine = [_record("attention", 64, 1.0, state=2**19, sweep="my-fig2")]
+    with pytest.raises(ValueError, match=r"\(based-fig2\)"):
+        comparison_markdown(mine, "based-fig2")
+    assert "| attention | 1 |" in comparison_markdown(mine, "based-fig2", sweeps=["my-fig2"])
 
 
 def test_cli_writes_the_comparison_and_refuses_bad_input(tmp_path, capsys):
