@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU (the fused kernels run there)")
     device = torch.device("cuda")
-    if not fused_scan_available(torch.empty(1, 1, 1, 1, device=device)):
+    if not fused_scan_available(device, torch.float32, max(LENGTHS)):
         ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
     import triton
 

@@ -68,13 +68,16 @@ def compare_family_paths(device: str) -> None:
     mixer = family_class("mamba")(8, 32, knobs, [torch.Generator().manual_seed(i) for i in range(2)]).to(device)
     u = torch.randn(2, 3, 19, 8, generator=torch.Generator().manual_seed(5)).to(device)
     results = []
-    for setting in ("1", "0"):
-        os.environ["MQARKIT_FUSED_SCAN"] = setting
-        mixer.zero_grad()
-        y = mixer(u)
-        (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
-        results.append((y.detach(), {k: p.grad.clone() for k, p in mixer.named_parameters() if p.grad is not None}))
-    del os.environ["MQARKIT_FUSED_SCAN"]
+    try:
+        for setting in ("1", "0"):
+            os.environ["MQARKIT_FUSED_SCAN"] = setting
+            mixer.zero_grad()
+            y = mixer(u)
+            (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
+            grads = {k: p.grad.clone() for k, p in mixer.named_parameters() if p.grad is not None}
+            results.append((y.detach(), grads))
+    finally:
+        os.environ.pop("MQARKIT_FUSED_SCAN", None)
     (y1, g1), (y0, g0) = results
     assert_close(y1, y0, dtype="float32", context="mamba output, fused vs torch scan")
     assert g1.keys() == g0.keys() and len(g1) > 5

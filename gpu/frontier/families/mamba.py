@@ -113,7 +113,7 @@ def selective_scan(
 def scan_outputs(x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """The scan's ``y (R, B, N, d_i)``: the fused Triton kernels where they serve (contiguous float32 on CUDA,
     :mod:`mqarkit.gpu.frontier.kernels.selective_scan`, which never forms the states), else :func:`selective_scan`."""
-    if fused_scan_available(x):
+    if fused_scan_available(x.device, x.dtype, x.shape[2]):
         return fused_selective_scan(x, dt, a, b, c)
     return selective_scan(x, dt, a, b, c)[0]
 
@@ -150,8 +150,8 @@ class Mamba(StackedMixer):
         """The torch scan's ``(N, d_i, n)`` states; the fused kernels' largest, the per-block shares of ``∂B, ∂C``
         or a ``(N, d_i)`` tensor."""
         di, n = EXPAND * self.d, self.xb_w.shape[-1]
-        probe = torch.empty(1, 1, seq_len, 1, device=self.in_w.device)  # the scan runs in float32 here
-        if fused_scan_available(probe):
+        acc = torch.promote_types(self.in_w.dtype, torch.float32)  # the scan's dtype (gated_scan's acc)
+        if fused_scan_available(self.in_w.device, acc, seq_len):
             blocks = -(-di // block_sizes(seq_len)[1])
             return self.runs * seq_len * max(di, blocks * n)
         return self.runs * seq_len * di * n

@@ -27,9 +27,9 @@ The sums over channels (``∂B, ∂C``) are written per channel block and added 
 one state tensor's size, transient), and ``∂A`` per example and summed over the batch by torch: no atomics, so the
 result does not depend on scheduling (the harness's deterministic mode keeps the kernels).
 
-Dispatch (:func:`fused_scan_available`): contiguous float32 CUDA tensors (any device under the Triton interpreter,
-``TRITON_INTERPRET=1`` at import), ``N ≤`` :data:`MAX_LEN`, triton importable and ``MQARKIT_FUSED_SCAN`` not ``0``
-(read per call); the Mamba family otherwise runs the torch scan.
+Dispatch (:func:`fused_scan_available`): float32 CUDA tensors (any device under the Triton interpreter,
+``TRITON_INTERPRET=1`` at import; the wrapper lays them out contiguously), ``N ≤`` :data:`MAX_LEN`, triton importable
+and ``MQARKIT_FUSED_SCAN`` not ``0`` (read per call); the Mamba family otherwise runs the torch scan.
 """
 
 from __future__ import annotations
@@ -140,13 +140,14 @@ else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 
 
-def fused_scan_available(x: torch.Tensor) -> bool:
-    """Whether :func:`fused_selective_scan` serves inputs like ``x (R, B, N, d_i)`` (module docs: dispatch)."""
+def fused_scan_available(device: torch.device, dtype: torch.dtype, seq_len: int) -> bool:
+    """Whether :func:`fused_selective_scan` serves inputs of ``dtype`` on ``device`` over ``seq_len`` positions
+    (module docs: dispatch)."""
     return (
         triton is not None
-        and (x.is_cuda or _INTERPRETED)
-        and x.dtype == torch.float32
-        and x.shape[2] <= MAX_LEN
+        and (device.type == "cuda" or _INTERPRETED)
+        and dtype == torch.float32
+        and seq_len <= MAX_LEN
         and os.environ.get("MQARKIT_FUSED_SCAN", "1") != "0"
     )
 
