@@ -6,11 +6,13 @@ training when its process ended (a command's time limit on a lent GPU, a kill): 
 generator's state, which runs are still training and the results so far, at most every ``seconds`` (default
 :data:`CHECKPOINT_SECONDS`, or ``$MQARKIT_CHECKPOINT_SECONDS``); on the next call it loads them and trains the epochs
 that are left, with the same batches in the same order as an uninterrupted stack. The runner keeps one file per stack
-beside the results file (``RESULTS.jsonl.stacks/<key>.pt``) and deletes it once the stack's records are written.
+beside the results file (``RESULTS.jsonl.stacks/<name>.pt``, :func:`stacks_folder`) and deletes it once the stack's
+records are written.
 
 The file is written to a temporary name and renamed over the old one (a kill leaves the old or the new, never half of
-one). Its key (the stack's runs and everything that shapes their training) is stored inside and checked on load; a
-file that cannot be read or has another key is kept, renamed ``.unreadable``, and reported, never used.
+one). It is named by the stack (its runs and everything that shapes their training) and holds a key that adds the
+package's code (``source_digest``); on load the key is checked, and a file that cannot be read or has another key (the
+stack's state under an older code) is kept, renamed ``<name>.<time>.unused``, and reported, never used.
 """
 
 from __future__ import annotations
@@ -44,17 +46,23 @@ def checkpoint_seconds() -> float:
     return value
 
 
+def stacks_folder(results: str | os.PathLike[str]) -> Path:
+    """Where the runner keeps the saved states of the stacks that train into the results file ``results``."""
+    return Path(f"{results}.stacks")
+
+
 def stack_key(fields: dict) -> str:
-    """A digest of what makes a stack's training (run ids, learning rates, epochs, data, batch sizes, ...)."""
+    """A digest of ``fields`` (JSON with sorted keys): what makes a stack's training, and the code that trains it."""
     return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
 class StackCheckpoint:
-    """The training state of one stack at ``folder / f"{key}.pt"`` (see the module docstring)."""
+    """The training state of the stack ``name`` at ``folder / f"{name}.pt"``, valid for ``key`` (module docstring)."""
 
     def __init__(
         self,
         folder: str | os.PathLike[str],
+        name: str,
         key: str,
         *,
         seconds: float | None = None,
@@ -63,22 +71,22 @@ class StackCheckpoint:
         seconds = checkpoint_seconds() if seconds is None else seconds
         if not (seconds >= 0):
             raise ValueError(f"seconds={seconds}: needs a number >= 0")
-        self.path = Path(folder) / f"{key}.pt"
+        self.path = Path(folder) / f"{name}.pt"
         self.key = key
         self.seconds = seconds
         self.log = log
         self._last_save = time.monotonic()
 
     def load(self) -> dict | None:
-        """The saved state, or ``None`` when there is none (or it cannot be used: then kept as ``.unreadable``)."""
+        """The saved state, or ``None`` when there is none (or it cannot be used: then kept as ``.unused``)."""
         if not self.path.exists():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)  # tensors, numbers, lists, strings
             if not isinstance(state, dict) or state.get("key") != self.key:
-                raise ValueError("its key is not this stack's")
+                raise ValueError("its key is not this stack's and code's")
         except Exception as exc:
-            kept = self.path.with_suffix(".unreadable")
+            kept = self.path.with_name(f"{self.path.stem}.{time.time_ns()}.unused")  # never over an earlier one
             os.replace(self.path, kept)
             self._report(f"{self.path}: not used ({exc}); kept as {kept}, the stack starts from epoch 0")
             return None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from mqarkit.gpu.device import resolve_device, triton_version
-from mqarkit.gpu.frontier.checkpoints import StackCheckpoint, stack_key
+from mqarkit.gpu.frontier.checkpoints import StackCheckpoint, stack_key, stacks_folder
 from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.determinism import check_environment, check_flag, deterministic_enabled, deterministic_mode
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
@@ -184,7 +184,9 @@ def run_groups(
         gen = torch.Generator(device=device).manual_seed(_group_seed(sweep, group))
         ckpt = None
         if checkpoint_dir is not None:
-            ckpt = StackCheckpoint(checkpoint_dir, _stack_key(sweep, group, device), log=log)
+            stack = _stack_fields(sweep, group, device)
+            name, key = stack_key(stack), stack_key({**stack, "code": source_digest()})
+            ckpt = StackCheckpoint(checkpoint_dir, name, key, log=log)
         res = train_stack(
             model,
             [r.lr for r in group],
@@ -262,10 +264,10 @@ def run_groups(
             ckpt.remove()
 
 
-def _stack_key(sweep: SweepConfig, group: list[RunSpec], device: torch.device) -> str:
-    """What a stack's saved state must match: its runs, their models, seeds and learning rates, the sweep's data and
-    training settings, the device type and the package's code (a changed code starts the stack afresh)."""
-    fields = {
+def _stack_fields(sweep: SweepConfig, group: list[RunSpec], device: torch.device) -> dict:
+    """What a stack's saved state must match besides the code: its runs, their models, seeds and learning rates, the
+    sweep's data and training settings, and the device type."""
+    return {
         "sweep": sweep.name,
         "runs": [[r.run_id, r.model.to_dict(), r.lr, r.init_seed()] for r in group],
         "group_seed": _group_seed(sweep, group),
@@ -273,9 +275,7 @@ def _stack_key(sweep: SweepConfig, group: list[RunSpec], device: torch.device) -
         "batch": [sweep.batch_size, sweep.test_batch_size, sweep.early_stop],
         "data": [sweep.data_seed, [str(s) for s in sweep.train], [str(s) for s in sweep.test]],
         "device_type": device.type,
-        "code": source_digest(),
     }
-    return stack_key(fields)
 
 
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
@@ -321,7 +321,7 @@ def run_sweeps(
     with deterministic_mode(deterministic):
         for sw, mine in shares:
             stacks = run_groups(
-                sw, mine, device, log, observers=observers, tracking=tracking, checkpoint_dir=f"{out}.stacks"
+                sw, mine, device, log, observers=observers, tracking=tracking, checkpoint_dir=stacks_folder(out)
             )
             for records in stacks:
                 written = append_records(out, records, log=log).written

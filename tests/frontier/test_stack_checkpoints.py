@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mqarkit.gpu.frontier import get_preset, read_records, run
-from mqarkit.gpu.frontier.checkpoints import StackCheckpoint, checkpoint_seconds
+from mqarkit.gpu.frontier.checkpoints import StackCheckpoint, checkpoint_seconds, stacks_folder
 from mqarkit.gpu.frontier.observers import StackObserver
 
 SWEEP = {"epochs": 3, "lrs": (0.01,), "families": ("based",)}
@@ -39,7 +39,7 @@ def compare_stopped_and_whole(folder: str, device: str, family: str, determinist
         run(
             get_preset("tiny", **sweep), stopped, device, log=log, deterministic=deterministic, observers=[StopAfter(2)]
         )
-    assert read_records(stopped) == [] and len(list(Path(f"{stopped}.stacks").glob("*.pt"))) == 1
+    assert read_records(stopped) == [] and len(list(stacks_folder(stopped).glob("*.pt"))) == 1
     assert run(get_preset("tiny", **sweep), stopped, device, log=log, deterministic=deterministic) == 2
     before = {r["run_id"]: r for r in read_records(whole)}
     for r in read_records(stopped):
@@ -55,7 +55,7 @@ def test_a_stopped_stack_continues_to_the_same_records(tmp_path, monkeypatch):
     for r in read_records(tmp_path / "stopped.jsonl"):
         assert r["trained_on"] == ["cpu", "cpu"]
     assert {r["resumed_from_epoch"] for r in read_records(tmp_path / "whole.jsonl")} == {None}
-    assert not (tmp_path / "stopped.jsonl.stacks").exists()  # removed with the records
+    assert not stacks_folder(tmp_path / "stopped.jsonl").exists()  # removed with the records
 
 
 def test_without_a_due_save_a_stopped_stack_starts_again(tmp_path, monkeypatch):
@@ -63,35 +63,54 @@ def test_without_a_due_save_a_stopped_stack_starts_again(tmp_path, monkeypatch):
     out = tmp_path / "r.jsonl"  # default: at most one save a minute, so a stack of seconds saves nothing
     with pytest.raises(Stop):
         run(get_preset("tiny", **SWEEP), out, "cpu", log=lambda s: None, observers=[StopAfter(2)])
-    assert not (tmp_path / "r.jsonl.stacks").exists()
+    assert not stacks_folder(out).exists()
     assert run(get_preset("tiny", **SWEEP), out, "cpu", log=lambda s: None) == 2
     assert {r["resumed_from_epoch"] for r in read_records(out)} == {None}
 
 
 def test_save_is_atomic_and_load_checks_the_key(tmp_path):
-    ckpt = StackCheckpoint(tmp_path / "stacks", "abc", seconds=0)
+    ckpt = StackCheckpoint(tmp_path / "stacks", "abc", "key1", seconds=0)
     assert ckpt.load() is None and ckpt.due()
     ckpt.save({"epoch": 1, "x": torch.arange(3)})
     assert [p.name for p in (tmp_path / "stacks").iterdir()] == ["abc.pt"]  # no temporary file left
     loaded = ckpt.load()
-    assert loaded["epoch"] == 1 and loaded["key"] == "abc" and torch.equal(loaded["x"], torch.arange(3))
-    other = StackCheckpoint(tmp_path / "stacks", "abc", seconds=0)
-    other.key = "another"  # the same file, read as another stack's
-    with pytest.warns(UserWarning, match="its key is not this stack's"):
+    assert loaded["epoch"] == 1 and loaded["key"] == "key1" and torch.equal(loaded["x"], torch.arange(3))
+    other = StackCheckpoint(tmp_path / "stacks", "abc", "key2", seconds=0)  # the same stack under another code
+    with pytest.warns(UserWarning, match="its key is not this stack's and code's"):
         assert other.load() is None
-    assert [p.name for p in (tmp_path / "stacks").iterdir()] == ["abc.unreadable"]  # kept, set aside
+    (kept,) = (tmp_path / "stacks").iterdir()  # kept, set aside
+    assert kept.name.startswith("abc.") and kept.name.endswith(".unused")
+    assert torch.load(kept, weights_only=True)["key"] == "key1"
 
 
-def test_an_unreadable_file_is_kept_and_reported(tmp_path):
-    (tmp_path / "k.pt").write_bytes(b"not a checkpoint")
+def test_an_unreadable_file_is_kept_and_reported_and_never_overwritten(tmp_path):
     lines = []
-    assert StackCheckpoint(tmp_path, "k", seconds=0, log=lines.append).load() is None
-    assert (tmp_path / "k.unreadable").read_bytes() == b"not a checkpoint"
-    assert len(lines) == 1 and "starts from epoch 0" in lines[0]
+    for content in (b"not a checkpoint", b"nor this"):
+        (tmp_path / "k.pt").write_bytes(content)
+        assert StackCheckpoint(tmp_path, "k", "key", seconds=0, log=lines.append).load() is None
+    kept = sorted(tmp_path.glob("k.*.unused"))
+    assert sorted(p.read_bytes() for p in kept) == [b"nor this", b"not a checkpoint"]
+    assert len(lines) == 2 and all("starts from epoch 0" in line for line in lines)
+
+
+def test_a_state_saved_under_another_code_is_set_aside(tmp_path, monkeypatch):
+    """The stack's file holds the package's source digest in its key: a changed code trains the stack afresh."""
+    import mqarkit.gpu.frontier.runner as runner
+
+    monkeypatch.setenv("MQARKIT_CHECKPOINT_SECONDS", "0")
+    out = tmp_path / "r.jsonl"
+    with pytest.raises(Stop):
+        run(get_preset("tiny", **SWEEP), out, "cpu", log=lambda s: None, observers=[StopAfter(2)])
+    monkeypatch.setattr(runner, "source_digest", lambda: "another code")
+    lines = []
+    assert run(get_preset("tiny", **SWEEP), out, "cpu", log=lines.append) == 2
+    assert {r["resumed_from_epoch"] for r in read_records(out)} == {None}
+    assert sum("not used" in line for line in lines) == 1
+    assert [p.suffix for p in stacks_folder(out).iterdir()] == [".unused"]  # kept; the folder stays with it
 
 
 def test_remove_deletes_the_file_and_the_empty_folder(tmp_path):
-    a, b = StackCheckpoint(tmp_path / "s", "a", seconds=0), StackCheckpoint(tmp_path / "s", "b", seconds=0)
+    a, b = StackCheckpoint(tmp_path / "s", "a", "k", seconds=0), StackCheckpoint(tmp_path / "s", "b", "k", seconds=0)
     a.save({"epoch": 1})
     b.save({"epoch": 1})
     a.remove()
@@ -106,7 +125,7 @@ def test_bad_seconds_are_refused(monkeypatch, text):
     with pytest.raises(ValueError, match="MQARKIT_CHECKPOINT_SECONDS"):
         checkpoint_seconds()
     with pytest.raises(ValueError, match="seconds=-2"):
-        StackCheckpoint("x", "k", seconds=-2)
+        StackCheckpoint("x", "k", "key", seconds=-2)
 
 
 @pytest.mark.gpu
