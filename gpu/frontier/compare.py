@@ -55,17 +55,16 @@ def verdict(relation: str, value: float, low: float, high: float, tolerance: flo
     return "above" if low > value + tolerance else "agrees"
 
 
-def figure_results(records: Sequence[dict], paper: str, sweeps: Sequence[str] | None = None) -> list[ConfigResult]:
-    """The configurations of ``records`` that belong to the figure ``paper`` (a key of ``FIGURES``): those of the
-    sweeps named ``sweeps`` (default: the preset's own sweep names). A ``ValueError`` names the sweeps when there is
-    none."""
+def figure_records(records: Sequence[dict], paper: str, sweeps: Sequence[str] | None = None) -> list[dict]:
+    """The records that belong to the figure ``paper`` (a key of ``FIGURES``): those of the sweeps named ``sweeps``
+    (default: the preset's own sweep names). A ``ValueError`` names the sweeps when there is none."""
     if paper not in FIGURES:
         raise ValueError(f"paper={paper!r}: choose from {', '.join(FIGURES)}")
-    sweeps = set(sweeps) if sweeps else {s.name for s in load_preset(paper)}
-    results = [r for r in summarise(r for r in records if r["sweep"] in sweeps)]
-    if not results:
-        raise ValueError(f"records: no run of the sweeps of {paper} ({', '.join(sorted(sweeps))})")
-    return results
+    names = set(sweeps) if sweeps else {s.name for s in load_preset(paper)}
+    mine = [r for r in records if r["sweep"] in names]
+    if not mine:
+        raise ValueError(f"records: no run of the sweeps of {paper} ({', '.join(sorted(names))})")
+    return mine
 
 
 def family(result: ConfigResult) -> str | None:
@@ -141,9 +140,11 @@ def front_order(results: Sequence[ConfigResult], shown: set[str]) -> list[dict]:
 # ---------------------------------------------------------------- Markdown
 def comparison_markdown(records: Sequence[dict], paper: str, sweeps: Sequence[str] | None = None) -> str:
     """The comparison of ``records`` with the figure ``paper`` as Markdown (a heading, the budget, the tables);
-    ``sweeps``: see :func:`figure_results`."""
-    results = figure_results(records, paper, sweeps)
-    kept = [r for r in records if any(r["sweep"] == res.sweep for res in results)]
+    ``sweeps``: see :func:`figure_records`."""
+    kept = figure_records(records, paper, sweeps)
+    results = summarise(kept)
+    if not results:
+        raise ValueError(f"records: every run of {paper}'s sweeps diverged; nothing to compare")
     anchors = FIGURES[paper]
     lines = [
         f"# Records against the paper: {paper}",
@@ -218,7 +219,7 @@ def _order_table(rows: list[dict]) -> list[str]:
         "| result | rank compared | best of that rank at ≤ its state | verdict |",
         "|---|---|---|---|",
     ]
-    names = {0: "attention", 1: "Based"}
+    names = {rank: name for name, rank in ORDER_RANK.items()}
     compared = [r for r in rows if r["higher"] is not None]
     for row in sorted(compared, key=lambda r: (r["verdict"] != "reversed", r["lower"].label, r["lower"].state_bytes)):
         higher = _result_cell(row["higher"]) if row["higher"] is not None else "—"

@@ -25,8 +25,8 @@ READ_OFF = 0.03  # how far a value read off a paper's plot may be from the plott
 
 @dataclass(frozen=True)
 class RangeAnchor:
-    """[B] Fig. 2: a family's points span accuracies ``lowest`` … ``highest`` over states ``2^log2_bytes[0]`` …
-    ``2^log2_bytes[1]`` bytes (the lowest accuracy at the smallest state, as the paper's curves run)."""
+    """[B] Fig. 2: a family's points span accuracies ``lowest`` … ``highest`` and states ``2^log2_bytes[0]`` …
+    ``2^log2_bytes[1]`` bytes (two ranges: which accuracy goes with which state is not part of the anchor)."""
 
     family: str
     lowest: float

@@ -150,6 +150,9 @@ def test_records_of_other_sweeps_are_refused_with_the_sweeps_named():
     with pytest.raises(ValueError, match=r"\(based-fig2\)"):
         comparison_markdown(mine, "based-fig2")
     assert "| attention | 1 |" in comparison_markdown(mine, "based-fig2", sweeps=["my-fig2"])
+    diverged = [_record("attention", 64, 0.0) | {"status": "diverged"}]
+    with pytest.raises(ValueError, match="every run of based-fig2's sweeps diverged"):
+        comparison_markdown(diverged, "based-fig2")
 
 
 def test_cli_writes_the_comparison_and_refuses_bad_input(tmp_path, capsys):
