@@ -85,7 +85,7 @@ class StackCheckpoint:
             state = torch.load(self.path, map_location="cpu", weights_only=True)  # tensors, numbers, lists, strings
             if not isinstance(state, dict) or state.get("key") != self.key:
                 raise ValueError("its key is not this stack's and code's")
-        except Exception as exc:
+        except Exception as exc:  # whatever makes a file unusable (unpickling, a truncated file, a wrong key)
             kept = self.path.with_name(f"{self.path.stem}.{time.time_ns()}.unused")  # never over an earlier one
             os.replace(self.path, kept)
             self._report(f"{self.path}: not used ({exc}); kept as {kept}, the stack starts from epoch 0")
