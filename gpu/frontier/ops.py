@@ -82,6 +82,21 @@ def toeplitz_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 3, 2, 1).to(u.dtype)
 
 
+# The longest sequence the long convolutions take as a Toeplitz matmul: at every length measured on an H100 up to
+# this one (N = 64, 128, 256; d = 64–256; a 12-run stack at batch 256, float32) the matmul's forward and backward took
+# 1.9–3.3× less time than the FFT's (docs/results/causal_conv.md); longer sequences keep the FFT, whose cost grows as
+# N log N where the matmul's grows as N².
+TOEPLITZ_MAX_LEN = 256
+
+
+def causal_long_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``y_t = Σ_{s≤t} h[..., s] u_{t-s}``, ``u (R, B, N, d)``, ``h (R, d, L ≥ N)``: :func:`toeplitz_causal_conv` up
+    to :data:`TOEPLITZ_MAX_LEN` positions, :func:`fft_causal_conv` beyond (the same sum; they differ by rounding)."""
+    if u.shape[2] <= TOEPLITZ_MAX_LEN:
+        return toeplitz_causal_conv(u, h)
+    return fft_causal_conv(u, h)
+
+
 def causal_cumsum(t: torch.Tensor) -> torch.Tensor:
     """``Σ_{s≤n} t[:, :, s]`` over the positions of ``t (R, B, N, H)``, as a product (float32 at least) with the
     ``(N, N)`` lower-triangular ones matrix (autocast off).

@@ -23,12 +23,13 @@ Recurrent mode carries the shift SSM's register, the last ``min(n, L) − 1`` ke
 SSM's state ``S_t = Ā S_{t−1} + B̄ (kv)_t`` (per head a ``p × p × m`` complex array, counted as its real and imaginary
 parts), with ``Y_t = 2 Re(C S_t) + D_h (kv)_t``: ``d·(min(n, L) − 1) + p·d·n`` numbers whatever ``N``.
 
-Fast path (stacked): both long convolutions by FFT, the kernels in real arithmetic (``Ā^l`` as ``exp(l ρ)·(cos lθ,
-sin lθ)``); the key-value products of all runs in one layout of ``P × P`` blocks, ``P`` the least common multiple of
-the stack's head dims, with a 0/1 mask keeping each run's products inside its own heads (runs of one stack may have
-different ``p`` and ``n``: ``log_dt, a_re, a_im, B, C, D_h`` are padded along heads and modes, the shift SSM's ``B, C``
-along taps, and masked); everything but ``W_o`` in float32 at least with autocast off. The reference computes the
-kernels in complex arithmetic and both convolutions lag by lag.
+Fast path (stacked): both long convolutions by ``ops.causal_long_conv`` (a Toeplitz matmul up to 256 positions, FFT
+beyond), the kernels in real arithmetic (``Ā^l`` as ``exp(l ρ)·(cos lθ, sin lθ)``); the key-value products of all runs
+in one layout of ``P × P`` blocks, ``P`` the least common multiple of the stack's head dims, with a 0/1 mask keeping
+each run's products inside its own heads (runs of one stack may have different ``p`` and ``n``: ``log_dt, a_re, a_im, B,
+C, D_h`` are padded along heads and modes, the shift SSM's ``B, C`` along taps, and masked); everything but ``W_o`` in
+float32 at least with autocast off. The reference computes the kernels in complex arithmetic and both convolutions lag
+by lag.
 
 How it differs from the reference implementation: the same function, with two conventions. (1) The reference lays
 the output channels out as ``j·H + h`` before ``W_o``; ours are head-major, ``h·p + j`` (the golden map,
@@ -49,7 +50,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.ops import fft_causal_conv, gather_rows, init_normal, linear
+from mqarkit.gpu.frontier.ops import causal_long_conv, gather_rows, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
 DT_MIN, DT_MAX = 1e-3, 1e-1  # the diagonal SSM's step Δ starts log-uniform in [DT_MIN, DT_MAX]
@@ -175,7 +176,7 @@ class H3(StackedMixer):
         with torch.autocast(u.device.type, enabled=False):
             q, k, v = linear(u.to(acc), w, torch.cat([self.q_b, self.k_b, self.v_b], dim=-1).to(acc)).split(d, -1)
         s, kern = self.kernels(n, acc)
-        k = fft_causal_conv(k, s) + k * self.shift_skip.to(acc)[:, None, None]
+        k = causal_long_conv(k, s) + k * self.shift_skip.to(acc)[:, None, None]
         pb, g = self.block, d // self.block
         same = self.same_head.to(acc)[:, None, None, None]  # (R, 1, 1, 1, P, P)
         kv = k.view(r, b, n, g, pb, 1) * v.view(r, b, n, g, 1, pb) * same  # (R, B, N, G, P, P)
@@ -183,7 +184,7 @@ class H3(StackedMixer):
         per_row = kern[runs, self.head_of]  # (R, G, P, n): row i of block g uses its head's kernel
         channels = per_row[:, :, :, None].expand(r, g, pb, pb, n).reshape(r, g * pb * pb, n)
         skip = self.masked("ssm_skip").to(acc)[runs, self.head_of][..., None]  # (R, G, P, 1)
-        y = fft_causal_conv(kv.reshape(r, b, n, -1), channels).view(kv.shape) + kv * skip[:, None, None]
+        y = causal_long_conv(kv.reshape(r, b, n, -1), channels).view(kv.shape) + kv * skip[:, None, None]
         return q.view(r, b, n, g, pb), y
 
     def readout(self, q: torch.Tensor, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -196,7 +197,7 @@ class H3(StackedMixer):
         return self.readout(q, y, u.dtype)
 
     def forward_at(self, u: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
-        """The convolutions at every position (FFT); the query gate and ``W_o`` at the query rows only."""
+        """The convolutions at every position; the query gate and ``W_o`` at the query rows only."""
         q, y = self.products(u)
         q_at = gather_rows(q.flatten(3), qpos).unflatten(3, q.shape[3:])
         y_at = gather_rows(y.flatten(3), qpos).unflatten(3, y.shape[3:])

@@ -10,24 +10,25 @@ Glossary (per run; ``u (B, N, d)`` is layer 1's input, ``L = max_len``)::
         g_ℓ  = φ(φ(φ(z_ℓ W_0 + b_0) W_1 + b_1) W_2 + b_2) W_3        (3 → 64 → 64 → 64 → d)
         h_ℓ  = g_ℓ ⊙ exp(−t_ℓ |δ|)                    (δ: d decay rates from log(1e-2)/1.5 to log(1e-2)/0.3, fixed)
     w_t = v_t ⊙ x1_t                                    (pre-gate)
-    c_t = Σ_{ℓ≤t} h_ℓ ⊙ w_{t−ℓ} + β ⊙ w_t              (long convolution, by FFT; β the filter's trained bias)
+    c_t = Σ_{ℓ≤t} h_ℓ ⊙ w_{t−ℓ} + β ⊙ w_t              (long convolution; β the filter's trained bias)
     out = (c ⊙ x2) W_o + b_o
 
 Recurrent mode carries the short filter's last 2 inputs (``3d`` channels each) and the long filter's inputs ``w``
 that it still reaches, the last ``L − 1``: ``2·3d + min(N, L − 1)·d`` numbers after ``N`` tokens.
 
-Fast path (stacked): the filter MLP of every run as batched matmuls (``L × 64`` per run), the long convolution by FFT,
-everything but ``W_o`` in float32 at least with autocast off. The reference convolves lag by lag.
+Fast path (stacked): the filter MLP of every run as batched matmuls (``L × 64`` per run), the long convolution by
+``ops.causal_long_conv`` (a Toeplitz matmul up to 256 positions, FFT beyond), everything but ``W_o`` in float32 at least
+with autocast off. The reference convolves lag by lag.
 
-How it differs from the reference implementation: the same function (``fftconv_ref`` without GELU or dropout; our FFT
-runs in float32 at least, the reference's in the module's dtype; under bf16 autocast the reference rounds its
-projections to bf16, ours keeps everything but ``W_o`` in float32). The constants ``t`` and ``δ`` (buffers there) are
-computed in the computation's dtype; the golden map checks that they equal the reference's. Initialisation as the
-reference's inside Zoology's model: ``W_in``, the filter MLP's ``W_0..W_3`` ``N(0, 0.02²)`` with zero biases and
-``W_o`` ``N(0, 0.01²)`` (Zoology re-initialises every ``nn.Linear``, ``out_proj`` at ``0.02/√(2·2 layers)``); the
-short filter and its bias as PyTorch's ``Conv1d`` (``U(±1/√3)``); ``ω = 1``; ``β ~ N(0, 1)``; ``z`` as above. The
-reference gives ``z`` a learning rate of ``1e-5`` and the filter weights ``1e-3`` through ``_optim`` attributes that
-its own trainer ignores: every parameter trains at the run's learning rate there and here.
+How it differs from the reference implementation: the same function (``fftconv_ref`` without GELU or dropout; our
+convolution runs in float32 at least, the reference's in the module's dtype; under bf16 autocast the reference rounds
+its projections to bf16, ours keeps everything but ``W_o`` in float32). The constants ``t`` and ``δ`` (buffers there)
+are computed in the computation's dtype; the golden map checks that they equal the reference's. Initialisation as the
+reference's inside Zoology's model: ``W_in``, the filter MLP's ``W_0..W_3`` ``N(0, 0.02²)`` with zero biases and ``W_o``
+``N(0, 0.01²)`` (Zoology re-initialises every ``nn.Linear``, ``out_proj`` at ``0.02/√(2·2 layers)``); the short filter
+and its bias as PyTorch's ``Conv1d`` (``U(±1/√3)``); ``ω = 1``; ``β ~ N(0, 1)``; ``z`` as above. The reference gives
+``z`` a learning rate of ``1e-5`` and the filter weights ``1e-3`` through ``_optim`` attributes that its own trainer
+ignores: every parameter trains at the run's learning rate there and here.
 """
 
 from __future__ import annotations
@@ -38,7 +39,14 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.ops import causal_depthwise_conv, fft_causal_conv, gather_rows, init_conv, init_normal, linear
+from mqarkit.gpu.frontier.ops import (
+    causal_depthwise_conv,
+    causal_long_conv,
+    gather_rows,
+    init_conv,
+    init_normal,
+    linear,
+)
 from mqarkit.gpu.frontier.protocol import KnobValue, StackedMixer
 
 FILTER_WIDTH = 64  # the filter MLP's width (the reference's filter_order; the papers never change it)
@@ -113,14 +121,14 @@ class Hyena(StackedMixer):
             x = linear(u.to(acc), self.in_w.to(acc), self.in_b.to(acc))
             x1, x2, v = causal_depthwise_conv(x, self.short_k.to(acc), self.short_b.to(acc)).chunk(3, dim=-1)
         w = v * x1
-        return fft_causal_conv(w, self.filters(u.shape[2], acc)) + w * self.filter_skip.to(acc)[:, None, None], x2
+        return causal_long_conv(w, self.filters(u.shape[2], acc)) + w * self.filter_skip.to(acc)[:, None, None], x2
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         c, x2 = self.gated(u)
         return linear(c * x2, self.o_w, self.o_b)
 
     def forward_at(self, u: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
-        """The convolutions at every position (FFT); the post-gate and ``W_o`` at the query rows only."""
+        """The convolutions at every position; the post-gate and ``W_o`` at the query rows only."""
         c, x2 = self.gated(u)
         return linear(gather_rows(c, qpos) * gather_rows(x2, qpos), self.o_w, self.o_b)
 

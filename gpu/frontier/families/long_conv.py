@@ -2,7 +2,7 @@
 
 Per run, with ``u (B, N, d)`` layer 1's input and a per-channel filter ``h (d, L)`` of ``L = max_len`` taps::
 
-    c_t = Σ_{s ≤ t} h[:, s] ⊙ u_{t−s}              (causal long convolution, by FFT)
+    c_t = Σ_{s ≤ t} h[:, s] ⊙ u_{t−s}              (causal long convolution, ops.causal_long_conv)
     out = c ⊙ (u W + b) + u
 
 The filter starts near-local (its taps decay as ``exp(−s/64)`` at initialisation). Recurrent mode keeps the inputs the
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import torch
 
-from mqarkit.gpu.frontier.ops import fft_causal_conv, gather_rows, init_normal, linear
+from mqarkit.gpu.frontier.ops import causal_long_conv, gather_rows, init_normal, linear
 from mqarkit.gpu.frontier.protocol import KnobValue, StackedMixer
 
 FILTER_DECAY = 64.0  # taps start as N(0, 0.02²)·exp(−s / FILTER_DECAY)
@@ -39,11 +39,11 @@ class LongConv(StackedMixer):
 
     # ---------------------------------------------------------------- fast path (stacked)
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        return fft_causal_conv(u, self.l_h) * linear(u, self.l_w, self.l_b) + u
+        return causal_long_conv(u, self.l_h) * linear(u, self.l_w, self.l_b) + u
 
     def forward_at(self, u: torch.Tensor, qpos: torch.Tensor) -> torch.Tensor:
-        """The FFT computes every position; the gate and the residual run on the query rows only."""
-        conv, u_q = gather_rows(fft_causal_conv(u, self.l_h), qpos), gather_rows(u, qpos)
+        """The convolution computes every position; the gate and the residual run on the query rows only."""
+        conv, u_q = gather_rows(causal_long_conv(u, self.l_h), qpos), gather_rows(u, qpos)
         return conv * linear(u_q, self.l_w, self.l_b) + u_q
 
     # ---------------------------------------------------------------- naive reference and recurrent mode (one run)
