@@ -28,9 +28,17 @@ chunk began (``(q_t ⊙ e^{G_t})ᵀ S₀`` in ``o_t``, ``(a_t ⊙ e^{G_{t−1}})
 
     S_end = diag(e^{G_last}) S₀ + Σ_s diag(e^{G_last − G_s}) (k_s v_sᵀ + b_s u_sᵀ)
 
-Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk (a product of decays ≤ 1), so nothing overflows. The
-cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel): ``O(N·C·K)``, the CPU path
-of the tests and small sweeps; on CUDA the families call fla's chunked kernels instead.
+Without the correction (``a, b`` absent) the chunks need no loop: each chunk's own contribution to its end state,
+``N_j = Σ_s diag(e^{G_last − G_s}) k_s v_sᵀ``, is formed for all chunks at once, and the state entering chunk ``j`` is
+``S₀_j = Σ_{i<j} diag(e^{Λ_{j−1} − Λ_i}) N_i`` with ``Λ_j − Λ_i = Σ_{i<m≤j} G_last(m)``, the segment sums of the
+chunks' total log decays taken by a masked cumulative sum over each segment (:func:`segment_sums`), never as a
+difference of two long prefix sums (which would round like the prefixes, not like the segment). With the correction,
+``u`` reads the entering state, so the chunks run in order.
+
+Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk, or a segment sum of decays (≤ 0 both), so nothing
+overflows. The cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel):
+``O(N·C·K)``, the CPU path of the tests and small sweeps, and on CUDA wherever fla's chunked kernels do not serve
+(Mamba-2 and Gated DeltaNet where fla refuses its gated backward: Hopper with triton 3.4–3.7.1).
 """
 
 from __future__ import annotations
@@ -79,6 +87,31 @@ def linear_recurrence(
         return _linear_recurrence(q, k, v, log_decay, a, b)
 
 
+def segment_sums(x: torch.Tensor) -> torch.Tensor:
+    """``out[..., j, i] = Σ_{i<m≤j} x[..., m]`` for ``i ≤ j`` (0 on the diagonal), ``−inf`` above it; ``x (..., J)``
+    -> ``(..., J, J)``. Each entry sums its own segment (a cumulative sum of ``x`` masked to ``m > i``), so its rounding
+    is the segment's, whatever the sums before it."""
+    j = x.shape[-1]
+    below = torch.ones(j, j, dtype=torch.bool, device=x.device).tril(-1)  # m > i
+    rows = x[..., :, None].expand(*x.shape, j).masked_fill(~below, 0)  # rows[..., m, i] = x_m where m > i
+    sums = torch.cumsum(rows, dim=-2)  # Σ_{i<m≤j} x_m at [..., j, i]
+    return sums.masked_fill(~torch.ones(j, j, dtype=torch.bool, device=x.device).tril(), float("-inf"))
+
+
+def entering_states(log_end: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """The state each chunk starts from, ``S₀_j = Σ_{i<j} diag(e^{Σ_{i<m<j} L_m}) N_i`` (``S₀_0 = 0``).
+
+    ``log_end (..., J, K | 1)`` the chunks' total log decays ``L``, ``own (..., J, K, V)`` the chunks' own end states
+    ``N`` -> ``(..., J, K, V)``. The end state of chunk ``j`` is ``E_j = Σ_{i≤j} diag(e^{Σ_{i<m≤j} L_m}) N_i``;
+    chunk ``j`` starts from ``E_{j−1}``."""
+    weights = torch.exp(segment_sums(log_end.transpose(-1, -2)))  # (..., K | 1, J, J)
+    if log_end.shape[-1] == 1:  # one decay per head
+        ends = torch.einsum("...ji,...ikv->...jkv", weights[..., 0, :, :], own)
+    else:  # one decay per key channel
+        ends = torch.einsum("...kji,...ikv->...jkv", weights, own)
+    return F.pad(ends[..., :-1, :, :], (0, 0, 0, 0, 1, 0))  # (..., J, K, V): zero, E_0, …, E_{J−2}
+
+
 def _linear_recurrence(q, k, v, log_decay, a, b) -> torch.Tensor:
     acc = torch.promote_types(q.dtype, torch.float32)
     n = q.shape[-2]
@@ -102,6 +135,12 @@ def _linear_recurrence(q, k, v, log_decay, a, b) -> torch.Tensor:
             pair_weights(a, k, g_before, g, strict=True),
         )
         solve = torch.eye(CHUNK, dtype=acc, device=q.device) - m_ab  # unit lower triangular
+    if not corrected:  # every chunk at once: its own sums, plus the state it starts from
+        to_end = torch.exp(g[..., -1:, :] - g)  # e^{G_last − G_s}, (..., J, C, K | 1)
+        own = (k * to_end).transpose(-1, -2) @ v  # N_j, (..., J, K, V)
+        start = entering_states(g[..., -1, :], own)
+        o = w_qk @ v + (q * torch.exp(g)) @ start
+        return o.flatten(-3, -2)[..., :n, :]
     state = q.new_zeros(*q.shape[:-3], q.shape[-1], v.shape[-1]).to(acc)  # S₀ of the first chunk, (..., K, V)
     outputs = []
     for i in range(q.shape[-3]):
