@@ -508,7 +508,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
     data = make_data(base, device)
     report["data_s"] = stop()
     print(f"data ({args.data_preset}, examples x{args.example_scale}): {report['data_s']:.1f} s", flush=True)
-    for item in items:
+    for index, item in enumerate(items):
         row = _row_base(item, args.runs_per_stack)
         elapsed = time.perf_counter() - started
         key = (row["path"], row["name"], row["d_model"])
@@ -518,10 +518,16 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             row |= {"status": "skipped", "error": item.skip}
         elif elapsed > args.time_budget_s:
             row |= {"status": "not measured", "error": f"time budget: {elapsed:.0f} s > {args.time_budget_s:.0f} s"}
-        else:  # written first as "running": a command killed at its limit leaves the row it was measuring named
+        else:  # written first as "running", the rows after it as "not reached": a command killed at its limit
+            # leaves the row it was measuring, and those it never began, named in the table
+            done = len(report["rows"])
             report["rows"].append(row | {"status": "running", "error": None, "meets_target": None})
+            report["rows"] += [
+                _row_base(later, args.runs_per_stack) | {"status": "not reached", "error": None, "meets_target": None}
+                for later in items[index + 1 :]
+            ]
             write_families_report(report, out)
-            report["rows"].pop()
+            del report["rows"][done:]
             row |= measure_item(item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds)
             row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
         row["meets_target"] = target_mark(row, args.example_scale)
@@ -580,6 +586,10 @@ def _based_rate(rows: list[dict], d: int) -> float | None:
     )
 
 
+# how the table names the rows a command killed at its time limit left unfinished
+ENDED_STATUS = {"running": "running when the command ended", "not reached": "not reached when the command ended"}
+
+
 def write_families_report(report: dict, out: Path) -> None:
     """``frontier_speed_families.json`` (everything) and ``frontier_speed_families.md`` (the table) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -620,10 +630,12 @@ def write_families_report(report: dict, out: Path) -> None:
                 f"{r['eval_first_s']:.1f} | measured"
             )
         else:
-            status = "running when the command ended" if r["status"] == "running" else r["status"]
+            status = ENDED_STATUS.get(r["status"], r["status"])
             nums = f"– | – | – | {mark} | – | – | {status}"
         resumed = " (resumed)" if r.get("resumed") else ""
         lines.append(f"| {r['path']} | `{r['name']}`{resumed} | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |")
+    measured = sum(r["status"] == "measured" for r in report["rows"])
+    lines.append(f"\n{measured} of {len(report['rows'])} rows measured.")
     if report.get("resumed_from"):
         lines += [
             "\nRows marked resumed were measured by an earlier command on the same device and settings (each "

@@ -153,6 +153,30 @@ def test_time_budget_stops_new_rows_and_says_which_were_not_measured(tmp_path):
     assert "Not measured:" in (tmp_path / "frontier_speed_families.md").read_text()
 
 
+def test_a_command_killed_mid_row_leaves_every_row_named(tmp_path, monkeypatch):
+    """While Based's row is measured, the file on disk names it ``running`` and every later row ``not reached``: what
+    a command killed at its time limit leaves."""
+    bench = _benchmark_module()
+    real, seen = bench.bench_group, []
+
+    def watched(sweep, group, *args, **kwargs):
+        if not seen:
+            seen.append(json.loads((tmp_path / "frontier_speed_families.json").read_text())["rows"])
+            seen.append((tmp_path / "frontier_speed_families.md").read_text())
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", watched)
+    assert bench.main(["--families", "attention", "based", *TINY, "--out-dir", str(tmp_path), "--no-fla"]) == 0
+    rows, table = seen
+    assert [(r["name"], r["status"]) for r in rows] == [
+        ("based", "running"),
+        ("attention", "not reached"),
+        ("reference:attention", "not reached"),
+    ]
+    assert "not reached when the command ended" in table and "0 of 3 rows measured." in table
+    assert "3 of 3 rows measured." in (tmp_path / "frontier_speed_families.md").read_text()
+
+
 def test_a_failing_row_is_recorded_and_the_next_rows_still_run(tmp_path, monkeypatch):
     bench = _benchmark_module()
     real = bench.bench_group
@@ -191,7 +215,9 @@ def test_resume_keeps_the_measured_rows_and_measures_the_rest(tmp_path, monkeypa
     def watched(sweep, group, *args, **kwargs):
         seen.append(group[0].model.family)
         during = json.loads(path.read_text())["rows"]
-        assert during[-1]["status"] == "running" and during[-1]["name"] == group[0].model.family
+        running = [i for i, r in enumerate(during) if r["status"] == "running"]
+        assert len(running) == 1 and during[running[0]]["name"] == group[0].model.family
+        assert {r["status"] for r in during[running[0] + 1 :]} <= {"not reached"}  # a kill now leaves them named
         return real(sweep, group, *args, **kwargs)
 
     monkeypatch.setattr(bench, "bench_group", watched)
