@@ -65,10 +65,11 @@ def pair_weights(x: torch.Tensor, y: torch.Tensor, gx: torch.Tensor, gy: torch.T
     return torch.einsum("...tc,...sc,...tsc->...ts", x, y, decay)
 
 
-# Never compiled: its loop over chunks unrolls into a graph per sequence length (Mamba-2's stack: 113 s to compile at
-# N = 64 and 190 s more at N = 128 on the CPU, where Based compiles once in 17 s; on the H100, where fla's gated
-# backward is refused and Mamba-2 takes this path, a speed row did not finish in 290 s). Under ``torch.compile`` a
-# call is a graph break: it runs eagerly, the code around it compiled.
+# Never compiled: the corrected form's loop over chunks unrolls into a graph per sequence length (Mamba-2's stack,
+# when it still looped: 113 s to compile at N = 64 and 190 s more at N = 128 on the CPU, where Based compiles once in
+# 17 s; on the H100 a speed row did not finish in 290 s). The form without the correction has no loop since, and is
+# left eager too until a GPU has timed it compiled. Under ``torch.compile`` a call is a graph break: it runs eagerly,
+# the code around it compiled.
 @torch.compiler.disable
 def linear_recurrence(
     q: torch.Tensor,
