@@ -14,11 +14,12 @@ Parameters as the reference layer (``Mamba2`` of mamba_ssm, which [Z] trains): `
 log-uniform in ``[1e-3, 1e-1]``, ``D = 1``, the conv as PyTorch's ``Conv1d`` default ``U(±1/√4)`` (weights and bias),
 the norm weight 1; the projections ``N(0, 0.02²)`` (the reference harness's rule for every linear map).
 
-In fla's terms this is simple gated linear attention per head: query ``C_t``, key ``B_t``, value ``Δ_t x_t``, log
-decay ``g_t = Δ_t A``, scale 1 (``S_t = h_tᵀ``, ``n × P``). Fast path: on CUDA with fla, ``chunk_simple_gla`` with
-the runs folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`); elsewhere the parallel form of
-:mod:`.recurrences` (the quadratic "attention-like" SSD form). Runs may have different ``n``: ``W_B, W_C`` and their
-filters are padded and masked, so padded state rows stay 0. Recurrent mode carries ``h`` and the conv's last 3
+In fla's terms this is simple gated linear attention per head: query ``C_t``, key ``B_t``, value ``Δ_t x_t``, log decay
+``g_t = Δ_t A``, scale 1 (``S_t = h_tᵀ``, ``n × P``). Fast path: on CUDA with fla, ``chunk_simple_gla`` with the runs
+folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`); where fla refuses that kernel's gated backward
+(Hopper with triton 3.4–3.7.1), ``chunk_gla`` with the head's decay on every key channel, the same recurrence through a
+kernel fla serves there; elsewhere the chunked form of :mod:`.recurrences`. Runs may have different ``n``: ``W_B, W_C``
+and their filters are padded and masked, so padded state rows stay 0. Recurrent mode carries ``h`` and the conv's last 3
 inputs: ``d_i·n + 3·(d_i + 2n)`` numbers, whatever ``N``.
 """
 
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, init_dt_bias
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
+from mqarkit.gpu.frontier.kernels.fla_gla import fla_gla, fla_simple_gla, gla_available, simple_gla_available
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -87,9 +88,20 @@ class Mamba2(StackedMixer):
     def heads(self) -> int:
         return EXPAND * self.d // HEAD_DIM
 
+    def fla_kernel(self, device: torch.device) -> str | None:
+        """Which of fla's kernels computes the recurrence on ``device``: ``"simple_gla"``, ``"gla"`` (where simple
+        GLA's gated backward is refused), or None (the plain-torch chunked form)."""
+        width = self.b_w.shape[-1]
+        if simple_gla_available(device, width, HEAD_DIM):
+            return "simple_gla"
+        return "gla" if gla_available(device, width, HEAD_DIM) else None
+
     def intermediate_elements(self, seq_len: int) -> int:
-        if simple_gla_available(self.b_w.device, self.b_w.shape[-1], HEAD_DIM):
+        kernel = self.fla_kernel(self.b_w.device)
+        if kernel == "simple_gla":
             return self.runs * seq_len * EXPAND * self.d
+        if kernel == "gla":  # q, k and the decays expanded over the heads, as GLA's own estimate
+            return self.runs * seq_len * self.heads() * max(self.b_w.shape[-1], HEAD_DIM, 64)
         return self.runs * self.heads() * seq_len * seq_len
 
     # ---------------------------------------------------------------- fast path (stacked)
@@ -106,11 +118,15 @@ class Mamba2(StackedMixer):
         log_decay = dt * -torch.exp(self.a_log.to(acc))[:, None, None, :]
         xh = x.unflatten(-1, (h, HEAD_DIM))  # (R, B, N, H, P)
         values = xh * dt[..., None]
-        if simple_gla_available(u.device, ns, HEAD_DIM):
-            heads = (r, b, n, h, ns)
+        kernel = self.fla_kernel(u.device)
+        heads = (r, b, n, h, ns)
+        if kernel == "simple_gla":
             o = fla_simple_gla(
                 cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), values, log_decay
             )
+        elif kernel == "gla":  # one decay per key channel, each the head's: diag(e^{g_t}·1) is e^{g_t} I
+            q, k, g = cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), log_decay[..., None]
+            o = fla_gla(q, k, values, g.expand(heads))
         else:  # the parallel form, heads before positions; B and C broadcast over the heads
             q, k = cm[:, :, None], bm[:, :, None]  # (R, B, 1, N, n)
             o = linear_recurrence(q, k, values.transpose(2, 3), log_decay.transpose(2, 3)[..., None]).transpose(2, 3)
