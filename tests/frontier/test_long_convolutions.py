@@ -1,12 +1,14 @@
-"""The two forms of the stacked causal long convolution (``ops.fft_causal_conv``, ``ops.toeplitz_causal_conv``)
-against the definition ``y_t = Σ_{s≤t} h[..., s] u_{t−s}`` written as a loop over lags, in float64."""
+"""The two forms of the stacked causal long convolution (``ops.fft_causal_conv``, ``ops.toeplitz_causal_conv``) and
+the families' choice between them (``ops.causal_long_conv``) against the definition ``y_t = Σ_{s≤t} h[..., s] u_{t−s}``
+written as a loop over lags, in float64."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mqarkit.gpu.frontier.ops import fft_causal_conv, toeplitz_causal_conv
+from mqarkit.gpu.frontier import ops
+from mqarkit.gpu.frontier.ops import TOEPLITZ_MAX_LEN, causal_long_conv, fft_causal_conv, toeplitz_causal_conv
 from mqarkit.tolerances import assert_close
 
 FORMS = {"fft": fft_causal_conv, "toeplitz": toeplitz_causal_conv}
@@ -45,3 +47,15 @@ def test_toeplitz_ignores_taps_beyond_the_sequence():
     h2 = h.detach().clone()
     h2[..., 6:] = 99.0
     assert torch.equal(toeplitz_causal_conv(u, h2), y.detach())
+
+
+@pytest.mark.parametrize(("n", "form"), [(TOEPLITZ_MAX_LEN, "toeplitz"), (TOEPLITZ_MAX_LEN + 1, "fft")])
+def test_families_take_toeplitz_up_to_its_length_and_fft_beyond(n, form, monkeypatch):
+    g = torch.Generator().manual_seed(n)
+    u = torch.randn(1, 2, n, 3, generator=g, dtype=torch.float64)
+    h = torch.randn(1, 3, n, generator=g, dtype=torch.float64)
+    assert_close(causal_long_conv(u, h), by_definition(u, h), context=f"N={n}")
+    called = []
+    monkeypatch.setattr(ops, f"{form}_causal_conv", lambda *args: called.append(form) or FORMS[form](*args))
+    ops.causal_long_conv(u, h)
+    assert called == [form]
