@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
 from mqarkit.gpu.frontier.ops import fft_causal_conv, toeplitz_causal_conv
+from mqarkit.gpu.frontier.runner import environment
 from mqarkit.gpu.timing import forward_and_backward_ms
 
 RUNS, BATCH, FILTER_LEN = 12, 256, 1024
@@ -62,13 +62,6 @@ def measure(n: int, d: int, device: torch.device, repeats: int) -> dict[str, obj
     return row
 
 
-def environment(device: torch.device) -> dict[str, object]:
-    env = {"torch": torch.__version__, "python": platform.python_version(), "device_type": device.type}
-    if device.type == "cuda":
-        env["device"] = torch.cuda.get_device_name(device)
-    return env
-
-
 def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "causal_conv.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -76,7 +69,8 @@ def write(report: dict, out_dir: Path) -> None:
     lines = [
         "# Causal long convolution: FFT against Toeplitz matmul",
         "",
-        f"Device: {env.get('device', env['device_type'])}; torch {env['torch']}. Command: `{report['command']}`.",
+        f"Device: {env['device']}; torch {env['torch']}; commit {env['git_commit'][:10]}. Command: "
+        f"`{report['command']}`.",
         "",
         f"Stack of {RUNS} runs, batch {BATCH}, filter {FILTER_LEN} taps, float32; median of "
         f"{report['repeats']} calls after warm-up (CUDA events on a GPU, perf_counter on the CPU), in ms. "

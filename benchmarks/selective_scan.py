@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import fused_scan_available, fused_selective_scan
+from mqarkit.gpu.frontier.runner import environment
 from mqarkit.gpu.timing import forward_and_backward_ms
 
 RUNS, STATE = 12, 24
@@ -71,7 +71,8 @@ def write(report: dict, out_dir: Path) -> None:
     lines = [
         "# Mamba's selective scan: fused Triton kernels against the torch scan",
         "",
-        f"Device: {env['device']}; torch {env['torch']}; triton {env['triton']}. Command: `{report['command']}`.",
+        f"Device: {env['device']}; torch {env['torch']}; triton {env['triton']}; commit {env['git_commit'][:10]}. "
+        f"Command: `{report['command']}`.",
         "",
         f"Stack of {RUNS} runs, batch {report['batch']}, n = {STATE}, float32; median of {report['repeats']} calls "
         "after warm-up (CUDA events), in ms. Difference: max |fused − torch| over max |torch| (forward).",
@@ -110,15 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda")
     if not fused_scan_available(device, torch.float32, max(LENGTHS)):
         ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
-    import triton
-
-    env = {
-        "device": torch.cuda.get_device_name(device),
-        "torch": torch.__version__,
-        "triton": triton.__version__,
-        "python": platform.python_version(),
-    }
-    report = {"env": env, "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
+    report = {"env": environment(device), "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
     report |= {"repeats": args.repeats, "batch": args.batch, "rows": []}
     for d in WIDTHS:
         for n in LENGTHS:

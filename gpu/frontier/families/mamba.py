@@ -111,8 +111,8 @@ def selective_scan(
 
 @torch.compiler.disable  # the kernels' launch and the torch scan's loops stay out of the compiled graph
 def scan_outputs(x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """The scan's ``y (R, B, N, d_i)``: the fused Triton kernels where they serve (contiguous float32 on CUDA,
-    :mod:`mqarkit.gpu.frontier.kernels.selective_scan`, which never forms the states), else :func:`selective_scan`."""
+    """The scan's ``y (R, B, N, d_i)``: the fused Triton kernels where they serve (float32 on CUDA, ``N ≤ MAX_LEN``:
+    :func:`fused_scan_available`; they never form the states), else :func:`selective_scan`."""
     if fused_scan_available(x.device, x.dtype, x.shape[2]):
         return fused_selective_scan(x, dt, a, b, c)
     return selective_scan(x, dt, a, b, c)[0]
