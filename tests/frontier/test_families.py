@@ -16,7 +16,8 @@ import torch
 from cuda_knobs import CUDA_KNOBS
 
 from mqarkit.gpu.frontier.config import ModelConfig
-from mqarkit.gpu.frontier.families import FAMILIES, family_class
+from mqarkit.gpu.frontier.families import FAMILIES, family_class, mamba2
+from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.model import StackedHybrid, state_numbers
 from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
 from mqarkit.tolerances import assert_close, assert_close_scaled
@@ -260,8 +261,6 @@ def test_mamba2_through_fla_gla_passes_the_recurrence_it_computes(monkeypatch):
     channel. fla's kernels need CUDA, so ``fla_gla`` is stood in for here by its contract (per-channel decays, scale
     1: the chunked recurrence of ``recurrences.py``): the arguments Mamba-2 passes must give its own torch path's
     output (checked to fail with ``q`` and ``k`` swapped or the decay's sign flipped)."""
-    from mqarkit.gpu.frontier.families import mamba2
-    from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 
     def gla_by_contract(q, k, v, log_decay):  # (R, B, N, H, K) x3, (R, B, N, H, V) -> (R, B, N, H, V)
         heads_first = (t.transpose(2, 3) for t in (q, k, v, log_decay))
