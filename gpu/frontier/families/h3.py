@@ -156,7 +156,9 @@ class H3(StackedMixer):
         self.register_buffer("head_of", torch.stack([channels // p for p in dims]))  # (R, G, P)
 
     def intermediate_elements(self, seq_len: int) -> int:
-        return self.runs * 2 * (seq_len + 1) * self.d * self.block  # the FFT of the (d·P)-channel products
+        # the FFT's spectrum of the (d·P)-channel products; up to TOEPLITZ_MAX_LEN positions the Toeplitz matmul's
+        # output, half of it per example (its (N, N) matrices do not grow with the batch)
+        return self.runs * 2 * (seq_len + 1) * self.d * self.block
 
     # ---------------------------------------------------------------- fast path (stacked)
     def kernels(self, n: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:

@@ -97,7 +97,9 @@ class Hyena(StackedMixer):
         return p
 
     def intermediate_elements(self, seq_len: int) -> int:
-        return self.runs * max(3 * seq_len, 2 * (seq_len + 1)) * self.d  # the projections; the FFT of w
+        # the projections; the FFT's spectrum of w (up to TOEPLITZ_MAX_LEN positions the Toeplitz matmul's output,
+        # smaller)
+        return self.runs * max(3 * seq_len, 2 * (seq_len + 1)) * self.d
 
     # ---------------------------------------------------------------- fast path (stacked)
     def filters(self, n: int, dtype: torch.dtype) -> torch.Tensor:
