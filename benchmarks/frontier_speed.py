@@ -1,4 +1,6 @@
 """Frontier-harness speed: model-epochs per second per stack, GPU utilisation, projected wall time per preset.
+(One script over 500 lines: its two modes, presets and ``--families``, share the timing core ``bench_group``, the
+resumable report and one command line, and the committed tables name this one script.)
 
 For every stack (group of runs) of the ``based-slice`` and ``based-fig2`` presets, on the preset's real data
 (generated on the device, timed too): build the stacked model, warm up, then time ``--steps`` optimiser steps drawn
