@@ -144,6 +144,6 @@ def assert_as_accurate_as_reference(
             error, reference_error = measure(actual, expected), measure(reference_low, expected)
             if error > 2 * reference_error:
                 raise AssertionError(
-                    f"{context}: {measure.__name__} {error:.4f} from the float32 reference, more than twice the naive "
-                    f"reference's in the same precision ({reference_error:.4f}); {outside_the_table}"
+                    f"{context}: {measure.__name__} {error:.3g} from the float32 reference, more than twice the naive "
+                    f"reference's in the same precision ({reference_error:.3g}); {outside_the_table}"
                 ) from None
