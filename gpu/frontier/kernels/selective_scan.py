@@ -8,9 +8,12 @@ Symbols (per run and example; the runs of a stack and the batch fold into one ax
     h_t = exp(Δ_t A) ⊙ h_{t−1} + (Δ_t x_t) B_tᵀ,   h_{−1} = 0        (d_i × n)
     y_t = h_t C_t                                                     (d_i)
 
-:func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (plain torch, chunked) is the reference: it forms every
-state, ``R·B·N·d_i·n`` float32 numbers (about 10 GB for a stack of 12 runs at ``d = 64``, ``n = 24``, batch 256,
-``N = 256``). Here one program takes one sequence and ``BLOCK_D`` channels with the whole sequence as a
+:func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (plain torch, chunked) is the reference; so is
+:func:`log_depth_scan` here, the same scan in the kernels' association (pairs combined over doubling distances, plain
+torch), whose float32 rounding is the kernels' kind: a log-depth scan forms products of decays and so rounds more than
+the chunked scan's short loops (on the CPU at ``N = 1024``, 1.6e-6 of ``y``'s scale from float64 against 3.6e-7).
+Both form every state, ``R·B·N·d_i·n`` float32 numbers (about 10 GB for a stack of 12 runs at ``d = 64``, ``n = 24``,
+batch 256, ``N = 256``). Here one program takes one sequence and ``BLOCK_D`` channels with the whole sequence as a
 ``(BLOCK_N, BLOCK_D)`` tile, and loops over the ``n`` state indices: for each, the recurrence is a first-order linear
 scan over positions, ``(a, b) ∘ (a', b') = (a a', b a' + b')`` (``tl.associative_scan``), so a state column lives in
 registers only. Forward: ``y += h[:, :, s] C[:, s]``. Backward, per state index ``s`` (``dh_t`` the gradient reaching
@@ -206,6 +209,25 @@ class _SelectiveScan(torch.autograd.Function):
         d_b = db.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
         d_c = dc.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
         return dx.view(shape), ddt.view(shape), d_a, d_b, d_c
+
+
+def log_depth_scan(
+    x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor
+) -> torch.Tensor:
+    """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
+    (R, B, N, n)`` by a Hillis–Steele scan in plain torch: after the round of distance ``2^k`` each position holds the
+    map ``h ↦ α h + β`` of its last ``2^{k+1}`` steps, combined as ``(α, β) ∘ (α', β') = (α α', β α' + β')``. The
+    kernels' naive form: the same combination, not the same tree (``tl.associative_scan`` picks its own), so their
+    float32 roundings are of one kind and size, not equal. Forms ``R·B·N·d_i·n`` numbers per round."""
+    alpha = torch.exp(dt[..., None] * a[:, None, None])  # (R, B, N, d_i, n)
+    beta = (dt * x)[..., None] * b[..., None, :]
+    n, step = x.shape[2], 1
+    while step < n:  # the map of the `step` positions before: identity (1, 0) where there are none
+        alpha_before = torch.cat([torch.ones_like(alpha[:, :, :step]), alpha[:, :, :-step]], dim=2)
+        beta_before = torch.cat([torch.zeros_like(beta[:, :, :step]), beta[:, :, :-step]], dim=2)
+        alpha, beta = alpha_before * alpha, beta_before * alpha + beta
+        step *= 2
+    return torch.einsum("rbtin,rbtn->rbti", beta, c)
 
 
 def fused_selective_scan(
