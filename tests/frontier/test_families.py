@@ -16,8 +16,7 @@ import torch
 from cuda_knobs import CUDA_KNOBS
 
 from mqarkit.gpu.frontier.config import ModelConfig
-from mqarkit.gpu.frontier.families import FAMILIES, family_class, mamba2
-from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
+from mqarkit.gpu.frontier.families import FAMILIES, family_class
 from mqarkit.gpu.frontier.model import StackedHybrid, state_numbers
 from mqarkit.gpu.frontier.protocol import Knob, StackedMixer
 from mqarkit.tolerances import assert_close, assert_close_scaled
@@ -254,23 +253,3 @@ def test_protocol_base_class_refuses_inconsistent_runs():
         Changing(4, 8, [{"k": 1}, {"k": 2}], [torch.Generator(), torch.Generator()])
     with pytest.raises(ValueError, match="one entry per run"):
         Changing(4, 8, [{"k": 1}], [])
-
-
-def test_mamba2_through_fla_gla_passes_the_recurrence_it_computes(monkeypatch):
-    """Where fla refuses simple GLA's gated backward, Mamba-2 hands ``chunk_gla`` the head's decay on every key
-    channel. fla's kernels need CUDA, so ``fla_gla`` is stood in for here by its contract (per-channel decays, scale
-    1: the chunked recurrence of ``recurrences.py``): the arguments Mamba-2 passes must give its own torch path's
-    output (checked to fail with ``q`` and ``k`` swapped or the decay's sign flipped)."""
-
-    def gla_by_contract(q, k, v, log_decay):  # (R, B, N, H, K) x3, (R, B, N, H, V) -> (R, B, N, H, V)
-        heads_first = (t.transpose(2, 3) for t in (q, k, v, log_decay))
-        return linear_recurrence(*heads_first).transpose(2, 3).to(q.dtype)
-
-    mixer = _scaled_up(_model("mamba2")).mixer
-    with torch.no_grad():
-        mixer.skip.zero_()  # D = 0: the output is the recurrence's alone (D x_t would swamp it at this scale)
-    u = _inputs(3)
-    torch_path = mixer(u)
-    monkeypatch.setattr(mamba2.Mamba2, "fla_kernel", lambda self, device: "gla")
-    monkeypatch.setattr(mamba2, "fla_gla", gla_by_contract)
-    assert_close_scaled(mixer(u), torch_path, dtype="float32", context="mamba2 through chunk_gla's contract")

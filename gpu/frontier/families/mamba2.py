@@ -16,11 +16,12 @@ the norm weight 1; the projections ``N(0, 0.02²)`` (the reference harness's rul
 
 In fla's terms this is simple gated linear attention per head: query ``C_t``, key ``B_t``, value ``Δ_t x_t``, log decay
 ``g_t = Δ_t A``, scale 1 (``S_t = h_tᵀ``, ``n × P``). Fast path: on CUDA with fla, ``chunk_simple_gla`` with the runs
-folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`); where fla refuses that kernel's gated backward
-(Hopper with triton 3.4–3.7.1), ``chunk_gla`` with the head's decay on every key channel, the same recurrence through a
-kernel fla serves there; elsewhere the chunked form of :mod:`.recurrences`. Runs may have different ``n``: ``W_B, W_C``
-and their filters are padded and masked, so padded state rows stay 0. Recurrent mode carries ``h`` and the conv's last 3
-inputs: ``d_i·n + 3·(d_i + 2n)`` numbers, whatever ``N``.
+folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`); elsewhere, and where fla refuses that kernel's
+gated backward (Hopper with triton 3.4–3.7.1), the chunked form of :mod:`.recurrences`. (``chunk_gla`` with the head's
+decay on every key channel computes the same recurrence and is served on Hopper, but as Mamba-2's path it failed the
+float32 family test on an H100 (docs/results/frontier_protocol.md, sixth session), so it is not used.) Runs may have
+different ``n``: ``W_B, W_C`` and their filters are padded and masked, so padded state rows stay 0. Recurrent mode
+carries ``h`` and the conv's last 3 inputs: ``d_i·n + 3·(d_i + 2n)`` numbers, whatever ``N``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, init_dt_bias
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_gla import fla_gla, fla_simple_gla, gla_available, simple_gla_available
+from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -89,19 +90,14 @@ class Mamba2(StackedMixer):
         return EXPAND * self.d // HEAD_DIM
 
     def fla_kernel(self, device: torch.device) -> str | None:
-        """Which of fla's kernels computes the recurrence on ``device``: ``"simple_gla"``, ``"gla"`` (where simple
-        GLA's gated backward is refused), or None (the plain-torch chunked form)."""
-        width = self.b_w.shape[-1]
-        if simple_gla_available(device, width, HEAD_DIM):
-            return "simple_gla"
-        return "gla" if gla_available(device, width, HEAD_DIM) else None
+        """Which of fla's kernels computes the recurrence on ``device``: ``"simple_gla"``, or None (the plain-torch
+        chunked form)."""
+        return "simple_gla" if simple_gla_available(device, self.b_w.shape[-1], HEAD_DIM) else None
 
     def intermediate_elements(self, seq_len: int) -> int:
         kernel = self.fla_kernel(self.b_w.device)
         if kernel == "simple_gla":
             return self.runs * seq_len * EXPAND * self.d
-        if kernel == "gla":  # q, k and the decays expanded over the heads, as GLA's own estimate
-            return self.runs * seq_len * self.heads() * max(self.b_w.shape[-1], HEAD_DIM, 64)
         return self.runs * self.heads() * seq_len * seq_len
 
     # ---------------------------------------------------------------- fast path (stacked)
@@ -124,9 +120,6 @@ class Mamba2(StackedMixer):
             o = fla_simple_gla(
                 cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), values, log_decay
             )
-        elif kernel == "gla":  # one decay per key channel, each the head's: diag(e^{g_t}·1) is e^{g_t} I
-            q, k, g = cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), log_decay[..., None]
-            o = fla_gla(q, k, values, g.expand(heads))
         else:  # the parallel form, heads before positions; B and C broadcast over the heads
             q, k = cm[:, :, None], bm[:, :, None]  # (R, B, 1, N, n)
             o = linear_recurrence(q, k, values.transpose(2, 3), log_decay.transpose(2, 3)[..., None]).transpose(2, 3)
