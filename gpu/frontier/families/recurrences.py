@@ -37,8 +37,8 @@ difference of two long prefix sums (which would round like the prefixes, not lik
 
 Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk, or a segment sum of decays (≤ 0 both), so nothing
 overflows. The cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel):
-``O(N·C·K)``, the CPU path of the tests and small sweeps, and on CUDA wherever fla's chunked kernels do not serve (Gated
-DeltaNet where fla refuses its gated backward: Hopper with triton 3.4–3.7.1; Mamba-2 takes ``chunk_gla`` there).
+``O(N·C·K)``, the CPU path of the tests and small sweeps, and on CUDA wherever fla's chunked kernels do not serve
+(Mamba-2 and Gated DeltaNet where fla refuses its gated backward: Hopper with triton 3.4–3.7.1).
 """
 
 from __future__ import annotations
