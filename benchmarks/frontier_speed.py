@@ -505,6 +505,9 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         "not_measured": [],
     }
     earlier = earlier_rows(out, report) if args.resume else {}  # checked before any work
+    # rows an earlier command ended in go last (a stable sort): one whose first steps outlast a command's limit
+    # then holds up no other row
+    items.sort(key=lambda item: item.label in report.get("interrupted", ()))
     print(f"families mode on {env['device']}: {len(items)} rows, budget {args.time_budget_s:.0f} s", flush=True)
     stop = timer(device)
     data = make_data(base, device)
@@ -548,7 +551,8 @@ RESUME_SETTINGS = ("data_preset", "example_scale", "runs_per_stack", "steps", "b
 def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
     """``--resume``: the measured rows of the report already in ``out``, by ``(path, name, d_model)``, if it was
     measured on the same device with the same settings (else a ``ValueError`` naming the difference). A row an earlier
-    command was measuring when it ended (status ``running``) is measured again and listed in ``report["interrupted"]``.
+    command was measuring when it ended (status ``running``) is measured again, after every row not yet begun, and
+    listed in ``report["interrupted"]``.
     """
     path = out / "frontier_speed_families.json"
     if not path.exists():

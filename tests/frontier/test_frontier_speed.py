@@ -236,6 +236,37 @@ def test_resume_keeps_the_measured_rows_and_measures_the_rest(tmp_path, monkeypa
         bench.main([*argv, "--resume", "--steps", "2"])
 
 
+def test_resume_measures_an_interrupted_row_after_the_rows_never_begun(tmp_path, monkeypatch):
+    """A row whose first steps outlast a command's limit would be measured first by every later command and hold up
+    the rest: it goes last, and the table lists the rows in the order measured."""
+    bench = _benchmark_module()
+    argv = ["--families", "attention", "sliding_window", *TINY, "--generic", "--no-fla", "--out-dir", str(tmp_path)]
+    assert bench.main(argv) == 0
+    path = tmp_path / "frontier_speed_families.json"
+    first = json.loads(path.read_text())
+    assert [r["name"] for r in first["rows"]] == ["based", "attention", "sliding_window"]
+    keep = ("path", "name", "family", "d_model", "runs", "knobs")
+    first["rows"][1] = {k: first["rows"][1][k] for k in keep} | {"status": "running", "error": None}
+    first["rows"][2] = {k: first["rows"][2][k] for k in keep} | {"status": "not reached", "error": None}
+    path.write_text(json.dumps(first))
+    seen = []
+    real = bench.bench_group
+
+    def watched(sweep, group, *args, **kwargs):
+        seen.append(group[0].model.family)
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", watched)
+    assert bench.main([*argv, "--resume"]) == 0
+    second = json.loads(path.read_text())
+    assert seen == ["sliding_window", "attention"]
+    assert [(r["name"], r["status"]) for r in second["rows"]] == [
+        ("based", "measured"),
+        ("sliding_window", "measured"),
+        ("attention", "measured"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
