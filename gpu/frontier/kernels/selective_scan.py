@@ -218,7 +218,7 @@ def log_depth_scan(
     (R, B, N, n)`` by a Hillis–Steele scan in plain torch: after the round of distance ``2^k`` each position holds the
     map ``h ↦ α h + β`` of its last ``2^{k+1}`` steps, combined as ``(α, β) ∘ (α', β') = (α α', β α' + β')``. The
     kernels' naive form: the same combination, not the same tree (``tl.associative_scan`` picks its own), so their
-    float32 roundings are of one kind and size, not equal. Forms ``R·B·N·d_i·n`` numbers per round."""
+    float32 roundings are of one kind, not equal. Forms ``R·B·N·d_i·n`` numbers per round."""
     alpha = torch.exp(dt[..., None] * a[:, None, None])  # (R, B, N, d_i, n)
     beta = (dt * x)[..., None] * b[..., None, :]
     n, step = x.shape[2], 1
