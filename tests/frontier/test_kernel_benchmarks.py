@@ -1,5 +1,5 @@
-"""benchmarks/causal_conv.py runs on the CPU (small shapes) and writes its comparison; benchmarks/selective_scan.py
-refuses to run without a CUDA GPU (exit 2, saying why); both refuse bad arguments."""
+"""benchmarks/causal_conv.py and scan_rounding.py run on the CPU (small shapes) and write their figures;
+selective_scan.py refuses to run without a CUDA GPU (exit 2, saying why); all refuse bad arguments."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from mqarkit.tolerances import tolerance_for
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -48,3 +50,25 @@ def test_selective_scan_benchmark_needs_a_gpu(tmp_path, capsys):
         _script("selective_scan").main(["--out-dir", str(tmp_path)])
     assert exit_info.value.code == 2 and "needs a CUDA GPU" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_scan_rounding_benchmark_writes_each_forms_distance_from_float64(tmp_path, monkeypatch):
+    script = _script("scan_rounding")
+    monkeypatch.setattr(script, "SHAPES", ((1, 2, 1, 3, 2), (2, 1, 37, 4, 3)))
+    assert script.main(["--out-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "scan_rounding.json").read_text())
+    float32 = tolerance_for("float32")
+    bound = float32.atol + float32.rtol  # the float32 row, relative to the scale: both forms are float32 sums
+    assert [r["shape"] for r in report["rows"]] == [[1, 2, 1, 3, 2], [2, 1, 37, 4, 3]]
+    for r in report["rows"]:
+        assert set(r) == {"shape", "chunked", "log_depth"}  # no fused kernels on the CPU
+        for form in ("chunked", "log_depth"):
+            assert set(r[form]) == set(script.NAMES)
+            assert all(0 <= e["scaled"] <= bound and 0 <= e["rms"] <= bound for e in r[form].values())
+    assert (tmp_path / "scan_rounding.md").read_text().count("| (2, 1, 37, 4, 3) |") == len(script.NAMES)
+
+
+def test_scan_rounding_benchmark_refuses_bad_shape_counts(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        _script("scan_rounding").main(["--out-dir", str(tmp_path), "--shapes", "0"])
+    assert exit_info.value.code == 2 and not list(tmp_path.iterdir())
