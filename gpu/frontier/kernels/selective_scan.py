@@ -11,13 +11,13 @@ Symbols (per run and example; the runs of a stack and the batch fold into one ax
 :func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (plain torch, chunked) is the reference; so is
 :func:`log_depth_scan` here, the same scan in the kernels' association (pairs combined over doubling distances, plain
 torch), whose float32 rounding is the kernels' kind: a log-depth scan forms products of decays and so rounds more than
-the chunked scan's short loops (on the CPU at ``N = 1024``, 1.6e-6 of ``y``'s scale from float64 against 3.6e-7).
-Both form every state, ``R·B·N·d_i·n`` float32 numbers (about 10 GB for a stack of 12 runs at ``d = 64``, ``n = 24``,
-batch 256, ``N = 256``). Here one program takes one sequence and ``BLOCK_D`` channels with the whole sequence as a
-``(BLOCK_N, BLOCK_D)`` tile, and loops over the ``n`` state indices: for each, the recurrence is a first-order linear
-scan over positions, ``(a, b) ∘ (a', b') = (a a', b a' + b')`` (``tl.associative_scan``), so a state column lives in
-registers only. Forward: ``y += h[:, :, s] C[:, s]``. Backward, per state index ``s`` (``dh_t`` the gradient reaching
-``h_t``)::
+the chunked scan's short loops (on the CPU at ``N = 1024``, 1.6e-6 of ``y``'s scale from float64 against 3.6e-7:
+``benchmarks/scan_rounding.py``). Both form every state, ``R·B·N·d_i·n`` float32 numbers (about 10 GB for a stack of 12
+runs at ``d = 64``, ``n = 24``, batch 256, ``N = 256``). Here one program takes one sequence and ``BLOCK_D`` channels
+with the whole sequence as a ``(BLOCK_N, BLOCK_D)`` tile, and loops over the ``n`` state indices: for each, the
+recurrence is a first-order linear scan over positions, ``(a, b) ∘ (a', b') = (a a', b a' + b')``
+(``tl.associative_scan``), so a state column lives in registers only. Forward: ``y += h[:, :, s] C[:, s]``. Backward,
+per state index ``s`` (``dh_t`` the gradient reaching ``h_t``)::
 
     dh_t       = dy_t C_t[s] + exp(Δ_{t+1} A) ⊙ dh_{t+1}                 (the same scan, in reverse)
     h_{t−1}    = the forward scan of the inputs shifted down one position
