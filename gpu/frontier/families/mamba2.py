@@ -95,8 +95,7 @@ class Mamba2(StackedMixer):
         return "simple_gla" if simple_gla_available(device, self.b_w.shape[-1], HEAD_DIM) else None
 
     def intermediate_elements(self, seq_len: int) -> int:
-        kernel = self.fla_kernel(self.b_w.device)
-        if kernel == "simple_gla":
+        if self.fla_kernel(self.b_w.device) == "simple_gla":
             return self.runs * seq_len * EXPAND * self.d
         return self.runs * self.heads() * seq_len * seq_len
 
@@ -114,9 +113,8 @@ class Mamba2(StackedMixer):
         log_decay = dt * -torch.exp(self.a_log.to(acc))[:, None, None, :]
         xh = x.unflatten(-1, (h, HEAD_DIM))  # (R, B, N, H, P)
         values = xh * dt[..., None]
-        kernel = self.fla_kernel(u.device)
-        heads = (r, b, n, h, ns)
-        if kernel == "simple_gla":
+        if self.fla_kernel(u.device) == "simple_gla":
+            heads = (r, b, n, h, ns)
             o = fla_simple_gla(
                 cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), values, log_decay
             )
