@@ -45,6 +45,7 @@ import sys
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -649,7 +650,8 @@ def write_families_report(report: dict, out: Path) -> None:
         ] + [f"- `{c}`" for c in report["resumed_from"]]
     if report.get("interrupted"):
         lines += ["\nMeasured again because an earlier command ended while measuring them (its time limit):\n"]
-        lines += [f"- {x}" for x in report["interrupted"]]
+        times = Counter(report["interrupted"])  # a row may have outlasted several commands
+        lines += [f"- {x}" + (f" ({n} commands)" if n > 1 else "") for x, n in times.items()]
     if report["not_measured"]:
         lines += ["\nNot measured:\n"] + [f"- {x}" for x in report["not_measured"]]
     (out / "frontier_speed_families.md").write_text("\n".join(lines) + "\n")
