@@ -47,12 +47,14 @@ def test_chunked_form_equals_the_recurrence(n, per_channel, corrected):
     assert_close(chunked, stepped(q, k, v, log_decay, a, b), dtype="float64", context=f"N={n}")
 
 
-def test_gradients_through_the_chunks_equal_the_recurrences():
-    inputs = tuple(t.requires_grad_() for t in _inputs(3 * CHUNK + 5, True, False, 7)[:4])
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_head", "per_channel"])
+@pytest.mark.parametrize("corrected", [False, True], ids=["plain", "corrected"])
+def test_gradients_through_the_chunks_equal_the_recurrences(per_channel, corrected):
+    inputs = tuple(t.requires_grad_() for t in _inputs(3 * CHUNK + 5, per_channel, corrected, 7) if t is not None)
     probe = torch.randn(2, 3, 3 * CHUNK + 5, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     fast = torch.autograd.grad((linear_recurrence(*inputs) * probe).sum(), inputs)
     slow = torch.autograd.grad((stepped(*inputs) * probe).sum(), inputs)
-    for name, x, y in zip("q k v g".split(), fast, slow):
+    for name, x, y in zip("q k v g a b".split(), fast, slow):
         assert_close(x, y, dtype="float64", context=f"d{name}")
 
 

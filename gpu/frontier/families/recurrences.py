@@ -32,13 +32,22 @@ Without the correction (``a, b`` absent) the chunks need no loop: each chunk's o
 ``N_j = Σ_s diag(e^{G_last − G_s}) k_s v_sᵀ``, is formed for all chunks at once, and the state entering chunk ``j`` is
 ``S₀_j = Σ_{i<j} diag(e^{Λ_{j−1} − Λ_i}) N_i`` with ``Λ_j − Λ_i = Σ_{i<m≤j} G_last(m)``, the segment sums of the
 chunks' total log decays taken by a masked cumulative sum over each segment (:func:`segment_sums`), never as a
-difference of two long prefix sums (which would round like the prefixes, not like the segment). With the correction,
-``u`` reads the entering state, so the chunks run in order.
+difference of two long prefix sums (which would round like the prefixes, not like the segment).
+
+With the correction ``u`` reads the entering state, so the chunks run in order, but each chunk is an affine map of
+the state ``S₀`` it starts from (the WY form of fla's delta-rule kernels). With ``T = I − M_ab``::
+
+    U     = U₀ + W S₀              U₀ = T⁻¹ M_ak V,   W = T⁻¹ (a ⊙ e^{G_{t−1}})       (C × V and C × K)
+    o     = w_qk V + w_qb U₀ + (q ⊙ e^{G} + w_qb W) S₀       (w_qk, w_qb: o's pair weights of k and b, as in the sum)
+    S_end = diag(e^{G_last}) S₀ + B̃ᵀ (W S₀) + R     B̃_s = b_s ⊙ e^{G_last − G_s},   R = N_j + B̃ᵀ U₀
+
+Everything but the chain ``S₀ ↦ S_end`` is formed for all chunks at once; the chain is three small products per chunk.
 
 Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk, or a segment sum of decays (≤ 0 both), so nothing
 overflows. The cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel):
-``O(N·C·K)``, the CPU path of the tests and small sweeps, and on CUDA wherever fla's chunked kernels do not serve
-(Mamba-2 and Gated DeltaNet where fla refuses its gated backward: Hopper with triton 3.4–3.7.1).
+``O(N·C·K)``, plus ``O(N·K·V)`` for the states. This is the CPU path of the tests and small sweeps, and the CUDA path
+wherever fla's chunked kernels do not serve (float32 DeltaNet and RWKV-7; Mamba-2 and Gated DeltaNet where fla
+refuses its gated backward: Hopper with triton 3.4–3.7.1).
 """
 
 from __future__ import annotations
@@ -125,35 +134,31 @@ def _linear_recurrence(q, k, v, log_decay, a, b) -> torch.Tensor:
 
     q, k, v, g_step = chunks(q), chunks(k), chunks(v), chunks(log_decay)
     g = torch.cumsum(g_step, dim=-2)  # G_t since the chunk began
-    corrected = a is not None
-    w_qk = pair_weights(q, k, g, g, strict=False)  # (..., N / C, C, C)
-    if corrected:
-        a, b = chunks(a), chunks(b)
-        g_before = g - g_step  # G_{t−1}
-        w_qb, m_ab, m_ak = (
-            pair_weights(q, b, g, g, strict=False),
-            pair_weights(a, b, g_before, g, strict=True),
-            pair_weights(a, k, g_before, g, strict=True),
-        )
-        solve = torch.eye(CHUNK, dtype=acc, device=q.device) - m_ab  # unit lower triangular
-    if not corrected:  # every chunk at once: its own sums, plus the state it starts from
-        to_end = torch.exp(g[..., -1:, :] - g)  # e^{G_last − G_s}, (..., J, C, K | 1)
-        own = (k * to_end).transpose(-1, -2) @ v  # N_j, (..., J, K, V)
+    w_qk = pair_weights(q, k, g, g, strict=False)  # (..., J, C, C)
+    to_end = torch.exp(g[..., -1:, :] - g)  # e^{G_last − G_s}, (..., J, C, K | 1)
+    own = (k * to_end).transpose(-1, -2) @ v  # N_j: the chunk's own end state from S₀ = 0, (..., J, K, V)
+    if a is None:  # every chunk at once: its own sums, plus the state it starts from
         start = entering_states(g[..., -1, :], own)
         o = w_qk @ v + (q * torch.exp(g)) @ start
         return o.flatten(-3, -2)[..., :n, :]
+    # with the correction each chunk is an affine map of the state it starts from (module docstring)
+    a, b = chunks(a), chunks(b)
+    g_before = g - g_step  # G_{t−1}
+    w_qb = pair_weights(q, b, g, g, strict=False)
+    m_ab, m_ak = pair_weights(a, b, g_before, g, strict=True), pair_weights(a, k, g_before, g, strict=True)
+    solve = torch.eye(CHUNK, dtype=acc, device=q.device) - m_ab  # unit lower triangular, (..., J, C, C)
+    u0 = torch.linalg.solve_triangular(solve, m_ak @ v, upper=False, unitriangular=True)  # (..., J, C, V)
+    w = torch.linalg.solve_triangular(solve, a * torch.exp(g_before), upper=False, unitriangular=True)  # (…, J, C, K)
+    back = (b * to_end).transpose(-1, -2)  # B̃ᵀ, (..., J, K, C)
+    shift = own + back @ u0  # R, (..., J, K, V)
+    decay_end = torch.exp(g[..., -1, :])[..., None]  # diag(e^{G_last}) as a column, (..., J, K | 1, 1)
     state = q.new_zeros(*q.shape[:-3], q.shape[-1], v.shape[-1]).to(acc)  # S₀ of the first chunk, (..., K, V)
-    outputs = []
-    for i in range(q.shape[-3]):
-        o = w_qk[..., i, :, :] @ v[..., i, :, :] + (q[..., i, :, :] * torch.exp(g[..., i, :, :])) @ state
-        to_end = torch.exp(g[..., i, -1:, :] - g[..., i, :, :])  # e^{G_last − G_s}, (..., C, K | 1)
-        new_state = (k[..., i, :, :] * to_end).transpose(-1, -2) @ v[..., i, :, :]
-        if corrected:
-            read = (a[..., i, :, :] * torch.exp(g_before[..., i, :, :])) @ state  # (a_t ⊙ e^{G_{t−1}})ᵀ S₀
-            rhs = m_ak[..., i, :, :] @ v[..., i, :, :] + read
-            u = torch.linalg.solve_triangular(solve[..., i, :, :], rhs, upper=False)  # (I − M_ab) U = M_ak V + read
-            o = o + w_qb[..., i, :, :] @ u
-            new_state = new_state + (b[..., i, :, :] * to_end).transpose(-1, -2) @ u
-        state = torch.exp(g[..., i, -1:, :]).transpose(-1, -2) * state + new_state
-        outputs.append(o)
-    return torch.cat(outputs, dim=-2)[..., :n, :]
+    starts = [state]
+    # the chain, unbound once (indexing chunk j inside the loop would make each step's backward write a zero tensor of
+    # every chunk's size: quadratic in N)
+    for d_j, back_j, w_j, r_j in zip(*(t.unbind(-3)[:-1] for t in (decay_end, back, w, shift))):
+        state = d_j * state + back_j @ (w_j @ state) + r_j
+        starts.append(state)
+    start = torch.stack(starts, dim=-3)  # the state entering each chunk, (..., J, K, V)
+    o = w_qk @ v + w_qb @ u0 + (q * torch.exp(g) + w_qb @ w) @ start
+    return o.flatten(-3, -2)[..., :n, :]
