@@ -39,6 +39,7 @@ import importlib.metadata
 import importlib.util
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -449,14 +450,23 @@ def fla_version() -> str | None:
     return None
 
 
+def triton_cache_files() -> int:
+    """Files in Triton's cache (``TRITON_CACHE_DIR``, else ``~/.triton/cache``) now: compiled kernels and fla's
+    autotuning results. 0 at a cold start; first steps after a warm one compile and tune less."""
+    root = Path(os.environ.get("TRITON_CACHE_DIR") or Path.home() / ".triton" / "cache")
+    return sum(len(files) for _, _, files in os.walk(root)) if root.is_dir() else 0
+
+
 def families_environment(device: torch.device) -> dict:
-    """:func:`environment`'s record plus the driver, fla's version and whether fla's gated backward is refused."""
+    """:func:`environment`'s record plus the driver, fla's version, whether fla's gated backward is refused and how
+    warm Triton's cache was when the command began."""
     from mqarkit.gpu.frontier.kernels.fla_common import gated_backward_refused
 
     env = environment(device)
     env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
     env["fla"] = fla_version()
     env["fla_gated_backward_refused"] = gated_backward_refused() if device.type == "cuda" else None
+    env["triton_cache_files_at_start"] = triton_cache_files()
     return env
 
 
@@ -615,6 +625,11 @@ def write_families_report(report: dict, out: Path) -> None:
         )
         + f"; commit {env['git_commit'][:10]}{dirty}"
         + (f", sources {env['source_digest'][:19]}…" if env.get("source_digest") else "")
+        + (
+            f"; Triton's cache held {env['triton_cache_files_at_start']} files when this command began"
+            if "triton_cache_files_at_start" in env
+            else ""
+        )
         + f". Command: `{report['command']}`.\n",
         f"Data: `{st['data_preset']}`{scaled}, generated in {report.get('data_s', float('nan')):.1f} s. Each row: a "
         f"stack of {st['runs_per_stack']} runs (the knob settings cycled, then the {len(st['lrs'])} learning rates, "

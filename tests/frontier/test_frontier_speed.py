@@ -337,3 +337,16 @@ def test_target_mark_applies_to_stacked_rows_at_d64_on_the_full_data_only():
     assert bench.target_mark(row(d=128), 1.0) is None
     assert bench.target_mark(row(path="generic"), 1.0) is None
     assert bench.target_mark(row(rate=None), 1.0) is None
+
+
+def test_triton_cache_files_counts_the_cache_a_command_starts_with(tmp_path, monkeypatch):
+    speed = _benchmark_module()
+    cache = tmp_path / "triton"
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(cache))
+    assert speed.triton_cache_files() == 0  # no folder yet: a cold start
+    (cache / "a1").mkdir(parents=True)
+    (cache / "a1" / "kernel.cubin").write_bytes(b"")
+    (cache / "a1" / "kernel.json").write_text("{}")
+    (cache / "b2").mkdir()
+    (cache / "b2" / "autotune.json").write_text("{}")
+    assert speed.triton_cache_files() == 3
