@@ -429,6 +429,18 @@ def measure_item(item: Item, sweep: SweepConfig, runs: int, data, device, steps:
     return row
 
 
+def profile_item(sweep: SweepConfig, runs: int, data, device: torch.device) -> None:
+    """``--profile`` in the families mode: :func:`profile_group` on the row's stack; a failure is printed, not
+    raised (the row's figures are already written)."""
+    try:
+        gen = torch.Generator(device=device).manual_seed(1)
+        profile_group(sweep, stack_runs(sweep, runs), data[0], data[1], device, gen)
+    except Exception as exc:
+        print(f"--- profile failed: {type(exc).__name__}: {exc}"[:1000], flush=True)
+    finally:
+        _release(device)
+
+
 def _release(device: torch.device) -> None:
     """Free what a row left behind (its CUDA graphs' pools, its compiled variants) before the next row."""
     gc.collect()
@@ -546,6 +558,8 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             del report["rows"][done:]
             row |= measure_item(item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds)
             row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
+            if args.profile and row["status"] == "measured":  # after the timing, so it changes no figure
+                profile_item(swept[item], args.runs_per_stack, data, device)
         row["meets_target"] = target_mark(row, args.example_scale)
         report["rows"].append(row)
         if row["status"] != "measured":
@@ -685,7 +699,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out-dir", default="docs/results")
     ap.add_argument("--example-scale", type=float, default=1.0, help="shrink the data (CPU smoke runs)")
-    ap.add_argument("--profile", action="store_true", help="print the top kernels of one step per segment")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the top kernels of two steps on the shortest and the longest segment and of one evaluation "
+        "(preset mode: the last stack; families mode: each measured row's stack, after its timing)",
+    )
     fam = ap.add_argument_group("families mode: one stack per family and width, beside Based, on one preset's data")
     fam.add_argument("--families", nargs="+", default=None, help="'all' or registered family names")
     fam.add_argument("--widths", nargs="+", type=int, default=[64, 128], help="d_model values (default 64 128)")
@@ -740,8 +759,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def check_families_args(args: argparse.Namespace) -> None:
     """The families mode's options (``args.families`` expanded from 'all'); a ``ValueError`` naming the option."""
-    if args.presets is not None or args.profile:
-        raise ValueError("--families: a mode of its own; --presets and --profile belong to the preset mode")
+    if args.presets is not None:
+        raise ValueError("--families: a mode of its own; --presets belongs to the preset mode")
     if args.families == ["all"]:
         args.families = list(FAMILIES)
     for option, names in (("--families", args.families), ("--generic", args.generic)):

@@ -350,3 +350,13 @@ def test_triton_cache_files_counts_the_cache_a_command_starts_with(tmp_path, mon
     (cache / "b2").mkdir()
     (cache / "b2" / "autotune.json").write_text("{}")
     assert speed.triton_cache_files() == 3
+
+
+def test_profile_in_the_families_mode_prints_each_measured_rows_kernels(tmp_path, capsys):
+    report = _families_report(tmp_path, "--profile")
+    measured = [r for r in report["rows"] if r["status"] == "measured"]
+    assert [r["name"] for r in measured] == ["based", "attention", "reference:attention"]
+    out = capsys.readouterr().out
+    for family in ("based", "attention"):
+        assert out.count(f"--- profile: {family} d=16 R=2 segment") == 2  # the shortest and the longest segment
+    assert out.count("--- profile: evaluation") == len(measured) and "profile failed" not in out
