@@ -25,8 +25,10 @@ always measured, first at each width: the reference row. Then the generic one-mo
 modules (default attention: the same math as the stacked ``attention`` row) and, where fla imports on a CUDA device,
 ``fla.layers.DeltaNet`` (last: its kernels autotune on each new shape). Each row runs in a ``try``: an error is
 recorded with the row and the next row starts; no row starts after ``--time-budget-s`` (the rest are listed as not
-measured); the report is rewritten after every row, so a run cut short keeps what it finished. Writes
-``frontier_speed_families.json`` and ``frontier_speed_families.md`` under ``--out-dir``, nothing else.
+measured); the report is rewritten after every row, so a run cut short keeps what it finished. ``--resume`` keeps the
+rows an earlier command measured on the same device and settings. ``--profile`` prints each measured row's top
+kernels after its timing (where a family's time goes). Writes ``frontier_speed_families.json`` and
+``frontier_speed_families.md`` under ``--out-dir``, nothing else.
 
     python benchmarks/frontier_speed.py --families all --widths 64 128 [--steps 3] [--time-budget-s 400]
 """
