@@ -1,0 +1,55 @@
+"""benchmarks/micro_batch_memory.py on the CPU: its live-storage peak is exact on a known computation, and it writes
+one row per family and mode with the ratio it states."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture
+def script(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports frontier_speed beside it, as `python benchmarks/...`
+    spec = importlib.util.spec_from_file_location("micro_batch_memory", BENCHMARKS / "micro_batch_memory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_peak_counts_each_live_storage_once_and_frees_it(script):
+    u = torch.randn(3, 5)
+
+    def two_temporaries(x):  # x * 2 is alive while its + 1 is made; a view adds nothing; both freed at the end
+        doubled = x * 2
+        return (doubled.view(-1) + 1).view_as(x)
+
+    assert script.peak_bytes(two_temporaries, u, train=False) == 2 * u.nbytes
+    assert script.peak_bytes(lambda x: x[:, :2], u, train=False) == 0  # a view creates no storage
+
+
+def test_the_benchmark_writes_each_familys_memory_per_example(script, tmp_path):
+    argv = ["--device", "cpu", "--width", "32", "--data-preset", "tiny", "--families", "attention", "delta_net"]
+    assert script.main([*argv, "--out-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "micro_batch_memory.json").read_text())
+    assert [(r["family"], r["mode"], r["seq_len"]) for r in report["rows"]] == [
+        ("attention", "train", 32),
+        ("attention", "eval", 32),
+        ("delta_net", "train", 32),
+        ("delta_net", "eval", 32),
+    ]
+    for r in report["rows"]:
+        assert r["bytes_per_example"] > 0
+        assert r["measured_over_estimate"] == r["bytes_per_example"] / (4 * r["estimate_elements"])
+    assert "| `delta_net` |" in (tmp_path / "micro_batch_memory.md").read_text()
+
+
+def test_an_unknown_family_is_refused_before_any_work(script, capsys):
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--device", "cpu", "--families", "mamba3"])
+    assert stop.value.code == 2 and "--families: ['mamba3'] not registered" in capsys.readouterr().err
