@@ -8,7 +8,9 @@ two batch sizes. The memory of one example is the difference of the two peaks ov
 what does not grow with the batch (parameters, a Toeplitz matrix) drops out. Peak: on CUDA ``max_memory_allocated``;
 elsewhere the largest sum of the sizes of the live storages the mixer's operations created (a dispatch mode that adds
 each output's storage once and subtracts it when the storage is freed). The estimate counts elements; its bytes are
-taken at 4 a element (float32, what most intermediates of the paths hold). ``measured / estimate`` is how many
+taken at 4 a element (float32, what most intermediates of the paths hold). Both passes run in the harness's
+precision (``ops.training_autocast``: bf16 autocast on CUDA, float32 elsewhere), so on CUDA the paths are the ones
+training takes. ``measured / estimate`` is how many
 estimates' worth of memory an example holds at the peak: the budget bounds memory only through it.
 
     python benchmarks/micro_batch_memory.py [--device cpu|cuda] [--width 64] [--out-dir docs/results]
@@ -32,6 +34,7 @@ from torch.utils._pytree import tree_flatten
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.model import StackedHybrid
+from mqarkit.gpu.frontier.ops import training_autocast
 from mqarkit.gpu.frontier.presets import get_preset
 from mqarkit.gpu.frontier.runner import environment
 
@@ -88,11 +91,13 @@ def peak_bytes(mixer, u: torch.Tensor, train: bool) -> int:
 
 
 def _pass(mixer, u: torch.Tensor, train: bool) -> None:
-    if train:
-        mixer(u.requires_grad_()).float().sum().backward()
-    else:
-        with torch.no_grad():
-            mixer(u)
+    """One forward (and backward) in the precision training and evaluation use (bf16 autocast on CUDA)."""
+    with training_autocast(u.device):
+        if train:
+            mixer(u.requires_grad_()).float().sum().backward()
+        else:
+            with torch.no_grad():
+                mixer(u)
 
 
 def measure(family: str, width: int, seq_len: int, train: bool, device: torch.device, max_len: int) -> dict:
