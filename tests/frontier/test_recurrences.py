@@ -80,3 +80,12 @@ def test_segment_sums_are_the_sums_of_each_segment():
     inf = float("-inf")
     expected = torch.tensor([[[0, inf, inf, inf], [2, 0, inf, inf], [6, 4, 0, inf], [14, 12, 8, 0]]])
     assert torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("corrected", [False, True], ids=["plain", "corrected"])
+def test_inputs_broadcast_over_a_leading_axis_equal_the_expanded_recurrence(corrected):
+    """A query shared by the heads (a leading axis of 1, as Mamba-2 passes ``C_t``) broadcasts like the rest."""
+    q, k, v, log_decay, a, b = _inputs(3 * CHUNK + 5, False, corrected, 11)
+    shared = q[:, :1]  # (2, 1, N, K) against the others' (2, 3, N, K)
+    got = linear_recurrence(shared, k, v, log_decay, a, b)
+    assert_close(got, stepped(shared.expand_as(k), k, v, log_decay, a, b), dtype="float64", context="broadcast q")

@@ -152,7 +152,7 @@ def _linear_recurrence(q, k, v, log_decay, a, b) -> torch.Tensor:
     back = (b * to_end).transpose(-1, -2)  # B̃ᵀ, (..., J, K, C)
     shift = own + back @ u0  # R, (..., J, K, V)
     decay_end = torch.exp(g[..., -1, :])[..., None]  # diag(e^{G_last}) as a column, (..., J, K | 1, 1)
-    state = q.new_zeros(*q.shape[:-3], q.shape[-1], v.shape[-1]).to(acc)  # S₀ of the first chunk, (..., K, V)
+    state = torch.zeros_like(shift[..., 0, :, :])  # S₀ of the first chunk, (..., K, V) over every input's batch axes
     starts = [state]
     # the chain, unbound once (indexing chunk j inside the loop would make each step's backward write a zero tensor of
     # every chunk's size: quadratic in N)
