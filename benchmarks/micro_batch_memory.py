@@ -91,7 +91,10 @@ def peak_bytes(mixer, u: torch.Tensor, train: bool) -> int:
 
 
 def _pass(mixer, u: torch.Tensor, train: bool) -> None:
-    """One forward (and backward) in the precision training and evaluation use (bf16 autocast on CUDA)."""
+    """One forward (and backward) in the precision training and evaluation use (bf16 autocast on CUDA); parameter
+    gradients start absent each time, so both batches pay for them alike and the difference drops them."""
+    if isinstance(mixer, torch.nn.Module):
+        mixer.zero_grad(set_to_none=True)
     with training_autocast(u.device):
         if train:
             mixer(u.requires_grad_()).float().sum().backward()
