@@ -89,13 +89,13 @@ class Mamba2(StackedMixer):
     def heads(self) -> int:
         return EXPAND * self.d // HEAD_DIM
 
-    def fla_kernel(self, device: torch.device) -> str | None:
-        """Which of fla's kernels computes the recurrence on ``device``: ``"simple_gla"``, or None (the plain-torch
-        chunked form)."""
-        return "simple_gla" if simple_gla_available(device, self.b_w.shape[-1], HEAD_DIM) else None
+    def fla_serves(self, device: torch.device) -> bool:
+        """Whether fla's ``chunk_simple_gla`` computes the recurrence on ``device`` (else the plain-torch chunked
+        form)."""
+        return simple_gla_available(device, self.b_w.shape[-1], HEAD_DIM)
 
     def intermediate_elements(self, seq_len: int) -> int:
-        if self.fla_kernel(self.b_w.device) == "simple_gla":
+        if self.fla_serves(self.b_w.device):
             return self.runs * seq_len * EXPAND * self.d
         return self.runs * self.heads() * seq_len * seq_len
 
@@ -113,7 +113,7 @@ class Mamba2(StackedMixer):
         log_decay = dt * -torch.exp(self.a_log.to(acc))[:, None, None, :]
         xh = x.unflatten(-1, (h, HEAD_DIM))  # (R, B, N, H, P)
         values = xh * dt[..., None]
-        if self.fla_kernel(u.device) == "simple_gla":
+        if self.fla_serves(u.device):
             heads = (r, b, n, h, ns)
             o = fla_simple_gla(
                 cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), values, log_decay
