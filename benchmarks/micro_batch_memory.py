@@ -75,7 +75,7 @@ class LiveStorages(TorchDispatchMode):
         return out
 
 
-def peak_bytes(mixer, u: torch.Tensor, train: bool) -> int:
+def peak_bytes(mixer: torch.nn.Module, u: torch.Tensor, train: bool) -> int:
     """Peak memory of one forward (and backward, if ``train``) of ``mixer`` on ``u (R, B, N, d)``, in bytes, above
     what was allocated before it (CUDA) or created under it (elsewhere)."""
     if u.device.type == "cuda":
@@ -90,11 +90,10 @@ def peak_bytes(mixer, u: torch.Tensor, train: bool) -> int:
     return live.peak
 
 
-def _pass(mixer, u: torch.Tensor, train: bool) -> None:
+def _pass(mixer: torch.nn.Module, u: torch.Tensor, train: bool) -> None:
     """One forward (and backward) in the precision training and evaluation use (bf16 autocast on CUDA); parameter
     gradients start absent each time, so both batches pay for them alike and the difference drops them."""
-    if isinstance(mixer, torch.nn.Module):
-        mixer.zero_grad(set_to_none=True)
+    mixer.zero_grad(set_to_none=True)
     with training_autocast(u.device):
         if train:
             mixer(u.requires_grad_()).float().sum().backward()

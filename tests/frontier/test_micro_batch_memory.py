@@ -22,15 +22,21 @@ def script(monkeypatch):
     return module
 
 
-def test_the_peak_counts_each_live_storage_once_and_frees_it(script):
-    u = torch.randn(3, 5)
-
-    def two_temporaries(x):  # x * 2 is alive while its + 1 is made; a view adds nothing; both freed at the end
+class TwoTemporaries(torch.nn.Module):
+    def forward(self, x):  # x * 2 is alive while its + 1 is made; a view adds nothing; both freed at the end
         doubled = x * 2
         return (doubled.view(-1) + 1).view_as(x)
 
-    assert script.peak_bytes(two_temporaries, u, train=False) == 2 * u.nbytes
-    assert script.peak_bytes(lambda x: x[:, :2], u, train=False) == 0  # a view creates no storage
+
+class AView(torch.nn.Module):
+    def forward(self, x):
+        return x[:, :2]
+
+
+def test_the_peak_counts_each_live_storage_once_and_frees_it(script):
+    u = torch.randn(3, 5)
+    assert script.peak_bytes(TwoTemporaries(), u, train=False) == 2 * u.nbytes
+    assert script.peak_bytes(AView(), u, train=False) == 0  # a view of the input creates no storage
 
 
 def test_the_benchmark_writes_each_familys_memory_per_example(script, tmp_path):
