@@ -20,12 +20,14 @@ recurrence is a first-order linear scan over positions, ``(a, b) ∘ (a', b') = 
 per state index ``s`` (``dh_t`` the gradient reaching ``h_t``)::
 
     dh_t       = dy_t C_t[s] + exp(Δ_{t+1} A) ⊙ dh_{t+1}                 (the same scan, in reverse)
-    h_{t−1}    = the forward scan of the inputs shifted down one position
     ∂C_t[s]    = Σ_i h_t[i] dy_t[i]           ∂B_t[s] = Σ_i dh_t[i] Δ_t[i] x_t[i]
-    ∂(Δx)_t   += dh_t B_t[s]                  g_t = dh_t ⊙ h_{t−1} ⊙ exp(Δ_t A[:, s])
+    ∂(Δx)_t   += dh_t B_t[s]                  g_t = dh_t ⊙ h_{t−1} ⊙ exp(Δ_t A[:, s]) = dh_t ⊙ (h_t − (Δx)_t B_t[s])
     ∂Δ_t      += g_t A[:, s]                  ∂A[:, s] = Σ_t g_t Δ_t
     then ∂x = ∂(Δx) Δ, ∂Δ += ∂(Δx) x
 
+The last form of ``g_t`` is the recurrence itself (``exp(Δ_t A) h_{t−1} = h_t − (Δx)_t B_t``), so the backward takes
+two scans per state index, not three (a third would scan the inputs shifted down one position for ``h_{t−1}``); the
+subtraction's rounding is ``ε |dh_t (Δx)_t B_t|``, ``ε |Δ_t A|`` of the term ``∂(Δx)_t x_t`` it sits beside in ``∂Δ``.
 The sums over channels (``∂B, ∂C``) are written per channel block and added by torch afterwards (``2/BLOCK_D`` of
 one state tensor's size, transient), and ``∂A`` per example and summed over the batch by torch: no atomics, so the
 result does not depend on scheduling (the harness's deterministic mode keeps the kernels).
@@ -49,8 +51,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     tl = None
 
 # Elements of one (BLOCK_N, BLOCK_D) tile: BLOCK_D = TILE / BLOCK_N channels per program (1 to 32). The backward keeps
-# about nine tiles live across its loop and six more inside it: 2048-element tiles over 8 warps (256 threads) are
-# about 120 registers a thread, under the 255 a thread may hold.
+# seven tiles live across its loop and about five more inside it: 2048-element tiles over 8 warps (256 threads) are
+# about 100 registers a thread (8 elements of each tile), under the 255 a thread may hold.
 TILE = 2048
 MAX_LEN = TILE  # the longest sequence one tile holds (one channel per program)
 BACKWARD_WARPS = 8
@@ -105,13 +107,10 @@ if triton is not None:
     ):  # fmt: skip
         rb, blk, t, d, tm, dm, m, rows = _tile(N, D, BLOCK_N, BLOCK_D)
         run = rb // BATCH
-        prev_m = (t >= 1)[:, None] & m  # position t − 1 exists
         next_m = (t + 1 < N)[:, None] & dm[None, :]  # position t + 1 exists
         x = tl.load(x_ptr + rows, mask=m, other=0.0)
         dt = tl.load(dt_ptr + rows, mask=m, other=0.0)
         dy = tl.load(dy_ptr + rows, mask=m, other=0.0)
-        dt_prev = tl.load(dt_ptr + rows - D, mask=prev_m, other=0.0)
-        dtx_prev = dt_prev * tl.load(x_ptr + rows - D, mask=prev_m, other=0.0)
         dt_next = tl.load(dt_ptr + rows + D, mask=next_m, other=0.0)
         dtx = dt * x
         d_dtx = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
@@ -120,19 +119,15 @@ if triton is not None:
             a = tl.load(a_ptr + (run * NS + s) * D + d, mask=dm, other=0.0)
             col = (rb * NS + s) * N + t
             bs = tl.load(b_ptr + col, mask=tm, other=0.0)
-            bs_prev = tl.load(b_ptr + col - 1, mask=tm & (t >= 1), other=0.0)
             cs = tl.load(c_ptr + col, mask=tm, other=0.0)
-            decay = tl.exp(dt * a[None, :])
-            _, h = tl.associative_scan((decay, dtx * bs[:, None]), 0, _first_order)
-            _, h_prev = tl.associative_scan(
-                (tl.exp(dt_prev * a[None, :]), dtx_prev * bs_prev[:, None]), 0, _first_order
-            )
+            inp = dtx * bs[:, None]
+            _, h = tl.associative_scan((tl.exp(dt * a[None, :]), inp), 0, _first_order)
             _, dh = tl.associative_scan((tl.exp(dt_next * a[None, :]), dy * cs[:, None]), 0, _first_order, reverse=True)
             part = (blk * RB + rb) * NS * N + s * N + t  # this channel block's share of ∂B, ∂C
             tl.store(dc_ptr + part, tl.sum(h * dy, axis=1), mask=tm)
             tl.store(db_ptr + part, tl.sum(dh * dtx, axis=1), mask=tm)
             d_dtx += dh * bs[:, None]
-            g = dh * h_prev * decay
+            g = dh * (h - inp)  # dh_t ⊙ exp(Δ_t A) h_{t−1}
             d_dt += g * a[None, :]
             tl.store(da_ptr + (rb * NS + s) * D + d, tl.sum(g * dt, axis=0), mask=dm)
         tl.store(dx_ptr + rows, d_dtx * dt, mask=m)
