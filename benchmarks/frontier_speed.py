@@ -472,14 +472,16 @@ def triton_cache_files() -> int:
 
 
 def families_environment(device: torch.device) -> dict:
-    """:func:`environment`'s record plus the driver, fla's version, whether fla's gated backward is refused and how
-    warm Triton's cache was when the command began."""
-    from mqarkit.gpu.frontier.kernels.fla_common import gated_backward_refused
+    """:func:`environment`'s record plus the driver, fla's version, whether fla's gated backward is refused and who
+    computes its refused kernel (:func:`~mqarkit.gpu.frontier.kernels.fla_common.gated_backward`), and how warm
+    Triton's cache was when the command began."""
+    from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, gated_backward_refused
 
     env = environment(device)
     env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
     env["fla"] = fla_version()
     env["fla_gated_backward_refused"] = gated_backward_refused() if device.type == "cuda" else None
+    env["fla_gated_backward"] = gated_backward() if device.type == "cuda" else None  # who computes it: fla, torch
     env["triton_cache_files_at_start"] = triton_cache_files()
     return env
 
@@ -637,7 +639,8 @@ def write_families_report(report: dict, out: Path) -> None:
         + (
             ""
             if env.get("fla_gated_backward_refused") is None
-            else f" (gated backward refused here: {env['fla_gated_backward_refused']})"
+            else f" (gated backward refused here: {env['fla_gated_backward_refused']}"
+            + (f"; computed by: {env['fla_gated_backward']})" if "fla_gated_backward" in env else ")")
         )
         + f"; commit {env['git_commit'][:10]}{dirty}"
         + (f", sources {env['source_digest'][:19]}…" if env.get("source_digest") else "")

@@ -55,3 +55,19 @@ def test_fla_gated_backward_guard_follows_flas_own_flags(monkeypatch):
         fla_common.gated_backward_refused.cache_clear()
         assert fla_common.gated_backward_refused() is refused
     fla_common.gated_backward_refused.cache_clear()
+
+
+def test_gated_backward_says_who_computes_flas_refused_kernel(monkeypatch):
+    """fla's own kernel where it is not refused; where it is, our torch form, unless switched off (then fla's gated
+    ops do not serve and Mamba-2 / Gated DeltaNet take their plain-torch paths)."""
+    from mqarkit.gpu.frontier.kernels import fla_common
+
+    for refused, switch, who in [
+        (False, "1", "fla"),
+        (False, "0", "fla"),
+        (True, "1", "torch"),
+        (True, "0", None),
+    ]:
+        monkeypatch.setattr(fla_common, "gated_backward_refused", lambda r=refused: r)
+        monkeypatch.setenv(fla_common.TORCH_BACKWARD_SWITCH, switch)
+        assert fla_common.gated_backward() == who

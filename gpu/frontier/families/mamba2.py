@@ -15,9 +15,11 @@ log-uniform in ``[1e-3, 1e-1]``, ``D = 1``, the conv as PyTorch's ``Conv1d`` def
 the norm weight 1; the projections ``N(0, 0.02²)`` (the reference harness's rule for every linear map).
 
 In fla's terms this is simple gated linear attention per head: query ``C_t``, key ``B_t``, value ``Δ_t x_t``, log decay
-``g_t = Δ_t A``, scale 1 (``S_t = h_tᵀ``, ``n × P``). Fast path: on CUDA with fla, ``chunk_simple_gla`` with the runs
-folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`); elsewhere, and where fla refuses that kernel's
-gated backward (Hopper with triton 3.4–3.7.1), the chunked form of :mod:`.recurrences`. (``chunk_gla`` with the head's
+``g_t = Δ_t A``, scale 1 (``S_t = h_tᵀ``, ``n × P``). Fast path: on CUDA with fla, in half precision (training under
+autocast), ``chunk_simple_gla`` with the runs folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`;
+where fla refuses the gated part of its backward, Hopper with triton 3.4–3.7.1, that part is our torch form,
+:mod:`mqarkit.gpu.frontier.kernels.fla_dqkwg`); elsewhere (float32, the CPU) the chunked form of :mod:`.recurrences`.
+(``chunk_gla`` with the head's
 decay on every key channel computes the same recurrence and is served on Hopper, but as Mamba-2's path it failed the
 float32 family test on an H100 (docs/results/frontier_protocol.md, sixth session), so it is not used.) Runs may have
 different ``n``: ``W_B, W_C`` and their filters are padded and masked, so padded state rows stay 0. Recurrent mode
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, init_dt_bias
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
+from mqarkit.gpu.frontier.kernels.fla_common import HALF
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -89,13 +92,13 @@ class Mamba2(StackedMixer):
     def heads(self) -> int:
         return EXPAND * self.d // HEAD_DIM
 
-    def fla_serves(self, device: torch.device) -> bool:
-        """Whether fla's ``chunk_simple_gla`` computes the recurrence on ``device`` (else the plain-torch chunked
-        form)."""
-        return simple_gla_available(device, self.b_w.shape[-1], HEAD_DIM)
+    def fla_serves(self, device: torch.device, dtype: torch.dtype) -> bool:
+        """Whether fla's ``chunk_simple_gla`` computes the recurrence for inputs of ``dtype`` on ``device``: half
+        precision only (for float32 inputs fla's products run in tf32), else the plain-torch chunked form."""
+        return dtype in HALF and simple_gla_available(device, self.b_w.shape[-1], HEAD_DIM)
 
     def intermediate_elements(self, seq_len: int) -> int:
-        if self.fla_serves(self.b_w.device):
+        if self.fla_serves(self.b_w.device, torch.bfloat16):  # training runs under autocast
             return self.runs * seq_len * EXPAND * self.d
         return self.runs * self.heads() * seq_len * seq_len
 
@@ -113,7 +116,7 @@ class Mamba2(StackedMixer):
         log_decay = dt * -torch.exp(self.a_log.to(acc))[:, None, None, :]
         xh = x.unflatten(-1, (h, HEAD_DIM))  # (R, B, N, H, P)
         values = xh * dt[..., None]
-        if self.fla_serves(u.device):
+        if self.fla_serves(u.device, work):
             heads = (r, b, n, h, ns)
             o = fla_simple_gla(
                 cm[:, :, :, None].expand(heads).to(work), bm[:, :, :, None].expand(heads), values, log_decay

@@ -46,8 +46,9 @@ Everything but the chain ``S₀ ↦ S_end`` is formed for all chunks at once; th
 Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk, or a segment sum of decays (≤ 0 both), so nothing
 overflows. The cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel):
 ``O(N·C·K)``, plus ``O(N·K·V)`` for the states. This is the CPU path of the tests and small sweeps, and the CUDA path
-wherever fla's chunked kernels do not serve (float32 DeltaNet, Gated DeltaNet and RWKV-7, which fla takes in half
-precision only; Mamba-2 and Gated DeltaNet where fla refuses its gated backward: Hopper with triton 3.4–3.7.1).
+wherever fla's chunked kernels do not serve (float32 inputs: fla takes DeltaNet, Gated DeltaNet, RWKV-7 and Mamba-2
+in half precision only; Mamba-2 and Gated DeltaNet where fla refuses its gated backward and our torch form of the
+refused function is switched off, ``MQARKIT_FLA_TORCH_BACKWARD=0``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 fla is an optional extra (``pip install "mqarkit[gpu]"``): pure Python over Triton, so it imports only where Triton
 does, and its kernels serve CUDA tensors only. Each wrapper beside this module imports its fla op on first use
 (:func:`fla_op`) and serves a call only where :func:`fla_enabled` says so; elsewhere (the CPU, no fla, or
-``MQARKIT_FLA=0``) the family's own plain-torch path runs.
+``MQARKIT_FLA=0``) the family's own plain-torch path runs. Where fla refuses the gated part of its chunked backward
+(:func:`gated_backward_refused`), our torch form of that one function serves in its place (:func:`gated_backward`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from collections.abc import Callable
 
 import torch
 
+HALF = (torch.bfloat16, torch.float16)  # the dtypes fla's kernels serve here (for float32 their products run in tf32)
 SWITCH = "MQARKIT_FLA"  # "0" turns every fla path off (the plain-torch paths then run everywhere)
+# "0": where fla refuses its gated backward, no torch form of its refused kernel either (the gated families then take
+# their plain-torch paths there)
+TORCH_BACKWARD_SWITCH = "MQARKIT_FLA_TORCH_BACKWARD"
 
 
 def fla_enabled(device: torch.device) -> bool:
@@ -45,11 +50,30 @@ def fla_call(module: str, name: str) -> Callable:
 def gated_backward_refused() -> bool:
     """Whether fla refuses the backward of its gated chunked kernels here: fla 0.6's ``chunk_bwd_dqkwg`` with a gate
     (simple GLA, the gated delta rule) raises on Hopper GPUs with triton >= 3.4 and < 3.7.1 (wrong results, fla
-    issue #640) unless tilelang serves it. fla's own flags decide (``fla.utils``), so the harness keeps to its path
-    wherever fla would train and falls back to the plain-torch path where fla would raise."""
+    issue #640) unless tilelang serves it. fla's own flags decide (``fla.utils``); where it refuses,
+    :func:`gated_backward` says what serves instead."""
     try:
         from fla.utils import IS_NVIDIA_HOPPER, TRITON_ABOVE_3_4_0, TRITON_ABOVE_3_7_1
     except Exception:  # fla or its flags absent: its paths are unavailable anyway (fla_op says so)
         return False
     broken = IS_NVIDIA_HOPPER and TRITON_ABOVE_3_4_0 and not TRITON_ABOVE_3_7_1
     return bool(broken) and importlib.util.find_spec("tilelang") is None
+
+
+def gated_backward() -> str | None:
+    """Who computes the one refusable function of fla's gated backward (``chunk_bwd_dqkwg``) here: ``"fla"`` (its own
+    kernel: not refused), ``"torch"`` (refused, and this package's form of it, :mod:`.fla_dqkwg`, registered with fla
+    in its place), or None (refused, and that form switched off by ``MQARKIT_FLA_TORCH_BACKWARD=0``: fla's gated ops
+    do not serve)."""
+    if not gated_backward_refused():
+        return "fla"
+    return "torch" if os.environ.get(TORCH_BACKWARD_SWITCH, "1") != "0" else None
+
+
+def prepare_gated_backward() -> None:
+    """Before a gated fla op runs: register the torch form of its refused kernel with fla where :func:`gated_backward`
+    says ``"torch"`` (once per process). The callers are ``torch.compiler.disable``-d, so this never runs traced."""
+    if gated_backward() == "torch":
+        from mqarkit.gpu.frontier.kernels.fla_dqkwg import install_torch_backend
+
+        install_torch_backend()

@@ -26,24 +26,31 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward_refused
+from mqarkit.gpu.frontier.kernels.fla_common import (
+    HALF,
+    fla_call,
+    fla_enabled,
+    fla_op,
+    gated_backward,
+    prepare_gated_backward,
+)
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
 GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
-HALF = (torch.bfloat16, torch.float16)
 
 
 def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: int, value_width: int, gated: bool):
     """Whether fla's (gated) delta rule serves: CUDA, fla importable, not switched off, half precision, widths, and
-    (gated) its backward not refused on this GPU and triton (:func:`~.fla_common.gated_backward_refused`)."""
+    (gated) its backward computed here, by fla or by our form of the kernel fla refuses
+    (:func:`~.fla_common.gated_backward`)."""
     op = GATED_DELTA_RULE if gated else DELTA_RULE
     return (
         fla_enabled(device)
         and dtype in HALF
         and fla_op(*op) is not None
         and head_widths_served(key_width, value_width)
-        and not (gated and gated_backward_refused())
+        and not (gated and gated_backward() is None)
     )
 
 
@@ -58,6 +65,7 @@ def fla_delta_rule(
     if log_decay is None:
         o, _ = fla_call(*DELTA_RULE)(*args, fold_heads(beta, dtype), scale=1.0, use_qk_l2norm_in_kernel=False)
     else:
+        prepare_gated_backward()
         g = fold_heads(log_decay, torch.float32)
         o, _ = fla_call(*GATED_DELTA_RULE)(*args, g, fold_heads(beta, dtype), scale=1.0, use_qk_l2norm_in_kernel=False)
     return unfold(o, q.shape[0], v.shape[-1])

@@ -25,7 +25,13 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward_refused
+from mqarkit.gpu.frontier.kernels.fla_common import (
+    fla_call,
+    fla_enabled,
+    fla_op,
+    gated_backward,
+    prepare_gated_backward,
+)
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 SIMPLE_GLA = ("fla.ops.simple_gla", "chunk_simple_gla")
@@ -34,12 +40,12 @@ GLA = ("fla.ops.gla", "chunk_gla")
 
 def simple_gla_available(device: torch.device, key_width: int, value_width: int) -> bool:
     """Whether ``chunk_simple_gla`` serves: CUDA, fla importable, not switched off, head widths served, and its gated
-    backward not refused on this GPU and triton (:func:`~.fla_common.gated_backward_refused`)."""
+    backward computed here, by fla or by our form of the kernel fla refuses (:func:`~.fla_common.gated_backward`)."""
     return (
         fla_enabled(device)
         and fla_op(*SIMPLE_GLA) is not None
         and head_widths_served(key_width, value_width)
-        and not gated_backward_refused()
+        and gated_backward() is not None
     )
 
 
@@ -52,6 +58,7 @@ def gla_available(device: torch.device, key_width: int, value_width: int) -> boo
 def fla_simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor) -> torch.Tensor:
     """``q, k (R, B, N, H, K)``, ``v (R, B, N, H, V)``, ``log_decay (R, B, N, H)`` -> ``o (R, B, N, H, V)`` (in
     ``q``'s dtype: the caller's compute dtype), one call of ``chunk_simple_gla`` for the whole stack."""
+    prepare_gated_backward()
     o, _ = fla_call(*SIMPLE_GLA)(
         fold(q), fold(k, q.dtype), fold(v, q.dtype), fold_heads(log_decay, torch.float32), scale=1.0
     )

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op
+from mqarkit.gpu.frontier.kernels.fla_common import HALF, fla_call, fla_enabled, fla_op
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, head_widths_served, unfold
 
 RWKV4 = ("fla.ops.rwkv4", "fused_recurrent_rwkv4")
 RWKV7 = ("fla.ops.rwkv7", "chunk_rwkv7")
-HALF = (torch.bfloat16, torch.float16)
 RWKV4_START_LOG_SCALE = -1e38  # ε before the first token: the reference CUDA kernel's MIN_VALUE
 RWKV7_LOG_DECAY_BOUND = -0.6065306597126334  # −e^{−1/2}: RWKV-7's log decays lie in (bound, 0)
 
