@@ -151,3 +151,31 @@ def test_registered_with_fla_its_dispatch_returns_our_form():
     want = chunk_dqkwg(x["q"], x["k"], x["v"], do, h, dh, g, SCALE, 8)
     for a, b in zip(got, want, strict=True):
         assert (a is None and b is None) or torch.equal(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", ["mamba2", "gated_delta_net"])
+def test_where_fla_refuses_the_gated_families_train_through_our_form(family, monkeypatch):
+    """On a GPU where fla refuses its gated kernel (Hopper, triton 3.4–3.7.1), Mamba-2's and Gated DeltaNet's bf16
+    training step runs fla's ops with this form in the backward: the path ``test_families_cuda.py``'s bf16 tests of
+    those families then check against the naive references."""
+    from cuda_knobs import CUDA_KNOBS, CUDA_WIDTH
+
+    from mqarkit.gpu.frontier.config import ModelConfig
+    from mqarkit.gpu.frontier.kernels import fla_common, fla_dqkwg
+    from mqarkit.gpu.frontier.model import StackedHybrid
+
+    pytest.importorskip("fla")
+    if fla_common.gated_backward() != "torch":
+        pytest.skip(f"fla's gated backward here: {fla_common.gated_backward()}")
+    calls = []
+    original = fla_dqkwg.chunk_dqkwg
+    monkeypatch.setattr(fla_dqkwg, "chunk_dqkwg", lambda *a, **k: calls.append(1) or original(*a, **k))
+    configs = [ModelConfig(family, CUDA_WIDTH, vocab_size=256, max_len=256, **k) for k in CUDA_KNOBS[family]]
+    mixer = StackedHybrid(configs, [0, 1], "cuda").mixer
+    u = torch.randn(2, 3, 100, CUDA_WIDTH, device="cuda", requires_grad=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+        assert mixer.fla_serves(u.device, torch.bfloat16)
+        out = mixer(u)
+    out.float().square().mean().backward()
+    assert calls and torch.isfinite(u.grad).all()
