@@ -179,3 +179,22 @@ def test_where_fla_refuses_the_gated_families_train_through_our_form(family, mon
         out = mixer(u)
     out.float().square().mean().backward()
     assert calls and torch.isfinite(u.grad).all()
+
+
+@pytest.mark.parametrize("family", ["mamba2", "gated_delta_net"])
+def test_micro_batch_estimate_counts_our_form_where_it_serves(family, monkeypatch):
+    """Where fla serves and our form computes its refused kernel, the family's per-example estimate covers the form's
+    ``(C, C)`` tensors; where fla's own kernel serves, it does not change."""
+    from mqarkit.gpu.frontier.families import delta_net, family_class, mamba2
+    from mqarkit.gpu.frontier.kernels.fla_dqkwg import intermediate_elements
+
+    knobs = {"mamba2": {"d_state": 16}, "gated_delta_net": {"heads": 4, "head_dim": 16}}[family]
+    runs, n = 3, 256
+    mixer = family_class(family)(64, 256, [dict(knobs)] * runs, [torch.Generator().manual_seed(i) for i in range(runs)])
+    heads = mixer.heads() if family == "mamba2" else 4
+    monkeypatch.setattr(type(mixer), "fla_serves", lambda self, device, dtype: True)
+    module = mamba2 if family == "mamba2" else delta_net
+    monkeypatch.setattr(module, "gated_backward", lambda: "fla")
+    own = mixer.intermediate_elements(n)
+    monkeypatch.setattr(module, "gated_backward", lambda: "torch")
+    assert own < intermediate_elements(runs, n, heads) == mixer.intermediate_elements(n)

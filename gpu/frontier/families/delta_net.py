@@ -39,7 +39,9 @@ from mqarkit.gpu.frontier.families.heads import (
     short_conv_step,
 )
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
+from mqarkit.gpu.frontier.kernels.fla_common import gated_backward
 from mqarkit.gpu.frontier.kernels.fla_delta import delta_rule_available, fla_delta_rule
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import intermediate_elements as torch_backward_elements
 from mqarkit.gpu.frontier.ops import init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -134,7 +136,10 @@ class DeltaNet(StackedMixer):
     def intermediate_elements(self, seq_len: int) -> int:
         h, k, v = self.padded_widths()
         if self.fla_serves(self.q_w.device, torch.bfloat16):  # training runs under autocast
-            return self.runs * seq_len * h * max(k, v, 64)
+            fla = self.runs * seq_len * h * max(k, v, 64)
+            if self.gated and gated_backward() == "torch":  # our form of fla's refused kernel, in the backward
+                return max(fla, torch_backward_elements(self.runs, seq_len, h))
+            return fla
         return self.runs * h * seq_len * seq_len * 4  # the parallel form's (N, N) weights per head
 
     # ---------------------------------------------------------------- decay and output (Gated DeltaNet overrides)

@@ -36,7 +36,8 @@ import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, init_dt_bias
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_common import HALF
+from mqarkit.gpu.frontier.kernels.fla_common import HALF, gated_backward
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import intermediate_elements as torch_backward_elements
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -99,7 +100,10 @@ class Mamba2(StackedMixer):
 
     def intermediate_elements(self, seq_len: int) -> int:
         if self.fla_serves(self.b_w.device, torch.bfloat16):  # training runs under autocast
-            return self.runs * seq_len * EXPAND * self.d
+            fla = self.runs * seq_len * EXPAND * self.d
+            if gated_backward() == "torch":  # our form of fla's refused kernel, in the backward
+                return max(fla, torch_backward_elements(self.runs, seq_len, self.heads()))
+            return fla
         return self.runs * self.heads() * seq_len * seq_len
 
     # ---------------------------------------------------------------- fast path (stacked)

@@ -40,6 +40,14 @@ import torch
 import torch.nn.functional as F
 
 BACKEND_TYPE = "mqarkit_torch"  # this backend's name in fla's registry
+FLA_CHUNK = 64  # the chunk size of fla's gated chunked ops as the harness calls them (their default)
+PAIR_TENSORS = 4  # (C, C) tensors per chunk and head that chunk_dqkwg holds at once at most (gap, decays, do·v, dS)
+
+
+def intermediate_elements(runs: int, seq_len: int, heads: int) -> int:
+    """What :func:`chunk_dqkwg` holds per example of a stack of ``runs`` (the micro-batch budget's unit): its
+    ``(C, C)`` tensors for every chunk and head, ``PAIR_TENSORS · N · H · C`` numbers per run."""
+    return PAIR_TENSORS * runs * seq_len * heads * FLA_CHUNK
 
 
 def _chunked(x: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
