@@ -96,7 +96,8 @@ def chunk_dqkwg(
     dk = dk_state + ds.transpose(-1, -2) @ qc
     dg_last = torch.exp2(g_last[..., 0]) * (hs * dhs).sum((-1, -2)) + (dk_state * kc).sum((-1, -2))  # (B, NT, H)
     dg = (dq * qc).sum(-1) - (dk * kc).sum(-1)  # (B, NT, H, C)
-    dg = dg + F.one_hot(last[..., 0], c) * dg_last[..., None]
+    at_last = torch.arange(c, device=q.device) == last  # (B, NT, H, C): a comparison, no host sync (CUDA graphs)
+    dg = dg + at_last * dg_last[..., None]
     dw = None if dv is None else -(_chunked(dv, c, acc) @ hs.transpose(-1, -2))
     return (
         _unchunked(dq, t).to(q.dtype),
