@@ -2,16 +2,16 @@
 estimate that micro-batching divides its budget by (``steps.micro_batch``: ``budget // Σ estimates``).
 
 For every registered family, the stack of the speed table (``frontier_speed.FAMILY_KNOBS``: the knob settings of its
-preset stack, one run each) at width ``--width``: the mixer alone, forward and backward at the longest training
-length of ``--data-preset`` (``train``), and forward without gradients at its longest test length (``eval``), each at
-two batch sizes. The memory of one example is the difference of the two peaks over the difference of the batches, so
-what does not grow with the batch (parameters, a Toeplitz matrix) drops out. Peak: on CUDA ``max_memory_allocated``;
-elsewhere the largest sum of the sizes of the live storages the mixer's operations created (a dispatch mode that adds
-each output's storage once and subtracts it when the storage is freed). The estimate counts elements; its bytes are
-taken at 4 a element (float32, what most intermediates of the paths hold). Both passes run in the harness's
-precision (``ops.training_autocast``: bf16 autocast on CUDA, float32 elsewhere), so on CUDA the paths are the ones
-training takes. ``measured / estimate`` is how many
-estimates' worth of memory an example holds at the peak: the budget bounds memory only through it.
+preset stack, one run each) at width ``--width``: the mixer alone, forward and backward at the longest training length
+of ``--data-preset`` (``train``), and forward without gradients at its longest test length (``eval``), each at two batch
+sizes. The memory of one example is the difference of the two peaks over the difference of the batches, so what does not
+grow with the batch (parameters, a Toeplitz matrix) drops out. Peak: on CUDA ``max_memory_allocated``; elsewhere the
+largest sum of the sizes of the live storages the mixer's operations created (a dispatch mode that adds each output's
+storage once and subtracts it when the storage is freed). The estimate counts elements; its bytes are taken at 4 a
+element (float32, what most intermediates of the paths hold). Both passes run in the harness's precision
+(``ops.training_autocast``: bf16 autocast on CUDA, float32 elsewhere), so on CUDA the paths are the ones training takes.
+``measured / estimate`` is how many estimates' worth of memory an example holds at the peak: the budget bounds memory
+only through it.
 
     python benchmarks/micro_batch_memory.py [--device cpu|cuda] [--width 64] [--out-dir docs/results]
 

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_dqkwg import chunk_dqkwg, naive_chunk_dqkwg, serves
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import chunk_dqkwg, fla_chunk_bwd_dqkwg, naive_chunk_dqkwg, serves
 from mqarkit.tolerances import assert_close
 
 B, H, K, V = 2, 3, 5, 4
@@ -120,17 +120,37 @@ def test_outputs_keep_flas_dtypes():
 def test_verifier_takes_only_the_calls_it_computes():
     x = _inputs(8, 8, seed=6)
     q, k, v, g = x["q"], x["k"], x["v"], x["G"]
-    assert serves(q, k, v, g, None, 1.0, False, None) == (True, None)
-    for args in [
-        (q, k, v, None, None, 1.0, False, None),  # no decay: fla's own kernel is not refused
-        (q, k, v, None, g[0, 0], 1.0, False, None),  # g_gamma
-        (q, k, v, g, None, None, False, None),  # no scale
-        (q, k, v, g, None, 1.0, True, None),  # V × K states
-        (q, k, v, g, None, 1.0, False, torch.tensor([0, 8])),  # variable lengths
-        (q, k, torch.cat([v, v], dim=2), g, None, 1.0, False, None),  # more value than query heads
+    call = {"q": q, "k": k, "v": v, "do": v, "h": None, "dh": None, "g": g, "scale": 1.0}
+    assert serves(**call) == (True, None)
+    assert serves(q, k, v, v, None, None, g=g, scale=1.0) == (True, None)  # positional, as fla may pass them
+    for change in [
+        {"g": None},  # no decay: fla's own kernel is not refused
+        {"g_gamma": g[0, 0]},
+        {"scale": None},
+        {"state_v_first": True},  # V × K states
+        {"cu_seqlens": torch.tensor([0, 8])},  # variable lengths
+        {"v": torch.cat([v, v], dim=2)},  # more value than query heads
     ]:
-        accepted, reason = serves(*args)
+        accepted, reason = serves(**(call | change))
         assert not accepted and reason
+
+
+def test_called_as_fla_calls_it_dv_counts_only_with_w():
+    """fla's kernel reads ``dv`` only where the delta rule's ``w`` is given: so does the adapter."""
+    x = _inputs(12, 8, seed=9)
+    gen = torch.Generator().manual_seed(10)
+    h, dh = (torch.randn(B, 2, H, K, V, generator=gen, dtype=torch.float64) for _ in range(2))
+    do, dv = (torch.randn(B, 12, H, V, generator=gen, dtype=torch.float64) for _ in range(2))
+    g = x["G"] / math.log(2)
+    call = {"q": x["q"], "k": x["k"], "v": x["v"], "do": do, "h": h, "dh": dh, "g": g, "scale": SCALE, "chunk_size": 8}
+    plain = chunk_dqkwg(x["q"], x["k"], x["v"], do, h, dh, g, SCALE, 8)
+    delta = chunk_dqkwg(x["q"], x["k"], x["v"], do, h, dh, g, SCALE, 8, dv=dv)
+    for got, want in (
+        (fla_chunk_bwd_dqkwg(**call, dv=dv), plain),
+        (fla_chunk_bwd_dqkwg(**call, w=x["w"], dv=dv), delta),
+    ):
+        for a, b in zip(got, want, strict=True):
+            assert (a is None and b is None) or torch.equal(a, b)
 
 
 def test_registered_with_fla_its_dispatch_returns_our_form():
@@ -185,16 +205,16 @@ def test_where_fla_refuses_the_gated_families_train_through_our_form(family, mon
 def test_micro_batch_estimate_counts_our_form_where_it_serves(family, monkeypatch):
     """Where fla serves and our form computes its refused kernel, the family's per-example estimate covers the form's
     ``(C, C)`` tensors; where fla's own kernel serves, it does not change."""
-    from mqarkit.gpu.frontier.families import delta_net, family_class, mamba2
-    from mqarkit.gpu.frontier.kernels.fla_dqkwg import intermediate_elements
+    from mqarkit.gpu.frontier.families import family_class
+    from mqarkit.gpu.frontier.kernels import fla_dqkwg
 
     knobs = {"mamba2": {"d_state": 16}, "gated_delta_net": {"heads": 4, "head_dim": 16}}[family]
     runs, n = 3, 256
     mixer = family_class(family)(64, 256, [dict(knobs)] * runs, [torch.Generator().manual_seed(i) for i in range(runs)])
     heads = mixer.heads() if family == "mamba2" else 4
     monkeypatch.setattr(type(mixer), "fla_serves", lambda self, device, dtype: True)
-    module = mamba2 if family == "mamba2" else delta_net
-    monkeypatch.setattr(module, "gated_backward", lambda: "fla")
+    monkeypatch.setattr(fla_dqkwg, "gated_backward", lambda: "fla")
     own = mixer.intermediate_elements(n)
-    monkeypatch.setattr(module, "gated_backward", lambda: "torch")
-    assert own < intermediate_elements(runs, n, heads) == mixer.intermediate_elements(n)
+    monkeypatch.setattr(fla_dqkwg, "gated_backward", lambda: "torch")
+    ours = fla_dqkwg.PAIR_TENSORS * runs * n * heads * fla_dqkwg.FLA_CHUNK
+    assert own < ours == mixer.intermediate_elements(n)

@@ -39,9 +39,8 @@ from mqarkit.gpu.frontier.families.heads import (
     short_conv_step,
 )
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_common import gated_backward
 from mqarkit.gpu.frontier.kernels.fla_delta import delta_rule_available, fla_delta_rule
-from mqarkit.gpu.frontier.kernels.fla_dqkwg import intermediate_elements as torch_backward_elements
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.ops import init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -137,9 +136,7 @@ class DeltaNet(StackedMixer):
         h, k, v = self.padded_widths()
         if self.fla_serves(self.q_w.device, torch.bfloat16):  # training runs under autocast
             fla = self.runs * seq_len * h * max(k, v, 64)
-            if self.gated and gated_backward() == "torch":  # our form of fla's refused kernel, in the backward
-                return max(fla, torch_backward_elements(self.runs, seq_len, h))
-            return fla
+            return gated_op_elements(fla, self.runs, seq_len, h) if self.gated else fla
         return self.runs * h * seq_len * seq_len * 4  # the parallel form's (N, N) weights per head
 
     # ---------------------------------------------------------------- decay and output (Gated DeltaNet overrides)

@@ -19,11 +19,10 @@ In fla's terms this is simple gated linear attention per head: query ``C_t``, ke
 autocast), ``chunk_simple_gla`` with the runs folded into the batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_gla`;
 where fla refuses the gated part of its backward, Hopper with triton 3.4–3.7.1, that part is our torch form,
 :mod:`mqarkit.gpu.frontier.kernels.fla_dqkwg`); elsewhere (float32, the CPU) the chunked form of :mod:`.recurrences`.
-(``chunk_gla`` with the head's
-decay on every key channel computes the same recurrence and is served on Hopper, but as Mamba-2's path it failed the
-float32 family test on an H100 (docs/results/frontier_protocol.md, sixth session), so it is not used.) Runs may have
-different ``n``: ``W_B, W_C`` and their filters are padded and masked, so padded state rows stay 0. Recurrent mode
-carries ``h`` and the conv's last 3 inputs: ``d_i·n + 3·(d_i + 2n)`` numbers, whatever ``N``.
+(``chunk_gla`` with the head's decay on every key channel computes the same recurrence and is served on Hopper, but as
+Mamba-2's path it failed the float32 family test on an H100 (docs/results/frontier_protocol.md, sixth session), so it is
+not used.) Runs may have different ``n``: ``W_B, W_C`` and their filters are padded and masked, so padded state rows
+stay 0. Recurrent mode carries ``h`` and the conv's last 3 inputs: ``d_i·n + 3·(d_i + 2n)`` numbers, whatever ``N``.
 """
 
 from __future__ import annotations
@@ -36,8 +35,8 @@ import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, init_dt_bias
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_common import HALF, gated_backward
-from mqarkit.gpu.frontier.kernels.fla_dqkwg import intermediate_elements as torch_backward_elements
+from mqarkit.gpu.frontier.kernels.fla_common import HALF
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -100,10 +99,7 @@ class Mamba2(StackedMixer):
 
     def intermediate_elements(self, seq_len: int) -> int:
         if self.fla_serves(self.b_w.device, torch.bfloat16):  # training runs under autocast
-            fla = self.runs * seq_len * EXPAND * self.d
-            if gated_backward() == "torch":  # our form of fla's refused kernel, in the backward
-                return max(fla, torch_backward_elements(self.runs, seq_len, self.heads()))
-            return fla
+            return gated_op_elements(self.runs * seq_len * EXPAND * self.d, self.runs, seq_len, self.heads())
         return self.runs * self.heads() * seq_len * seq_len
 
     # ---------------------------------------------------------------- fast path (stacked)

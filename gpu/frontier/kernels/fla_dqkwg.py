@@ -39,15 +39,20 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mqarkit.gpu.frontier.kernels.fla_common import gated_backward
+
 BACKEND_TYPE = "mqarkit_torch"  # this backend's name in fla's registry
 FLA_CHUNK = 64  # the chunk size of fla's gated chunked ops as the harness calls them (their default)
 PAIR_TENSORS = 4  # (C, C) tensors per chunk and head that chunk_dqkwg holds at once at most (gap, decays, do·v, dS)
 
 
-def intermediate_elements(runs: int, seq_len: int, heads: int) -> int:
-    """What :func:`chunk_dqkwg` holds per example of a stack of ``runs`` (the micro-batch budget's unit): its
-    ``(C, C)`` tensors for every chunk and head, ``PAIR_TENSORS · N · H · C`` numbers per run."""
-    return PAIR_TENSORS * runs * seq_len * heads * FLA_CHUNK
+def gated_op_elements(fla_estimate: int, runs: int, seq_len: int, heads: int) -> int:
+    """A gated fla op's per-example estimate (the micro-batch budget's unit), raised where our form computes its
+    refused kernel in the backward (:func:`~.fla_common.gated_backward`) to what that form holds: its ``(C, C)``
+    tensors for every chunk and head, ``PAIR_TENSORS · N · H · C`` numbers per run."""
+    if gated_backward() != "torch":
+        return fla_estimate
+    return max(fla_estimate, PAIR_TENSORS * runs * seq_len * heads * FLA_CHUNK)
 
 
 def _chunked(x: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
@@ -144,27 +149,37 @@ def naive_chunk_dqkwg(
     return dq, dk, dw, dg
 
 
-def serves(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    g: torch.Tensor | None,
-    g_gamma: torch.Tensor | None,
-    scale: float | None,
-    state_v_first: bool,
-    cu_seqlens: torch.Tensor | None,
-) -> tuple[bool, str | None]:
-    """fla's verifier answer for a call of ``chunk_bwd_dqkwg``: the calls the harness makes (a decay per step, equal
-    lengths, as many value as query heads, states ``K × V``), or why not."""
-    if scale is None:
+def _fla_call(
+    q, k, v, do, h, dh, w=None, g=None, g_gamma=None, dv=None, scale=None, state_v_first=False, cu_seqlens=None,
+    chunk_size=FLA_CHUNK, chunk_indices=None,
+) -> dict:  # fmt: skip
+    """A call of fla's ``chunk_bwd_dqkwg`` (its signature, fla 0.6) by argument name, however it was passed."""
+    return locals()
+
+
+def serves(*args, **kwargs) -> tuple[bool, str | None]:
+    """fla's verifier answer for a call of ``chunk_bwd_dqkwg`` (its arguments as fla passes them): the calls the
+    harness makes (a decay per step, a scale, equal lengths, as many value as query heads, states ``K × V``), or why
+    not."""
+    call = _fla_call(*args, **kwargs)
+    if call["scale"] is None:
         return False, "mqarkit's torch form takes the scale fla's ops pass"
-    if g is None or g_gamma is not None:
+    if call["g"] is None or call["g_gamma"] is not None:
         return False, "mqarkit's torch form takes a decay per step (g), not none or g_gamma"
-    if cu_seqlens is not None:
+    if call["cu_seqlens"] is not None:
         return False, "mqarkit's torch form takes sequences of equal length (no cu_seqlens)"
-    if v.shape[2] != k.shape[2] or state_v_first:
+    if call["v"].shape[2] != call["k"].shape[2] or call["state_v_first"]:
         return False, "mqarkit's torch form takes as many value as query heads and K × V states"
     return True, None
+
+
+def fla_chunk_bwd_dqkwg(*args, **kwargs):
+    """:func:`chunk_dqkwg` called as fla calls ``chunk_bwd_dqkwg`` (``dv`` is read only with the delta rule's ``w``,
+    as fla's kernel reads it)."""
+    call = _fla_call(*args, **kwargs)
+    dv = call["dv"] if call["w"] is not None else None
+    names = ("q", "k", "v", "do", "h", "dh", "g", "scale", "chunk_size")
+    return chunk_dqkwg(*(call[n] for n in names), dv=dv)
 
 
 @functools.cache
@@ -175,16 +190,10 @@ def install_torch_backend() -> None:
     class TorchDqkwg(BaseBackend):
         backend_type = BACKEND_TYPE
 
-        def chunk_bwd_dqkwg_verifier(
-            self, q, k, v, do, h, dh, w=None, g=None, g_gamma=None, dv=None, scale=None, state_v_first=False,
-            cu_seqlens=None, chunk_size=64, chunk_indices=None,
-        ):  # fmt: skip
-            return serves(q, k, v, g, g_gamma, scale, state_v_first, cu_seqlens)
+        def chunk_bwd_dqkwg_verifier(self, *args, **kwargs):
+            return serves(*args, **kwargs)
 
-        def chunk_bwd_dqkwg(
-            self, q, k, v, do, h, dh, w=None, g=None, g_gamma=None, dv=None, scale=None, state_v_first=False,
-            cu_seqlens=None, chunk_size=64, chunk_indices=None,
-        ):  # fmt: skip
-            return chunk_dqkwg(q, k, v, do, h, dh, g, scale, chunk_size, dv=dv if w is not None else None)
+        def chunk_bwd_dqkwg(self, *args, **kwargs):
+            return fla_chunk_bwd_dqkwg(*args, **kwargs)
 
     register("common")(TorchDqkwg)
