@@ -68,12 +68,3 @@ def gated_backward() -> str | None:
     if not gated_backward_refused():
         return "fla"
     return "torch" if os.environ.get(TORCH_BACKWARD_SWITCH, "1") != "0" else None
-
-
-def prepare_gated_backward() -> None:
-    """Before a gated fla op runs: register the torch form of its refused kernel with fla where :func:`gated_backward`
-    says ``"torch"`` (once per process). The callers are ``torch.compiler.disable``-d, so this never runs traced."""
-    if gated_backward() == "torch":
-        from mqarkit.gpu.frontier.kernels.fla_dqkwg import install_torch_backend
-
-        install_torch_backend()

@@ -32,8 +32,8 @@ from mqarkit.gpu.frontier.kernels.fla_common import (
     fla_enabled,
     fla_op,
     gated_backward,
-    prepare_gated_backward,
 )
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")

@@ -197,3 +197,10 @@ def install_torch_backend() -> None:
             return fla_chunk_bwd_dqkwg(*args, **kwargs)
 
     register("common")(TorchDqkwg)
+
+
+def prepare_gated_backward() -> None:
+    """Before a gated fla op runs: register this form with fla where :func:`~.fla_common.gated_backward` says
+    ``"torch"`` (once per process). The callers are ``torch.compiler.disable``-d, so this never runs traced."""
+    if gated_backward() == "torch":
+        install_torch_backend()

@@ -30,8 +30,8 @@ from mqarkit.gpu.frontier.kernels.fla_common import (
     fla_enabled,
     fla_op,
     gated_backward,
-    prepare_gated_backward,
 )
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 SIMPLE_GLA = ("fla.ops.simple_gla", "chunk_simple_gla")
