@@ -82,7 +82,8 @@ def _stack(family: str, device, layers: str = "hybrid") -> StackedHybrid:
     ("family", "layers"), [(f, "hybrid") for f in sorted(TWO_RUNS)] + [(f, "mixer") for f in MIXER_LAYERS]
 )
 def test_compiled_model_equals_eager_model(family, layers, monkeypatch):
-    """``torch.compile`` of the query-row path against eager (fla's ops are graph breaks, run eagerly); under
+    """``torch.compile`` of the query-row path against eager (fla's ops graph breaks, run eagerly, or, for the delta
+    rules, one opaque op); under
     ``layers = "mixer"`` the compiled generic trunk with block 0's mixer in it."""
     device = torch.device("cuda")
     model = _stack(family, device, layers)

@@ -16,9 +16,9 @@ free, as in fla's ``GatedDeltaNet``). Parameters: projections ``N(0, 0.02²)`` (
 linear map), the convolutions as PyTorch's ``Conv1d`` default ``U(±1/√4)``, the norm weight 1.
 
 Fast path: on CUDA with fla, under autocast (half precision), fla's ``chunk_delta_rule`` with the runs folded into the
-batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32); elsewhere the parallel form of
-:mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``). Recurrent mode carries ``S`` and the three
-convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever ``N``.
+batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32), an opaque op in a compiled step;
+elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``). Recurrent
+mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever ``N``.
 """
 
 from __future__ import annotations
@@ -73,11 +73,14 @@ class DeltaNet(StackedMixer):
     )
     VALUE_EXPAND = 1  # V = VALUE_EXPAND · K (fla's DeltaNet: expand_v / expand_k = 1)
     gated = False  # Gated DeltaNet: a decay per head and an output gate
-    # Not compiled: on an H100 with torch 2.11 the compiled step failed twice (docs/results/frontier_protocol.md):
-    # inductor's CantSplit on the plain-torch chunked recurrence with a dynamic length (gated, where fla's backward
-    # is refused), and a stride assertion in the compiled backward around fla's chunk_delta_rule (K = 72, the modern
-    # preset). Eager around fla's kernels, still captured in CUDA graphs.
-    compilable = False
+
+    @property
+    def compilable(self) -> bool:
+        """Compiled where fla's kernels serve the training step (bf16 under autocast), the fla call an opaque op
+        (:func:`~mqarkit.gpu.frontier.kernels.fla_delta.fla_delta_rule_op`). Elsewhere not: on an H100 with torch
+        2.11 inductor failed on the plain-torch chunked recurrence with a dynamic length (``CantSplit``,
+        docs/results/frontier_protocol.md, third session)."""
+        return self.fla_serves(self.q_w.device, torch.bfloat16)
 
     @classmethod
     def widths(cls, knobs: Mapping[str, KnobValue]) -> tuple[int, int, int]:

@@ -18,11 +18,18 @@ How fla's kernels differ from our reference (bounded by the GPU tests):
 - ``β`` goes in the compute dtype (as fla's layers pass it), the log decays ``g`` in float32 (as fla's layer does);
 - heads narrower than 16 are zero-padded (:mod:`.fla_heads`); wider than 256 are not served (fla asserts ``K ≤ 256``).
 
-Both entry points are ``torch.compiler.disable``-d by fla (and here): under ``torch.compile`` each call is a graph
-break, run eagerly. ``MQARKIT_FLA=0`` turns this path off.
+fla's entry points are ``torch.compiler.disable``-d (a graph break under ``torch.compile``); here the call is an opaque
+custom op instead, ``mqarkit::fla_delta_rule`` (:func:`fla_delta_rule_op`), so that the family's step compiles whole
+around it: its short convolutions, norms and gates fuse instead of running as eager elementwise passes (DeltaNet's
+step spent most of its time there, uncompiled). The op's contract is plain: contiguous inputs in, a contiguous output
+of ``v``'s shape in ``q``'s dtype out. Its backward, ``mqarkit::fla_delta_rule_backward``, runs fla's op again with
+autograd on and returns its gradients: one more forward of fla's kernels per step, for a contract that does not
+depend on fla's internals (what fla saves between its forward and backward). ``MQARKIT_FLA=0`` turns this path off.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -54,18 +61,88 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
     )
 
 
-@torch.compiler.disable
+def _fla_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor | None
+) -> torch.Tensor:
+    """fla's op on folded inputs: ``q, k (R·B, N, H, K)``, ``v (R·B, N, H, V)``, ``beta (R·B, N, H)``, ``log_decay``
+    ``(R·B, N, H)`` float32 or None -> ``o (R·B, N, H, V)``, differentiable where the inputs require grad."""
+    if log_decay is None:
+        o, _ = fla_call(*DELTA_RULE)(q, k, v, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
+    else:
+        prepare_gated_backward()
+        o, _ = fla_call(*GATED_DELTA_RULE)(q, k, v, log_decay, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
+    return o
+
+
+@torch.library.custom_op("mqarkit::fla_delta_rule", mutates_args=())
+def fla_delta_rule_op(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor | None
+) -> torch.Tensor:
+    """:func:`_fla_forward` as one opaque op (no graph break under ``torch.compile``): the output contiguous."""
+    with torch.no_grad():
+        return _fla_forward(q, k, v, beta, log_decay).contiguous()
+
+
+@fla_delta_rule_op.register_fake
+def _(q, k, v, beta, log_decay):
+    return v.new_empty(v.shape, dtype=q.dtype)
+
+
+@contextlib.contextmanager
+def autograd_inside_an_op():
+    """Autograd on inside a custom op's implementation. The dispatcher runs an op's kernel below its autograd keys
+    (excluded for the kernel's duration, so that nothing inside records a graph); fla's backward is an autograd
+    function, so it is let in again here, and grad mode turned on. (torch's private dispatch-key guard: no public
+    form exists; the CPU test of this op checks it on the installed torch.)"""
+    keys = torch._C.DispatchKey
+    excluded = torch._C._dispatch_tls_local_exclude_set()
+    excluded = excluded.remove(keys.AutogradFunctionality).remove(keys.AutogradOther)
+    with torch._C._ForceDispatchKeyGuard(torch._C._dispatch_tls_local_include_set(), excluded), torch.enable_grad():
+        yield
+
+
+@torch.library.custom_op("mqarkit::fla_delta_rule_backward", mutates_args=())
+def fla_delta_rule_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    log_decay: torch.Tensor | None,
+    do: torch.Tensor,
+) -> list[torch.Tensor]:
+    """The gradients of :func:`fla_delta_rule_op` for ``do`` (its output's): fla's op run again with autograd on and
+    differentiated by fla's backward -> ``[dq, dk, dv, dβ]`` (``+ [dg]`` when gated), contiguous, the inputs' dtypes."""
+    leaves = [t.detach().requires_grad_() for t in (q, k, v, beta, log_decay) if t is not None]
+    with autograd_inside_an_op():
+        o = _fla_forward(*leaves[:4], leaves[4] if log_decay is not None else None)
+        grads = torch.autograd.grad(o, leaves, do)
+    return [g.to(t.dtype).contiguous() for g, t in zip(grads, leaves, strict=True)]
+
+
+@fla_delta_rule_backward.register_fake
+def _(q, k, v, beta, log_decay, do):
+    return [torch.empty_like(t) for t in (q, k, v, beta, log_decay) if t is not None]
+
+
+def _setup_backward(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _backward(ctx, do: torch.Tensor):
+    q, k, v, beta, log_decay = ctx.saved_tensors
+    grads = fla_delta_rule_backward(q, k, v, beta, log_decay, do.contiguous())
+    return *grads[:4], (grads[4] if log_decay is not None else None)
+
+
+fla_delta_rule_op.register_autograd(_backward, setup_context=_setup_backward)
+
+
 def fla_delta_rule(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor | None
 ) -> torch.Tensor:
     """``q, k (R, B, N, H, K)`` (normalised, ``q`` scaled), ``v (R, B, N, H, V)``, ``beta (R, B, N, H)``, ``log_decay``
     ``(R, B, N, H)`` or None (DeltaNet) -> ``o (R, B, N, H, V)`` in ``q``'s (half) dtype: one fla call for the stack."""
     dtype = q.dtype
-    args = (fold(q), fold(k, dtype), fold(v, dtype))
-    if log_decay is None:
-        o, _ = fla_call(*DELTA_RULE)(*args, fold_heads(beta, dtype), scale=1.0, use_qk_l2norm_in_kernel=False)
-    else:
-        prepare_gated_backward()
-        g = fold_heads(log_decay, torch.float32)
-        o, _ = fla_call(*GATED_DELTA_RULE)(*args, g, fold_heads(beta, dtype), scale=1.0, use_qk_l2norm_in_kernel=False)
+    g = None if log_decay is None else fold_heads(log_decay, torch.float32)
+    o = fla_delta_rule_op(fold(q), fold(k, dtype), fold(v, dtype), fold_heads(beta, dtype), g)
     return unfold(o, q.shape[0], v.shape[-1])

@@ -1,0 +1,93 @@
+"""The opaque op around fla's (gated) delta rule (``kernels/fla_delta.py``): its values and gradients are those of the
+call it wraps, it passes torch's custom-op checks, and a step that calls it compiles whole (no graph break).
+
+fla's kernels need CUDA, so here the wrapped call (``_fla_forward``) is replaced by a plain-torch recurrence of the
+same contract (folded layout, the delta rule token by token, ``scale = 1``); what is tested is the op's plumbing:
+its fake, its autograd registration, its backward op. The GPU tests of the families run it over fla's kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mqarkit.gpu.frontier.families.delta_net import delta_update
+from mqarkit.gpu.frontier.kernels import fla_delta
+from mqarkit.tolerances import assert_close
+
+RB, N, H, K, V = 3, 7, 2, 4, 5
+
+
+def naive_delta_rule(q, k, v, beta, log_decay):
+    """The contract of fla's op in its folded layout, one token at a time: ``q, k (RB, N, H, K)``, ``v (RB, N, H, V)``,
+    ``beta, log_decay (RB, N, H)`` (``log_decay`` None: DeltaNet) -> ``o (RB, N, H, V)``."""
+    state = q.new_zeros(q.shape[0], q.shape[2], q.shape[3], v.shape[-1])
+    outputs = []
+    for t in range(q.shape[1]):
+        g = None if log_decay is None else log_decay[:, t]
+        state, o = delta_update(state, q[:, t], k[:, t], v[:, t], beta[:, t], g)
+        outputs.append(o)
+    return torch.stack(outputs, dim=1)
+
+
+@pytest.fixture
+def naive_fla(monkeypatch):
+    monkeypatch.setattr(fla_delta, "_fla_forward", naive_delta_rule)
+
+
+def _inputs(gated: bool, seed: int = 0) -> list[torch.Tensor | None]:
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    k = rnd(RB, N, H, K)
+    k = k / k.norm(dim=-1, keepdim=True)
+    beta = torch.sigmoid(rnd(RB, N, H))
+    log_decay = -torch.rand(RB, N, H, generator=gen, dtype=torch.float64) if gated else None
+    return [rnd(RB, N, H, K), k, rnd(RB, N, H, V), beta, log_decay]
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_op_values_and_gradients_are_those_of_the_wrapped_call(naive_fla, gated):
+    inputs = _inputs(gated)
+    do = torch.randn(RB, N, H, V, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    leaves_op = [None if t is None else t.clone().requires_grad_() for t in inputs]
+    leaves_ref = [None if t is None else t.clone().requires_grad_() for t in inputs]
+    out = fla_delta.fla_delta_rule_op(*leaves_op)
+    ref = naive_delta_rule(*leaves_ref)
+    assert out.is_contiguous() and out.shape == (RB, N, H, V)
+    assert_close(out, ref, context="op value")
+    (out * do).sum().backward()
+    (ref * do).sum().backward()
+    for name, a, b in zip(("q", "k", "v", "beta", "log_decay"), leaves_op, leaves_ref, strict=True):
+        if a is not None:
+            assert_close(a.grad, b.grad, context=f"d{name}")
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_op_passes_torchs_custom_op_checks(naive_fla, gated):
+    inputs = [None if t is None else t.requires_grad_() for t in _inputs(gated, seed=2)]
+    torch.library.opcheck(fla_delta.fla_delta_rule_op, inputs)
+
+
+def test_a_step_around_the_op_compiles_whole(naive_fla):
+    """``fullgraph=True``: a graph break (what fla's own ``torch.compiler.disable``-d entry point makes) would raise."""
+
+    def step(x, w, beta):
+        q, k, v = (torch.nn.functional.silu(x @ w[i]).unflatten(-1, (H, K)) for i in range(3))
+        k = k / k.norm(dim=-1, keepdim=True)
+        o = fla_delta.fla_delta_rule_op(q.contiguous(), k.contiguous(), v.contiguous(), beta, None)
+        return o.square().sum()
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(RB, N, 6, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 6, H * K, generator=gen, dtype=torch.float64, requires_grad=True)
+    beta = torch.sigmoid(torch.randn(RB, N, H, generator=gen, dtype=torch.float64))
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    loss = compiled(x, w, beta)
+    (grad,) = torch.autograd.grad(loss, w)
+    w_ref = w.detach().clone().requires_grad_()
+    loss_ref = step(x, w_ref, beta)
+    (grad_ref,) = torch.autograd.grad(loss_ref, w_ref)
+    assert_close(loss, loss_ref, context="compiled loss")
+    assert_close(grad, grad_ref, context="compiled gradient")
