@@ -16,7 +16,7 @@ free, as in fla's ``GatedDeltaNet``). Parameters: projections ``N(0, 0.02²)`` (
 linear map), the convolutions as PyTorch's ``Conv1d`` default ``U(±1/√4)``, the norm weight 1.
 
 Fast path: on CUDA with fla, under autocast (half precision), fla's ``chunk_delta_rule`` with the runs folded into the
-batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32), an opaque op in a compiled step;
+batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32), eager (see ``compilable``);
 elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``). Recurrent
 mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever ``N``.
 """
@@ -24,6 +24,7 @@ mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2�
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 
 import torch
@@ -39,7 +40,7 @@ from mqarkit.gpu.frontier.families.heads import (
     short_conv_step,
 )
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_delta import delta_rule_available, fla_delta_rule
+from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH, delta_rule_available, fla_delta_rule
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.ops import init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -76,11 +77,12 @@ class DeltaNet(StackedMixer):
 
     @property
     def compilable(self) -> bool:
-        """Compiled where fla's kernels serve the training step (bf16 under autocast), the fla call an opaque op
-        (:func:`~mqarkit.gpu.frontier.kernels.fla_delta.fla_delta_rule_op`). Elsewhere not: on an H100 with torch
-        2.11 inductor failed on the plain-torch chunked recurrence with a dynamic length (``CantSplit``,
-        docs/results/frontier_protocol.md, third session)."""
-        return self.fla_serves(self.q_w.device, torch.bfloat16)
+        """Not compiled unless ``MQARKIT_COMPILE_DELTA_RULE=1`` (a trial) and fla's kernels serve the training step, the
+        fla call then an opaque op (:func:`~mqarkit.gpu.frontier.kernels.fla_delta.fla_delta_rule_op`). On an H100
+        with torch 2.11 the compiled step failed both times it was tried (docs/results/frontier_protocol.md): a
+        stride assertion in the compiled code around fla's ``chunk_delta_rule`` (K = 72, the modern preset; third
+        and ninth sessions), and inductor's ``CantSplit`` on the plain-torch chunked recurrence (third session)."""
+        return os.environ.get(COMPILE_SWITCH) == "1" and self.fla_serves(self.q_w.device, torch.bfloat16)
 
     @classmethod
     def widths(cls, knobs: Mapping[str, KnobValue]) -> tuple[int, int, int]:

@@ -83,6 +83,9 @@ def fla_delta_rule_op(
         return _fla_forward(q, k, v, beta, log_decay).contiguous()
 
 
+COMPILE_SWITCH = "MQARKIT_COMPILE_DELTA_RULE"  # "1": the delta-rule families' steps compile around the op (trial)
+
+
 @fla_delta_rule_op.register_fake
 def _(q, k, v, beta, log_decay):
     return v.new_empty(v.shape, dtype=q.dtype)
@@ -144,5 +147,6 @@ def fla_delta_rule(
     ``(R, B, N, H)`` or None (DeltaNet) -> ``o (R, B, N, H, V)`` in ``q``'s (half) dtype: one fla call for the stack."""
     dtype = q.dtype
     g = None if log_decay is None else fold_heads(log_decay, torch.float32)
-    o = fla_delta_rule_op(fold(q), fold(k, dtype), fold(v, dtype), fold_heads(beta, dtype), g)
+    call = fla_delta_rule_op if torch.compiler.is_compiling() else _fla_forward  # eager: fla's autograd, no rerun
+    o = call(fold(q), fold(k, dtype), fold(v, dtype), fold_heads(beta, dtype), g)
     return unfold(o, q.shape[0], v.shape[-1])
