@@ -91,3 +91,17 @@ def test_a_step_around_the_op_compiles_whole(naive_fla):
     (grad_ref,) = torch.autograd.grad(loss_ref, w_ref)
     assert_close(loss, loss_ref, context="compiled loss")
     assert_close(grad, grad_ref, context="compiled gradient")
+
+
+@pytest.mark.parametrize(("who", "gated_served"), [("fla", True), ("torch", False), (None, False)])
+def test_the_gated_delta_rule_takes_flas_path_only_where_fla_computes_its_whole_backward(
+    monkeypatch, who, gated_served
+):
+    """Where fla refuses its gated backward, our form of the refused kernel does not serve the gated delta rule (its
+    gradient failed on an H100 with it); DeltaNet's ungated rule is unaffected."""
+    monkeypatch.setattr(fla_delta, "fla_op", lambda module, name: naive_delta_rule)  # fla "importable"
+    monkeypatch.setattr(fla_delta, "gated_backward", lambda: who)
+    cuda = torch.device("cuda")  # a device object only: nothing is allocated on it
+    assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is gated_served
+    assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 32, gated=False) is True
+    assert fla_delta.delta_rule_available(cuda, torch.float32, 32, 32, gated=False) is False

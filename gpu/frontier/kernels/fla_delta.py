@@ -40,7 +40,6 @@ from mqarkit.gpu.frontier.kernels.fla_common import (
     fla_op,
     gated_backward,
 )
-from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
@@ -49,15 +48,22 @@ GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
 
 def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: int, value_width: int, gated: bool):
     """Whether fla's (gated) delta rule serves: CUDA, fla importable, not switched off, half precision, widths, and
-    (gated) its backward computed here, by fla or by our form of the kernel fla refuses
-    (:func:`~.fla_common.gated_backward`)."""
+    (gated) only where fla computes its whole backward itself (:func:`~.fla_common.gated_backward` ``"fla"``).
+
+    Where fla refuses the gated part of its backward (Hopper, triton 3.4–3.7.1), our torch form of that part
+    (:mod:`.fla_dqkwg`) serves Mamba-2's ``chunk_simple_gla`` but not the gated delta rule: with it, bf16 Gated
+    DeltaNet's gradient failed its GPU test on an H100 (docs/results/frontier_protocol.md, ninth session: a scaled
+    error of 0.40 from the float32 reference, against the naive form's 0.0096 in bf16), while Mamba-2's passed. The
+    form computes what fla's kernel computes, term by term; fla issue #984 reports a second kernel of the delta rule's
+    backward (``prepare_wy_repr_bwd``) wrong on Hopper with triton >= 3.4 at chunk size 64, which would explain it, but
+    that is not confirmed here. Gated DeltaNet then takes its plain-torch path there."""
     op = GATED_DELTA_RULE if gated else DELTA_RULE
     return (
         fla_enabled(device)
         and dtype in HALF
         and fla_op(*op) is not None
         and head_widths_served(key_width, value_width)
-        and not (gated and gated_backward() is None)
+        and not (gated and gated_backward() != "fla")
     )
 
 
@@ -69,7 +75,6 @@ def _fla_forward(
     if log_decay is None:
         o, _ = fla_call(*DELTA_RULE)(q, k, v, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
     else:
-        prepare_gated_backward()
         o, _ = fla_call(*GATED_DELTA_RULE)(q, k, v, log_decay, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
     return o
 

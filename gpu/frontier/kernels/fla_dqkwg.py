@@ -6,7 +6,9 @@ that one function, which every gated chunked op (``chunk_simple_gla``: Mamba-2; 
 DeltaNet) calls in its backward. Everything else of those ops (the forward, the states, ``∂h``, ``∂v``) runs fla's
 kernels. fla selects implementations of that function through its backend registry (``fla.backends``: a backend with
 a verifier, tried before the Triton default); :func:`install_torch_backend` registers this module's form there, for the
-gated, fixed-length, ``H = HV`` calls the harness makes, and only where fla would refuse (:mod:`.fla_common`).
+gated, fixed-length, ``H = HV`` calls the harness makes, and only where fla would refuse (:mod:`.fla_common`). The
+harness calls it from Mamba-2 only: with it, Gated DeltaNet's gradient failed its GPU test on an H100, so the gated
+delta rule does not take fla's path where fla refuses (:func:`~.fla_delta.delta_rule_available` says why).
 
 Glossary (one sequence ``b`` and head; chunk ``i`` of ``C`` positions ``t, s``; fla's names)::
 
