@@ -5,13 +5,17 @@ our form's result)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 
 import pytest
 import torch
 
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import chunk_dqkwg, fla_chunk_bwd_dqkwg, naive_chunk_dqkwg, serves
 from mqarkit.tolerances import assert_close
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 B, H, K, V = 2, 3, 5, 4
 SCALE = 0.7
@@ -218,3 +222,43 @@ def test_micro_batch_estimate_counts_our_form_where_it_serves(family, monkeypatc
     monkeypatch.setattr(fla_dqkwg, "gated_backward", lambda: "torch")
     ours = fla_dqkwg.PAIR_TENSORS * runs * n * heads * fla_dqkwg.FLA_CHUNK
     assert own < ours == mixer.intermediate_elements(n)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fla") is None or importlib.util.find_spec("triton") is None,
+    reason="needs fla and triton (fla's own kernel runs under Triton's interpreter on CPU tensors)",
+)
+def test_our_form_equals_flas_own_kernel_under_the_interpreter(interpreted):
+    """fla's Triton ``chunk_bwd_dqkwg`` (the gated kernel, not its registry: nothing is registered in the subprocess)
+    run by Triton's interpreter, where no GPU's code generation is involved, against our form: float32, a ragged last
+    chunk, with and without the delta rule's ``w``/``dv``. (Not in CI: fla is the ``gpu`` extra.)"""
+    interpreted(
+        """
+        import math
+        import torch
+        import triton.runtime.autotuner as autotuner
+        from fla.ops.common.chunk_o import chunk_bwd_dqkwg
+        from mqarkit.gpu.frontier.kernels.fla_dqkwg import fla_chunk_bwd_dqkwg
+        from mqarkit.tolerances import assert_close_scaled
+
+        autotuner.Autotuner._bench = lambda self, *a, config=None, **k: [0.0, 0.0, 0.0]  # no device to time on
+        gen = torch.Generator().manual_seed(0)
+        b, t, h, k, v, c = 2, 100, 2, 16, 32, 64
+        q, key, w = (torch.randn(b, t, h, k, generator=gen) for _ in range(3))
+        val, do, dv = (torch.randn(b, t, h, v, generator=gen) for _ in range(3))
+        state, dstate = (torch.randn(b, math.ceil(t / c), h, k, v, generator=gen) for _ in range(2))
+        steps = -torch.rand(b, t, h, generator=gen) * 0.3
+        g = torch.cat([s.cumsum(1) for s in steps.split(c, dim=1)], dim=1) / math.log(2)
+        for delta in (False, True):
+            call = dict(q=q, k=key, v=val, do=do, h=state, dh=dstate, g=g, scale=0.7, chunk_size=c)
+            if delta:
+                call |= dict(w=w, dv=dv)
+            for name, a, b in zip(("dq", "dk", "dw", "dg"), chunk_bwd_dqkwg(**call), fla_chunk_bwd_dqkwg(**call)):
+                assert (a is None) == (b is None) == (name == "dw" and not delta), name
+                if a is not None:
+                    assert a.dtype == b.dtype, (name, a.dtype, b.dtype)
+                    assert_close_scaled(b, a, dtype="float32", context=f"{name} (w: {delta})")
+        print("ok")
+        """,
+        env={"PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), ROOT) if p)},
+    )

@@ -54,9 +54,10 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
     (:mod:`.fla_dqkwg`) serves Mamba-2's ``chunk_simple_gla`` but not the gated delta rule: with it, bf16 Gated
     DeltaNet's gradient failed its GPU test on an H100 (docs/results/frontier_protocol.md, ninth session: a scaled
     error of 0.40 from the float32 reference, against the naive form's 0.0096 in bf16), while Mamba-2's passed. The
-    form computes what fla's kernel computes, term by term; fla issue #984 reports a second kernel of the delta rule's
-    backward (``prepare_wy_repr_bwd``) wrong on Hopper with triton >= 3.4 at chunk size 64, which would explain it, but
-    that is not confirmed here. Gated DeltaNet then takes its plain-torch path there."""
+    form equals fla's own kernel run by Triton's interpreter, with and without the delta rule's terms
+    (``test_fla_dqkwg``); fla issue #984 reports a second kernel of the delta rule's backward
+    (``prepare_wy_repr_bwd``) wrong on Hopper with triton >= 3.4 at chunk size 64, which would explain it, but that
+    is not confirmed here. Gated DeltaNet then takes its plain-torch path there."""
     op = GATED_DELTA_RULE if gated else DELTA_RULE
     return (
         fla_enabled(device)
