@@ -103,5 +103,20 @@ def test_the_gated_delta_rule_takes_flas_path_only_where_fla_computes_its_whole_
     monkeypatch.setattr(fla_delta, "gated_backward", lambda: who)
     cuda = torch.device("cuda")  # a device object only: nothing is allocated on it
     assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is gated_served
+    monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, "1")  # the trial: fla's path with our form where fla refuses
+    assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is (who is not None)
     assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 32, gated=False) is True
     assert fla_delta.delta_rule_available(cuda, torch.float32, 32, 32, gated=False) is False
+
+
+def test_the_trials_restriction_leaves_flas_gated_wy_backward_two_warps():
+    """With fla installed (not in CI): the gated delta rule's ``prepare_wy_repr_bwd_kernel`` keeps only its 2-warp
+    configurations, as fla keeps for the ungated kernel on Hopper."""
+    pytest.importorskip("fla")
+    from fla.ops.gated_delta_rule import wy_fast
+
+    fla_delta.restrict_gated_wy_backward_warps()
+    tuner = wy_fast.prepare_wy_repr_bwd_kernel
+    while not hasattr(tuner, "configs"):
+        tuner = tuner.fn
+    assert tuner.configs and {c.num_warps for c in tuner.configs} == {fla_delta.WY_BACKWARD_WARPS}

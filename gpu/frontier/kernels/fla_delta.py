@@ -30,6 +30,8 @@ depend on fla's internals (what fla saves between its forward and backward). ``M
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 
 import torch
 
@@ -40,9 +42,12 @@ from mqarkit.gpu.frontier.kernels.fla_common import (
     fla_op,
     gated_backward,
 )
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
+GATED_TRIAL_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"  # "1": the gated delta rule through fla where fla refuses (trial)
+WY_BACKWARD_WARPS = 2  # the warps fla keeps for its delta rule's prepare_wy_repr_bwd_kernel on Hopper
 GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
 
 
@@ -55,17 +60,39 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
     DeltaNet's gradient failed its GPU test on an H100 (docs/results/frontier_protocol.md, ninth session: a scaled
     error of 0.40 from the float32 reference, against the naive form's 0.0096 in bf16), while Mamba-2's passed. The
     form equals fla's own kernel run by Triton's interpreter, with and without the delta rule's terms
-    (``test_fla_dqkwg``); fla issue #984 reports a second kernel of the delta rule's backward
-    (``prepare_wy_repr_bwd``) wrong on Hopper with triton >= 3.4 at chunk size 64, which would explain it, but that
-    is not confirmed here. Gated DeltaNet then takes its plain-torch path there."""
+    (``test_fla_dqkwg``). A likely cause, not confirmed: fla issue #984, Triton miscompiling the delta rule's
+    ``prepare_wy_repr_bwd_kernel`` on Hopper with 4 warps, which fla 0.6 avoids for the ungated kernel (2 warps only
+    there) but not for the gated one (:func:`restrict_gated_wy_backward_warps`). Gated DeltaNet then takes its
+    plain-torch path there, unless ``MQARKIT_FLA_GATED_DELTA_RULE=1`` (a trial for a GPU session: fla's path with
+    our form and that restriction)."""
     op = GATED_DELTA_RULE if gated else DELTA_RULE
     return (
         fla_enabled(device)
         and dtype in HALF
         and fla_op(*op) is not None
         and head_widths_served(key_width, value_width)
-        and not (gated and gated_backward() != "fla")
+        and (not gated or gated_backward() == "fla" or (gated_backward() == "torch" and gated_trial()))
     )
+
+
+def gated_trial() -> bool:
+    """Whether the gated delta rule's trial is on (``MQARKIT_FLA_GATED_DELTA_RULE=1``: :func:`delta_rule_available`)."""
+    return os.environ.get(GATED_TRIAL_SWITCH) == "1"
+
+
+@functools.cache
+def restrict_gated_wy_backward_warps() -> None:
+    """fla 0.6 restricts its delta rule's ``prepare_wy_repr_bwd_kernel`` to 2 warps on Hopper, where Triton miscompiles
+    it with 4 (its comment, fla issue #984), but not the gated delta rule's kernel of the same name
+    (``fla.ops.gated_delta_rule.wy_fast``: 2 and 4 warps autotuned there); the same restriction for the gated one, for
+    the trial of :func:`delta_rule_available` (once per process; its configurations edited in place)."""
+    from fla.ops.gated_delta_rule import wy_fast
+
+    tuner = wy_fast.prepare_wy_repr_bwd_kernel
+    while not hasattr(tuner, "configs"):  # through triton.heuristics to fla's autotuner
+        tuner = tuner.fn
+    tuner.configs = [c for c in tuner.configs if c.num_warps == WY_BACKWARD_WARPS]
+    tuner.cache = {}  # any choice made among the configurations before
 
 
 def _fla_forward(
@@ -76,6 +103,9 @@ def _fla_forward(
     if log_decay is None:
         o, _ = fla_call(*DELTA_RULE)(q, k, v, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
     else:
+        if gated_backward() == "torch":  # the trial (delta_rule_available)
+            prepare_gated_backward()
+            restrict_gated_wy_backward_warps()
         o, _ = fla_call(*GATED_DELTA_RULE)(q, k, v, log_decay, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
     return o
 
