@@ -18,13 +18,15 @@ How fla's kernels differ from our reference (bounded by the GPU tests):
 - ``β`` goes in the compute dtype (as fla's layers pass it), the log decays ``g`` in float32 (as fla's layer does);
 - heads narrower than 16 are zero-padded (:mod:`.fla_heads`); wider than 256 are not served (fla asserts ``K ≤ 256``).
 
-fla's entry points are ``torch.compiler.disable``-d (a graph break under ``torch.compile``); here the call is an opaque
-custom op instead, ``mqarkit::fla_delta_rule`` (:func:`fla_delta_rule_op`), so that the family's step compiles whole
-around it: its short convolutions, norms and gates fuse instead of running as eager elementwise passes (DeltaNet's
-step spent most of its time there, uncompiled). The op's contract is plain: contiguous inputs in, a contiguous output
-of ``v``'s shape in ``q``'s dtype out. Its backward, ``mqarkit::fla_delta_rule_backward``, runs fla's op again with
-autograd on and returns its gradients: one more forward of fla's kernels per step, for a contract that does not
-depend on fla's internals (what fla saves between its forward and backward). ``MQARKIT_FLA=0`` turns this path off.
+fla's entry points are ``torch.compiler.disable``-d (a graph break under ``torch.compile``); under compilation the call
+here is an opaque custom op instead, ``mqarkit::fla_delta_rule`` (:func:`fla_delta_rule_op`), so that the family's
+step compiles whole around it: its short convolutions, norms and gates fuse instead of running as eager elementwise
+passes (DeltaNet's step spends most of its time there, uncompiled). The op's contract is plain: contiguous inputs
+in, a contiguous output of ``v``'s shape in ``q``'s dtype out. Its backward, ``mqarkit::fla_delta_rule_backward``,
+runs fla's op again with autograd on and returns its gradients: one more forward of fla's kernels per step, for a
+contract that does not depend on fla's internals (what fla saves between its forward and backward). Compiling is a
+trial (``MQARKIT_COMPILE_DELTA_RULE=1``, the family's ``compilable``): on an H100 the harness's stack failed with a
+stride assertion. Eager steps call fla's op directly. ``MQARKIT_FLA=0`` turns this path off.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
+COMPILE_SWITCH = "MQARKIT_COMPILE_DELTA_RULE"  # "1": the delta-rule families' steps compile around the op (trial)
 GATED_TRIAL_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"  # "1": the gated delta rule through fla where fla refuses (trial)
 WY_BACKWARD_WARPS = 2  # the warps fla keeps for its delta rule's prepare_wy_repr_bwd_kernel on Hopper
 GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
@@ -117,9 +120,6 @@ def fla_delta_rule_op(
     """:func:`_fla_forward` as one opaque op (no graph break under ``torch.compile``): the output contiguous."""
     with torch.no_grad():
         return _fla_forward(q, k, v, beta, log_decay).contiguous()
-
-
-COMPILE_SWITCH = "MQARKIT_COMPILE_DELTA_RULE"  # "1": the delta-rule families' steps compile around the op (trial)
 
 
 @fla_delta_rule_op.register_fake
