@@ -59,7 +59,7 @@ def test_fla_gated_backward_guard_follows_flas_own_flags(monkeypatch):
 
 def test_gated_backward_says_who_computes_flas_refused_kernel(monkeypatch):
     """fla's own kernel where it is not refused; where it is, our torch form, unless switched off (then fla's gated
-    ops do not serve and Mamba-2 / Gated DeltaNet take their plain-torch paths)."""
+    ops do not serve and Mamba-2 takes its plain-torch path, as Gated DeltaNet does there in any case)."""
     from mqarkit.gpu.frontier.kernels import fla_common
 
     for refused, switch, who in [

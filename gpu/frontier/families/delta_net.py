@@ -24,7 +24,6 @@ mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2�
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 
 import torch
@@ -40,7 +39,7 @@ from mqarkit.gpu.frontier.families.heads import (
     short_conv_step,
 )
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH, delta_rule_available, fla_delta_rule
+from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, delta_rule_available, fla_delta_rule
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.ops import init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -82,7 +81,7 @@ class DeltaNet(StackedMixer):
         with torch 2.11 the compiled step failed both times it was tried (docs/results/frontier_protocol.md): a
         stride assertion in the compiled code around fla's ``chunk_delta_rule`` (K = 72, the modern preset; third
         and ninth sessions), and inductor's ``CantSplit`` on the plain-torch chunked recurrence (third session)."""
-        return os.environ.get(COMPILE_SWITCH) == "1" and self.fla_serves(self.q_w.device, torch.bfloat16)
+        return compile_trial() and self.fla_serves(self.q_w.device, torch.bfloat16)
 
     @classmethod
     def widths(cls, knobs: Mapping[str, KnobValue]) -> tuple[int, int, int]:

@@ -4,7 +4,7 @@ fla is an optional extra (``pip install "mqarkit[gpu]"``): pure Python over Trit
 does, and its kernels serve CUDA tensors only. Each wrapper beside this module imports its fla op on first use
 (:func:`fla_op`) and serves a call only where :func:`fla_enabled` says so; elsewhere (the CPU, no fla, or
 ``MQARKIT_FLA=0``) the family's own plain-torch path runs. Where fla refuses the gated part of its chunked backward
-(:func:`gated_backward_refused`), our torch form of that one function serves in its place (:func:`gated_backward`).
+(:func:`gated_backward_refused`), our torch form of that one function can serve in its place (:func:`gated_backward`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 
 HALF = (torch.bfloat16, torch.float16)  # the dtypes fla's kernels serve here (for float32 their products run in tf32)
 SWITCH = "MQARKIT_FLA"  # "0" turns every fla path off (the plain-torch paths then run everywhere)
-# "0": where fla refuses its gated backward, no torch form of its refused kernel either (the gated families then take
-# their plain-torch paths there)
+# "0": where fla refuses its gated backward, no torch form of its refused kernel either (Mamba-2 then takes its
+# plain-torch path there; Gated DeltaNet takes it there anyway: fla_delta.delta_rule_available)
 TORCH_BACKWARD_SWITCH = "MQARKIT_FLA_TORCH_BACKWARD"
 
 
@@ -63,8 +63,8 @@ def gated_backward_refused() -> bool:
 def gated_backward() -> str | None:
     """Who computes the one refusable function of fla's gated backward (``chunk_bwd_dqkwg``) here: ``"fla"`` (its own
     kernel: not refused), ``"torch"`` (refused, and this package's form of it, :mod:`.fla_dqkwg`, registered with fla
-    in its place), or None (refused, and that form switched off by ``MQARKIT_FLA_TORCH_BACKWARD=0``: fla's gated ops
-    do not serve)."""
+    in its place; Mamba-2's op takes it, the gated delta rule only in a trial, :mod:`.fla_delta`), or None (refused,
+    and that form switched off by ``MQARKIT_FLA_TORCH_BACKWARD=0``: fla's gated ops do not serve)."""
     if not gated_backward_refused():
         return "fla"
     return "torch" if os.environ.get(TORCH_BACKWARD_SWITCH, "1") != "0" else None

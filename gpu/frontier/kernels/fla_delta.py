@@ -37,13 +37,7 @@ import os
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import (
-    HALF,
-    fla_call,
-    fla_enabled,
-    fla_op,
-    gated_backward,
-)
+from mqarkit.gpu.frontier.kernels.fla_common import HALF, fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
@@ -76,6 +70,12 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
         and head_widths_served(key_width, value_width)
         and (not gated or gated_backward() == "fla" or (gated_backward() == "torch" and gated_trial()))
     )
+
+
+def compile_trial() -> bool:
+    """Whether the delta-rule families' steps compile around :func:`fla_delta_rule_op`: a trial, switched on by
+    ``MQARKIT_COMPILE_DELTA_RULE=1`` (the families' ``compilable``)."""
+    return os.environ.get(COMPILE_SWITCH) == "1"
 
 
 def gated_trial() -> bool:

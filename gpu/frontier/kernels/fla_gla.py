@@ -25,12 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_common import (
-    fla_call,
-    fla_enabled,
-    fla_op,
-    gated_backward,
-)
+from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
 
