@@ -476,6 +476,7 @@ def families_environment(device: torch.device) -> dict:
     computes its refused kernel (:func:`~mqarkit.gpu.frontier.kernels.fla_common.gated_backward`), and how warm
     Triton's cache was when the command began."""
     from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, gated_backward_refused
+    from mqarkit.gpu.frontier.kernels.fla_delta import gated_trial
 
     env = environment(device)
     env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
@@ -483,6 +484,7 @@ def families_environment(device: torch.device) -> dict:
     env["fla_gated_backward_refused"] = gated_backward_refused() if device.type == "cuda" else None
     env["fla_gated_backward"] = gated_backward() if device.type == "cuda" else None  # who computes it: fla, torch
     env["triton_cache_files_at_start"] = triton_cache_files()
+    env["fla_gated_delta_rule_trial"] = gated_trial()  # MQARKIT_FLA_GATED_DELTA_RULE: fla's gated delta rule, our form
     return env
 
 
@@ -532,6 +534,9 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         "not_measured": [],
     }
     earlier = earlier_rows(out, report) if args.resume else {}  # checked before any work
+    planned = {(item.path, item.name, item.d_model) for item in items}
+    # a resume whose plan is narrower (other --families or --widths) keeps the earlier rows outside it, first
+    report["rows"] = [row | {"resumed": True} for key, row in earlier.items() if key not in planned]
     # rows an earlier command ended in go last (a stable sort): one whose first steps outlast a command's limit
     # then holds up no other row
     items.sort(key=lambda item: item.label in report.get("interrupted", ()))

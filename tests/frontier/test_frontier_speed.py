@@ -267,6 +267,35 @@ def test_resume_measures_an_interrupted_row_after_the_rows_never_begun(tmp_path,
     ]
 
 
+def test_a_narrower_resume_keeps_the_rows_outside_its_plan(tmp_path, monkeypatch):
+    """``--resume`` with fewer families than the first command measures only those, and the rows it does not plan
+    stay in the report (written before any row is measured, so a command killed mid-row loses none of them)."""
+    bench = _benchmark_module()
+    common = [*TINY, "--generic", "--no-fla", "--out-dir", str(tmp_path)]
+    assert bench.main(["--families", "attention", *common]) == 0
+    path = tmp_path / "frontier_speed_families.json"
+    first = json.loads(path.read_text())
+    seen = []
+    real = bench.bench_group
+
+    def watched(sweep, group, *args, **kwargs):
+        seen.append(group[0].model.family)
+        during = json.loads(path.read_text())["rows"]
+        assert ("attention", "measured") in [(r["name"], r["status"]) for r in during]
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", watched)
+    assert bench.main(["--families", "sliding_window", *common, "--resume"]) == 0
+    second = json.loads(path.read_text())
+    assert seen == ["sliding_window"]
+    assert [(r["name"], r["status"], r.get("resumed", False)) for r in second["rows"]] == [
+        ("attention", "measured", True),
+        ("based", "measured", True),
+        ("sliding_window", "measured", False),
+    ]
+    assert second["rows"][0]["epoch_s"] == first["rows"][1]["epoch_s"]
+
+
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
