@@ -533,10 +533,16 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         "rows": [],
         "not_measured": [],
     }
-    earlier = earlier_rows(out, report) if args.resume else {}  # checked before any work
-    planned = {(item.path, item.name, item.d_model) for item in items}
+    before = earlier_rows(out, report) if args.resume else {}  # checked before any work
+    earlier = {key: row for key, row in before.items() if row["status"] == "measured"}
     # a resume whose plan is narrower (other --families or --widths) keeps the earlier rows outside it, first
-    report["rows"] = [row | {"resumed": True} for key, row in earlier.items() if key not in planned]
+    planned = {(item.path, item.name, item.d_model) for item in items}
+    report["rows"] = [outside_the_plan(row) for key, row in before.items() if key not in planned]
+    report["not_measured"] += [
+        f"{r['name']} d={r['d_model']}: {r['status']} ({r['error']})"
+        for r in report["rows"]
+        if r["status"] != "measured"
+    ]
     # rows an earlier command ended in go last (a stable sort): one whose first steps outlast a command's limit
     # then holds up no other row
     items.sort(key=lambda item: item.label in report.get("interrupted", ()))
@@ -583,10 +589,10 @@ RESUME_SETTINGS = ("data_preset", "example_scale", "runs_per_stack", "steps", "b
 
 
 def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
-    """``--resume``: the measured rows of the report already in ``out``, by ``(path, name, d_model)``, if it was
-    measured on the same device with the same settings (else a ``ValueError`` naming the difference). A row an earlier
-    command was measuring when it ended (status ``running``) is measured again, after every row not yet begun, and
-    listed in ``report["interrupted"]``.
+    """``--resume``: the rows of the report already in ``out``, by ``(path, name, d_model)``, if it was measured on
+    the same device with the same settings (else a ``ValueError`` naming the difference). Its measured rows are kept;
+    a row an earlier command was measuring when it ended (status ``running``) is measured again, after every row not
+    yet begun, and listed in ``report["interrupted"]``.
     """
     path = out / "frontier_speed_families.json"
     if not path.exists():
@@ -601,7 +607,21 @@ def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
     report["interrupted"] = before.get("interrupted", []) + [
         f"{r['name']} d={r['d_model']}" for r in before["rows"] if r["status"] == "running"
     ]
-    return {(r["path"], r["name"], r["d_model"]): r for r in before["rows"] if r["status"] == "measured"}
+    return {(r["path"], r["name"], r["d_model"]): r for r in before["rows"]}
+
+
+# a row an earlier command left unfinished, outside a later command's plan: what the table says of it
+UNFINISHED = ("running", "not reached", "not measured")
+
+
+def outside_the_plan(row: dict) -> dict:
+    """An earlier row that a narrower ``--resume`` does not plan: kept as measured (marked resumed), as superseded,
+    failed or skipped; one left unfinished becomes ``not measured``, naming why."""
+    if row["status"] == "measured":
+        return row | {"resumed": True}
+    if row["status"] in UNFINISHED:
+        return row | {"status": "not measured", "error": "outside the plan of the commands since", "meets_target": None}
+    return row
 
 
 def _row_line(row: dict) -> str:

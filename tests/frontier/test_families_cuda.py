@@ -68,5 +68,10 @@ def test_family_on_cuda_equals_reference(family, amp):
         fast, at = mixer(u), mixer.forward_at(u, qpos)
     got = [fast.float(), at.float(), *torch.autograd.grad((fast.float() * probe).sum(), params)]
     what = ["values", "query rows", *(f"gradient of {name}" for name in names)]
-    for actual, expected, low, w in zip(got, reference("float32"), reference(working), what):
-        assert_as_accurate_as_reference(actual, expected, low, dtype=working, context=f"{family} {w}")
+    failures = []  # every tensor checked, the failures reported together: which gradients fail says which kernel
+    for actual, expected, low, w in zip(got, reference("float32"), reference(working), what, strict=True):
+        try:
+            assert_as_accurate_as_reference(actual, expected, low, dtype=working, context=f"{family} {w}")
+        except AssertionError as failure:
+            failures.append(str(failure).split("\n")[0][:400])
+    assert not failures, f"{len(failures)} of {len(what)} tensors:\n" + "\n".join(failures)

@@ -275,6 +275,10 @@ def test_a_narrower_resume_keeps_the_rows_outside_its_plan(tmp_path, monkeypatch
     assert bench.main(["--families", "attention", *common]) == 0
     path = tmp_path / "frontier_speed_families.json"
     first = json.loads(path.read_text())
+    keep = ("path", "name", "family", "d_model", "runs", "knobs")
+    unfinished = {k: first["rows"][1][k] for k in keep} | {"status": "not reached", "error": None}
+    first["rows"].append(unfinished | {"name": "rwkv4", "family": "rwkv4"})  # as a command killed earlier leaves it
+    path.write_text(json.dumps(first))
     seen = []
     real = bench.bench_group
 
@@ -290,10 +294,12 @@ def test_a_narrower_resume_keeps_the_rows_outside_its_plan(tmp_path, monkeypatch
     assert seen == ["sliding_window"]
     assert [(r["name"], r["status"], r.get("resumed", False)) for r in second["rows"]] == [
         ("attention", "measured", True),
+        ("rwkv4", "not measured", False),
         ("based", "measured", True),
         ("sliding_window", "measured", False),
     ]
     assert second["rows"][0]["epoch_s"] == first["rows"][1]["epoch_s"]
+    assert second["not_measured"] == ["rwkv4 d=16: not measured (outside the plan of the commands since)"]
 
 
 @pytest.mark.parametrize(
