@@ -27,6 +27,30 @@ def linear(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> t
     return out.reshape(*u.shape[:-1], w.shape[-1])
 
 
+# The width of a fused projection (:func:`fused_projection`) is rounded up to a multiple of this many columns.
+PROJECTION_ALIGN = 8
+
+
+def fused_projection(u: torch.Tensor, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``[u @ w for w in weights]`` per run as one batched matmul: ``u (R, ..., i)``, ``weights`` each ``(R, i, o_j)``
+    -> ``[(R, ..., o_j)]``, views of one output whose width is padded with zero columns to a multiple of
+    :data:`PROJECTION_ALIGN`.
+
+    Why the padding: compiled on CUDA, inductor may pad a half-precision matmul whose output width is not a multiple
+    of 8 itself (its ``pad_mm`` pass, chosen by benchmarking, so never on the CPU) and hand on a slice of the padded
+    output. DeltaNet's stack (868 = 3·288 + 4 columns) compiled that way failed, once compiled again for a second
+    sequence length, with inductor's assertion that a ``(R, B, N, 288)`` slice had the strides of ``N = 64``, the
+    first length (``assert_size_stride(getitem, (12, s20, s64, 288), (14286848, 55808, 872, 1))``, H100, third and
+    ninth sessions: ``docs/results/frontier_protocol.md``); the likely cause, not yet confirmed on a GPU. With the
+    width aligned here nothing is left for that pass to pad.
+    """
+    widths = [w.shape[-1] for w in weights]
+    pad = -sum(widths) % PROJECTION_ALIGN
+    if pad:
+        weights = [*weights, weights[-1].new_zeros(*weights[-1].shape[:-1], pad)]
+    return list(linear(u, torch.cat(weights, dim=-1)).split([*widths, pad] if pad else widths, dim=-1))[: len(widths)]
+
+
 def layer_norm(u: torch.Tensor, w: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """LayerNorm over the last dim with per-run affine ``w, b (R, d)``; ``u (R, ..., d)``."""
     y = F.layer_norm(u, u.shape[-1:], eps=eps)

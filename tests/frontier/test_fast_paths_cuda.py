@@ -84,27 +84,34 @@ def _stack(family: str, device, layers: str = "hybrid") -> StackedHybrid:
 )
 def test_compiled_model_equals_eager_model(family, layers, monkeypatch):
     """``torch.compile`` of the query-row path against eager (fla's ops are graph breaks, run eagerly); the delta
-    rules compile only in their trial (``MQARKIT_COMPILE_DELTA_RULE=1``, set here: their fla call one opaque op), and
-    only where fla serves them (not Gated DeltaNet where fla refuses its gated backward: eager there, against eager);
-    under ``layers = "mixer"`` the compiled generic trunk with block 0's mixer in it."""
+    rules compile only in their trial (``MQARKIT_COMPILE_DELTA_RULE=1``, set here: their fla call one opaque op, or,
+    where fla does not serve, as for Gated DeltaNet where fla refuses its gated backward, the plain-torch recurrence
+    a graph break); under ``layers = "mixer"`` the compiled generic trunk with block 0's mixer in it. Two sequence
+    lengths, the shorter first, as a sweep's segments come: the second runs the code compiled for the first with
+    dynamic sizes (where DeltaNet's stack once failed inductor's stride assertion, ``ops.fused_projection``)."""
     monkeypatch.setenv(COMPILE_SWITCH, "1")
     device = torch.device("cuda")
     model = _stack(family, device, layers)
     g = torch.Generator().manual_seed(3)
-    seg = SegmentData(Segment(128, 8, 32), *(t.to(device) for t in mqar_batch(256, 128, 8, 32, generator=g)))
+    segments = [
+        SegmentData(Segment(n, kv, 32), *(t.to(device) for t in mqar_batch(256, n, kv, 32, generator=g)))
+        for n, kv in ((64, 4), (128, 8))
+    ]
     params = list(model.parameters())
-    probe = None  # a random direction: the rows end in LN_f, whose sum of squares is nearly constant
-    out = {}
-    for compiled in ("1", "0"):
-        monkeypatch.setenv("MQARKIT_COMPILE", compiled)
-        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
-            rows = model.hidden_at(seg.inputs, seg.qpos)
-        if probe is None:
-            probe = torch.randn(rows.shape, generator=torch.Generator(device).manual_seed(4), device=device)
-        out[compiled] = (rows.float(), torch.autograd.grad((rows.float() * probe).sum(), params))
-    assert_close(out["1"][0], out["0"][0], dtype="bfloat16", context=f"{family} compiled forward")
-    for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):  # sums: relative to their scale
-        assert_close_scaled(a, b, dtype="bfloat16", context=f"{family} compiled gradient {name}")
+    for seg in segments:
+        probe = None  # a random direction: the rows end in LN_f, whose sum of squares is nearly constant
+        out = {}
+        for compiled in ("1", "0"):
+            monkeypatch.setenv("MQARKIT_COMPILE", compiled)
+            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+                rows = model.hidden_at(seg.inputs, seg.qpos)
+            if probe is None:
+                probe = torch.randn(rows.shape, generator=torch.Generator(device).manual_seed(4), device=device)
+            out[compiled] = (rows.float(), torch.autograd.grad((rows.float() * probe).sum(), params))
+        where = f"{family} N = {seg.inputs.shape[1]} compiled"
+        assert_close(out["1"][0], out["0"][0], dtype="bfloat16", context=f"{where} forward")
+        for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):  # sums: to their scale
+            assert_close_scaled(a, b, dtype="bfloat16", context=f"{where} gradient {name}")
 
 
 def test_graphed_steps_equal_eager_steps():

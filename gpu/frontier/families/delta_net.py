@@ -41,7 +41,7 @@ from mqarkit.gpu.frontier.families.heads import (
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, delta_rule_available, fla_delta_rule
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
-from mqarkit.gpu.frontier.ops import init_conv, init_normal, linear
+from mqarkit.gpu.frontier.ops import fused_projection, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
 
@@ -76,12 +76,14 @@ class DeltaNet(StackedMixer):
 
     @property
     def compilable(self) -> bool:
-        """Not compiled unless ``MQARKIT_COMPILE_DELTA_RULE=1`` (a trial) and fla's kernels serve the training step, the
-        fla call then an opaque op (:func:`~mqarkit.gpu.frontier.kernels.fla_delta.fla_delta_rule_op`). On an H100
-        with torch 2.11 the compiled step failed both times it was tried (docs/results/frontier_protocol.md): a
-        stride assertion in the compiled code around fla's ``chunk_delta_rule`` (K = 72, the modern preset; third
-        and ninth sessions), and inductor's ``CantSplit`` on the plain-torch chunked recurrence (third session)."""
-        return compile_trial() and self.fla_serves(self.q_w.device, torch.bfloat16)
+        """Not compiled unless ``MQARKIT_COMPILE_DELTA_RULE=1`` (a trial): then the step compiles around fla's call (one
+        opaque op, :func:`~mqarkit.gpu.frontier.kernels.fla_delta.fla_delta_rule_op`) or around the plain-torch
+        recurrence where fla does not serve (``linear_recurrence`` is never traced: a graph break). On an H100 with
+        torch 2.11 the compiled harness stack failed both times it was tried (docs/results/frontier_protocol.md): a
+        stride assertion in the compiled backward once a second sequence length ran (K = 72, the modern preset; third
+        and ninth sessions; ``ops.fused_projection`` says the likely cause and what now avoids it), and inductor's
+        ``CantSplit`` on the plain-torch chunked recurrence when it was still traced (third session)."""
+        return compile_trial()
 
     @classmethod
     def widths(cls, knobs: Mapping[str, KnobValue]) -> tuple[int, int, int]:
@@ -166,7 +168,7 @@ class DeltaNet(StackedMixer):
         compute dtype (the projections' dtype: bf16 under autocast)."""
         h, k, v = self.padded_widths()
         weights = [self.masked(n).flatten(2) for n in ("q_w", "k_w", "v_w")] + [self.masked("beta_w")]
-        q, kk, vv, beta = linear(u, torch.cat(weights, dim=-1)).split([h * k, h * k, h * v, h], dim=-1)
+        q, kk, vv, beta = fused_projection(u, weights)  # (R, B, N, H·K | H·V | H)
         work, acc = q.dtype, accumulation_dtype(q)
         q, kk, vv = (
             short_conv(x, self.masked(n).flatten(1, 2)).to(acc).unflatten(-1, (h, w))

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from mqarkit.gpu.frontier.families.heads import accumulation_dtype, decay_projection, per_run, rms_norm
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_gla, gla_available
-from mqarkit.gpu.frontier.ops import init_normal, linear
+from mqarkit.gpu.frontier.ops import fused_projection, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
 VALUE_EXPAND = 2  # V = 2K
@@ -86,7 +86,7 @@ class GLA(StackedMixer):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         h, k, v = self.padded_widths()
         weights = [self.masked(n).flatten(2) for n in ("q_w", "k_w", "v_w", "g_w")]
-        q, kk, vv, gate = linear(u, torch.cat(weights, dim=-1)).split([h * k, h * k, h * v, h * v], dim=-1)
+        q, kk, vv, gate = fused_projection(u, weights)  # (R, B, N, H·K | H·V)
         work, acc = q.dtype, accumulation_dtype(q)
         alpha = decay_projection(decay_projection(u, self.masked("gate_down")), self.masked("gate_up").flatten(2))
         alpha = F.logsigmoid(alpha + self.masked("gate_b").flatten(1).to(acc)[:, None, None]) / GATE_NORMALIZER

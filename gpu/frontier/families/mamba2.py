@@ -38,7 +38,7 @@ from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.kernels.fla_common import HALF
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_simple_gla, simple_gla_available
-from mqarkit.gpu.frontier.ops import causal_depthwise_conv, init_conv, init_normal, linear
+from mqarkit.gpu.frontier.ops import causal_depthwise_conv, fused_projection, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
 EXPAND = 2  # d_i = EXPAND · d
@@ -105,9 +105,9 @@ class Mamba2(StackedMixer):
     # ---------------------------------------------------------------- fast path (stacked)
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         r, b, n, _ = u.shape
-        h, di, ns = self.heads(), EXPAND * self.d, self.b_w.shape[-1]
+        h, ns = self.heads(), self.b_w.shape[-1]
         weights = [self.z_w, self.x_w, self.masked("b_w"), self.masked("c_w")]
-        z, x, bm, cm = linear(u, torch.cat(weights, dim=-1)).split([di, di, ns, ns], dim=-1)
+        z, x, bm, cm = fused_projection(u, weights)  # (R, B, N, d_i | n)
         work, acc = z.dtype, accumulation_dtype(z)
         x = F.silu(causal_depthwise_conv(x, self.x_conv, self.x_conv_b)).to(acc)
         bm = F.silu(causal_depthwise_conv(bm, self.masked("b_conv"), self.masked("b_conv_b"))).to(acc)

@@ -26,7 +26,9 @@ in, a contiguous output of ``v``'s shape in ``q``'s dtype out. Its backward, ``m
 runs fla's op again with autograd on and returns its gradients: one more forward of fla's kernels per step, for a
 contract that does not depend on fla's internals (what fla saves between its forward and backward). Compiling is a
 trial (``MQARKIT_COMPILE_DELTA_RULE=1``, the family's ``compilable``): on an H100 the harness's stack failed with a
-stride assertion. Eager steps call fla's op directly. ``MQARKIT_FLA=0`` turns this path off.
+stride assertion once a second sequence length ran (the likely cause, inductor padding the fused projection's odd
+width, is what :func:`~mqarkit.gpu.frontier.ops.fused_projection` now avoids; untried on a GPU since). Eager steps
+call fla's op directly. ``MQARKIT_FLA=0`` turns this path off.
 """
 
 from __future__ import annotations
