@@ -476,7 +476,7 @@ def families_environment(device: torch.device) -> dict:
     computes its refused kernel (:func:`~mqarkit.gpu.frontier.kernels.fla_common.gated_backward`), and how warm
     Triton's cache was when the command began."""
     from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, gated_backward_refused
-    from mqarkit.gpu.frontier.kernels.fla_delta import gated_trial
+    from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, gated_trial
 
     env = environment(device)
     env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
@@ -485,6 +485,7 @@ def families_environment(device: torch.device) -> dict:
     env["fla_gated_backward"] = gated_backward() if device.type == "cuda" else None  # who computes it: fla, torch
     env["triton_cache_files_at_start"] = triton_cache_files()
     env["fla_gated_delta_rule_trial"] = gated_trial()  # MQARKIT_FLA_GATED_DELTA_RULE: fla's gated delta rule, our form
+    env["delta_rule_compile_trial"] = compile_trial()  # MQARKIT_COMPILE_DELTA_RULE: the delta rules' steps compiled
     return env
 
 
