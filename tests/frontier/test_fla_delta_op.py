@@ -93,20 +93,87 @@ def test_a_step_around_the_op_compiles_whole(naive_fla):
     assert_close(grad, grad_ref, context="compiled gradient")
 
 
-@pytest.mark.parametrize(("who", "gated_served"), [("fla", True), ("torch", False), (None, False)])
-def test_the_gated_delta_rule_takes_flas_path_only_where_fla_computes_its_whole_backward(
-    monkeypatch, who, gated_served
-):
-    """Where fla refuses its gated backward, our form of the refused kernel does not serve the gated delta rule (its
-    gradient failed on an H100 with it); DeltaNet's ungated rule is unaffected."""
+@pytest.mark.parametrize("who", ["fla", "torch", None])
+@pytest.mark.parametrize("trial", [None, "1", "dplr"])
+def test_the_gated_delta_rules_route_through_fla(monkeypatch, who, trial):
+    """Where fla computes its whole gated backward (``who = "fla"``) the gated delta rule takes fla's gated op; where
+    fla refuses it, the plain-torch form (no route) unless a trial says otherwise: ``"1"`` fla's gated op with our
+    form of the refused kernel (its gradient failed on an H100), ``"dplr"`` fla's DPLR op. DeltaNet's ungated rule
+    is unaffected."""
     monkeypatch.setattr(fla_delta, "fla_op", lambda module, name: naive_delta_rule)  # fla "importable"
     monkeypatch.setattr(fla_delta, "gated_backward", lambda: who)
+    if trial is not None:
+        monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, trial)
+    else:
+        monkeypatch.delenv(fla_delta.GATED_TRIAL_SWITCH, raising=False)
+    expected = {
+        ("fla", None): "gated", ("fla", "1"): "gated", ("fla", "dplr"): "gated",
+        ("torch", None): None, ("torch", "1"): "gated", ("torch", "dplr"): "dplr",
+        (None, None): None, (None, "1"): None, (None, "dplr"): "dplr",
+    }[who, trial]  # fmt: skip
+    assert fla_delta.gated_route() == expected
     cuda = torch.device("cuda")  # a device object only: nothing is allocated on it
-    assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is gated_served
-    monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, "1")  # the trial: fla's path with our form where fla refuses
-    assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is (who is not None)
+    assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is (expected is not None)
+    assert fla_delta.delta_rule_available(cuda, torch.float32, 32, 64, gated=True) is False
     assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 32, gated=False) is True
     assert fla_delta.delta_rule_available(cuda, torch.float32, 32, 32, gated=False) is False
+
+
+def test_an_unknown_gated_trial_is_refused_naming_the_switch(monkeypatch):
+    monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, "yes")
+    with pytest.raises(ValueError, match="MQARKIT_FLA_GATED_DELTA_RULE='yes': needs one of 1, dplr, 0 or unset"):
+        fla_delta.gated_trial()
+
+
+def naive_dplr(q, k, v, a, b, gk, scale, chunk_size):
+    """fla's ``chunk_dplr_delta_rule`` contract, token by token (its ``dplr_recurrence``, here in the folded layout
+    and with the scale given): ``S_t = diag(e^{gk_t}) S_{t−1} + b_t (a_tᵀ S_{t−1}) + k_t v_tᵀ``, ``o_t = scale ·
+    S_tᵀ q_t``; ``q, k, a, b, gk (RB, N, H, K)``, ``v (RB, N, H, V)`` -> ``(o, final state)``."""
+    assert chunk_size == fla_delta.DPLR_CHUNK
+    state = q.new_zeros(q.shape[0], q.shape[2], q.shape[3], v.shape[-1])  # (RB, H, K, V)
+    outputs = []
+    for t in range(q.shape[1]):
+        read = (a[:, t, :, :, None] * state).sum(-2)  # a_tᵀ S_{t−1}, (RB, H, V)
+        state = torch.exp(gk[:, t])[..., None] * state + b[:, t, :, :, None] * read[:, :, None, :]
+        state = state + k[:, t, :, :, None] * v[:, t, :, None, :]
+        outputs.append(scale * (q[:, t, :, :, None] * state).sum(-2))
+    return torch.stack(outputs, dim=1), state
+
+
+def test_the_dplr_route_computes_the_gated_delta_rule(monkeypatch):
+    """The trial ``"dplr"`` hands fla's DPLR op what makes its recurrence the gated delta rule: the folded layout's
+    values and gradients (float64, fla's op replaced by its contract token by token) equal the gated delta rule's."""
+    monkeypatch.setattr(fla_delta, "gated_backward", lambda: "torch")  # fla refuses its gated backward here
+    monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, "dplr")
+    monkeypatch.setattr(fla_delta, "fla_call", lambda module, name: {fla_delta.DPLR: naive_dplr}[module, name])
+    inputs = [t.requires_grad_() for t in _inputs(gated=True, seed=5)]
+    inputs[4] = (inputs[4].detach() * 4).requires_grad_()  # strong decays too: e^{g} down to e^{-4} a step
+    got, want = fla_delta._fla_forward(*inputs), naive_delta_rule(*inputs)
+    assert_close(got, want, context="dplr route values")
+    probe = torch.randn(want.shape, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    for a, b, name in zip(
+        torch.autograd.grad((got * probe).sum(), inputs),
+        torch.autograd.grad((want * probe).sum(), inputs),
+        ("q", "k", "v", "beta", "log_decay"),
+        strict=True,
+    ):
+        assert_close(a, b, context=f"dplr route gradient of {name}")
+
+
+def test_the_dplr_contract_is_flas_own_naive_recurrence():
+    """With fla installed (not in CI): :func:`naive_dplr` equals fla's ``dplr_recurrence`` (its layout ``(B, H, N,
+    ·)``, ``q`` scaled by ``K^{-1/2}`` inside), so the route above is tested against fla's own statement of it."""
+    pytest.importorskip("fla")
+    from fla.ops.generalized_delta_rule.dplr.naive import dplr_recurrence
+
+    gen = torch.Generator().manual_seed(7)  # float32: fla's naive form computes in float32
+    q, k, a, b = (torch.randn(RB, N, H, K, generator=gen) for _ in range(4))
+    v = torch.randn(RB, N, H, V, generator=gen)
+    gk = -torch.rand(RB, N, H, K, generator=gen)
+    ours, _ = naive_dplr(q, k, v, a, b, gk, scale=1.0, chunk_size=fla_delta.DPLR_CHUNK)
+    heads_first = [t.transpose(1, 2) for t in (q * K**0.5, k, v, a, b, gk)]
+    flas, _ = dplr_recurrence(*heads_first)
+    assert_close(ours, flas.transpose(1, 2), dtype="float32", context="naive DPLR against fla's dplr_recurrence")
 
 
 def test_the_trials_restriction_leaves_flas_gated_wy_backward_two_warps():

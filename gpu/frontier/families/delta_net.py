@@ -39,7 +39,13 @@ from mqarkit.gpu.frontier.families.heads import (
     short_conv_step,
 )
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
-from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, delta_rule_available, fla_delta_rule
+from mqarkit.gpu.frontier.kernels.fla_delta import (
+    DPLR_CHUNK,
+    compile_trial,
+    delta_rule_available,
+    fla_delta_rule,
+    gated_route,
+)
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.ops import fused_projection, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -142,7 +148,11 @@ class DeltaNet(StackedMixer):
         h, k, v = self.padded_widths()
         if self.fla_serves(self.q_w.device, torch.bfloat16):  # training runs under autocast
             fla = self.runs * seq_len * h * max(k, v, 64)
-            return gated_op_elements(fla, self.runs, seq_len, h) if self.gated else fla
+            if not self.gated:
+                return fla
+            if gated_route() == "dplr":  # its states entering each chunk of 16
+                return max(fla, self.runs * -(-seq_len // DPLR_CHUNK) * h * k * v)
+            return gated_op_elements(fla, self.runs, seq_len, h)
         return self.runs * h * seq_len * seq_len * 4  # the parallel form's (N, N) weights per head
 
     # ---------------------------------------------------------------- decay and output (Gated DeltaNet overrides)

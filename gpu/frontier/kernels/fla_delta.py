@@ -45,9 +45,15 @@ from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
 COMPILE_SWITCH = "MQARKIT_COMPILE_DELTA_RULE"  # "1": the delta-rule families' steps compile around the op (trial)
-GATED_TRIAL_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"  # "1": the gated delta rule through fla where fla refuses (trial)
+# where fla refuses its gated backward, the gated delta rule's trials (both off by default): "1" fla's gated delta rule
+# with our form of the refused kernel; "dplr" fla's DPLR recurrence (:func:`_dplr_forward`)
+GATED_TRIAL_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"
+GATED_TRIALS = ("1", "dplr")
 WY_BACKWARD_WARPS = 2  # the warps fla keeps for its delta rule's prepare_wy_repr_bwd_kernel on Hopper
 GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
+DPLR = ("fla.ops.generalized_delta_rule", "chunk_dplr_delta_rule")
+GATED_ROUTES = {"gated": GATED_DELTA_RULE, "dplr": DPLR}  # gated_route()'s answers and the fla op each calls
+DPLR_CHUNK = 16  # the chunk of fla's DPLR kernels without a decay bound (its default then)
 
 
 def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: int, value_width: int, gated: bool):
@@ -61,16 +67,17 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
     form equals fla's own kernel run by Triton's interpreter, with and without the delta rule's terms
     (``test_fla_dqkwg``). A likely cause, not confirmed: fla issue #984, Triton miscompiling the delta rule's
     ``prepare_wy_repr_bwd_kernel`` on Hopper with 4 warps, which fla 0.6 avoids for the ungated kernel (2 warps only
-    there) but not for the gated one (:func:`restrict_gated_wy_backward_warps`). Gated DeltaNet then takes its
-    plain-torch path there, unless ``MQARKIT_FLA_GATED_DELTA_RULE=1`` (a trial for a GPU session: fla's path with
-    our form and that restriction)."""
-    op = GATED_DELTA_RULE if gated else DELTA_RULE
+    there) but not for the gated one (:func:`restrict_gated_wy_backward_warps`); with that restriction too the test
+    failed with the same numbers (tenth session). Gated DeltaNet then takes its plain-torch path there, unless a
+    trial (:func:`gated_route`) says otherwise: ``MQARKIT_FLA_GATED_DELTA_RULE=1`` fla's gated op with our form and
+    that restriction, ``=dplr`` fla's DPLR op (:func:`_dplr_forward`; untried on a GPU)."""
+    op = GATED_ROUTES.get(gated_route()) if gated else DELTA_RULE
     return (
         fla_enabled(device)
         and dtype in HALF
+        and op is not None
         and fla_op(*op) is not None
         and head_widths_served(key_width, value_width)
-        and (not gated or gated_backward() == "fla" or (gated_backward() == "torch" and gated_trial()))
     )
 
 
@@ -80,9 +87,28 @@ def compile_trial() -> bool:
     return os.environ.get(COMPILE_SWITCH) == "1"
 
 
-def gated_trial() -> bool:
-    """Whether the gated delta rule's trial is on (``MQARKIT_FLA_GATED_DELTA_RULE=1``: :func:`delta_rule_available`)."""
-    return os.environ.get(GATED_TRIAL_SWITCH) == "1"
+def gated_trial() -> str | None:
+    """The gated delta rule's trial named by ``MQARKIT_FLA_GATED_DELTA_RULE`` (one of :data:`GATED_TRIALS`), or None
+    (unset, empty or ``0``); any other value is a ``ValueError`` naming the variable and its values."""
+    value = os.environ.get(GATED_TRIAL_SWITCH, "")
+    if value in ("", "0"):
+        return None
+    if value not in GATED_TRIALS:
+        raise ValueError(f"{GATED_TRIAL_SWITCH}={value!r}: needs one of {', '.join(GATED_TRIALS)}, 0 or unset")
+    return value
+
+
+def gated_route() -> str | None:
+    """How the gated delta rule runs through fla here: ``"gated"`` (fla's ``chunk_gated_delta_rule``: where fla
+    computes its whole backward itself, or, in the trial ``"1"``, with our form of the kernel it refuses),
+    ``"dplr"`` (the trial ``"dplr"`` where fla refuses: :func:`_dplr_forward`), or None (not through fla: the
+    family's plain-torch form)."""
+    who, trial = gated_backward(), gated_trial()
+    if who == "fla":
+        return "gated"
+    if trial == "dplr":
+        return "dplr"
+    return "gated" if trial == "1" and who == "torch" else None
 
 
 @functools.cache
@@ -107,11 +133,36 @@ def _fla_forward(
     ``(R·B, N, H)`` float32 or None -> ``o (R·B, N, H, V)``, differentiable where the inputs require grad."""
     if log_decay is None:
         o, _ = fla_call(*DELTA_RULE)(q, k, v, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
+    elif gated_route() == "dplr":
+        o = _dplr_forward(q, k, v, beta, log_decay)
     else:
-        if gated_backward() == "torch":  # the trial (delta_rule_available)
+        if gated_backward() == "torch":  # the trial "1" (delta_rule_available)
             prepare_gated_backward()
             restrict_gated_wy_backward_warps()
         o, _ = fla_call(*GATED_DELTA_RULE)(q, k, v, log_decay, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
+    return o
+
+
+def _dplr_forward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor
+) -> torch.Tensor:
+    """The gated delta rule as fla's diagonal-plus-low-rank recurrence (``chunk_dplr_delta_rule``, the kernels of
+    RWKV-7's path, which fla does not refuse on Hopper), on folded inputs as :func:`_fla_forward`'s::
+
+        S_t = diag(e^{gk_t}) S_{t−1} + b_t (a_tᵀ S_{t−1}) + k'_t v_tᵀ,   o_t = S_tᵀ q_t        (fla's DPLR, scale 1)
+        gk_t = g_t on every key channel,   a_t = k_t,   b_t = −β_t e^{g_t} k_t,   k'_t = β_t k_t
+
+    which is ``S_t = e^{g_t} S_{t−1} + β_t k_t (v_t − e^{g_t} S_{t−1}ᵀ k_t)ᵀ`` (:mod:`..families.recurrences`
+    writes Gated DeltaNet the same way). fla's default DPLR kernels (no ``safe_gate``, chunks of 16) form only
+    differences of cumulated decays within a chunk, so no bound on the decay is needed (``safe_gate`` would need
+    one: RWKV-7's path passes it); it holds the states entering each chunk, ``N/16 · H · K · V`` numbers a
+    sequence. ``β e^{g}`` is formed in float32 at least, the products in ``q``'s (half) dtype."""
+    dtype, acc = q.dtype, torch.promote_types(log_decay.dtype, torch.float32)
+    g = log_decay.to(acc)
+    shrink = -(beta.to(acc) * torch.exp(g))[..., None] * k.to(acc)  # b_t, (R·B, N, H, K)
+    key = beta[..., None].to(dtype) * k  # k'_t
+    gk = g[..., None].expand(k.shape).contiguous()  # float32 at least: the head's decay on every key channel
+    o, _ = fla_call(*DPLR)(q, key, v, k, shrink.to(dtype), gk, scale=1.0, chunk_size=DPLR_CHUNK)
     return o
 
 
