@@ -195,6 +195,22 @@ def test_a_failing_row_is_recorded_and_the_next_rows_still_run(tmp_path, monkeyp
     assert "simulated kernel failure" in rows[1]["traceback_tail"]
 
 
+def _watch_rows(bench, monkeypatch, check=None) -> list[str]:
+    """``bench.bench_group`` wrapped: the family of each row measured, in order (the list returned), after
+    ``check(family)`` (what the report on disk says while that row runs)."""
+    seen, real = [], bench.bench_group
+
+    def watched(sweep, group, *args, **kwargs):
+        family = group[0].model.family
+        seen.append(family)
+        if check is not None:
+            check(family)
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", watched)
+    return seen
+
+
 def test_resume_keeps_the_measured_rows_and_measures_the_rest(tmp_path, monkeypatch):
     """A second command with ``--resume`` measures only what the first left: a row the first was measuring when it
     ended (left as ``running``) is measured again and named; other settings are refused before any work."""
@@ -209,18 +225,14 @@ def test_resume_keeps_the_measured_rows_and_measures_the_rest(tmp_path, monkeypa
         "meets_target": None,
     }  # as a command killed mid-row leaves it
     path.write_text(json.dumps(first))
-    seen = []
-    real = bench.bench_group
 
-    def watched(sweep, group, *args, **kwargs):
-        seen.append(group[0].model.family)
+    def check(family):
         during = json.loads(path.read_text())["rows"]
         running = [i for i, r in enumerate(during) if r["status"] == "running"]
-        assert len(running) == 1 and during[running[0]]["name"] == group[0].model.family
+        assert len(running) == 1 and during[running[0]]["name"] == family
         assert {r["status"] for r in during[running[0] + 1 :]} <= {"not reached"}  # a kill now leaves them named
-        return real(sweep, group, *args, **kwargs)
 
-    monkeypatch.setattr(bench, "bench_group", watched)
+    seen = _watch_rows(bench, monkeypatch, check)
     assert bench.main([*argv, "--resume"]) == 0
     second = json.loads(path.read_text())
     assert seen == ["attention"]  # Based's row kept, attention's measured again
@@ -249,14 +261,7 @@ def test_resume_measures_an_interrupted_row_after_the_rows_never_begun(tmp_path,
     first["rows"][1] = {k: first["rows"][1][k] for k in keep} | {"status": "running", "error": None}
     first["rows"][2] = {k: first["rows"][2][k] for k in keep} | {"status": "not reached", "error": None}
     path.write_text(json.dumps(first))
-    seen = []
-    real = bench.bench_group
-
-    def watched(sweep, group, *args, **kwargs):
-        seen.append(group[0].model.family)
-        return real(sweep, group, *args, **kwargs)
-
-    monkeypatch.setattr(bench, "bench_group", watched)
+    seen = _watch_rows(bench, monkeypatch)
     assert bench.main([*argv, "--resume"]) == 0
     second = json.loads(path.read_text())
     assert seen == ["sliding_window", "attention"]
@@ -279,16 +284,12 @@ def test_a_narrower_resume_keeps_the_rows_outside_its_plan(tmp_path, monkeypatch
     unfinished = {k: first["rows"][1][k] for k in keep} | {"status": "not reached", "error": None}
     first["rows"].append(unfinished | {"name": "rwkv4", "family": "rwkv4"})  # as a command killed earlier leaves it
     path.write_text(json.dumps(first))
-    seen = []
-    real = bench.bench_group
 
-    def watched(sweep, group, *args, **kwargs):
-        seen.append(group[0].model.family)
+    def check(family):
         during = json.loads(path.read_text())["rows"]
         assert ("attention", "measured") in [(r["name"], r["status"]) for r in during]
-        return real(sweep, group, *args, **kwargs)
 
-    monkeypatch.setattr(bench, "bench_group", watched)
+    seen = _watch_rows(bench, monkeypatch, check)
     assert bench.main(["--families", "sliding_window", *common, "--resume"]) == 0
     second = json.loads(path.read_text())
     assert seen == ["sliding_window"]
