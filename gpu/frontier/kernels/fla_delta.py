@@ -146,8 +146,8 @@ def _fla_forward(
 def _dplr_forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor
 ) -> torch.Tensor:
-    """The gated delta rule as fla's diagonal-plus-low-rank recurrence (``chunk_dplr_delta_rule``, the kernels of
-    RWKV-7's path, which fla does not refuse on Hopper), on folded inputs as :func:`_fla_forward`'s::
+    """The gated delta rule as fla's diagonal-plus-low-rank recurrence (``chunk_dplr_delta_rule``, the op of RWKV-7's
+    path, which fla does not refuse on Hopper), on folded inputs as :func:`_fla_forward`'s::
 
         S_t = diag(e^{gk_t}) S_{t−1} + b_t (a_tᵀ S_{t−1}) + k'_t v_tᵀ,   o_t = S_tᵀ q_t        (fla's DPLR, scale 1)
         gk_t = g_t on every key channel,   a_t = k_t,   b_t = −β_t e^{g_t} k_t,   k'_t = β_t k_t
