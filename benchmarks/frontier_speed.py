@@ -484,7 +484,7 @@ def families_environment(device: torch.device) -> dict:
     env["fla_gated_backward_refused"] = gated_backward_refused() if device.type == "cuda" else None
     env["fla_gated_backward"] = gated_backward() if device.type == "cuda" else None  # who computes it: fla, torch
     env["triton_cache_files_at_start"] = triton_cache_files()
-    env["fla_gated_delta_rule_trial"] = gated_trial()  # MQARKIT_FLA_GATED_DELTA_RULE: fla's gated delta rule, our form
+    env["fla_gated_delta_rule_trial"] = gated_trial()  # MQARKIT_FLA_GATED_DELTA_RULE: "1", "dplr" or None
     env["delta_rule_compile_trial"] = compile_trial()  # MQARKIT_COMPILE_DELTA_RULE: the delta rules' steps compiled
     return env
 

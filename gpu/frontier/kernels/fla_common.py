@@ -20,7 +20,7 @@ import torch
 HALF = (torch.bfloat16, torch.float16)  # the dtypes fla's kernels serve here (for float32 their products run in tf32)
 SWITCH = "MQARKIT_FLA"  # "0" turns every fla path off (the plain-torch paths then run everywhere)
 # "0": where fla refuses its gated backward, no torch form of its refused kernel either (Mamba-2 then takes its
-# plain-torch path there; Gated DeltaNet takes it there anyway: fla_delta.delta_rule_available)
+# plain-torch path there; Gated DeltaNet takes it there anyway, unless in its DPLR trial: fla_delta.gated_route)
 TORCH_BACKWARD_SWITCH = "MQARKIT_FLA_TORCH_BACKWARD"
 
 

@@ -58,7 +58,7 @@ DPLR_CHUNK = 16  # the chunk of fla's DPLR kernels without a decay bound (its de
 
 def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: int, value_width: int, gated: bool):
     """Whether fla's (gated) delta rule serves: CUDA, fla importable, not switched off, half precision, widths, and
-    (gated) only where fla computes its whole backward itself (:func:`~.fla_common.gated_backward` ``"fla"``).
+    (gated) a route through fla (:func:`gated_route`): where fla computes its whole backward itself, or in a trial.
 
     Where fla refuses the gated part of its backward (Hopper, triton 3.4–3.7.1), our torch form of that part
     (:mod:`.fla_dqkwg`) serves Mamba-2's ``chunk_simple_gla`` but not the gated delta rule: with it, bf16 Gated
@@ -116,7 +116,7 @@ def restrict_gated_wy_backward_warps() -> None:
     """fla 0.6 restricts its delta rule's ``prepare_wy_repr_bwd_kernel`` to 2 warps on Hopper, where Triton miscompiles
     it with 4 (its comment, fla issue #984), but not the gated delta rule's kernel of the same name
     (``fla.ops.gated_delta_rule.wy_fast``: 2 and 4 warps autotuned there); the same restriction for the gated one, for
-    the trial of :func:`delta_rule_available` (once per process; its configurations edited in place)."""
+    the trial ``"1"`` of :func:`gated_route` (once per process; its configurations edited in place)."""
     from fla.ops.gated_delta_rule import wy_fast
 
     tuner = wy_fast.prepare_wy_repr_bwd_kernel
@@ -153,9 +153,10 @@ def _dplr_forward(
         gk_t = g_t on every key channel,   a_t = k_t,   b_t = −β_t e^{g_t} k_t,   k'_t = β_t k_t
 
     which is ``S_t = e^{g_t} S_{t−1} + β_t k_t (v_t − e^{g_t} S_{t−1}ᵀ k_t)ᵀ`` (:mod:`..families.recurrences`
-    writes Gated DeltaNet the same way). fla's default DPLR kernels (no ``safe_gate``, chunks of 16) form only
-    differences of cumulated decays within a chunk, so no bound on the decay is needed (``safe_gate`` would need
-    one: RWKV-7's path passes it); it holds the states entering each chunk, ``N/16 · H · K · V`` numbers a
+    writes Gated DeltaNet the same way). fla's default DPLR kernels (no ``safe_gate``, chunks of 16) exponentiate,
+    as fla 0.6's sources read, only differences of decays cumulated within a chunk that are ≤ 0, so they need no
+    bound on the decay (``safe_gate`` needs one: RWKV-7's path passes it; a GPU test with strong decays has not
+    run); it holds the states entering each chunk, ``N/16 · H · K · V`` numbers a
     sequence. ``β e^{g}`` is formed in float32 at least, the products in ``q``'s (half) dtype."""
     dtype, acc = q.dtype, torch.promote_types(log_decay.dtype, torch.float32)
     g = log_decay.to(acc)
