@@ -651,6 +651,16 @@ def _based_rate(rows: list[dict], d: int) -> float | None:
 ENDED_STATUS = {"running": "running when the command ended", "not reached": "not reached when the command ended"}
 
 
+def _trials_said(env: dict) -> str:
+    """The trial switches a command ran under, for the table's first line ("" when none was set)."""
+    on = []
+    if env.get("fla_gated_delta_rule_trial"):
+        on.append(f"MQARKIT_FLA_GATED_DELTA_RULE={env['fla_gated_delta_rule_trial']}")
+    if env.get("delta_rule_compile_trial"):
+        on.append("MQARKIT_COMPILE_DELTA_RULE=1")
+    return f"; trials switched on: {', '.join(on)}" if on else ""
+
+
 def write_families_report(report: dict, out: Path) -> None:
     """``frontier_speed_families.json`` (everything) and ``frontier_speed_families.md`` (the table) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -675,6 +685,7 @@ def write_families_report(report: dict, out: Path) -> None:
             if "triton_cache_files_at_start" in env
             else ""
         )
+        + _trials_said(env)
         + f". Command: `{report['command']}`.\n",
         f"Data: `{st['data_preset']}`{scaled}, generated in {report.get('data_s', float('nan')):.1f} s. Each row: a "
         f"stack of {st['runs_per_stack']} runs (the knob settings cycled, then the {len(st['lrs'])} learning rates, "

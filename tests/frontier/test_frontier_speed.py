@@ -146,6 +146,21 @@ def test_families_mode_measures_each_family_beside_based_and_the_generic_path(tm
     assert not (tmp_path / "frontier_speed.json").exists()  # the preset mode's outputs are left alone
 
 
+def test_the_table_says_which_trial_switches_its_command_ran_under(tmp_path, monkeypatch):
+    """A trial's rows (Gated DeltaNet through DPLR, the delta rules compiled) are told apart from the defaults' in the
+    table itself, not only in the JSON."""
+    monkeypatch.setenv("MQARKIT_FLA_GATED_DELTA_RULE", "dplr")
+    monkeypatch.setenv("MQARKIT_COMPILE_DELTA_RULE", "1")
+    report = _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
+    assert report["env"]["fla_gated_delta_rule_trial"] == "dplr" and report["env"]["delta_rule_compile_trial"] is True
+    first = (tmp_path / "frontier_speed_families.md").read_text().splitlines()[2]
+    assert "; trials switched on: MQARKIT_FLA_GATED_DELTA_RULE=dplr, MQARKIT_COMPILE_DELTA_RULE=1." in first
+    monkeypatch.delenv("MQARKIT_FLA_GATED_DELTA_RULE")
+    monkeypatch.delenv("MQARKIT_COMPILE_DELTA_RULE")
+    _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
+    assert "trials" not in (tmp_path / "frontier_speed_families.md").read_text()
+
+
 def test_time_budget_stops_new_rows_and_says_which_were_not_measured(tmp_path):
     report = _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
     assert [r["status"] for r in report["rows"]] == ["not measured"] * 3
