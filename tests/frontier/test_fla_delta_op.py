@@ -174,16 +174,3 @@ def test_the_dplr_contract_is_flas_own_naive_recurrence():
     heads_first = [t.transpose(1, 2) for t in (q * K**0.5, k, v, a, b, gk)]
     flas, _ = dplr_recurrence(*heads_first)
     assert_close(ours, flas.transpose(1, 2), dtype="float32", context="naive DPLR against fla's dplr_recurrence")
-
-
-def test_the_trials_restriction_leaves_flas_gated_wy_backward_two_warps():
-    """With fla installed (not in CI): the gated delta rule's ``prepare_wy_repr_bwd_kernel`` keeps only its 2-warp
-    configurations, as fla keeps for the ungated kernel on Hopper."""
-    pytest.importorskip("fla")
-    from fla.ops.gated_delta_rule import wy_fast
-
-    fla_delta.restrict_gated_wy_backward_warps()
-    tuner = wy_fast.prepare_wy_repr_bwd_kernel
-    while not hasattr(tuner, "configs"):
-        tuner = tuner.fn
-    assert tuner.configs and {c.num_warps for c in tuner.configs} == {fla_delta.WY_BACKWARD_WARPS}

@@ -211,6 +211,7 @@ def test_micro_batch_estimate_counts_our_form_where_it_serves(family, monkeypatc
     ``(C, C)`` tensors; where fla's own kernel serves, it does not change."""
     from mqarkit.gpu.frontier.families import family_class
     from mqarkit.gpu.frontier.kernels import fla_dqkwg
+    from mqarkit.gpu.frontier.kernels.fla_wy import WY_PAIR_TENSORS
 
     knobs = {"mamba2": {"d_state": 16}, "gated_delta_net": {"heads": 4, "head_dim": 16}}[family]
     runs, n = 3, 256
@@ -220,7 +221,8 @@ def test_micro_batch_estimate_counts_our_form_where_it_serves(family, monkeypatc
     monkeypatch.setattr(fla_dqkwg, "gated_backward", lambda: "fla")
     own = mixer.intermediate_elements(n)
     monkeypatch.setattr(fla_dqkwg, "gated_backward", lambda: "torch")
-    ours = fla_dqkwg.PAIR_TENSORS * runs * n * heads * fla_dqkwg.FLA_CHUNK
+    pairs = {"mamba2": fla_dqkwg.PAIR_TENSORS, "gated_delta_net": WY_PAIR_TENSORS}[family]  # its WY form holds more
+    ours = pairs * runs * n * heads * fla_dqkwg.FLA_CHUNK
     assert own < ours == mixer.intermediate_elements(n)
 
 

@@ -47,6 +47,7 @@ from mqarkit.gpu.frontier.kernels.fla_delta import (
     gated_route,
 )
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
+from mqarkit.gpu.frontier.kernels.fla_wy import WY_PAIR_TENSORS
 from mqarkit.gpu.frontier.ops import fused_projection, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -152,7 +153,7 @@ class DeltaNet(StackedMixer):
                 return fla
             if gated_route() == "dplr":  # its states entering each chunk of 16
                 return max(fla, self.runs * -(-seq_len // DPLR_CHUNK) * h * k * v)
-            return gated_op_elements(fla, self.runs, seq_len, h)
+            return gated_op_elements(fla, self.runs, seq_len, h, WY_PAIR_TENSORS)  # the trial "1" runs fla_wy's
         return self.runs * h * seq_len * seq_len * 4  # the parallel form's (N, N) weights per head
 
     # ---------------------------------------------------------------- decay and output (Gated DeltaNet overrides)

@@ -34,7 +34,6 @@ call fla's op directly. ``MQARKIT_FLA=0`` turns this path off.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 
 import torch
@@ -42,14 +41,15 @@ import torch
 from mqarkit.gpu.frontier.kernels.fla_common import HALF, fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
+from mqarkit.gpu.frontier.kernels.fla_wy import install_torch_backend as install_wy_backend
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
 COMPILE_SWITCH = "MQARKIT_COMPILE_DELTA_RULE"  # "1": the delta-rule families' steps compile around the op (trial)
 # where fla refuses its gated backward, the gated delta rule's trials (both off by default): "1" fla's gated delta rule
-# with our form of the refused kernel; "dplr" fla's DPLR recurrence (:func:`_dplr_forward`)
+# with our forms of the refused kernel and of its gated WY backward; "dplr" fla's DPLR recurrence
+# (:func:`_dplr_forward`)
 GATED_TRIAL_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"
 GATED_TRIALS = ("1", "dplr")
-WY_BACKWARD_WARPS = 2  # the warps fla keeps for its delta rule's prepare_wy_repr_bwd_kernel on Hopper
 GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
 DPLR = ("fla.ops.generalized_delta_rule", "chunk_dplr_delta_rule")
 GATED_ROUTES = {"gated": GATED_DELTA_RULE, "dplr": DPLR}  # gated_route()'s answers and the fla op each calls
@@ -65,12 +65,15 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
     DeltaNet's gradient failed its GPU test on an H100 (docs/results/frontier_protocol.md, ninth session: a scaled
     error of 0.40 from the float32 reference, against the naive form's 0.0096 in bf16), while Mamba-2's passed. The
     form equals fla's own kernel run by Triton's interpreter, with and without the delta rule's terms
-    (``test_fla_dqkwg``). A likely cause, not confirmed: fla issue #984, Triton miscompiling the delta rule's
-    ``prepare_wy_repr_bwd_kernel`` on Hopper with 4 warps, which fla 0.6 avoids for the ungated kernel (2 warps only
-    there) but not for the gated one (:func:`restrict_gated_wy_backward_warps`); with that restriction too the test
-    failed with the same numbers (tenth session). Gated DeltaNet then takes its plain-torch path there, unless a
-    trial (:func:`gated_route`) says otherwise: ``MQARKIT_FLA_GATED_DELTA_RULE=1`` fla's gated op with our form and
-    that restriction, ``=dplr`` fla's DPLR op (:func:`_dplr_forward`; untried on a GPU)."""
+    (``test_fla_dqkwg``). Not the cause: fla issue #984 (Triton miscompiling the delta rule's
+    ``prepare_wy_repr_bwd_kernel`` on Hopper with 4 warps): restricted to 2 warps, the test failed with the same
+    numbers (tenth session). The tensors that failed (eleventh session: the gradients reaching ``k``, ``β`` and the
+    decay; those reaching ``q`` and ``v`` were right) are what fla's gated ``prepare_wy_repr_bwd`` computes through its
+    ``∂A`` term, and that kernel equals our plain-torch form of it (:mod:`.fla_wy`) under Triton's interpreter. Gated
+    DeltaNet then takes its plain-torch path there, unless a trial (:func:`gated_route`) says otherwise:
+    ``MQARKIT_FLA_GATED_DELTA_RULE=1`` fla's gated op with our forms of ``chunk_bwd_dqkwg`` and of the gated
+    ``prepare_wy_repr_bwd`` (untried on a GPU with the latter), ``=dplr`` fla's DPLR op (:func:`_dplr_forward`;
+    its GPU test has not finished compiling within a step yet)."""
     op = GATED_ROUTES.get(gated_route()) if gated else DELTA_RULE
     return (
         fla_enabled(device)
@@ -100,7 +103,8 @@ def gated_trial() -> str | None:
 
 def gated_route() -> str | None:
     """How the gated delta rule runs through fla here: ``"gated"`` (fla's ``chunk_gated_delta_rule``: where fla
-    computes its whole backward itself, or, in the trial ``"1"``, with our form of the kernel it refuses),
+    computes its whole backward itself, or, in the trial ``"1"``, with our forms of the kernel it refuses and of its
+    gated WY backward),
     ``"dplr"`` (the trial ``"dplr"`` where fla refuses: :func:`_dplr_forward`), or None (not through fla: the
     family's plain-torch form)."""
     who, trial = gated_backward(), gated_trial()
@@ -109,21 +113,6 @@ def gated_route() -> str | None:
     if trial == "dplr":
         return "dplr"
     return "gated" if trial == "1" and who == "torch" else None
-
-
-@functools.cache
-def restrict_gated_wy_backward_warps() -> None:
-    """fla 0.6 restricts its delta rule's ``prepare_wy_repr_bwd_kernel`` to 2 warps on Hopper, where Triton miscompiles
-    it with 4 (its comment, fla issue #984), but not the gated delta rule's kernel of the same name
-    (``fla.ops.gated_delta_rule.wy_fast``: 2 and 4 warps autotuned there); the same restriction for the gated one, for
-    the trial ``"1"`` of :func:`gated_route` (once per process; its configurations edited in place)."""
-    from fla.ops.gated_delta_rule import wy_fast
-
-    tuner = wy_fast.prepare_wy_repr_bwd_kernel
-    while not hasattr(tuner, "configs"):  # through triton.heuristics to fla's autotuner
-        tuner = tuner.fn
-    tuner.configs = [c for c in tuner.configs if c.num_warps == WY_BACKWARD_WARPS]
-    tuner.cache = {}  # any choice made among the configurations before
 
 
 def _fla_forward(
@@ -136,9 +125,9 @@ def _fla_forward(
     elif gated_route() == "dplr":
         o = _dplr_forward(q, k, v, beta, log_decay)
     else:
-        if gated_backward() == "torch":  # the trial "1" (delta_rule_available)
+        if gated_backward() == "torch":  # the trial "1" (delta_rule_available): our forms of two of its kernels
             prepare_gated_backward()
-            restrict_gated_wy_backward_warps()
+            install_wy_backend()
         o, _ = fla_call(*GATED_DELTA_RULE)(q, k, v, log_decay, beta, scale=1.0, use_qk_l2norm_in_kernel=False)
     return o
 

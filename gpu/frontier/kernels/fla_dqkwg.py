@@ -8,7 +8,8 @@ kernels. fla selects implementations of that function through its backend regist
 a verifier, tried before the Triton default); :func:`install_torch_backend` registers this module's form there, for the
 gated, fixed-length, ``H = HV`` calls the harness makes, and only where fla would refuse (:mod:`.fla_common`). The
 harness calls it from Mamba-2, and from Gated DeltaNet only in a trial (``MQARKIT_FLA_GATED_DELTA_RULE=1``): with it,
-Gated DeltaNet's gradient failed its GPU test on an H100 (:func:`~.fla_delta.delta_rule_available` says why).
+Gated DeltaNet's gradient failed its GPU test on an H100 (:func:`~.fla_delta.delta_rule_available` says why; the
+trial now also runs our form of the gated WY backward, :mod:`.fla_wy`).
 
 Glossary (one sequence ``b`` and head; chunk ``i`` of ``C`` positions ``t, s``; fla's names)::
 
@@ -48,13 +49,15 @@ FLA_CHUNK = 64  # the chunk size of fla's gated chunked ops as the harness calls
 PAIR_TENSORS = 4  # (C, C) tensors per chunk and head that chunk_dqkwg holds at once at most (gap, decays, do·v, dS)
 
 
-def gated_op_elements(fla_estimate: int, runs: int, seq_len: int, heads: int) -> int:
+def gated_op_elements(fla_estimate: int, runs: int, seq_len: int, heads: int, pair_tensors: int = PAIR_TENSORS) -> int:
     """A gated fla op's per-example estimate (the micro-batch budget's unit), raised where our form computes its
     refused kernel in the backward (:func:`~.fla_common.gated_backward`) to what that form holds: its ``(C, C)``
-    tensors for every chunk and head, ``PAIR_TENSORS · N · H · C`` numbers per run."""
+    tensors for every chunk and head, ``pair_tensors · N · H · C`` numbers per run (``PAIR_TENSORS`` for this form;
+    more where a caller's op runs a form that holds more, one after the other: the gated delta rule's WY backward,
+    :data:`~.fla_wy.WY_PAIR_TENSORS`)."""
     if gated_backward() != "torch":
         return fla_estimate
-    return max(fla_estimate, PAIR_TENSORS * runs * seq_len * heads * FLA_CHUNK)
+    return max(fla_estimate, max(pair_tensors, PAIR_TENSORS) * runs * seq_len * heads * FLA_CHUNK)
 
 
 def _chunked(x: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
