@@ -136,10 +136,12 @@ def timer(device: torch.device):
     return lambda: time.perf_counter() - t0
 
 
-def bench_group(sweep, group, train, test, device, steps: int, gen, burst_seconds: float = BURST_SECONDS) -> dict:
+def bench_group(
+    sweep, group, train, test, device, steps: int, gen, burst_seconds: float = BURST_SECONDS, budget: int = BUDGET
+) -> dict:
+    """``budget``: the micro-batch budget (elements; ``steps.micro_batch``), the harness's by default."""
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
-    budget = BUDGET
     take_step = training_step(model, opt, batch_size=sweep.batch_size, budget=budget)
     per_segment = []
     sampler = UtilSampler() if device.type == "cuda" and burst_seconds > 0 else None
@@ -408,7 +410,9 @@ def target_mark(row: dict, example_scale: float) -> bool | None:
     return row["model_epochs_per_s"] >= TARGET_RATE
 
 
-def measure_item(item: Item, sweep: SweepConfig, runs: int, data, device, steps: int, burst_seconds: float) -> dict:
+def measure_item(
+    item: Item, sweep: SweepConfig, runs: int, data, device, steps: int, burst_seconds: float, budget: int = BUDGET
+) -> dict:
     """One row: :func:`bench_group` on a stack of ``runs`` runs of ``item``; any error is recorded, not raised."""
     row = {"status": "measured", "error": None}
     group = stack_runs(sweep, runs)
@@ -417,7 +421,7 @@ def measure_item(item: Item, sweep: SweepConfig, runs: int, data, device, steps:
         torch.cuda.reset_peak_memory_stats(device)
     try:
         gen = torch.Generator(device=device).manual_seed(1)
-        res = bench_group(sweep, group, data[0], data[1], device, steps, gen, burst_seconds=burst_seconds)
+        res = bench_group(sweep, group, data[0], data[1], device, steps, gen, burst_seconds, budget)
         row |= res
         row["first_steps_s"] = sum(s["first_step_s"] for s in res["segments"])
         if device.type == "cuda":
@@ -529,6 +533,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             "fla": args.fla,
             "time_budget_s": args.time_budget_s,
             "burst_seconds": args.burst_seconds,
+            "micro_batch_budget": args.budget,
             "target": {"d_model": TARGET_WIDTH, "model_epochs_per_s": TARGET_RATE},
         },
         "rows": [],
@@ -572,7 +577,9 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             ]
             write_families_report(report, out)
             del report["rows"][done:]
-            row |= measure_item(item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds)
+            row |= measure_item(
+                item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds, args.budget
+            )
             row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
             if args.profile and row["status"] == "measured":  # after the timing, so it changes no figure
                 profile_item(swept[item], args.runs_per_stack, data, device)
@@ -586,7 +593,8 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
     return report
 
 
-RESUME_SETTINGS = ("data_preset", "example_scale", "runs_per_stack", "steps", "batch_size")
+RESUME_SETTINGS = ("data_preset", "example_scale", "runs_per_stack", "steps", "batch_size", "micro_batch_budget")
+RESUME_DEFAULTS = {"micro_batch_budget": BUDGET}  # what a table written before a setting existed was measured with
 
 
 def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
@@ -599,7 +607,7 @@ def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
     if not path.exists():
         return {}
     before = json.loads(path.read_text())
-    differ = [k for k in RESUME_SETTINGS if before["settings"].get(k) != report["settings"][k]]
+    differ = [k for k in RESUME_SETTINGS if before["settings"].get(k, RESUME_DEFAULTS.get(k)) != report["settings"][k]]
     if before["env"].get("device") != report["env"]["device"]:
         differ.append("device")
     if differ:
@@ -651,6 +659,12 @@ def _based_rate(rows: list[dict], d: int) -> float | None:
 ENDED_STATUS = {"running": "running when the command ended", "not reached": "not reached when the command ended"}
 
 
+def _budget_said(settings: dict) -> str:
+    """A micro-batch budget other than the harness's, for the table's data line ("" for the harness's)."""
+    budget = settings.get("micro_batch_budget", BUDGET)
+    return "" if budget == BUDGET else f", micro-batch budget {budget} elements (the harness's: {BUDGET})"
+
+
 def _trials_said(env: dict) -> str:
     """The trial switches a command ran under, for the table's first line ("" when none was set)."""
     on = []
@@ -687,7 +701,8 @@ def write_families_report(report: dict, out: Path) -> None:
         )
         + _trials_said(env)
         + f". Command: `{report['command']}`.\n",
-        f"Data: `{st['data_preset']}`{scaled}, generated in {report.get('data_s', float('nan')):.1f} s. Each row: a "
+        f"Data: `{st['data_preset']}`{scaled}{_budget_said(st)}, generated in "
+        f"{report.get('data_s', float('nan')):.1f} s. Each row: a "
         f"stack of {st['runs_per_stack']} runs (the knob settings cycled, then the {len(st['lrs'])} learning rates, "
         f"then seeds), batch {st['batch_size']}; per training segment the first step timed apart (compilation, graph "
         f"capture), one warm-up, the median of {st['steps']} timed steps; one evaluation of the test slices timed warm "
@@ -778,6 +793,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "listed as not measured",
     )
     fam.add_argument(
+        "--micro-batch-budget",
+        dest="budget",
+        type=int,
+        default=BUDGET,
+        help=f"elements a micro-batch's mixer intermediates may hold (default {BUDGET}, the harness's: "
+        "steps.micro_batch); smaller splits long segments into more micro-batches, for a path the estimate "
+        "undercounts",
+    )
+    fam.add_argument(
         "--burst-seconds", type=float, default=0.0, help="GPU-utilisation burst per segment (default 0: none)"
     )
     fam.add_argument(
@@ -790,6 +814,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.families is None:
         if args.resume:
             raise ValueError("--resume: belongs to the families mode (--families)")
+        if args.budget != BUDGET:
+            raise ValueError("--micro-batch-budget: belongs to the families mode (--families)")
         args.presets = args.presets or ["based-slice", "based-fig2"]
         args.steps = 12 if args.steps is None else args.steps
     else:
@@ -820,6 +846,8 @@ def check_families_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--runs-per-stack={args.runs_per_stack}: needs an integer >= 1")
     if not (args.time_budget_s > 0 and math.isfinite(args.time_budget_s)):
         raise ValueError(f"--time-budget-s={args.time_budget_s}: needs a finite number > 0")
+    if args.budget < 1:
+        raise ValueError(f"--micro-batch-budget={args.budget}: needs an integer >= 1")
     if not (args.burst_seconds >= 0 and math.isfinite(args.burst_seconds)):
         raise ValueError(f"--burst-seconds={args.burst_seconds}: needs a finite number >= 0")
     args.steps = FAMILIES_DEFAULT_STEPS if args.steps is None else args.steps

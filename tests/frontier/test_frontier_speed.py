@@ -161,6 +161,36 @@ def test_the_table_says_which_trial_switches_its_command_ran_under(tmp_path, mon
     assert "trials" not in (tmp_path / "frontier_speed_families.md").read_text()
 
 
+def test_a_smaller_micro_batch_budget_reaches_the_steps_and_the_table(tmp_path, monkeypatch):
+    """``--micro-batch-budget`` is the budget every training step and evaluation of a row divides (recorded in the
+    settings and said in the table); a resume with another budget is refused, and a table written before the setting
+    existed resumes as the harness's default."""
+    bench = _benchmark_module()
+    budgets = set()
+    real_step, real_eval = bench.training_step, bench.evaluate
+    monkeypatch.setattr(bench, "training_step", lambda *a, **k: budgets.add(k["budget"]) or real_step(*a, **k))
+    monkeypatch.setattr(bench, "evaluate", lambda *a, **k: budgets.add(k["budget"]) or real_eval(*a, **k))
+
+    def run(*extra: str) -> dict:
+        argv = ["--families", "attention", "based", *TINY, "--out-dir", str(tmp_path), "--no-fla", "--generic"]
+        assert bench.main([*argv, *extra]) == 0
+        return json.loads((tmp_path / "frontier_speed_families.json").read_text())
+
+    report = run("--micro-batch-budget", "4096")
+    assert budgets == {4096} and report["settings"]["micro_batch_budget"] == 4096
+    assert "micro-batch budget 4096 elements (the harness's: " in (tmp_path / "frontier_speed_families.md").read_text()
+    with pytest.raises(ValueError, match="measured with other micro_batch_budget"):
+        run("--resume")
+    path = tmp_path / "frontier_speed_families.json"
+    older = json.loads(path.read_text())
+    del older["settings"]["micro_batch_budget"]  # a table from before the option
+    path.write_text(json.dumps(older))
+    budgets.clear()
+    resumed = run("--resume")
+    assert resumed["settings"]["micro_batch_budget"] == bench.BUDGET and budgets == set()  # both rows kept, none re-run
+    assert "micro-batch budget" not in (tmp_path / "frontier_speed_families.md").read_text()
+
+
 def test_time_budget_stops_new_rows_and_says_which_were_not_measured(tmp_path):
     report = _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
     assert [r["status"] for r in report["rows"]] == ["not measured"] * 3
@@ -329,6 +359,8 @@ def test_a_narrower_resume_keeps_the_rows_outside_its_plan(tmp_path, monkeypatch
         (["--families", "based", "--steps", "0"], "--steps=0: needs an integer >= 1"),
         (["--families", "based", "--presets", "tiny"], "--families: a mode of its own"),
         (["--resume"], "--resume: belongs to the families mode"),
+        (["--micro-batch-budget", "5"], "--micro-batch-budget: belongs to the families mode"),
+        (["--families", "based", "--micro-batch-budget", "0"], "--micro-batch-budget=0: needs an integer >= 1"),
         (["--families", "h3", "--widths", "20"], "h3 d=20 cannot be built: .*d_state=5: h3 needs an even d_state"),
         (["--families", "based", "--data-preset", "zoology-fig2"], "needs a preset of one sweep, it has 4"),
     ],
