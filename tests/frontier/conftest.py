@@ -17,7 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # Prepended to every interpreted script. Compatibility shim for triton 3.6's interpreter with NumPy >= 2.3: it
 # converts loop bounds (1-element arrays) with int(array), which NumPy now refuses for arrays of ndim 1; read the
-# element instead. Test-only.
+# element instead. And ``tensor_loop_indices``, for a script to call on the modules whose kernels treat a loop index
+# as a Triton scalar. Test-only.
 INTERPRETER_SHIM = textwrap.dedent(
     """
     import numpy as np
@@ -30,6 +31,22 @@ INTERPRETER_SHIM = textwrap.dedent(
         scope.set_attr(tensor, "__index__", lambda self: int(np.asarray(self.handle.data).reshape(-1)[0]))
 
     interp._patch_lang_tensor = _patched
+
+
+    def tensor_loop_indices(*module_names):
+        # kernels of the named modules see their `for i in range(n)` indices as Triton scalars, as compiled code
+        # does (fla's state kernels call `i_t.to(tl.int64)`, a method a Python int lacks)
+        import builtins
+        import importlib
+
+        import triton.language as tl
+
+        def scalar_range(*bounds):
+            for i in builtins.range(*(int(b) for b in bounds)):
+                yield tl.full((), i, tl.int32)
+
+        for name in module_names:
+            importlib.import_module(name).range = scalar_range
     """
 )
 

@@ -27,8 +27,10 @@ runs fla's op again with autograd on and returns its gradients: one more forward
 contract that does not depend on fla's internals (what fla saves between its forward and backward). Compiling is a
 trial (``MQARKIT_COMPILE_DELTA_RULE=1``, the family's ``compilable``): on an H100 the harness's stack failed with a
 stride assertion once a second sequence length ran (the likely cause, inductor padding the fused projection's odd
-width, is what :func:`~mqarkit.gpu.frontier.ops.fused_projection` now avoids; untried on a GPU since). Eager steps
-call fla's op directly. ``MQARKIT_FLA=0`` turns this path off.
+width, is what :func:`~mqarkit.gpu.frontier.ops.fused_projection` now avoids); since then the compiled DeltaNet and
+Gated DeltaNet models equal the eager ones on an H100 at two lengths, but the compiled DeltaNet stack of the speed
+table ran out of memory at the micro-batch the estimate allows (eleventh session). Eager steps call fla's op
+directly. ``MQARKIT_FLA=0`` turns this path off.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: in
     DeltaNet then takes its plain-torch path there, unless a trial (:func:`gated_route`) says otherwise:
     ``MQARKIT_FLA_GATED_DELTA_RULE=1`` fla's gated op with our forms of ``chunk_bwd_dqkwg`` and of the gated
     ``prepare_wy_repr_bwd`` (untried on a GPU with the latter), ``=dplr`` fla's DPLR op (:func:`_dplr_forward`;
-    its GPU test has not finished compiling within a step yet)."""
+    its GPU test has not finished compiling within a step yet). Under Triton's interpreter (no GPU code generation)
+    all three routes, fla's own kernels, the trial "1" and the trial "dplr", compute the gated delta rule, values and
+    gradients (``test_fla_routes_interpreted``)."""
     op = GATED_ROUTES.get(gated_route()) if gated else DELTA_RULE
     return (
         fla_enabled(device)
@@ -144,8 +148,8 @@ def _dplr_forward(
     which is ``S_t = e^{g_t} S_{t−1} + β_t k_t (v_t − e^{g_t} S_{t−1}ᵀ k_t)ᵀ`` (:mod:`..families.recurrences`
     writes Gated DeltaNet the same way). fla's default DPLR kernels (no ``safe_gate``, chunks of 16) exponentiate,
     as fla 0.6's sources read, only differences of decays cumulated within a chunk that are ≤ 0, so they need no
-    bound on the decay (``safe_gate`` needs one: RWKV-7's path passes it; a GPU test with strong decays has not
-    run); it holds the states entering each chunk, ``N/16 · H · K · V`` numbers a
+    bound on the decay (``safe_gate`` needs one: RWKV-7's path passes it); under Triton's interpreter the route
+    computes the rule with decays down to e^{−4} a step (``test_fla_routes_interpreted``; not yet on a GPU); it holds the states entering each chunk, ``N/16 · H · K · V`` numbers a
     sequence. ``β e^{g}`` is formed in float32 at least, the products in ``q``'s (half) dtype."""
     dtype, acc = q.dtype, torch.promote_types(log_decay.dtype, torch.float32)
     g = log_decay.to(acc)
