@@ -149,8 +149,9 @@ def _dplr_forward(
     writes Gated DeltaNet the same way). fla's default DPLR kernels (no ``safe_gate``, chunks of 16) exponentiate,
     as fla 0.6's sources read, only differences of decays cumulated within a chunk that are ≤ 0, so they need no
     bound on the decay (``safe_gate`` needs one: RWKV-7's path passes it); under Triton's interpreter the route
-    computes the rule with decays down to e^{−4} a step (``test_fla_routes_interpreted``; not yet on a GPU); it holds the states entering each chunk, ``N/16 · H · K · V`` numbers a
-    sequence. ``β e^{g}`` is formed in float32 at least, the products in ``q``'s (half) dtype."""
+    computes the rule with decays down to e^{−4} a step (``test_fla_routes_interpreted``; not yet on a GPU); it
+    holds the states entering each chunk, ``N/16 · H · K · V`` numbers a sequence. ``β e^{g}`` is formed in float32
+    at least, the products in ``q``'s (half) dtype."""
     dtype, acc = q.dtype, torch.promote_types(log_decay.dtype, torch.float32)
     g = log_decay.to(acc)
     shrink = -(beta.to(acc) * torch.exp(g))[..., None] * k.to(acc)  # b_t, (R·B, N, H, K)
