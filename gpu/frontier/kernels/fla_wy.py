@@ -5,8 +5,12 @@ Why: with our form of ``chunk_bwd_dqkwg`` (:mod:`.fla_dqkwg`) in place of the ke
 Gated DeltaNet through fla still failed its GPU test on an H100, and the tensors that failed (the gradients reaching
 ``k``, ``β`` and the decay, not those reaching ``q`` or ``v``) are the outputs of fla's gated
 ``prepare_wy_repr_bwd_kernel`` that pass through its ``∂A`` term, while its ``dv`` (computed apart from that term)
-was right (docs/results/frontier_protocol.md, eleventh session). This module computes that function instead, so the
-trial can tell whether that kernel is what Hopper gets wrong.
+was right (docs/results/frontier_protocol.md, eleventh session). The same pattern (``dk`` and ``dβ`` wrong, ``dv``
+right) is fla's issue #984 for the ungated rule's kernel of that name on Hopper with Triton ≥ 3.4 at chunks of 64,
+remedied there by 2 warps; for the gated kernel 2 warps did not help here (tenth session), and fla's #640 (its fix,
+#826) traces the refused ``chunk_bwd_dqkwg`` to a transposed ``tl.dot`` result on Hopper, a form this kernel also
+has. This module computes that function instead, so the trial can tell whether that kernel is what Hopper gets
+wrong; the whole route computes the rule under Triton's interpreter (``test_fla_routes_interpreted``).
 
 Glossary (one sequence and head; chunk of ``C`` positions ``i, j``; fla's names)::
 
