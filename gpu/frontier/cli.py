@@ -43,7 +43,7 @@ def _epilog() -> str:
 
 def build_parser() -> CommandParser:
     parser = CommandParser(prog="mqarkit frontier", description=__doc__.split("\n\n")[0], epilog=_epilog())
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,compare}")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,run,compare,merge}")
     sub.add_parser(
         "list",
         help="print the presets (their sweeps, runs and stacks) and the registered families",
@@ -64,6 +64,15 @@ def build_parser() -> CommandParser:
         "family or point a verdict (agrees, above, below) from the mean over seeds and its interval; for [B] Fig. 2 "
         "also the ordering on the front. The rules: mqarkit.gpu.frontier.compare.",
     )
+    merge = sub.add_parser(
+        "merge",
+        help="add the records of other results files (other machines, resumed copies) to one results file",
+        description="Append the records of each input to --into through the results store (locked, atomic; the "
+        "first record of a run wins), and say per input what was written, what was already there and how much of "
+        "that differs, and which lines are not records (left in the input). The rules: mqarkit.gpu.frontier.merge.",
+    )
+    merge.add_argument("--into", required=True, metavar="RESULTS.jsonl", help="the results file to add to")
+    merge.add_argument("inputs", nargs="+", metavar="OTHER.jsonl", help="results files whose records to add")
     compare.add_argument("--paper", required=True, choices=("based-fig2", "zoology-fig2"), help="the figure")
     compare.add_argument("--results", nargs="+", required=True, metavar="RESULTS.jsonl", help="JSONL record files")
     compare.add_argument("--out", default=None, metavar="FILE.md", help="write the Markdown here (default: print it)")
@@ -222,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.action == "compare":
         return _compare(args)
+    if args.action == "merge":
+        return _merge(args)
     with usage_errors():  # every rule of the sweep and the output, before any device work: one line, exit 2
         sweeps = get_preset(args.preset) if args.preset else load_sweep_file(args.sweep)
         sweeps = reduce(
@@ -330,6 +341,17 @@ def _compare(args: argparse.Namespace) -> int:
     else:
         Path(args.out).write_text(text)
         print(args.out)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """``mqarkit frontier merge``: every input checked first (one line, exit 2), then one line per input."""
+    from mqarkit.gpu.frontier.merge import check_inputs, merge_results
+
+    with usage_errors():
+        check_inputs(args.into, args.inputs)
+    for merged in merge_results(args.into, args.inputs):
+        print(merged.line())
     return 0
 
 

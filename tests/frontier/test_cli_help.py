@@ -33,7 +33,8 @@ def test_every_flag_has_help(make):
 
 def test_frontier_sub_commands_have_help():
     (subs,) = [a for a in frontier_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    assert {c.dest: bool(c.help) for c in subs._choices_actions} == {"list": True, "run": True, "compare": True}
+    expected = {"list": True, "run": True, "compare": True, "merge": True}
+    assert {c.dest: bool(c.help) for c in subs._choices_actions} == expected
 
 
 @pytest.mark.parametrize("path", [[], ["list"], ["run"]], ids=["frontier", "list", "run"])
