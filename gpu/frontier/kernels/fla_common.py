@@ -22,6 +22,7 @@ SWITCH = "MQARKIT_FLA"  # "0" turns every fla path off (the plain-torch paths th
 # "0": where fla refuses its gated backward, no torch form of its refused kernel either (Mamba-2 then takes its
 # plain-torch path there; Gated DeltaNet takes it there anyway, unless in its DPLR trial: fla_delta.gated_route)
 TORCH_BACKWARD_SWITCH = "MQARKIT_FLA_TORCH_BACKWARD"
+BACKEND_TYPE = "mqarkit_torch"  # the name of this package's forms in fla's backend registry
 
 
 def fla_enabled(device: torch.device) -> bool:
@@ -68,3 +69,21 @@ def gated_backward() -> str | None:
     if not gated_backward_refused():
         return "fla"
     return "torch" if os.environ.get(TORCH_BACKWARD_SWITCH, "1") != "0" else None
+
+
+def register_torch_form(operation: str, function: str, serves: Callable, form: Callable) -> None:
+    """Register ``form`` in fla's backend registry (``fla.backends``) as the implementation of ``function`` in
+    ``operation``'s registry, for the calls ``serves`` accepts (fla's verifier contract: ``(accepted, reason)``); fla
+    tries it before its Triton default. Each registration replaces an earlier one of this package for ``operation``."""
+    from fla.backends import BaseBackend, register
+
+    backend = type(
+        f"MqarkitTorch_{function}",
+        (BaseBackend,),
+        {
+            "backend_type": BACKEND_TYPE,
+            f"{function}_verifier": lambda self, *args, **kwargs: serves(*args, **kwargs),
+            function: lambda self, *args, **kwargs: form(*args, **kwargs),
+        },
+    )
+    register(operation)(backend)

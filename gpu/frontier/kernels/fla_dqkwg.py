@@ -42,9 +42,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.kernels.fla_common import gated_backward
+from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, register_torch_form
 
-BACKEND_TYPE = "mqarkit_torch"  # this backend's name in fla's registry
 FLA_CHUNK = 64  # the chunk size of fla's gated chunked ops as the harness calls them (their default)
 PAIR_TENSORS = 4  # (C, C) tensors per chunk and head that chunk_dqkwg holds at once at most (gap, decays, do·v, dS)
 
@@ -190,18 +189,7 @@ def fla_chunk_bwd_dqkwg(*args, **kwargs):
 @functools.cache
 def install_torch_backend() -> None:
     """Register :func:`chunk_dqkwg` as fla's ``chunk_bwd_dqkwg`` backend (operation ``common``), once per process."""
-    from fla.backends import BaseBackend, register
-
-    class TorchDqkwg(BaseBackend):
-        backend_type = BACKEND_TYPE
-
-        def chunk_bwd_dqkwg_verifier(self, *args, **kwargs):
-            return serves(*args, **kwargs)
-
-        def chunk_bwd_dqkwg(self, *args, **kwargs):
-            return fla_chunk_bwd_dqkwg(*args, **kwargs)
-
-    register("common")(TorchDqkwg)
+    register_torch_form("common", "chunk_bwd_dqkwg", serves, fla_chunk_bwd_dqkwg)
 
 
 def prepare_gated_backward() -> None:

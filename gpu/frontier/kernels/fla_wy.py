@@ -47,7 +47,8 @@ import math
 
 import torch
 
-from mqarkit.gpu.frontier.kernels.fla_dqkwg import BACKEND_TYPE, _chunked, _unchunked
+from mqarkit.gpu.frontier.kernels.fla_common import register_torch_form
+from mqarkit.gpu.frontier.kernels.fla_dqkwg import _chunked, _unchunked
 
 WY_PAIR_TENSORS = 6  # (C, C) tensors per chunk and head that chunk_wy_backward holds at once at most
 
@@ -165,15 +166,4 @@ def fla_prepare_wy_repr_bwd(*args, **kwargs):
 def install_torch_backend() -> None:
     """Register :func:`chunk_wy_backward` as fla's gated ``prepare_wy_repr_bwd`` backend (operation
     ``gated_delta_rule``), once per process."""
-    from fla.backends import BaseBackend, register
-
-    class TorchWY(BaseBackend):
-        backend_type = BACKEND_TYPE
-
-        def prepare_wy_repr_bwd_verifier(self, *args, **kwargs):
-            return serves(*args, **kwargs)
-
-        def prepare_wy_repr_bwd(self, *args, **kwargs):
-            return fla_prepare_wy_repr_bwd(*args, **kwargs)
-
-    register("gated_delta_rule")(TorchWY)
+    register_torch_form("gated_delta_rule", "prepare_wy_repr_bwd", serves, fla_prepare_wy_repr_bwd)
