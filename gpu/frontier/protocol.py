@@ -45,7 +45,9 @@ family that overrides ``__init__`` passes the keyword ``layer`` on to this class
 Class flags: ``compilable`` (the harness may run :meth:`forward_at` under ``torch.compile``), ``graphable`` (a whole
 training step may be captured as one CUDA graph; the family then must not synchronise with the host),
 ``keeps_float32_input`` (the trunk hands ``u`` over in float32 rather than the autocast dtype: for a family whose
-output adds ``u`` itself).
+output adds ``u`` itself), ``evaluates_with_training_graph`` (a compiled family's evaluation records autograd, so
+that it calls the function training compiled instead of compiling an inference variant: ``train.evaluate``; off for a
+family whose evaluation at the test lengths would then hold more than memory allows).
 
 State policy (one for every family, the unit of the records is float32 numbers): every tensor the recurrent mode
 carries counts (conv caches, KV caches, normalisers such as Based's ``z``); parameters do not. A step carries only
@@ -107,6 +109,7 @@ class StackedMixer(nn.Module):
     compilable: ClassVar[bool] = True
     graphable: ClassVar[bool] = True
     keeps_float32_input: ClassVar[bool] = False
+    evaluates_with_training_graph: ClassVar[bool] = True
     block_type: ClassVar[str] = "transformer"
     layer_init: ClassVar[bool] = False
 

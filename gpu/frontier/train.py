@@ -69,11 +69,12 @@ def evaluate(model: StackedHybrid, tests: list[SegmentData], *, batch: int, budg
 
     For a family that runs compiled, the hidden states are computed with autograd recording, as in training, and the
     recorded graph is dropped with them: on CUDA that calls the function training compiled (grad mode is part of what
-    it is compiled for) instead of compiling an inference variant per stack. A plain module (``compilable`` False)
-    runs in eval mode without autograd instead. The argmax runs without autograd.
+    it is compiled for) instead of compiling an inference variant per stack. A family whose
+    ``evaluates_with_training_graph`` is off, and a plain module (``compilable`` False), run in eval mode without
+    autograd instead. The argmax runs without autograd.
     """
     device = tests[0].inputs.device
-    reuse_training_graph = model.mixer.compilable
+    reuse_training_graph = model.mixer.compilable and model.mixer.evaluates_with_training_graph
     was_training = model.training
     model.train(reuse_training_graph and was_training)
     correct = torch.zeros(model.runs, len(tests), dtype=torch.long, device=device)

@@ -91,3 +91,24 @@ def test_records_carry_the_loss_history(tmp_path):
     for rec in read_records(out):
         assert len(rec["loss_history"]) == rec["epochs_trained"] == len(rec["history"])
         assert all(0 < loss < 10 for loss in rec["loss_history"])  # cross-entropy over 64 tokens starts near ln 64
+
+
+@pytest.mark.parametrize(
+    ("family", "knobs", "records"),
+    [("based", {"feature_dim": 4}, True), ("delta_net", {"heads": 2, "head_dim": 4}, False)],
+)
+def test_evaluation_records_autograd_only_where_the_family_reuses_its_training_graph(
+    family, knobs, records, monkeypatch
+):
+    """A compiled family evaluates with autograd on (the function training compiled), unless it says otherwise
+    (``evaluates_with_training_graph``): the delta rules, compiled in their trial, evaluate without it."""
+    from mqarkit.gpu.frontier.train import evaluate
+
+    monkeypatch.setenv("MQARKIT_COMPILE_DELTA_RULE", "1")  # DeltaNet compilable, as in its trial
+    model = StackedHybrid([ModelConfig(family, 16, vocab_size=64, max_len=32, **knobs)], [1])
+    assert model.mixer.compilable
+    seen = []
+    real = model.mixer.forward_at
+    monkeypatch.setattr(model.mixer, "forward_at", lambda *a: seen.append(torch.is_grad_enabled()) or real(*a))
+    correct, totals = evaluate(model, [_segment(16, 2, 8, 2)], batch=8, budget=2**20)
+    assert seen == [records] and int(totals[0]) == 16 and model.training  # the training mode is given back

@@ -79,6 +79,12 @@ class DeltaNet(StackedMixer):
         Knob("head_dim", "hd", help="K, the key width of each head (the value width follows)"),
     )
     VALUE_EXPAND = 1  # V = VALUE_EXPAND · K (fla's DeltaNet: expand_v / expand_k = 1)
+    # Compiled (a trial), the harness's evaluation with autograd recording ran out of memory on an H100 at the test
+    # length 1024 (a stack of 12 runs, batch 256: the activations a backward would need, kept for none; fla's
+    # (B, N, H, 64) float32 WY matrix alone is 3 GiB a layer there, where training stops at 256 positions): the
+    # delta rules evaluate without autograd, compiling an inference variant (docs/results/frontier_protocol.md,
+    # eleventh session)
+    evaluates_with_training_graph = False
     gated = False  # Gated DeltaNet: a decay per head and an output gate
 
     @property
@@ -86,10 +92,13 @@ class DeltaNet(StackedMixer):
         """Not compiled unless ``MQARKIT_COMPILE_DELTA_RULE=1`` (a trial): then the step compiles around fla's call (one
         opaque op, :func:`~mqarkit.gpu.frontier.kernels.fla_delta.fla_delta_rule_op`) or around the plain-torch
         recurrence where fla does not serve (``linear_recurrence`` is never traced: a graph break). On an H100 with
-        torch 2.11 the compiled harness stack failed both times it was tried (docs/results/frontier_protocol.md): a
-        stride assertion in the compiled backward once a second sequence length ran (K = 72, the modern preset; third
-        and ninth sessions; ``ops.fused_projection`` says the likely cause and what now avoids it), and inductor's
-        ``CantSplit`` on the plain-torch chunked recurrence when it was still traced (third session)."""
+        torch 2.11 the compiled harness stack failed the first two times it was tried
+        (docs/results/frontier_protocol.md): a stride assertion in the compiled backward once a second sequence
+        length ran (K = 72, the modern preset; third and ninth sessions; ``ops.fused_projection`` says the likely
+        cause and what now avoids it), and inductor's ``CantSplit`` on the plain-torch chunked recurrence when it was
+        still traced (third session); in the eleventh the compiled models equalled the eager ones at two lengths, and
+        the stack ran out of memory in its first evaluation (``evaluates_with_training_graph`` says why and what now
+        avoids it)."""
         return compile_trial()
 
     @classmethod
