@@ -538,9 +538,12 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         },
         "rows": [],
         "not_measured": [],
+        "superseded": [],
     }
     before = earlier_rows(out, report) if args.resume else {}  # checked before any work
     earlier = {key: row for key, row in before.items() if row["status"] == "measured"}
+    again = [key for key in earlier if key[0] == "stacked" and key[1] in args.remeasure]  # --remeasure: kept aside
+    report["superseded"] += [earlier.pop(key) | {"superseded_by": report["command"]} for key in again]
     # a resume whose plan is narrower (other --families or --widths) keeps the earlier rows outside it, first
     planned = {(item.path, item.name, item.d_model) for item in items}
     report["rows"] = [outside_the_plan(row) for key, row in before.items() if key not in planned]
@@ -613,6 +616,7 @@ def earlier_rows(out: Path, report: dict) -> dict[tuple, dict]:
     if differ:
         raise ValueError(f"--resume: {path} was measured with other {', '.join(differ)}; measure afresh elsewhere")
     report["resumed_from"] = before.get("resumed_from", []) + [before["command"]]
+    report["superseded"] = before.get("superseded", []) + report["superseded"]
     report["interrupted"] = before.get("interrupted", []) + [
         f"{r['name']} d={r['d_model']}" for r in before["rows"] if r["status"] == "running"
     ]
@@ -740,6 +744,12 @@ def write_families_report(report: dict, out: Path) -> None:
         lines += [f"- {x}" + (f" ({n} commands)" if n > 1 else "") for x, n in times.items()]
     if report["not_measured"]:
         lines += ["\nNot measured:\n"] + [f"- {x}" for x in report["not_measured"]]
+    if report.get("superseded"):
+        lines += ["\nSuperseded (measured again by a later command, `--remeasure`; the earlier figures):\n"] + [
+            f"- {r['name']} d={r['d_model']}: {r['model_epochs_per_s']:.2f} model-epochs/s (code "
+            f"{(r.get('code') or {}).get('git_commit', '?')[:10]})"
+            for r in report["superseded"]
+        ]
     (out / "frontier_speed_families.md").write_text("\n".join(lines) + "\n")
 
 
@@ -793,6 +803,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "listed as not measured",
     )
     fam.add_argument(
+        "--remeasure",
+        nargs="+",
+        default=[],
+        metavar="FAMILY",
+        help="with --resume: measure these families' stacked rows again although an earlier command measured them "
+        "(after their code changed); the earlier rows are kept in the report as superseded",
+    )
+    fam.add_argument(
         "--micro-batch-budget",
         dest="budget",
         type=int,
@@ -816,6 +834,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             raise ValueError("--resume: belongs to the families mode (--families)")
         if args.budget != BUDGET:
             raise ValueError("--micro-batch-budget: belongs to the families mode (--families)")
+        if args.remeasure:
+            raise ValueError("--remeasure: belongs to the families mode (--families)")
         args.presets = args.presets or ["based-slice", "based-fig2"]
         args.steps = 12 if args.steps is None else args.steps
     else:
@@ -848,6 +868,11 @@ def check_families_args(args: argparse.Namespace) -> None:
         raise ValueError(f"--time-budget-s={args.time_budget_s}: needs a finite number > 0")
     if args.budget < 1:
         raise ValueError(f"--micro-batch-budget={args.budget}: needs an integer >= 1")
+    if args.remeasure and not args.resume:
+        raise ValueError("--remeasure: only with --resume (without it every row is measured)")
+    unplanned = [f for f in args.remeasure if f not in args.families]
+    if unplanned:
+        raise ValueError(f"--remeasure={args.remeasure}: {unplanned} not among --families {args.families}")
     if not (args.burst_seconds >= 0 and math.isfinite(args.burst_seconds)):
         raise ValueError(f"--burst-seconds={args.burst_seconds}: needs a finite number >= 0")
     args.steps = FAMILIES_DEFAULT_STEPS if args.steps is None else args.steps

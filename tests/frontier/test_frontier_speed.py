@@ -191,6 +191,26 @@ def test_a_smaller_micro_batch_budget_reaches_the_steps_and_the_table(tmp_path, 
     assert "micro-batch budget" not in (tmp_path / "frontier_speed_families.md").read_text()
 
 
+def test_remeasure_measures_a_resumed_row_again_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    """``--resume --remeasure attention``: the attention row is measured again (Based's is kept), and the earlier
+    attention row stays in the report and the table as superseded, naming the command that replaced it."""
+    first = _families_report(tmp_path, "--no-fla", "--generic")
+    bench = _benchmark_module()
+    measured = _watch_rows(bench, monkeypatch)
+    argv = ["--families", "attention", "based", *TINY, "--out-dir", str(tmp_path), "--no-fla", "--generic"]
+    assert bench.main([*argv, "--resume", "--remeasure", "attention"]) == 0
+    second = json.loads((tmp_path / "frontier_speed_families.json").read_text())
+    assert measured == ["attention"]
+    assert [(r["name"], r["status"], r.get("resumed", False)) for r in second["rows"]] == [
+        ("based", "measured", True),
+        ("attention", "measured", False),
+    ]
+    (old,) = second["superseded"]
+    assert old["epoch_s"] == first["rows"][1]["epoch_s"] and "--remeasure attention" in old["superseded_by"]
+    table = (tmp_path / "frontier_speed_families.md").read_text()
+    assert "Superseded (measured again by a later command" in table and "- attention d=16: " in table
+
+
 def test_time_budget_stops_new_rows_and_says_which_were_not_measured(tmp_path):
     report = _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
     assert [r["status"] for r in report["rows"]] == ["not measured"] * 3
@@ -360,6 +380,9 @@ def test_a_narrower_resume_keeps_the_rows_outside_its_plan(tmp_path, monkeypatch
         (["--families", "based", "--presets", "tiny"], "--families: a mode of its own"),
         (["--resume"], "--resume: belongs to the families mode"),
         (["--micro-batch-budget", "5"], "--micro-batch-budget: belongs to the families mode"),
+        (["--remeasure", "based"], "--remeasure: belongs to the families mode"),
+        (["--families", "based", "--remeasure", "based"], "--remeasure: only with --resume"),
+        (["--families", "based", "--resume", "--remeasure", "h3"], r"--remeasure=\['h3'\]: \['h3'\] not among"),
         (["--families", "based", "--micro-batch-budget", "0"], "--micro-batch-budget=0: needs an integer >= 1"),
         (["--families", "h3", "--widths", "20"], "h3 d=20 cannot be built: .*d_state=5: h3 needs an even d_state"),
         (["--families", "based", "--data-preset", "zoology-fig2"], "needs a preset of one sweep, it has 4"),

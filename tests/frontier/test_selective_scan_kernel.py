@@ -81,6 +81,40 @@ def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
     )
 
 
+def compare_padded_states(device: str) -> None:
+    """A stack whose runs have 2 and 5 of its 5 state indices (the first run's ``B, C`` zero beyond its 2, as the
+    family's masked projections make them): with ``states`` the kernels skip the padding and give what they give
+    without it, values and the gradients of ``x, Δ`` and of each run's own ``A, B, C``; the padding's are 0."""
+    x, dt, a, b, c = _inputs(2, 3, 37, 10, 5, device, seed=6)
+    with torch.no_grad():
+        b[0, ..., 2:] = 0
+        c[0, ..., 2:] = 0
+    inputs = (x, dt, a, b, c)
+    states = torch.tensor([2, 5], device=device)
+    dy = torch.randn(2, 3, 37, 10, generator=torch.Generator().manual_seed(7)).to(device)
+    skipping, full = fused_selective_scan(*inputs, states), fused_selective_scan(*inputs)
+    assert_close(skipping, full, dtype="float32", context="y, padded states skipped")
+    for name, u, v in zip(NAMES, torch.autograd.grad(skipping, inputs, dy), torch.autograd.grad(full, inputs, dy)):
+        if name in ("a", "b", "c"):  # the padding's gradients are 0, and each run's own as without skipping
+            own = (slice(None),) * (u.dim() - 1)
+            assert torch.equal(u[0][..., 2:], torch.zeros_like(u[0][..., 2:])), name
+            u, v = u[0][own[1:] + (slice(0, 2),)], v[0][own[1:] + (slice(0, 2),)]
+        assert_close(u, v, dtype="float32", context=f"d{name}, padded states skipped")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+def test_kernels_skip_a_runs_padded_state_indices(interpreted):
+    interpreted(
+        """
+        import mqarkit.gpu.frontier.kernels.selective_scan as ks
+        assert ks._INTERPRETED
+        from tests.frontier.test_selective_scan_kernel import compare_padded_states
+        compare_padded_states("cpu")
+        print("ok")
+        """
+    )
+
+
 def compare_family_paths(device: str) -> None:
     """A stack of Mamba runs with different ``d_state``: output and every parameter's gradient with the kernels
     (``MQARKIT_FUSED_SCAN`` unset) equal those of the torch scan (``MQARKIT_FUSED_SCAN=0``)."""
@@ -137,6 +171,10 @@ def test_bad_shapes_are_refused_before_any_work():
         fused_selective_scan(x, dt, a[:, :2], b, c)
     with pytest.raises(ValueError, match=r"b, c \(R, B, N, n\)"):
         fused_selective_scan(x, dt, a, b, c[..., :1])
+    with pytest.raises(ValueError, match=r"states \(2,\) torch.int64 on cpu: needs an \(R,\) = \(1,\) integer"):
+        fused_selective_scan(x, dt, a, b, c, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="states"):
+        fused_selective_scan(x, dt, a, b, c, torch.tensor([1.0]))
     long = torch.empty(1, 1, MAX_LEN + 1, 1)
     with pytest.raises(ValueError, match="MAX_LEN"):
         fused_selective_scan(
@@ -155,3 +193,8 @@ def test_kernels_on_cuda_match_the_torch_scan():
 @pytest.mark.gpu
 def test_mamba_family_on_cuda_with_the_kernels_equals_it_without():
     compare_family_paths("cuda")
+
+
+@pytest.mark.gpu
+def test_kernels_on_cuda_skip_a_runs_padded_state_indices():
+    compare_padded_states("cuda")

@@ -110,11 +110,14 @@ def selective_scan(
 
 
 @torch.compiler.disable  # the kernels' launch and the torch scan's loops stay out of the compiled graph
-def scan_outputs(x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+def scan_outputs(
+    x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, states: torch.Tensor
+) -> torch.Tensor:
     """The scan's ``y (R, B, N, d_i)``: the fused Triton kernels where they serve (float32 on CUDA, ``N ≤ MAX_LEN``:
-    :func:`fused_scan_available`; they never form the states), else :func:`selective_scan`."""
+    :func:`fused_scan_available`; they never form the states, and skip each run's padded state indices beyond its
+    ``states (R,)``), else :func:`selective_scan`."""
     if fused_scan_available(x.device, x.dtype, x.shape[2]):
-        return fused_selective_scan(x, dt, a, b, c)
+        return fused_selective_scan(x, dt, a, b, c, states)
     return selective_scan(x, dt, a, b, c)[0]
 
 
@@ -170,7 +173,7 @@ class Mamba(StackedMixer):
             x = F.silu(causal_depthwise_conv(x, self.conv_w.to(acc), self.conv_b.to(acc)))
             low, b, c = linear(x, w).split([self.xdt_w.shape[-1], n, n], dim=-1)
             dt = F.softplus(linear(low, self.dt_w.to(acc)) + self.dt_b.to(acc)[:, None, None])
-            y = scan_outputs(x, dt, -torch.exp(self.masked("a_log").to(acc)), b, c)
+            y = scan_outputs(x, dt, -torch.exp(self.masked("a_log").to(acc)), b, c, self.knob_tensor("d_state"))
         return y + x * self.skip.to(acc)[:, None, None], z
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,11 @@ The sums over channels (``∂B, ∂C``) are written per channel block and added 
 one state tensor's size, transient), and ``∂A`` per example and summed over the batch by torch: no atomics, so the
 result does not depend on scheduling (the harness's deterministic mode keeps the kernels).
 
+A stack whose runs differ in ``n`` pads every run to the largest (zero ``B`` and ``C`` beyond a run's own, from the
+family's masked projections): the kernels read each run's count (``states``) and loop over its own state indices
+only, so a run of ``n = 8`` in a stack padded to 24 costs a third of the scan, and the padding's ``∂A, ∂B, ∂C`` are
+left at 0 (what they are: zero ``B`` and ``C`` keep those states at 0).
+
 Dispatch (:func:`fused_scan_available`): float32 CUDA tensors (any device under the Triton interpreter,
 ``TRITON_INTERPRET=1`` at import; the wrapper lays them out contiguously), ``N ≤`` :data:`MAX_LEN`, triton importable
 and ``MQARKIT_FUSED_SCAN`` not ``0`` (read per call); the Mamba family otherwise runs the torch scan.
@@ -84,7 +89,7 @@ if triton is not None:
 
     @triton.jit
     def _scan_forward(
-        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, y_ptr, N, D, NS, BATCH,
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, y_ptr, N, D, NS, BATCH,
         BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
         rb, blk, t, d, tm, dm, m, rows = _tile(N, D, BLOCK_N, BLOCK_D)
@@ -92,7 +97,7 @@ if triton is not None:
         dt = tl.load(dt_ptr + rows, mask=m, other=0.0)
         dtx = dt * tl.load(x_ptr + rows, mask=m, other=0.0)
         y = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        for s in range(NS):
+        for s in range(tl.minimum(tl.load(ns_ptr + run), NS)):  # the run's own state indices (the rest: padding)
             a = tl.load(a_ptr + (run * NS + s) * D + d, mask=dm, other=0.0)
             bs = tl.load(b_ptr + (rb * NS + s) * N + t, mask=tm, other=0.0)
             cs = tl.load(c_ptr + (rb * NS + s) * N + t, mask=tm, other=0.0)
@@ -102,8 +107,8 @@ if triton is not None:
 
     @triton.jit
     def _scan_backward(
-        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, dy_ptr, dx_ptr, ddt_ptr, da_ptr, db_ptr, dc_ptr, N, D, NS, BATCH, RB,
-        BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, dy_ptr, dx_ptr, ddt_ptr, da_ptr, db_ptr, dc_ptr, N, D, NS, BATCH,
+        RB, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
         rb, blk, t, d, tm, dm, m, rows = _tile(N, D, BLOCK_N, BLOCK_D)
         run = rb // BATCH
@@ -115,7 +120,7 @@ if triton is not None:
         dtx = dt * x
         d_dtx = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
         d_dt = tl.zeros((BLOCK_N, BLOCK_D), dtype=tl.float32)
-        for s in range(NS):
+        for s in range(tl.minimum(tl.load(ns_ptr + run), NS)):  # padded state indices: their ∂A, ∂B, ∂C stay 0
             a = tl.load(a_ptr + (run * NS + s) * D + d, mask=dm, other=0.0)
             col = (rb * NS + s) * N + t
             bs = tl.load(b_ptr + col, mask=tm, other=0.0)
@@ -152,7 +157,7 @@ def fused_scan_available(device: torch.device, dtype: torch.dtype, seq_len: int)
 
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, dt, a, b, c):
+    def forward(ctx, x, dt, a, b, c, states):
         r, bsz, n, di = x.shape
         ns = a.shape[-1]
         x, dt = x.reshape(r * bsz, n, di).contiguous(), dt.reshape(r * bsz, n, di).contiguous()
@@ -162,28 +167,29 @@ class _SelectiveScan(torch.autograd.Function):
         y = torch.empty_like(x)
         block_n, block_d = block_sizes(n)
         grid = (r * bsz, triton.cdiv(di, block_d))
-        _scan_forward[grid](x, dt, a_t, b_t, c_t, y, n, di, ns, bsz, BLOCK_N=block_n, BLOCK_D=block_d)
-        ctx.save_for_backward(x, dt, a_t, b_t, c_t)
+        _scan_forward[grid](x, dt, a_t, b_t, c_t, states, y, n, di, ns, bsz, BLOCK_N=block_n, BLOCK_D=block_d)
+        ctx.save_for_backward(x, dt, a_t, b_t, c_t, states)
         ctx.shape = (r, bsz, n, di, ns)
         return y.view(r, bsz, n, di)
 
     @staticmethod
     def backward(ctx, dy):
-        x, dt, a_t, b_t, c_t = ctx.saved_tensors
+        x, dt, a_t, b_t, c_t, states = ctx.saved_tensors
         r, bsz, n, di, ns = ctx.shape
         block_n, block_d = block_sizes(n)
         blocks = triton.cdiv(di, block_d)
         dy = dy.reshape(r * bsz, n, di).contiguous()
         dx, ddt = torch.empty_like(x), torch.empty_like(x)
-        da = torch.empty(r * bsz, ns, di, device=x.device, dtype=x.dtype)
-        db = torch.empty(blocks, r * bsz, ns, n, device=x.device, dtype=x.dtype)
-        dc = torch.empty_like(db)
+        da = torch.zeros(r * bsz, ns, di, device=x.device, dtype=x.dtype)  # zeros: a run's padded states stay so
+        db = torch.zeros(blocks, r * bsz, ns, n, device=x.device, dtype=x.dtype)
+        dc = torch.zeros_like(db)
         _scan_backward[(r * bsz, blocks)](
             x,
             dt,
             a_t,
             b_t,
             c_t,
+            states,
             dy,
             dx,
             ddt,
@@ -203,7 +209,7 @@ class _SelectiveScan(torch.autograd.Function):
         d_a = da.view(r, bsz, ns, di).sum(1).transpose(1, 2)
         d_b = db.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
         d_c = dc.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
-        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c
+        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c, None
 
 
 def log_depth_scan(
@@ -226,10 +232,18 @@ def log_depth_scan(
 
 
 def fused_selective_scan(
-    x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    states: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
-    (R, B, N, n)``, float32; differentiable in all five. Callers check :func:`fused_scan_available` first."""
+    (R, B, N, n)``, float32; differentiable in the first five. ``states (R,)`` (integers, on ``x``'s device; default
+    ``n`` for every run): the state indices each run has, the rest padding of a stack whose runs differ in ``n``
+    (zero ``B`` and ``C`` there, so they add nothing): the kernels skip them, and their ``∂A, ∂B, ∂C`` are 0 (beyond
+    ``n``, ``n`` is taken). Callers check :func:`fused_scan_available` first."""
     r, bsz, n, di = x.shape
     if dt.shape != x.shape or a.shape[:2] != (r, di) or b.shape != (r, bsz, n, a.shape[-1]) or c.shape != b.shape:
         raise ValueError(
@@ -238,4 +252,11 @@ def fused_selective_scan(
         )
     if n > MAX_LEN:
         raise ValueError(f"N={n}: the fused scan holds at most MAX_LEN={MAX_LEN} positions")
-    return _SelectiveScan.apply(x, dt, a, b, c)
+    if states is None:
+        states = torch.full((r,), a.shape[-1], dtype=torch.int32, device=x.device)
+    elif states.shape != (r,) or states.is_floating_point() or states.is_complex() or states.device != x.device:
+        raise ValueError(
+            f"states {tuple(states.shape)} {states.dtype} on {states.device}: needs an (R,) = ({r},) integer tensor "
+            f"on {x.device}"
+        )
+    return _SelectiveScan.apply(x, dt, a, b, c, states.to(torch.int32).contiguous())
