@@ -73,14 +73,6 @@ def merge_results(into: str | os.PathLike[str], inputs: list[str | os.PathLike[s
             if first is not record and first != record:
                 differing.append(record["run_id"])
         summary = store.append(contents.records)
-        done.append(
-            MergedInput(
-                Path(path),
-                len(contents.records),
-                summary.written,
-                summary.duplicates,
-                differing,
-                len(contents.rejected),
-            )  # fmt: skip
-        )
+        counts = (len(contents.records), summary.written, summary.duplicates)
+        done.append(MergedInput(Path(path), *counts, differing, len(contents.rejected)))
     return done
