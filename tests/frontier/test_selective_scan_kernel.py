@@ -68,17 +68,22 @@ def test_log_depth_scan_equals_the_chunked_scan_in_float64():
 INTERPRETED_SHAPES = [(1, 2, 1, 3, 2), (2, 3, 37, 10, 5), (1, 1, 20, 4, 1)]
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
-def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
+def run_under_interpreter(interpreted, check: str, *args: object) -> None:
+    """``check(*args)``, a function of this module, in a subprocess whose kernels Triton's interpreter runs."""
     interpreted(
         f"""
         import mqarkit.gpu.frontier.kernels.selective_scan as ks
         assert ks._INTERPRETED
-        from tests.frontier.test_selective_scan_kernel import compare_with_torch_scan
-        compare_with_torch_scan({INTERPRETED_SHAPES!r}, "cpu")
+        from tests.frontier.test_selective_scan_kernel import {check}
+        {check}(*{args!r})
         print("ok")
         """
     )
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
+    run_under_interpreter(interpreted, "compare_with_torch_scan", INTERPRETED_SHAPES, "cpu")
 
 
 def compare_padded_states(device: str) -> None:
@@ -104,15 +109,7 @@ def compare_padded_states(device: str) -> None:
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
 def test_kernels_skip_a_runs_padded_state_indices(interpreted):
-    interpreted(
-        """
-        import mqarkit.gpu.frontier.kernels.selective_scan as ks
-        assert ks._INTERPRETED
-        from tests.frontier.test_selective_scan_kernel import compare_padded_states
-        compare_padded_states("cpu")
-        print("ok")
-        """
-    )
+    run_under_interpreter(interpreted, "compare_padded_states", "cpu")
 
 
 def compare_family_paths(device: str) -> None:
@@ -145,15 +142,7 @@ def compare_family_paths(device: str) -> None:
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
 def test_mamba_family_with_the_kernels_equals_it_without(interpreted):
-    interpreted(
-        """
-        import mqarkit.gpu.frontier.kernels.selective_scan as ks
-        assert ks._INTERPRETED
-        from tests.frontier.test_selective_scan_kernel import compare_family_paths
-        compare_family_paths("cpu")
-        print("ok")
-        """
-    )
+    run_under_interpreter(interpreted, "compare_family_paths", "cpu")
 
 
 def test_block_sizes_fill_one_tile():
