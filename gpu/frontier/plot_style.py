@@ -45,14 +45,40 @@ def label_order(label: str) -> tuple[bool, str]:
     return label.removesuffix(BOTH_LAYERS) not in FAMILY_STYLE, label
 
 
+SELECTIONS = ("families ", "d_models ")  # a command's choice of the sweep's models: not a reduction of any run
+
+
+def shipped_coverage(records: list[dict]) -> tuple[list[str], set[str]]:
+    """For each drawn sweep that a shipped preset defines: ``"<sweep>: K of M runs"`` when the records hold fewer
+    of its runs than it has, and the names of those shipped sweeps (whose selection notes this count replaces)."""
+    from mqarkit.gpu.frontier.presets import get_preset, preset_names
+
+    shipped = {sw.name: {run.run_id for run in sw.runs()} for p in preset_names() for sw in get_preset(p)}
+    lines, names = [], set()
+    for name in sorted({r["sweep"] for r in records} & set(shipped)):
+        names.add(name)
+        have = {r["run_id"] for r in records if r["sweep"] == name} & shipped[name]
+        if len(have) < len(shipped[name]):
+            lines.append(f"{name}: {len(have)} of its {len(shipped[name])} runs")
+    return lines, names
+
+
 def default_title(records: list[dict]) -> str:
-    """The sweeps drawn, their epochs and learning rates, and any reduction from the sweep as shipped."""
+    """The sweeps drawn, their epochs and learning rates, any reduction from the sweep as shipped, and, for a
+    shipped sweep whose runs are not all in the records, how many are (instead of the commands' selections)."""
     sweeps = sorted({r["sweep"] for r in records})
     epochs = sorted({r["epochs_max"] for r in records if "epochs_max" in r})
     lrs = sorted({r["lr"] for r in records})
     seeds = sorted({r.get("seed", 0) for r in records})
-    notes = sorted({n for r in records for n in r.get("notes", [])})
+    coverage, shipped = shipped_coverage(records)
+    notes = sorted(
+        {n for r in records for n in r.get("notes", []) if not (r["sweep"] in shipped and n.startswith(SELECTIONS))}
+    )
     budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
     title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"
-    reduced = textwrap.fill("reduced: " + "; ".join(notes), TITLE_WIDTH) if notes else ""
-    return textwrap.fill(title, TITLE_WIDTH) + ("\n" + reduced if reduced else "")
+    lines = [textwrap.fill(title, TITLE_WIDTH)]
+    if notes:
+        lines.append(textwrap.fill("reduced: " + "; ".join(notes), TITLE_WIDTH))
+    if coverage:
+        lines.append(textwrap.fill("not all run: " + "; ".join(coverage), TITLE_WIDTH))
+    return "\n".join(lines)

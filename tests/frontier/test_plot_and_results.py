@@ -39,6 +39,20 @@ def test_title_names_the_sweep_its_budget_and_reductions(tiny_records):
     assert "tiny" in title and "1 epochs" in title and "2 lrs" in title and "epochs 2 -> 1" in title
 
 
+def test_title_counts_a_shipped_sweeps_runs_instead_of_the_commands_selections(tiny_records):
+    """A command that ran some of a shipped sweep's families (``--families``) reduced no run: the title says how many
+    of the sweep's runs the records hold, not the selection; for a sweep no preset ships, the selection stays."""
+    from mqarkit.gpu.frontier.plot_style import default_title
+
+    selected = [r | {"notes": [*r["notes"], "families ['based']"]} for r in tiny_records if r["family"] == "based"]
+    title = default_title(selected)
+    assert "epochs 2 -> 1" in title and "families" not in title
+    assert f"not all run: tiny: {len(selected)} of its 12 runs" in title
+    assert "not all run" not in default_title(tiny_records)  # all 12
+    own = [r | {"sweep": "my-sweep"} for r in selected]
+    assert "families ['based']" in default_title(own) and "not all run" not in default_title(own)
+
+
 def test_runs_without_a_measured_state_are_left_out_and_counted(tiny_records):
     unmeasured = {**tiny_records[0], "state_numbers": None, "state_bytes": None, "run_id": "x", "lr": 9.0}
     fig = frontier_figure([*tiny_records, unmeasured])
