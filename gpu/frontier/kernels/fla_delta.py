@@ -29,8 +29,9 @@ trial (``MQARKIT_COMPILE_DELTA_RULE=1``, the family's ``compilable``): on an H10
 stride assertion once a second sequence length ran (the likely cause, inductor padding the fused projection's odd
 width, is what :func:`~mqarkit.gpu.frontier.ops.fused_projection` now avoids); since then the compiled DeltaNet and
 Gated DeltaNet models equal the eager ones on an H100 at two lengths, but the compiled DeltaNet stack of the speed
-table ran out of memory at the micro-batch the estimate allows (eleventh session). Eager steps call fla's op
-directly. ``MQARKIT_FLA=0`` turns this path off.
+table ran out of memory in its first evaluation, which recorded autograd at the test length 1024 (eleventh session;
+the delta rules now evaluate without it: ``evaluates_with_training_graph``). Eager steps call fla's op directly.
+``MQARKIT_FLA=0`` turns this path off.
 """
 
 from __future__ import annotations
