@@ -1,16 +1,19 @@
-"""Mamba's selective scan two ways: the fused Triton kernels against the chunked torch scan, forward and
-forward+backward, at the [B] Fig. 2 Mamba stacks' shapes.
+"""Mamba's selective scan three ways: the fused Triton kernels (over every state index, and skipping each run's
+padding) against the chunked torch scan, forward and forward+backward, at the [B] Fig. 2 Mamba stacks' shapes.
 
 Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32]``; writes
 ``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``. Needs a CUDA GPU and triton.
 
-Shapes: a stack of ``R = 12`` runs (three ``d_state`` values × four learning rates, padded to ``n = 24``), batch
-``--batch``, ``d ∈ {64, 128, 256}`` (``d_i = 2d``) at the training lengths ``N ∈ {64, 128, 256}``. Both paths are
-:mod:`mqarkit.gpu.frontier` functions as the Mamba family calls them (``fused_selective_scan``; ``selective_scan``,
-the torch scan), in float32. Each figure is the median of ``--repeats`` timed calls after warm-up (CUDA events;
-:mod:`mqarkit.gpu.timing`); forward+backward takes the gradients of all five inputs. Before timing, the outputs are
-compared (largest difference over the largest magnitude). A combination that runs out of memory is recorded as such
-(the torch scan forms ``R·B·N·d_i·n`` states; the harness micro-batches it, this benchmark does not).
+Shapes: a stack of ``R = 12`` runs (the ``d_state`` values 8, 16, 24 cycled over the runs, × four learning rates, padded
+to ``n = 24``: ``B`` and ``C`` zero beyond each run's own, as the family's masked projections make them), batch
+``--batch``, ``d ∈ {64, 128, 256}`` (``d_i = 2d``) at the training lengths ``N ∈ {64, 128, 256}``. The paths are
+:mod:`mqarkit.gpu.frontier` functions as the Mamba family calls them, in float32: ``fused_selective_scan`` over all 24
+state indices (``fused``), the same skipping each run's padding as the family now calls it (``skipping``: its
+``states``), and ``selective_scan``, the torch scan (``torch``). Each figure is the median of ``--repeats`` timed calls
+after warm-up (CUDA events; :mod:`mqarkit.gpu.timing`); forward+backward takes the gradients of all five inputs. Before
+timing, the outputs are compared (largest difference over the largest magnitude). A combination that runs out of memory
+is recorded as such (the torch scan forms ``R·B·N·d_i·n`` states; the harness micro-batches it, this benchmark does
+not).
 """
 
 from __future__ import annotations
@@ -28,8 +31,23 @@ from mqarkit.gpu.frontier.runner import environment
 from mqarkit.gpu.timing import forward_and_backward_ms
 
 RUNS, STATE = 12, 24
+STACK_STATES = (8, 16, 24)  # the [B] Fig. 2 Mamba stacks' d_state values, cycled over the runs
 LENGTHS, WIDTHS = (64, 128, 256), (64, 128, 256)
-PATHS = {"fused": fused_selective_scan, "torch": lambda *xs: selective_scan(*xs)[0]}
+
+
+def run_states(device: torch.device) -> torch.Tensor:
+    """Each run's own ``d_state``, ``(R,)``."""
+    return torch.tensor([STACK_STATES[r % len(STACK_STATES)] for r in range(RUNS)], device=device)
+
+
+def paths(device: torch.device) -> dict:
+    """The timed scans, by name (``states`` made once, outside the timing)."""
+    states = run_states(device)
+    return {
+        "fused": fused_selective_scan,
+        "skipping": lambda *xs: fused_selective_scan(*xs, states),
+        "torch": lambda *xs: selective_scan(*xs)[0],
+    }
 
 
 def inputs(batch: int, n: int, d: int, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -39,28 +57,36 @@ def inputs(batch: int, n: int, d: int, device: torch.device) -> tuple[torch.Tens
     x = torch.randn(shape, device=device, generator=g)
     dt = torch.rand(shape, device=device, generator=g) * 0.1
     a = -torch.arange(1, STATE + 1, device=device, dtype=torch.float32).expand(RUNS, di, STATE).contiguous()
-    b = torch.randn(RUNS, batch, n, STATE, device=device, generator=g)
-    c = torch.randn(RUNS, batch, n, STATE, device=device, generator=g)
+    own = (torch.arange(STATE, device=device) < run_states(device)[:, None])[:, None, None, :]  # (R, 1, 1, n)
+    b = torch.randn(RUNS, batch, n, STATE, device=device, generator=g) * own
+    c = torch.randn(RUNS, batch, n, STATE, device=device, generator=g) * own
     return tuple(t.requires_grad_() for t in (x, dt, a, b, c))
 
 
 def measure(batch: int, n: int, d: int, device: torch.device, repeats: int) -> dict[str, object]:
     xs = inputs(batch, n, d, device)
+    scans = paths(device)
     row: dict[str, object] = {"N": n, "d": d, "d_i": 2 * d}
+    with torch.no_grad():
+        fused, skipping = scans["fused"](*xs), scans["skipping"](*xs)
+        row["skipping_difference"] = ((skipping - fused).abs().max() / fused.abs().max()).item()
+    del skipping
     try:
         with torch.no_grad():
-            fused, ref = PATHS["fused"](*xs), PATHS["torch"](*xs)
+            ref = scans["torch"](*xs)
             row["relative_difference"] = ((fused - ref).abs().max() / ref.abs().max()).item()
         del fused, ref
     except torch.OutOfMemoryError as err:
         row["relative_difference"] = None
         row["compare_error"] = f"out of memory: {str(err).splitlines()[0]}"
     dy = torch.randn(RUNS, batch, n, 2 * d, device=device)
-    for name, scan in PATHS.items():
+    for name, scan in scans.items():
         timed = forward_and_backward_ms(scan, xs, dy, repeats=repeats, device=device)
         row |= {f"{name}_{key}": value for key, value in timed.items()}
     if "fused_forward_backward_ms" in row and "torch_forward_backward_ms" in row:
         row["speedup"] = row["torch_forward_backward_ms"] / row["fused_forward_backward_ms"]
+    if "fused_forward_backward_ms" in row and "skipping_forward_backward_ms" in row:
+        row["skipping_gain"] = row["fused_forward_backward_ms"] / row["skipping_forward_backward_ms"]
     return row
 
 
@@ -74,11 +100,14 @@ def write(report: dict, out_dir: Path) -> None:
         f"Device: {env['device']}; torch {env['torch']}; triton {env['triton']}; commit {env['git_commit'][:10]}. "
         f"Command: `{report['command']}`.",
         "",
-        f"Stack of {RUNS} runs, batch {report['batch']}, n = {STATE}, float32; median of {report['repeats']} calls "
-        "after warm-up (CUDA events), in ms. Difference: max |fused − torch| over max |torch| (forward).",
+        f"Stack of {RUNS} runs, batch {report['batch']}, n = {STATE} (each run's own d_state "
+        f"{'/'.join(map(str, STACK_STATES))} cycled, the rest padding), float32; median of {report['repeats']} calls "
+        "after warm-up (CUDA events), in ms. Difference: max |fused − torch| over max |torch| (forward). Skipping: "
+        "the fused kernels over each run's own state indices only (max |skipping − fused| over max |fused|).",
         "",
-        "| N | d (d_i) | fused fwd | torch fwd | fused fwd+bwd | torch fwd+bwd | speed-up fwd+bwd | difference |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | d (d_i) | fused fwd | torch fwd | fused fwd+bwd | torch fwd+bwd | speed-up fwd+bwd | difference "
+        "| skipping fwd+bwd | gain | skipping difference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: dict, path: str, what: str) -> str:
@@ -88,9 +117,11 @@ def write(report: dict, out_dir: Path) -> None:
     for r in report["rows"]:
         speed = f"{r['speedup']:.1f}×" if "speedup" in r else "—"
         diff = "—" if r["relative_difference"] is None else f"{r['relative_difference']:.1e}"
+        gain = f"{r['skipping_gain']:.2f}×" if "skipping_gain" in r else "—"
         lines.append(
             f"| {r['N']} | {r['d']} ({r['d_i']}) | {cell(r, 'fused', 'forward')} | {cell(r, 'torch', 'forward')} | "
-            f"{cell(r, 'fused', 'forward_backward')} | {cell(r, 'torch', 'forward_backward')} | {speed} | {diff} |"
+            f"{cell(r, 'fused', 'forward_backward')} | {cell(r, 'torch', 'forward_backward')} | {speed} | {diff} | "
+            f"{cell(r, 'skipping', 'forward_backward')} | {gain} | {r['skipping_difference']:.1e} |"
         )
     (out_dir / "selective_scan.md").write_text("\n".join(lines) + "\n")
 

@@ -52,6 +52,38 @@ def test_selective_scan_benchmark_needs_a_gpu(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="needs triton (its interpreter runs the kernels)"
+)
+def test_selective_scan_benchmark_times_the_three_paths_under_the_interpreter(interpreted, tmp_path):
+    """The benchmark's measurement and table, its kernels run by Triton's interpreter on CPU tensors (tiny shapes):
+    the three paths timed, the skipping path equal to the fused one over every state index, and the table's row."""
+    interpreted(
+        f"""
+        import json
+        from pathlib import Path
+        import torch
+        import mqarkit.gpu.frontier.kernels.selective_scan as ks
+        assert ks._INTERPRETED
+        from tests.frontier.test_kernel_benchmarks import _script
+
+        script = _script("selective_scan")
+        script.RUNS = 3  # one run of each d_state (8, 16, 24)
+        row = script.measure(1, 5, 2, torch.device("cpu"), repeats=1)
+        for path in ("fused", "skipping", "torch"):
+            assert row[path + "_forward_ms"] > 0 and row[path + "_forward_backward_ms"] > 0, path
+        assert row["skipping_difference"] <= 1e-6 and row["relative_difference"] <= 1e-5, row
+        assert row["skipping_gain"] > 0 and row["speedup"] > 0
+        report = {{"env": {{"device": "cpu", "torch": "t", "triton": "t", "git_commit": "0" * 40}}, "command": "c",
+                   "repeats": 1, "batch": 1, "rows": [row]}}
+        script.write(report, Path({str(tmp_path)!r}))
+        table = (Path({str(tmp_path)!r}) / "selective_scan.md").read_text()
+        assert "| skipping fwd+bwd | gain | skipping difference |" in table and "| 5 | 2 (4) |" in table
+        print("ok")
+        """
+    )
+
+
 def test_scan_rounding_benchmark_writes_each_forms_distance_from_float64(tmp_path, monkeypatch):
     script = _script("scan_rounding")
     monkeypatch.setattr(script, "SHAPES", ((1, 2, 1, 3, 2), (2, 1, 37, 4, 3)))
