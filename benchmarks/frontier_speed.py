@@ -671,11 +671,13 @@ def _budget_said(settings: dict) -> str:
 
 def _trials_said(env: dict) -> str:
     """The trial switches a command ran under, for the table's first line ("" when none was set)."""
+    from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH, GATED_TRIAL_SWITCH
+
     on = []
     if env.get("fla_gated_delta_rule_trial"):
-        on.append(f"MQARKIT_FLA_GATED_DELTA_RULE={env['fla_gated_delta_rule_trial']}")
+        on.append(f"{GATED_TRIAL_SWITCH}={env['fla_gated_delta_rule_trial']}")
     if env.get("delta_rule_compile_trial"):
-        on.append("MQARKIT_COMPILE_DELTA_RULE=1")
+        on.append(f"{COMPILE_SWITCH}=1")
     return f"; trials switched on: {', '.join(on)}" if on else ""
 
 

@@ -346,11 +346,11 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     """``mqarkit frontier merge``: every input checked first (one line, exit 2), then one line per input."""
-    from mqarkit.gpu.frontier.merge import check_inputs, merge_results
+    from mqarkit.gpu.frontier.merge import append_inputs, check_inputs
 
     with usage_errors():
         check_inputs(args.into, args.inputs)
-    for merged in merge_results(args.into, args.inputs):
+    for merged in append_inputs(args.into, args.inputs):
         print(merged.line())
     return 0
 

@@ -62,6 +62,12 @@ def check_inputs(into: str | os.PathLike[str], inputs: list[str | os.PathLike[st
 def merge_results(into: str | os.PathLike[str], inputs: list[str | os.PathLike[str]]) -> list[MergedInput]:
     """Append the records of each input, in order, to ``into`` (created if missing): :func:`check_inputs` first."""
     check_inputs(into, inputs)
+    return append_inputs(into, inputs)
+
+
+def append_inputs(into: str | os.PathLike[str], inputs: list[str | os.PathLike[str]]) -> list[MergedInput]:
+    """:func:`merge_results` for inputs :func:`check_inputs` has passed (the CLI checks them apart, to refuse bad
+    input on one line)."""
     store = RecordsStore(into)
     kept = {r["run_id"]: r for r in store.read().records}
     done = []

@@ -41,8 +41,10 @@ def fused_projection(u: torch.Tensor, weights: list[torch.Tensor]) -> list[torch
     output. DeltaNet's stack (868 = 3·288 + 4 columns) compiled that way failed, once compiled again for a second
     sequence length, with inductor's assertion that a ``(R, B, N, 288)`` slice had the strides of ``N = 64``, the
     first length (``assert_size_stride(getitem, (12, s20, s64, 288), (14286848, 55808, 872, 1))``, H100, third and
-    ninth sessions: ``docs/results/frontier_protocol.md``); the likely cause, not yet confirmed on a GPU. With the
-    width aligned here nothing is left for that pass to pad.
+    ninth sessions: ``docs/results/frontier_protocol.md``); the likely cause, read from that log. With the width
+    aligned here nothing is left for that pass to pad; since then the compiled DeltaNet and Gated DeltaNet models
+    passed their H100 test at two lengths without the assertion (eleventh session), which is consistent with that
+    cause but does not isolate it.
     """
     widths = [w.shape[-1] for w in weights]
     pad = -sum(widths) % PROJECTION_ALIGN

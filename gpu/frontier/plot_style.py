@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Collection
 
+from mqarkit.gpu.frontier.presets import SELECTION_LABELS, get_preset, preset_names
 from mqarkit.gpu.frontier.stats import BOTH_LAYERS
 
 FAMILY_STYLE = {
@@ -45,14 +46,9 @@ def label_order(label: str) -> tuple[bool, str]:
     return label.removesuffix(BOTH_LAYERS) not in FAMILY_STYLE, label
 
 
-SELECTIONS = ("families ", "d_models ")  # a command's choice of the sweep's models: not a reduction of any run
-
-
 def shipped_coverage(records: list[dict]) -> tuple[list[str], set[str]]:
     """For each drawn sweep that a shipped preset defines: ``"<sweep>: K of M runs"`` when the records hold fewer
     of its runs than it has, and the names of those shipped sweeps (whose selection notes this count replaces)."""
-    from mqarkit.gpu.frontier.presets import get_preset, preset_names
-
     shipped = {sw.name: {run.run_id for run in sw.runs()} for p in preset_names() for sw in get_preset(p)}
     lines, names = [], set()
     for name in sorted({r["sweep"] for r in records} & set(shipped)):
@@ -71,8 +67,9 @@ def default_title(records: list[dict]) -> str:
     lrs = sorted({r["lr"] for r in records})
     seeds = sorted({r.get("seed", 0) for r in records})
     coverage, shipped = shipped_coverage(records)
+    selections = tuple(f"{label} " for label in SELECTION_LABELS)
     notes = sorted(
-        {n for r in records for n in r.get("notes", []) if not (r["sweep"] in shipped and n.startswith(SELECTIONS))}
+        {n for r in records for n in r.get("notes", []) if not (r["sweep"] in shipped and n.startswith(selections))}
     )
     budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
     title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"

@@ -41,6 +41,11 @@ def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]
     return tuple(replace(s, num_examples=max(1, round(s.num_examples * factor))) for s in segments)
 
 
+# the notes of a command's choice of models (``families``, ``d_models``): ``"<label> [values]"``; they select runs and
+# reduce none (a figure's title counts the runs instead: plot_style.default_title)
+SELECTION_LABELS = ("families", "d_models")
+
+
 def reduce(
     sweeps: list[SweepConfig],
     *,
@@ -71,7 +76,7 @@ def reduce(
         if lrs is not None:
             notes.append(f"lrs [{_lrs(sw.lrs)}] -> [{_lrs(lrs)}]")
             sw = replace(sw, lrs=tuple(lrs))
-        for label, attribute, wanted in (("families", "family", families), ("d_models", "d_model", d_models)):
+        for label, attribute, wanted in zip(SELECTION_LABELS, ("family", "d_model"), (families, d_models)):
             if wanted is not None:
                 sw = replace(sw, models=tuple(m for m in sw.models if getattr(m, attribute) in wanted))
                 notes.append(f"{label} {list(wanted)}")

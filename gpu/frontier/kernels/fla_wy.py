@@ -107,7 +107,7 @@ def naive_wy_forward(
         end = min(start + chunk_size, t)
         rows: list[torch.Tensor] = []  # row i of A over the chunk's positions, (B, H, C)
         for i in range(start, end):
-            row = torch.nn.functional.one_hot(torch.tensor(i - start), chunk_size).to(k.dtype).expand(b, h, -1)
+            row = torch.eye(chunk_size, dtype=k.dtype, device=k.device)[i - start].expand(b, h, -1)  # e_i
             for j in range(start, i):  # (I + L) A = I: A_i = e_i − Σ_{j<i} L_ij A_j
                 l_ij = beta[:, i] * (k[:, i] * k[:, j]).sum(-1) * torch.exp(g_natural[:, i] - g_natural[:, j])
                 row = row - l_ij[..., None] * rows[j - start]

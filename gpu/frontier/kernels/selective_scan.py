@@ -34,8 +34,9 @@ result does not depend on scheduling (the harness's deterministic mode keeps the
 
 A stack whose runs differ in ``n`` pads every run to the largest (zero ``B`` and ``C`` beyond a run's own, from the
 family's masked projections): the kernels read each run's count (``states``) and loop over its own state indices
-only, so a run of ``n = 8`` in a stack padded to 24 costs a third of the scan, and the padding's ``∂A, ∂B, ∂C`` are
-left at 0 (what they are: zero ``B`` and ``C`` keep those states at 0).
+only, so a run of ``n = 8`` in a stack padded to 24 does a third of the scan's state updates (what that saves in
+time, ``benchmarks/selective_scan.py`` measures), and the padding's ``∂A, ∂B, ∂C`` are left at 0 (what they are:
+zero ``B`` and ``C`` keep those states at 0).
 
 Dispatch (:func:`fused_scan_available`): float32 CUDA tensors (any device under the Triton interpreter,
 ``TRITON_INTERPRET=1`` at import; the wrapper lays them out contiguously), ``N ≤`` :data:`MAX_LEN`, triton importable
