@@ -480,7 +480,7 @@ def families_environment(device: torch.device) -> dict:
     computes its refused kernel (:func:`~mqarkit.gpu.frontier.kernels.fla_common.gated_backward`), and how warm
     Triton's cache was when the command began."""
     from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, gated_backward_refused
-    from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, gated_trial
+    from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, gated_switch
 
     env = environment(device)
     env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
@@ -488,7 +488,7 @@ def families_environment(device: torch.device) -> dict:
     env["fla_gated_backward_refused"] = gated_backward_refused() if device.type == "cuda" else None
     env["fla_gated_backward"] = gated_backward() if device.type == "cuda" else None  # who computes it: fla, torch
     env["triton_cache_files_at_start"] = triton_cache_files()
-    env["fla_gated_delta_rule_trial"] = gated_trial()  # MQARKIT_FLA_GATED_DELTA_RULE: "1", "dplr" or None
+    env["fla_gated_delta_rule_switch"] = gated_switch()  # MQARKIT_FLA_GATED_DELTA_RULE: "0", "dplr" or None
     env["delta_rule_compile_trial"] = compile_trial()  # MQARKIT_COMPILE_DELTA_RULE: the delta rules' steps compiled
     return env
 
@@ -584,6 +584,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
                 item, swept[item], args.runs_per_stack, data, device, args.steps, args.burst_seconds, args.budget
             )
             row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
+            row["switches"] = switches_set(env)  # a resumed table's rows may come from commands under other switches
             if args.profile and row["status"] == "measured":  # after the timing, so it changes no figure
                 profile_item(swept[item], args.runs_per_stack, data, device)
         row["meets_target"] = target_mark(row, args.example_scale)
@@ -669,16 +670,31 @@ def _budget_said(settings: dict) -> str:
     return "" if budget == BUDGET else f", micro-batch budget {budget} elements (the harness's: {BUDGET})"
 
 
-def _trials_said(env: dict) -> str:
-    """The trial switches a command ran under, for the table's first line ("" when none was set)."""
-    from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH, GATED_TRIAL_SWITCH
+def switches_set(env: dict) -> list[str]:
+    """The harness's switches a command ran under away from their defaults (the gated delta rule's route where fla
+    refuses its gated backward, the delta rules' compile trial), as ``NAME=value``."""
+    from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH, GATED_SWITCH
 
     on = []
-    if env.get("fla_gated_delta_rule_trial"):
-        on.append(f"{GATED_TRIAL_SWITCH}={env['fla_gated_delta_rule_trial']}")
+    if env.get("fla_gated_delta_rule_switch"):
+        on.append(f"{GATED_SWITCH}={env['fla_gated_delta_rule_switch']}")
     if env.get("delta_rule_compile_trial"):
         on.append(f"{COMPILE_SWITCH}=1")
-    return f"; trials switched on: {', '.join(on)}" if on else ""
+    return on
+
+
+def _switches_said(env: dict) -> str:
+    """The switches a command ran under, for the table's first line ("" when none was set)."""
+    on = switches_set(env)
+    return f"; switches set: {', '.join(on)}" if on else ""
+
+
+def _row_order(row: dict) -> tuple:
+    """The table's order: by width, the stacked rows before the generic ones, then the registry's order of families
+    (the JSON keeps the order the commands measured them in)."""
+    families = list(FAMILIES)
+    rank = families.index(row["family"]) if row["family"] in families else len(families)
+    return (row["d_model"], row["path"] != "stacked", rank, row["name"])
 
 
 def write_families_report(report: dict, out: Path) -> None:
@@ -705,7 +721,7 @@ def write_families_report(report: dict, out: Path) -> None:
             if "triton_cache_files_at_start" in env
             else ""
         )
-        + _trials_said(env)
+        + _switches_said(env)
         + f". Command: `{report['command']}`.\n",
         f"Data: `{st['data_preset']}`{scaled}{_budget_said(st)}, generated in "
         f"{report.get('data_s', float('nan')):.1f} s. Each row: a "
@@ -719,7 +735,7 @@ def write_families_report(report: dict, out: Path) -> None:
         f"≥ {TARGET_RATE} at d = {TARGET_WIDTH} | first steps (s) | first eval (s) | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in report["rows"]:
+    for r in sorted(report["rows"], key=_row_order):
         mark = {True: "**yes**", False: "no", None: "–"}[r["meets_target"]]
         if r["status"] == "measured":
             based = _based_rate(report["rows"], r["d_model"])
@@ -732,7 +748,10 @@ def write_families_report(report: dict, out: Path) -> None:
             status = ENDED_STATUS.get(r["status"], r["status"])
             nums = f"– | – | – | {mark} | – | – | {status}"
         resumed = " (resumed)" if r.get("resumed") else ""
-        lines.append(f"| {r['path']} | `{r['name']}`{resumed} | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |")
+        under = "".join(f" under `{x}`" for x in r.get("switches") or ())
+        lines.append(
+            f"| {r['path']} | `{r['name']}`{resumed}{under} | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |"
+        )
     measured = sum(r["status"] == "measured" for r in report["rows"])
     lines.append(f"\n{measured} of {len(report['rows'])} rows measured.")
     if report.get("resumed_from"):
