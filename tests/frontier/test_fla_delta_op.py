@@ -94,23 +94,23 @@ def test_a_step_around_the_op_compiles_whole(naive_fla):
 
 
 @pytest.mark.parametrize("who", ["fla", "torch", None])
-@pytest.mark.parametrize("trial", [None, "1", "dplr"])
-def test_the_gated_delta_rules_route_through_fla(monkeypatch, who, trial):
+@pytest.mark.parametrize("switch", [None, "1", "0", "dplr"])
+def test_the_gated_delta_rules_route_through_fla(monkeypatch, who, switch):
     """Where fla computes its whole gated backward (``who = "fla"``) the gated delta rule takes fla's gated op; where
-    fla refuses it, the plain-torch form (no route) unless a trial says otherwise: ``"1"`` fla's gated op with our
-    form of the refused kernel (its gradient failed on an H100), ``"dplr"`` fla's DPLR op. DeltaNet's ungated rule
-    is unaffected."""
+    fla refuses it (``"torch"``: our form of the refused kernel registered), fla's gated op with our forms by default
+    (unset or ``"1"``), the plain-torch form under ``"0"``, fla's DPLR op under ``"dplr"``; where our forms are
+    switched off (None), only the DPLR trial goes through fla. DeltaNet's ungated rule is unaffected."""
     monkeypatch.setattr(fla_delta, "fla_op", lambda module, name: naive_delta_rule)  # fla "importable"
     monkeypatch.setattr(fla_delta, "gated_backward", lambda: who)
-    if trial is not None:
-        monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, trial)
+    if switch is not None:
+        monkeypatch.setenv(fla_delta.GATED_SWITCH, switch)
     else:
-        monkeypatch.delenv(fla_delta.GATED_TRIAL_SWITCH, raising=False)
+        monkeypatch.delenv(fla_delta.GATED_SWITCH, raising=False)
     expected = {
-        ("fla", None): "gated", ("fla", "1"): "gated", ("fla", "dplr"): "gated",
-        ("torch", None): None, ("torch", "1"): "gated", ("torch", "dplr"): "dplr",
-        (None, None): None, (None, "1"): None, (None, "dplr"): "dplr",
-    }[who, trial]  # fmt: skip
+        ("fla", None): "gated", ("fla", "1"): "gated", ("fla", "0"): "gated", ("fla", "dplr"): "gated",
+        ("torch", None): "gated", ("torch", "1"): "gated", ("torch", "0"): None, ("torch", "dplr"): "dplr",
+        (None, None): None, (None, "1"): None, (None, "0"): None, (None, "dplr"): "dplr",
+    }[who, switch]  # fmt: skip
     assert fla_delta.gated_route() == expected
     cuda = torch.device("cuda")  # a device object only: nothing is allocated on it
     assert fla_delta.delta_rule_available(cuda, torch.bfloat16, 32, 64, gated=True) is (expected is not None)
@@ -119,10 +119,10 @@ def test_the_gated_delta_rules_route_through_fla(monkeypatch, who, trial):
     assert fla_delta.delta_rule_available(cuda, torch.float32, 32, 32, gated=False) is False
 
 
-def test_an_unknown_gated_trial_is_refused_naming_the_switch(monkeypatch):
-    monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, "yes")
-    with pytest.raises(ValueError, match="MQARKIT_FLA_GATED_DELTA_RULE='yes': needs one of 1, dplr, 0 or unset"):
-        fla_delta.gated_trial()
+def test_an_unknown_gated_switch_value_is_refused_naming_the_switch(monkeypatch):
+    monkeypatch.setenv(fla_delta.GATED_SWITCH, "yes")
+    with pytest.raises(ValueError, match="MQARKIT_FLA_GATED_DELTA_RULE='yes': needs one of 1, 0, dplr or unset"):
+        fla_delta.gated_switch()
 
 
 def naive_dplr(q, k, v, a, b, gk, scale, chunk_size):
@@ -144,7 +144,7 @@ def test_the_dplr_route_computes_the_gated_delta_rule(monkeypatch):
     """The trial ``"dplr"`` hands fla's DPLR op what makes its recurrence the gated delta rule: the folded layout's
     values and gradients (float64, fla's op replaced by its contract token by token) equal the gated delta rule's."""
     monkeypatch.setattr(fla_delta, "gated_backward", lambda: "torch")  # fla refuses its gated backward here
-    monkeypatch.setenv(fla_delta.GATED_TRIAL_SWITCH, "dplr")
+    monkeypatch.setenv(fla_delta.GATED_SWITCH, "dplr")
     monkeypatch.setattr(fla_delta, "fla_call", lambda module, name: {fla_delta.DPLR: naive_dplr}[module, name])
     inputs = [t.requires_grad_() for t in _inputs(gated=True, seed=5)]
     inputs[4] = (inputs[4].detach() * 4).requires_grad_()  # strong decays too: e^{g} down to e^{-4} a step

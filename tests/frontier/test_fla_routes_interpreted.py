@@ -1,8 +1,8 @@
 """The gated delta rule's routes through fla, whole (forward and backward), run by Triton's interpreter on CPU tensors:
-fla's own kernels, the trial ``"1"`` (our forms of ``chunk_bwd_dqkwg`` and of the gated ``prepare_wy_repr_bwd``
-registered in fla's backend registry in place of its kernels) and the trial ``"dplr"`` (fla's DPLR op). No GPU's code
-generation is involved, so a route that passes here computes the rule as written, and one that fails on a GPU while
-passing here is miscompiled there. (Not in CI: fla is the ``gpu`` extra.)"""
+fla's own kernels, the route where fla refuses its gated backward (our forms of ``chunk_bwd_dqkwg`` and of the gated
+``prepare_wy_repr_bwd`` registered in fla's backend registry in place of its kernels) and the trial ``"dplr"`` (fla's
+DPLR op). No GPU's code generation is involved, so a route that passes here computes the rule as written, and one that
+fails on a GPU while passing here is miscompiled there. (Not in CI: fla is the ``gpu`` extra.)"""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ for module, name in ((fla_dqkwg, "chunk_dqkwg"), (fla_wy, "chunk_wy_backward")):
     setattr(module, name, lambda *a, _f=getattr(module, name), _n=name, **k: calls.append(_n) or _f(*a, **k))
 
 
-def run(who, trial, inputs, probe):
+def run(who, switch, inputs, probe):
     # the route fla_delta takes where fla refuses its gated backward ("torch": our forms serve) or not ("fla")
     fla_delta.gated_backward = fla_dqkwg.gated_backward = lambda: who
-    os.environ["MQARKIT_FLA_GATED_DELTA_RULE"] = trial
+    os.environ["MQARKIT_FLA_GATED_DELTA_RULE"] = switch
     leaves = [t.detach().requires_grad_() for t in inputs]
     out = fla_delta._fla_forward(*leaves)
     return [out, *torch.autograd.grad(out, leaves, probe)]
@@ -72,7 +72,7 @@ names = ("values", "gradient of q", "gradient of k", "gradient of v", "gradient 
 AGAINST_THE_RULE = """
 import os
 exec(SETUP)
-got = run(WHO, TRIAL, inputs, probe)
+got = run(WHO, SWITCH, inputs, probe)
 assert fla_delta.gated_route() == ROUTE
 assert ("chunk_wy_backward" in calls) == ("chunk_dqkwg" in calls) == (ROUTE == "gated" and WHO == "torch"), calls
 exact = [t.double().requires_grad_() for t in inputs]
@@ -87,7 +87,7 @@ import os
 exec(SETUP)
 theirs = run("fla", "", inputs, probe)
 assert not calls
-ours = run("torch", "1", inputs, probe)
+ours = run("torch", "", inputs, probe)
 assert {"chunk_dqkwg", "chunk_wy_backward"} <= set(calls), calls
 for name, a, b in zip(names, ours, theirs):
     assert_close_scaled(a, b, dtype="float32", context=name)
@@ -106,22 +106,22 @@ def _run(interpreted, script: str, **constants) -> None:
 
 
 @pytest.mark.parametrize(
-    ("who", "trial", "route", "decay"),
+    ("who", "switch", "route", "decay"),
     [
         ("fla", "", "gated", 0.5),  # fla's own kernels throughout (where it does not refuse)
-        ("torch", "1", "gated", 0.5),  # the trial "1": our two forms in fla's backward
+        ("torch", "", "gated", 0.5),  # where fla refuses, by default: our two forms in fla's backward
         ("torch", "dplr", "dplr", 0.5),  # the trial "dplr": fla's DPLR op
         ("torch", "dplr", "dplr", 4.0),  # its kernels without a decay bound (chunks of 16), under strong decays
     ],
 )
-def test_a_gated_route_through_fla_computes_the_gated_delta_rule(interpreted, who, trial, route, decay):
+def test_a_gated_route_through_fla_computes_the_gated_delta_rule(interpreted, who, switch, route, decay):
     """Values and the gradients of all five inputs against the rule token by token (float64), at the float32 table,
     decays down to e^{−decay} a step."""
-    _run(interpreted, AGAINST_THE_RULE, WHO=who, TRIAL=trial, ROUTE=route, DECAY_=decay)
+    _run(interpreted, AGAINST_THE_RULE, WHO=who, SWITCH=switch, ROUTE=route, DECAY_=decay)
 
 
-def test_with_strong_decays_the_trial_equals_flas_own_kernels(interpreted):
+def test_with_strong_decays_our_forms_equal_flas_own_kernels(interpreted):
     """Decays down to e^{−4} a step, where the chunked form's float32 rounding of cumulated decays (down to e^{−256}
-    within a chunk) exceeds the float32 table against the exact rule: the trial ``"1"`` against fla's own kernels, the
-    same chunked form, at the float32 table."""
+    within a chunk) exceeds the float32 table against the exact rule: fla's op with our two forms against fla's own
+    kernels, the same chunked form, at the float32 table."""
     _run(interpreted, AGAINST_FLAS_KERNELS, DECAY_=4.0)

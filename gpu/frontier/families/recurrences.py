@@ -47,9 +47,9 @@ Every exponent is ``G_t − G_s`` with ``s ≤ t`` inside one chunk, or a segmen
 overflows. The cost is ``(C, C)`` weights per chunk and head (``(C, C, K)`` where the decay is per channel):
 ``O(N·C·K)``, plus ``O(N·K·V)`` for the states. This is the CPU path of the tests and small sweeps, and the CUDA path
 wherever fla's chunked kernels do not serve (float32 inputs: fla takes DeltaNet, Gated DeltaNet, RWKV-7 and Mamba-2
-in half precision only; Gated DeltaNet wherever fla refuses its gated backward, unless a trial routes it through fla
-(``fla_delta.gated_route``), Mamba-2 there when our torch form of the refused function is switched off,
-``MQARKIT_FLA_TORCH_BACKWARD=0``).
+in half precision only; Gated DeltaNet and Mamba-2 where fla refuses its gated backward and our torch forms are
+switched off, ``MQARKIT_FLA_TORCH_BACKWARD=0``, and Gated DeltaNet there also under
+``MQARKIT_FLA_GATED_DELTA_RULE=0``: ``fla_delta.gated_route``).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import torch
 
 HALF = (torch.bfloat16, torch.float16)  # the dtypes fla's kernels serve here (for float32 their products run in tf32)
 SWITCH = "MQARKIT_FLA"  # "0" turns every fla path off (the plain-torch paths then run everywhere)
-# "0": where fla refuses its gated backward, no torch form of its refused kernel either (Mamba-2 then takes its
-# plain-torch path there; Gated DeltaNet takes it there anyway, unless in its DPLR trial: fla_delta.gated_route)
+# "0": where fla refuses its gated backward, no torch form of its refused kernel either (Mamba-2 and Gated DeltaNet
+# then take their plain-torch paths there, Gated DeltaNet unless in its DPLR trial: fla_delta.gated_route)
 TORCH_BACKWARD_SWITCH = "MQARKIT_FLA_TORCH_BACKWARD"
 BACKEND_TYPE = "mqarkit_torch"  # the name of this package's forms in fla's backend registry
 
@@ -64,7 +64,7 @@ def gated_backward_refused() -> bool:
 def gated_backward() -> str | None:
     """Who computes the one refusable function of fla's gated backward (``chunk_bwd_dqkwg``) here: ``"fla"`` (its own
     kernel: not refused), ``"torch"`` (refused, and this package's form of it, :mod:`.fla_dqkwg`, registered with fla
-    in its place; Mamba-2's op takes it, the gated delta rule only in a trial, :mod:`.fla_delta`), or None (refused,
+    in its place; Mamba-2's op and the gated delta rule's take it, :mod:`.fla_delta`), or None (refused,
     and that form switched off by ``MQARKIT_FLA_TORCH_BACKWARD=0``: fla's gated ops do not serve)."""
     if not gated_backward_refused():
         return "fla"

@@ -48,11 +48,11 @@ from mqarkit.gpu.frontier.kernels.fla_wy import install_torch_backend as install
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
 COMPILE_SWITCH = "MQARKIT_COMPILE_DELTA_RULE"  # "1": the delta-rule families' steps compile around the op (trial)
-# where fla refuses its gated backward, the gated delta rule's trials (both off by default): "1" fla's gated delta rule
-# with our forms of the refused kernel and of its gated WY backward; "dplr" fla's DPLR recurrence
-# (:func:`_dplr_forward`)
-GATED_TRIAL_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"
-GATED_TRIALS = ("1", "dplr")
+# where fla refuses its gated backward, how the gated delta rule runs (gated_route): unset, "" or "1" (the default)
+# fla's gated op with our forms of the refused kernel and of its gated WY backward; "0" the family's plain-torch
+# form; "dplr" fla's DPLR recurrence (:func:`_dplr_forward`), a trial
+GATED_SWITCH = "MQARKIT_FLA_GATED_DELTA_RULE"
+GATED_CHOICES = ("1", "0", "dplr")
 GATED_DELTA_RULE = ("fla.ops.gated_delta_rule", "chunk_gated_delta_rule")
 DPLR = ("fla.ops.generalized_delta_rule", "chunk_dplr_delta_rule")
 GATED_ROUTES = {"gated": GATED_DELTA_RULE, "dplr": DPLR}  # gated_route()'s answers and the fla op each calls
@@ -61,24 +61,25 @@ DPLR_CHUNK = 16  # the chunk of fla's DPLR kernels without a decay bound (its de
 
 def delta_rule_available(device: torch.device, dtype: torch.dtype, key_width: int, value_width: int, gated: bool):
     """Whether fla's (gated) delta rule serves: CUDA, fla importable, not switched off, half precision, widths, and
-    (gated) a route through fla (:func:`gated_route`): where fla computes its whole backward itself, or in a trial.
+    (gated) a route through fla (:func:`gated_route`).
 
     Where fla refuses the gated part of its backward (Hopper, triton 3.4–3.7.1), our torch form of that part
-    (:mod:`.fla_dqkwg`) serves Mamba-2's ``chunk_simple_gla`` but not the gated delta rule: with it, bf16 Gated
-    DeltaNet's gradient failed its GPU test on an H100 (docs/results/frontier_protocol.md, ninth session: a scaled
-    error of 0.40 from the float32 reference, against the naive form's 0.0096 in bf16), while Mamba-2's passed. The
-    form equals fla's own kernel run by Triton's interpreter, with and without the delta rule's terms
+    (:mod:`.fla_dqkwg`) serves Mamba-2's ``chunk_simple_gla`` but alone not the gated delta rule: with it alone,
+    bf16 Gated DeltaNet's gradient failed its GPU test on an H100 (docs/results/frontier_protocol.md, ninth session:
+    a scaled error of 0.40 from the float32 reference, against the naive form's 0.0096 in bf16), while Mamba-2's
+    passed. The form equals fla's own kernel run by Triton's interpreter, with and without the delta rule's terms
     (``test_fla_dqkwg``). Not the cause: fla issue #984 (Triton miscompiling the delta rule's
     ``prepare_wy_repr_bwd_kernel`` on Hopper with 4 warps): restricted to 2 warps, the test failed with the same
     numbers (tenth session). The tensors that failed (eleventh session: the gradients reaching ``k``, ``β`` and the
-    decay; those reaching ``q`` and ``v`` were right) are what fla's gated ``prepare_wy_repr_bwd`` computes through its
-    ``∂A`` term, and that kernel equals our plain-torch form of it (:mod:`.fla_wy`) under Triton's interpreter. Gated
-    DeltaNet then takes its plain-torch path there, unless a trial (:func:`gated_route`) says otherwise:
-    ``MQARKIT_FLA_GATED_DELTA_RULE=1`` fla's gated op with our forms of ``chunk_bwd_dqkwg`` and of the gated
-    ``prepare_wy_repr_bwd`` (untried on a GPU with the latter), ``=dplr`` fla's DPLR op (:func:`_dplr_forward`;
-    its GPU test has not finished compiling within a step yet). Under Triton's interpreter (no GPU code generation)
-    all three routes, fla's own kernels, the trial "1" and the trial "dplr", compute the gated delta rule, values and
-    gradients (``test_fla_routes_interpreted``)."""
+    decay; those reaching ``q`` and ``v`` were right) are what fla's gated ``prepare_wy_repr_bwd`` computes through
+    its ``∂A`` term, and that kernel equals our plain-torch form of it (:mod:`.fla_wy`) under Triton's interpreter.
+    Replacing that kernel too by our form made bf16 Gated DeltaNet pass its GPU test on an H100 (twelfth session:
+    the family's bf16 test, its graphed step and ``test_fla_wy``'s GPU test): so, where fla refuses, the gated delta
+    rule runs fla's gated op with our forms of ``chunk_bwd_dqkwg`` and of the gated ``prepare_wy_repr_bwd`` by
+    default (:func:`gated_route`; ``MQARKIT_FLA_GATED_DELTA_RULE=0`` takes the plain-torch form instead, ``=dplr``
+    fla's DPLR op, :func:`_dplr_forward`, a trial whose GPU test has not finished compiling within a step yet).
+    Under Triton's interpreter (no GPU code generation) all three routes through fla, fla's own kernels, ours in two
+    of them and the DPLR op, compute the gated delta rule, values and gradients (``test_fla_routes_interpreted``)."""
     op = GATED_ROUTES.get(gated_route()) if gated else DELTA_RULE
     return (
         fla_enabled(device)
@@ -95,29 +96,28 @@ def compile_trial() -> bool:
     return os.environ.get(COMPILE_SWITCH) == "1"
 
 
-def gated_trial() -> str | None:
-    """The gated delta rule's trial named by ``MQARKIT_FLA_GATED_DELTA_RULE`` (one of :data:`GATED_TRIALS`), or None
-    (unset, empty or ``0``); any other value is a ``ValueError`` naming the variable and its values."""
-    value = os.environ.get(GATED_TRIAL_SWITCH, "")
-    if value in ("", "0"):
-        return None
-    if value not in GATED_TRIALS:
-        raise ValueError(f"{GATED_TRIAL_SWITCH}={value!r}: needs one of {', '.join(GATED_TRIALS)}, 0 or unset")
-    return value
+def gated_switch() -> str | None:
+    """A departure from the gated delta rule's default route named by ``MQARKIT_FLA_GATED_DELTA_RULE``: ``"0"`` (the
+    plain-torch form where fla refuses its gated backward) or ``"dplr"`` (the DPLR trial), or None (unset, empty or
+    ``1``: the default); any other value is a ``ValueError`` naming the variable and its values."""
+    value = os.environ.get(GATED_SWITCH, "")
+    if value not in ("",) + GATED_CHOICES:
+        raise ValueError(f"{GATED_SWITCH}={value!r}: needs one of {', '.join(GATED_CHOICES)} or unset")
+    return None if value in ("", "1") else value
 
 
 def gated_route() -> str | None:
     """How the gated delta rule runs through fla here: ``"gated"`` (fla's ``chunk_gated_delta_rule``: where fla
-    computes its whole backward itself, or, in the trial ``"1"``, with our forms of the kernel it refuses and of its
-    gated WY backward),
-    ``"dplr"`` (the trial ``"dplr"`` where fla refuses: :func:`_dplr_forward`), or None (not through fla: the
-    family's plain-torch form)."""
-    who, trial = gated_backward(), gated_trial()
+    computes its whole backward itself, or, where it refuses, with our forms of the kernel it refuses and of its
+    gated WY backward), ``"dplr"`` (the trial ``MQARKIT_FLA_GATED_DELTA_RULE=dplr`` where fla refuses:
+    :func:`_dplr_forward`), or None (not through fla: the family's plain-torch form, where fla refuses and our forms
+    are switched off, by ``MQARKIT_FLA_GATED_DELTA_RULE=0`` or ``MQARKIT_FLA_TORCH_BACKWARD=0``)."""
+    who, switch = gated_backward(), gated_switch()
     if who == "fla":
         return "gated"
-    if trial == "dplr":
+    if switch == "dplr":
         return "dplr"
-    return "gated" if trial == "1" and who == "torch" else None
+    return "gated" if who == "torch" and switch is None else None
 
 
 def _fla_forward(
@@ -130,7 +130,7 @@ def _fla_forward(
     elif gated_route() == "dplr":
         o = _dplr_forward(q, k, v, beta, log_decay)
     else:
-        if gated_backward() == "torch":  # the trial "1" (delta_rule_available): our forms of two of its kernels
+        if gated_backward() == "torch":  # where fla refuses (gated_route): our forms of two of its kernels
             prepare_gated_backward()
             install_wy_backend()
         o, _ = fla_call(*GATED_DELTA_RULE)(q, k, v, log_decay, beta, scale=1.0, use_qk_l2norm_in_kernel=False)

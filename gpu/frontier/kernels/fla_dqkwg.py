@@ -7,9 +7,9 @@ DeltaNet) calls in its backward. Everything else of those ops (the forward, the 
 kernels. fla selects implementations of that function through its backend registry (``fla.backends``: a backend with
 a verifier, tried before the Triton default); :func:`install_torch_backend` registers this module's form there, for the
 gated, fixed-length, ``H = HV`` calls the harness makes, and only where fla would refuse (:mod:`.fla_common`). The
-harness calls it from Mamba-2, and from Gated DeltaNet only in a trial (``MQARKIT_FLA_GATED_DELTA_RULE=1``): with it,
-Gated DeltaNet's gradient failed its GPU test on an H100 (:func:`~.fla_delta.delta_rule_available` says why; the
-trial now also runs our form of the gated WY backward, :mod:`.fla_wy`).
+harness calls it from Mamba-2 and from Gated DeltaNet; with it alone, Gated DeltaNet's gradient failed its GPU test
+on an H100, and with our form of the gated WY backward beside it (:mod:`.fla_wy`) it passed
+(:func:`~.fla_delta.delta_rule_available` says why).
 
 Glossary (one sequence ``b`` and head; chunk ``i`` of ``C`` positions ``t, s``; fla's names)::
 
