@@ -95,13 +95,17 @@ def test_records_carry_the_loss_history(tmp_path):
 
 @pytest.mark.parametrize(
     ("family", "knobs", "records"),
-    [("based", {"feature_dim": 4}, True), ("delta_net", {"heads": 2, "head_dim": 4}, False)],
+    [
+        ("based", {"feature_dim": 4}, True),
+        ("delta_net", {"heads": 2, "head_dim": 4}, False),
+        ("mamba", {"d_state": 4}, False),
+    ],
 )
 def test_evaluation_records_autograd_only_where_the_family_reuses_its_training_graph(
     family, knobs, records, monkeypatch
 ):
     """A compiled family evaluates with autograd on (the function training compiled), unless it says otherwise
-    (``evaluates_with_training_graph``): the delta rules, compiled in their trial, evaluate without it."""
+    (``evaluates_with_training_graph``): the delta rules, compiled in their trial, and Mamba evaluate without it."""
     from mqarkit.gpu.frontier.train import evaluate
 
     monkeypatch.setenv("MQARKIT_COMPILE_DELTA_RULE", "1")  # DeltaNet compilable, as in its trial

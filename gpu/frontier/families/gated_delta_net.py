@@ -11,10 +11,10 @@ Glossary (one run; ``u (B, N, d)``; the knobs ``H`` heads of key width ``K``; va
 Parameters as fla's layer: ``A = e^{A_log} ~ U(0, 16)``, ``softplus(b_Δ)`` log-uniform in ``[1e-3, 1e-1]``;
 projections ``N(0, 0.02²)``, convolutions ``U(±1/√4)``, norm weight 1 (see :mod:`.delta_net`).
 
-Fast path: fla's ``chunk_gated_delta_rule`` (half precision; :mod:`mqarkit.gpu.frontier.kernels.fla_delta`; where
-fla refuses the gated part of its backward, Hopper with triton 3.4–3.7.1, with our forms of two of its backward
-kernels: see ``delta_rule_available``; ``MQARKIT_FLA_GATED_DELTA_RULE=0`` takes the plain-torch form there, ``=dplr``,
-a trial, fla's DPLR op with the same ``a, b`` as below), the runs folded into the batch axis, ``g`` in float32 computed here (fla's
+Fast path: fla's ``chunk_gated_delta_rule`` (half precision; :mod:`mqarkit.gpu.frontier.kernels.fla_delta`; where fla
+refuses the gated part of its backward, Hopper with triton 3.4–3.7.1, with our forms of two of its backward kernels: see
+``delta_rule_available``; ``MQARKIT_FLA_GATED_DELTA_RULE=0`` takes the plain-torch form there, ``=dplr``, a trial, fla's
+DPLR op with the same ``a, b`` as below), the runs folded into the batch axis, ``g`` in float32 computed here (fla's
 layer fuses it into the kernel, ``use_gate_in_kernel``: the same formula); elsewhere the parallel form of
 :mod:`.recurrences` (``g`` per head, ``a = k̂``, ``b = −β e^{g} k̂``, key ``β k̂``). Recurrent mode carries ``S`` and
 the convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers.

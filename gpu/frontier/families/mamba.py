@@ -125,6 +125,12 @@ class Mamba(StackedMixer):
     name = "mamba"
     block_type = "mamba"  # the reference's MambaBlock (RMSNorm -> Mamba -> residual) under layers = "mixer"
     knobs = (Knob("d_state", "n", help="n, the state of each inner channel"),)
+    # With autograd recording, the harness's evaluation ran out of memory on an H100 in based-fig2's d = 256 stack
+    # (12 runs; twelfth session, docs/results/frontier_protocol.md): at the test length 1024 a micro-batch held the
+    # activations a backward would need (the scan's float32 (N, d_i) inputs and outputs in both blocks, d_i = 2d), on
+    # top of the 44.6 GiB the training step's CUDA graphs keep in their pool. Mamba evaluates without autograd,
+    # compiling an inference variant once per stack.
+    evaluates_with_training_graph = False
 
     @classmethod
     def init_run(
