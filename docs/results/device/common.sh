@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sourced by the device scripts (docs/results/device/README.md): the wheels, the package, the carried compile
+# caches (.gpu/cache.part*), a step runner under a budget.
+set -u
+T0=$(date +%s)
+BUDGET=${BUDGET:-300}
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl > /dev/null 2>&1 || { echo "wheels failed"; exit 1; }
+export PYTHONPATH=/tmp/site
+python3 -m pip install -q --no-deps --no-build-isolation -e . > $OUT/install.log 2>&1 || { tail $OUT/install.log; exit 1; }
+export TRITON_CACHE_DIR=/tmp/cache/triton TORCHINDUCTOR_CACHE_DIR=/tmp/cache/inductor
+mkdir -p /tmp/cache $OUT/r $OUT/logs
+if ls .gpu/cache.part* > /dev/null 2>&1; then cat .gpu/cache.part* | tar xzf - -C /tmp/cache; fi
+echo "setup $(( $(date +%s) - T0 ))s; cache files: $(find /tmp/cache -type f | wc -l)" | tee -a $OUT/steps.txt
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+step() { # step NAME LIMIT command...: the command under min(LIMIT, what the budget leaves), its rc and wall time
+  local name=$1 lim=$2; shift 2
+  local l=$(( $(left) - ${RESERVE:-25} )); (( lim > l )) && lim=$l
+  if (( lim < 10 )); then echo "$name skipped: no time left" | tee -a $OUT/steps.txt; return; fi
+  local s=$(date +%s)
+  timeout -k 5 $lim "$@" > $OUT/logs/$name.log 2>&1; local rc=$?
+  echo "$name rc=$rc wall=$(( $(date +%s) - s ))s limit=${lim}s" | tee -a $OUT/steps.txt
+  grep -E "PASSED|FAILED|ERROR|passed|failed|model-epochs|epoch 1/1|Error|error:" $OUT/logs/$name.log | tail -n ${TAILN:-14} | cut -c1-400
+}
+finish() { # the results and logs as one archive; the compile caches in parts if small enough to come back
+  tar czf $OUT/r.tgz -C $OUT r logs steps.txt install.log
+  (cd /tmp/cache && tar czf - .) > /tmp/cache.tgz
+  local sz=$(stat -c %s /tmp/cache.tgz)
+  if (( sz < ${CACHE_MAX:-45000000} )); then split -b 15000000 -d /tmp/cache.tgz $OUT/cache.part; fi
+  echo "cache ${sz} bytes; total $(( $(date +%s) - T0 ))s"
+}
