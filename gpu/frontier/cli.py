@@ -294,7 +294,16 @@ def main(argv: list[str] | None = None) -> int:
             sweeps, args.out, args.devices, started=started, tracking=tracking, deterministic=args.deterministic
         )
     else:
-        n = _run_here(args, sweeps, tracking, started)
+        from mqarkit.gpu.frontier.runner import StacksOutOfMemory
+
+        try:
+            n = _run_here(args, sweeps, tracking, started)
+        except StacksOutOfMemory as failed:
+            for stack in failed.stacks:
+                print(f"mqarkit frontier: out of device memory: {stack}", file=sys.stderr)
+            rerun = "a rerun with the same --out trains them again"
+            print(f"mqarkit frontier: {failed.written} runs recorded in {args.out}; {rerun}", file=sys.stderr)
+            return 1
     print(f"recorded {n} runs in {args.out} ({time.time() - started:.1f} s)")
     return 0
 

@@ -40,6 +40,9 @@ class StackObserver:
     def stack_finished(self, sweep: SweepConfig, group: list[RunSpec], result: StackResult) -> None:
         """A stack finished (all epochs, or every run stopped early); its records are written next."""
 
+    def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
+        """A stack stopped without records (it ran out of device memory: ``reason``); its runs stay to do."""
+
 
 class EpochLog(StackObserver):
     """The log lines of the epochs: the first (its time holds compilation and graph capture), every 8th and the last,

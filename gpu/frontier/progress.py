@@ -96,6 +96,13 @@ class ProgressDisplay(StackObserver):
             self.progress.advance(self.overall, skipped)
         self.progress.remove_task(self.stacks.pop(key))
 
+    def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
+        key = _key(sweep, group)
+        left = sweep.epochs - self.epochs_done.pop(key)  # they will not come in this call: counted as passed
+        if self.overall is not None and left:
+            self.progress.advance(self.overall, left)
+        self.progress.remove_task(self.stacks.pop(key))  # the runner's log says why
+
 
 def _key(sweep: SweepConfig, group: list[RunSpec]) -> tuple[str, str]:
     return sweep.name, group[0].run_id

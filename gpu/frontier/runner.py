@@ -9,6 +9,7 @@ lines of :class:`~mqarkit.gpu.frontier.observers.EpochLog`; a progress bar or a 
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import math
 import platform
@@ -152,6 +153,7 @@ def run_groups(
     tracking: Tracking | None = None,
     data: SweepData | None = None,
     checkpoint_dir: str | Path | None = None,
+    out_of_memory: list[str] | None = None,
 ) -> Iterator[list[dict]]:
     """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records.
 
@@ -160,7 +162,9 @@ def run_groups(
     generated earlier (moved to ``device`` here); by default generated here. ``checkpoint_dir``: keep each stack's
     training state there while it trains (:mod:`mqarkit.gpu.frontier.checkpoints`: a stack stopped between epochs
     continues on the next call); a stack's file is deleted once the caller has taken its records (this generator
-    resumes only then)."""
+    resumes only then). ``out_of_memory``: where given, a stack that runs out of device memory is skipped (its
+    memory freed, a line per stack appended to the list, no records: its runs stay to do) and the next one trains;
+    else the error propagates."""
     from mqarkit.gpu.frontier.train import train_stack
 
     sweep.validate()
@@ -187,19 +191,34 @@ def run_groups(
             stack = _stack_fields(sweep, group, device)
             name, key = stack_key(stack), stack_key({**stack, "code": source_digest()})
             ckpt = StackCheckpoint(checkpoint_dir, name, key, log=log)
-        res = train_stack(
-            model,
-            [r.lr for r in group],
-            train,
-            test,
-            epochs=sweep.epochs,
-            generator=gen,
-            batch_size=sweep.batch_size,
-            test_batch_size=sweep.test_batch_size,
-            early_stop=sweep.early_stop,
-            on_epoch=lambda report, g=group: [w.epoch_ended(sweep, g, report) for w in watchers],
-            checkpoint=ckpt,
-        )
+        try:
+            res = train_stack(
+                model,
+                [r.lr for r in group],
+                train,
+                test,
+                epochs=sweep.epochs,
+                generator=gen,
+                batch_size=sweep.batch_size,
+                test_batch_size=sweep.test_batch_size,
+                early_stop=sweep.early_stop,
+                on_epoch=lambda report, g=group: [w.epoch_ended(sweep, g, report) for w in watchers],
+                checkpoint=ckpt,
+            )
+        except torch.OutOfMemoryError as error:
+            if out_of_memory is None:
+                raise
+            reason = _first_sentence(error)
+        else:
+            reason = None
+        if reason is not None:  # the error, its frames and the stack's model and graphs are gone: free their memory
+            model = None
+            _release_memory(device)
+            out_of_memory.append(f"{sweep.name} {stack_name(group)}: {reason}")
+            log(f"[{sweep.name}] {stack_name(group)}: out of device memory ({reason}); no records, its runs stay to do")
+            for w in watchers:
+                w.stack_failed(sweep, group, reason)
+            continue
         wall = time.perf_counter() - t1
         for w in watchers:
             w.stack_finished(sweep, group, res)
@@ -317,17 +336,51 @@ def run_sweeps(
     shares = [(sw, _share(sw, todo, worker, num_workers)) for sw, todo in pending(sweeps, out)]
     for w in observers or ():
         w.planned([(sw, g) for sw, mine in shares for g in groups(sw, mine)])
-    count = 0
+    count, out_of_memory = 0, []
     with deterministic_mode(deterministic):
         for sw, mine in shares:
             stacks = run_groups(
-                sw, mine, device, log, observers=observers, tracking=tracking, checkpoint_dir=stacks_folder(out)
+                sw,
+                mine,
+                device,
+                log,
+                observers=observers,
+                tracking=tracking,
+                checkpoint_dir=stacks_folder(out),
+                out_of_memory=out_of_memory,
             )
             for records in stacks:
                 written = append_records(out, records, log=log).written
                 count += written
                 log(f"[{sw.name}] {written} records written")
+    if out_of_memory:
+        raise StacksOutOfMemory(count, out_of_memory)
     return count
+
+
+class StacksOutOfMemory(RuntimeError):
+    """Stacks that ran out of device memory while the others trained and were recorded (``written`` runs): their
+    runs have no records, so a rerun on the same results file trains them (from their last saved epoch)."""
+
+    def __init__(self, written: int, stacks: list[str]) -> None:
+        self.written, self.stacks = written, stacks
+        super().__init__(
+            f"{len(stacks)} stack(s) ran out of device memory and have no records ({written} runs recorded); a "
+            "rerun with the same results file trains them again: " + "; ".join(stacks)
+        )
+
+
+def _first_sentence(error: BaseException) -> str:
+    """What an out-of-memory error says first (torch's: what it tried to allocate and what was free)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text.split(". Including")[0]
+
+
+def _release_memory(device: torch.device) -> None:
+    """Free what a failed stack held: its objects (reference cycles included), then the allocator's cached blocks."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _share(sweep: SweepConfig, todo: set[str], worker: int, num_workers: int) -> set[str]:
