@@ -16,9 +16,11 @@ free, as in fla's ``GatedDeltaNet``). Parameters: projections ``N(0, 0.02²)`` (
 linear map), the convolutions as PyTorch's ``Conv1d`` default ``U(±1/√4)``, the norm weight 1.
 
 Fast path: on CUDA with fla, under autocast (half precision), fla's ``chunk_delta_rule`` with the runs folded into the
-batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32), eager (see ``compilable``);
-elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``). Recurrent
-mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever ``N``.
+batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32; runs of different heads or widths one
+call per group at their own widths, :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`), eager (see
+``compilable``); elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``).
+Recurrent mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever
+``N``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 
 from mqarkit.gpu.frontier.families.heads import (
     CONV_TAPS,
+    RunsGroupedByWidth,
     accumulation_dtype,
     l2_normalize,
     per_run,
@@ -72,7 +75,7 @@ def delta_update(
     return state, (state * q[..., None]).sum(-2)
 
 
-class DeltaNet(StackedMixer):
+class DeltaNet(RunsGroupedByWidth, StackedMixer):
     name = "delta_net"
     knobs = (
         Knob("heads", "h", help="H, the number of heads"),
@@ -201,7 +204,7 @@ class DeltaNet(StackedMixer):
         q, k, v, beta, work = self.inputs(u)
         log_decay = self.log_decay(u)  # (R, B, N, H) or None
         if self.fla_serves(u.device, work):
-            o = fla_delta_rule(q.to(work), k.to(work), v.to(work), beta.to(work), log_decay)
+            o = fla_delta_rule(q.to(work), k.to(work), v.to(work), beta.to(work), log_decay, self.fla_groups())
         else:  # the parallel form, heads before positions: a = k̂, b = −β e^{g} k̂, key β k̂
             key = beta[..., None] * k
             shrink = key if log_decay is None else key * torch.exp(log_decay)[..., None]

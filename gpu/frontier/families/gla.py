@@ -15,7 +15,8 @@ fla's defaults followed: ``use_short_conv=False``, ``gate_low_rank_dim = 16``, `
 Parameters: every linear map ``N(0, 0.02²)`` (the reference harness's rule), ``b_α = 0``, the norm weight 1.
 
 Fast path: on CUDA with fla, fla's ``chunk_gla`` with the runs folded into the batch axis
-(:mod:`mqarkit.gpu.frontier.kernels.fla_gla`; float32 and half precision); elsewhere the parallel form of
+(:mod:`mqarkit.gpu.frontier.kernels.fla_gla`; float32 and half precision; runs of different heads or widths one call
+per group at their own widths, :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`); elsewhere the parallel form of
 :mod:`.recurrences` (its ``(N, N, K)`` decays: the CPU path). Recurrent mode carries ``S``: ``H·K·V`` numbers.
 """
 
@@ -27,7 +28,13 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.families.heads import accumulation_dtype, decay_projection, per_run, rms_norm
+from mqarkit.gpu.frontier.families.heads import (
+    RunsGroupedByWidth,
+    accumulation_dtype,
+    decay_projection,
+    per_run,
+    rms_norm,
+)
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.kernels.fla_gla import fla_gla, gla_available
 from mqarkit.gpu.frontier.ops import fused_projection, init_normal, linear
@@ -38,7 +45,7 @@ GATE_RANK = 16  # fla's gate_low_rank_dim
 GATE_NORMALIZER = 16.0  # fla's gate_logit_normalizer
 
 
-class GLA(StackedMixer):
+class GLA(RunsGroupedByWidth, StackedMixer):
     name = "gla"
     knobs = (
         Knob("heads", "h", help="H, the number of heads"),
@@ -93,7 +100,7 @@ class GLA(StackedMixer):
         q, kk, vv, alpha = (t.unflatten(-1, (h, w)) for t, w in ((q, k), (kk, k), (vv, v), (alpha, k)))
         q = q.to(acc) * per_run(self.knob_tensor("head_dim").to(acc).rsqrt(), q)
         if gla_available(u.device, k, v):
-            o = fla_gla(q.to(work), kk, vv, alpha)
+            o = fla_gla(q.to(work), kk, vv, alpha, self.fla_groups())
         else:  # the parallel form, heads before positions
             o = linear_recurrence(*(t.transpose(2, 3) for t in (q, kk, vv, alpha))).transpose(2, 3)
         widths = per_run(VALUE_EXPAND * self.knob_tensor("head_dim"), o)

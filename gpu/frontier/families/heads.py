@@ -21,6 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mqarkit.gpu.frontier.kernels.fla_heads import WidthGroups, width_groups
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, linear
 
 CONV_TAPS = 4  # fla's ShortConvolution default
@@ -92,3 +93,24 @@ def decay_projection(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     acc = accumulation_dtype(u)
     with torch.autocast(u.device.type, enabled=False):
         return linear(u.to(acc), w.to(acc))
+
+
+class RunsGroupedByWidth:
+    """For a family that calls fla once per group of runs of one ``(H, K, V)`` (a mixin before ``StackedMixer``; the
+    family's ``widths(knobs)`` gives a run's): the stack's
+    :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`, None where every run has the same widths, and their
+    orders as buffers (not saved: they follow from the knobs), so that no index reaches the device per step (CUDA
+    graphs)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.width_groups = width_groups([self.widths(knobs) for knobs in self.run_knobs])
+        if self.width_groups is not None:
+            self.register_buffer("width_order", torch.tensor(self.width_groups.order), persistent=False)
+            self.register_buffer("width_unorder", torch.tensor(self.width_groups.unorder), persistent=False)
+
+    def fla_groups(self) -> tuple[WidthGroups, torch.Tensor, torch.Tensor] | None:
+        """The groups and their orders on the stack's device, as the fla calls take them (None: one call)."""
+        if self.width_groups is None:
+            return None
+        return self.width_groups, self.get_buffer("width_order"), self.get_buffer("width_unorder")

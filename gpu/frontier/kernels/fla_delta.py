@@ -43,7 +43,14 @@ import torch
 
 from mqarkit.gpu.frontier.kernels.fla_common import HALF, fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
-from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
+from mqarkit.gpu.frontier.kernels.fla_heads import (
+    WidthGroups,
+    call_by_width_group,
+    fold,
+    fold_heads,
+    head_widths_served,
+    unfold,
+)
 from mqarkit.gpu.frontier.kernels.fla_wy import install_torch_backend as install_wy_backend
 
 DELTA_RULE = ("fla.ops.delta_rule", "chunk_delta_rule")
@@ -226,10 +233,26 @@ fla_delta_rule_op.register_autograd(_backward, setup_context=_setup_backward)
 
 
 def fla_delta_rule(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor | None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    log_decay: torch.Tensor | None,
+    groups: tuple[WidthGroups, torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``q, k (R, B, N, H, K)`` (normalised, ``q`` scaled), ``v (R, B, N, H, V)``, ``beta (R, B, N, H)``, ``log_decay``
-    ``(R, B, N, H)`` or None (DeltaNet) -> ``o (R, B, N, H, V)`` in ``q``'s (half) dtype: one fla call for the stack."""
+    ``(R, B, N, H)`` or None (DeltaNet) -> ``o (R, B, N, H, V)`` in ``q``'s (half) dtype: one fla call for the stack,
+    or, given ``groups`` (the stack's :class:`~.fla_heads.WidthGroups`, its order and inverse order as device
+    tensors), one call per group of runs at their own widths (:func:`~.fla_heads.call_by_width_group`)."""
+    if groups is not None:
+        return call_by_width_group(_one_call, *groups, (q, k, v), (beta, log_decay))
+    return _one_call(q, k, v, beta, log_decay)
+
+
+def _one_call(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, beta: torch.Tensor, log_decay: torch.Tensor | None
+) -> torch.Tensor:
+    """:func:`fla_delta_rule` for runs of one width: the runs folded into fla's batch axis."""
     dtype = q.dtype
     g = None if log_decay is None else fold_heads(log_decay, torch.float32)
     call = fla_delta_rule_op if torch.compiler.is_compiling() else _fla_forward  # eager: fla's autograd, no rerun

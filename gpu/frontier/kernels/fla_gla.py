@@ -27,7 +27,14 @@ import torch
 
 from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
-from mqarkit.gpu.frontier.kernels.fla_heads import fold, fold_heads, head_widths_served, unfold
+from mqarkit.gpu.frontier.kernels.fla_heads import (
+    WidthGroups,
+    call_by_width_group,
+    fold,
+    fold_heads,
+    head_widths_served,
+    unfold,
+)
 
 SIMPLE_GLA = ("fla.ops.simple_gla", "chunk_simple_gla")
 GLA = ("fla.ops.gla", "chunk_gla")
@@ -61,8 +68,23 @@ def fla_simple_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay:
 
 
 @torch.compiler.disable
-def fla_gla(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor) -> torch.Tensor:
+def fla_gla(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    log_decay: torch.Tensor,
+    groups: tuple[WidthGroups, torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """``q, k, log_decay (R, B, N, H, K)``, ``v (R, B, N, H, V)`` -> ``o (R, B, N, H, V)`` (in ``q``'s dtype), one
-    call of ``chunk_gla`` for the whole stack (padded key channels get ``g = 0``: they carry nothing)."""
+    call of ``chunk_gla`` for the whole stack (padded key channels get ``g = 0``: they carry nothing), or, given
+    ``groups`` (the stack's :class:`~.fla_heads.WidthGroups`, its order and inverse order as device tensors), one call
+    per group of runs at their own widths (:func:`~.fla_heads.call_by_width_group`)."""
+    if groups is not None:
+        return call_by_width_group(lambda q, k, g, v: _gla_call(q, k, v, g), *groups, (q, k, log_decay, v), ())
+    return _gla_call(q, k, v, log_decay)
+
+
+def _gla_call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor) -> torch.Tensor:
+    """:func:`fla_gla` for runs of one width: the runs folded into fla's batch axis."""
     o, _ = fla_call(*GLA)(fold(q), fold(k, q.dtype), fold(v, q.dtype), fold(log_decay, torch.float32), scale=1.0)
     return unfold(o, q.shape[0], v.shape[-1])

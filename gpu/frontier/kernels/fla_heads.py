@@ -5,10 +5,14 @@ fla's chunked kernels take ``(batch, T, heads, dim)`` ("head-last", not head-fir
 ``(R·B, N, H, K)``, one kernel call for the whole stack. Some of fla's tiles assume a head width of at least 16 (a
 ``tl.dot`` needs 16 on each side) and at most 256; narrower heads are padded here with zeros, which every recurrence
 served here ignores (a zero key or query channel adds nothing; a zero value column gives a zero output column, cut
-off again), and wider ones are not served (:func:`head_widths_served`).
+off again), and wider ones are not served (:func:`head_widths_served`). A stack whose runs differ in their heads'
+count or widths can call fla once per group of runs of the same widths (:class:`WidthGroups`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,3 +46,76 @@ def unfold(o: torch.Tensor, runs: int, width: int) -> torch.Tensor:
     """fla's output ``(R·B, N, H, ≥ width)`` -> ``(R, B, N, H, width)`` (the padding columns cut off)."""
     rb, n, h, _ = o.shape
     return o[..., :width].reshape(runs, rb // runs, n, h, width)
+
+
+# ---------------------------------------------------------------------------------------------- runs grouped by width
+@dataclass(frozen=True)
+class WidthGroups:
+    """A stack's runs grouped by their own head counts and widths ``(H, K, V)``, for one fla call per group at its
+    widths instead of one call at the stack's padded ones. fla's tiles round ``K`` and ``V`` up to a power of two (at
+    least 16, at most 64 a tile) and its delta-rule state kernel ``K`` to blocks of 64, so padding costs more than its
+    own share: a stack of ``K = V = 24, 48, 72`` padded to 72 computes every run at 128 (two blocks), where its runs
+    alone take 32, 64 and 128. A run's padded heads and channels are zero (masked weights), and zero keys, queries and
+    values add nothing to any recurrence served here, so cutting them off is exact.
+
+    ``order``: the stack's runs group after group (in the order each group first appears, the runs of a group in
+    stack order); ``sizes``: the runs per group; ``widths``: each group's ``(H, K, V)``."""
+
+    order: tuple[int, ...]
+    sizes: tuple[int, ...]
+    widths: tuple[tuple[int, int, int], ...]
+
+    @property
+    def unorder(self) -> tuple[int, ...]:
+        """The inverse of ``order``: where each run of the stack sits among the groups."""
+        inverse = [0] * len(self.order)
+        for position, run in enumerate(self.order):
+            inverse[run] = position
+        return tuple(inverse)
+
+
+def width_groups(run_widths: Sequence[tuple[int, int, int]]) -> WidthGroups | None:
+    """The runs' ``(H, K, V)`` -> their :class:`WidthGroups`, or None where every run has the same widths (one call
+    at the stack's widths, as without groups)."""
+    by_width: dict[tuple[int, int, int], list[int]] = {}
+    for run, widths in enumerate(run_widths):
+        by_width.setdefault(tuple(widths), []).append(run)
+    if len(by_width) < 2:
+        return None
+    return WidthGroups(
+        order=tuple(run for runs in by_width.values() for run in runs),
+        sizes=tuple(len(runs) for runs in by_width.values()),
+        widths=tuple(by_width),
+    )
+
+
+def call_by_width_group(
+    call: Callable[..., torch.Tensor],
+    groups: WidthGroups,
+    order: torch.Tensor,
+    unorder: torch.Tensor,
+    per_channel: Sequence[torch.Tensor],
+    per_head: Sequence[torch.Tensor | None],
+) -> torch.Tensor:
+    """``call`` once per group of ``groups`` on that group's runs at its widths -> the stack's output ``(R, B, N, H,
+    V)``, each run's zero-padded to the stack's ``H, V``.
+
+    ``per_channel``: the stacked ``(R, B, N, H, K or V)`` inputs, the last one the values (its width is ``V``),
+    ``per_head``: ``(R, B, N, H)`` inputs (or None); ``call(*per_channel, *per_head)`` on a group's share of each
+    (``(R_g, B, N, H_g, K_g or V_g)``, ``(R_g, B, N, H_g)``) gives ``(R_g, B, N, H_g, V_g)``. ``order`` and
+    ``unorder``: ``groups.order`` and its inverse as int64 tensors on the inputs' device (kept by the caller, so that
+    no index reaches the device here: CUDA graphs). One gather of every input and one of the output, whose backward
+    is one scatter each; the groups are contiguous slices between them."""
+    h, width = per_channel[-1].shape[-2:]
+
+    def shares(x: torch.Tensor | None) -> list[torch.Tensor | None]:
+        return [None] * len(groups.sizes) if x is None else list(x.index_select(0, order).split(groups.sizes))
+
+    channel_shares = [shares(x) for x in per_channel]
+    head_shares = [shares(x) for x in per_head]
+    outputs = []
+    for g, (hg, kg, vg) in enumerate(groups.widths):
+        inputs = [x[g][..., :hg, : (vg if i == len(per_channel) - 1 else kg)] for i, x in enumerate(channel_shares)]
+        inputs += [None if x[g] is None else x[g][..., :hg] for x in head_shares]
+        outputs.append(F.pad(call(*inputs), (0, width - vg, 0, h - hg)))
+    return torch.cat(outputs).index_select(0, unorder)
