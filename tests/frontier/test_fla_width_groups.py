@@ -27,14 +27,19 @@ def test_runs_are_grouped_by_their_widths_in_order_of_first_appearance():
 def fla_on_the_cpu(monkeypatch):
     """The families' fla path taken on the CPU, fla's op replaced by its contract; the calls' folded shapes kept."""
     calls = []
-
-    def contract(q, k, v, beta, log_decay):
-        calls.append(tuple(q.shape[:3:2]))  # (R_g·B, H_g)
-        return naive_delta_rule(q, k, v, beta, log_decay)
-
     monkeypatch.setattr(DeltaNet, "fla_serves", lambda self, device, dtype: True)
-    monkeypatch.setattr(fla_delta, "_fla_forward", contract)
+    monkeypatch.setattr(fla_delta, "_fla_forward", recording(naive_delta_rule, calls))
     return calls
+
+
+def recording(contract, calls: list):
+    """``contract`` called as fla's op would be, each call's ``(R_g·B, H_g)`` appended to ``calls``."""
+
+    def call(q, *args, **kwargs):
+        calls.append(tuple(q.shape[:3:2]))
+        return contract(q, *args, **kwargs)
+
+    return call
 
 
 @pytest.mark.parametrize("family", ["delta_net", "gated_delta_net"])
@@ -112,13 +117,8 @@ def test_gla_grouped_calls_give_the_padded_calls_values_and_gradients(monkeypatc
     from mqarkit.gpu.frontier.kernels import fla_gla
 
     calls = []
-
-    def contract(q, k, v, g, scale):
-        calls.append(tuple(q.shape[:3:2]))  # (R_g·B, H_g)
-        return naive_gla(q, k, v, g, scale)
-
     monkeypatch.setattr(gla, "gla_available", lambda device, k, v: True)
-    monkeypatch.setattr(fla_gla, "fla_call", lambda module, name: contract)
+    monkeypatch.setattr(fla_gla, "fla_call", lambda module, name: recording(naive_gla, calls))
     mixer = _model("gla").mixer.to(torch.float64)
     assert mixer.width_groups.widths == ((2, 3, 6), (1, 5, 10))
     u = _inputs(0).double().requires_grad_()

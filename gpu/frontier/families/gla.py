@@ -15,8 +15,8 @@ fla's defaults followed: ``use_short_conv=False``, ``gate_low_rank_dim = 16``, `
 Parameters: every linear map ``N(0, 0.02²)`` (the reference harness's rule), ``b_α = 0``, the norm weight 1.
 
 Fast path: on CUDA with fla, fla's ``chunk_gla`` with the runs folded into the batch axis
-(:mod:`mqarkit.gpu.frontier.kernels.fla_gla`; float32 and half precision; runs of different heads or widths one call
-per group at their own widths, :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`); elsewhere the parallel form of
+(:mod:`mqarkit.gpu.frontier.kernels.fla_gla`; float32 and half precision; runs of different heads or widths one call per
+group at their own widths, :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`); elsewhere the parallel form of
 :mod:`.recurrences` (its ``(N, N, K)`` decays: the CPU path). Recurrent mode carries ``S``: ``H·K·V`` numbers.
 """
 
