@@ -165,7 +165,7 @@ class DeltaNet(RunsGroupedByWidth, StackedMixer):
                 return fla
             if gated_route() == "dplr":  # its states entering each chunk of 16
                 return max(fla, self.runs * -(-seq_len // DPLR_CHUNK) * h * k * v)
-            return gated_op_elements(fla, self.runs, seq_len, h, WY_PAIR_TENSORS)  # the trial "1" runs fla_wy's
+            return gated_op_elements(fla, self.runs, seq_len, h, WY_PAIR_TENSORS)  # where fla refuses: fla_wy's too
         return self.runs * h * seq_len * seq_len * 4  # the parallel form's (N, N) weights per head
 
     # ---------------------------------------------------------------- decay and output (Gated DeltaNet overrides)

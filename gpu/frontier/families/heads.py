@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.frontier.kernels.fla_heads import WidthGroups, width_groups
+from mqarkit.gpu.frontier.kernels.fla_heads import GroupsOnDevice, width_groups
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, linear
 
 CONV_TAPS = 4  # fla's ShortConvolution default
@@ -109,7 +109,7 @@ class RunsGroupedByWidth:
             self.register_buffer("width_order", torch.tensor(self.width_groups.order), persistent=False)
             self.register_buffer("width_unorder", torch.tensor(self.width_groups.unorder), persistent=False)
 
-    def fla_groups(self) -> tuple[WidthGroups, torch.Tensor, torch.Tensor] | None:
+    def fla_groups(self) -> GroupsOnDevice | None:
         """The groups and their orders on the stack's device, as the fla calls take them (None: one call)."""
         if self.width_groups is None:
             return None

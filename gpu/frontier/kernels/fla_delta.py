@@ -44,7 +44,7 @@ import torch
 from mqarkit.gpu.frontier.kernels.fla_common import HALF, fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import (
-    WidthGroups,
+    GroupsOnDevice,
     call_by_width_group,
     fold,
     fold_heads,
@@ -238,14 +238,14 @@ def fla_delta_rule(
     v: torch.Tensor,
     beta: torch.Tensor,
     log_decay: torch.Tensor | None,
-    groups: tuple[WidthGroups, torch.Tensor, torch.Tensor] | None = None,
+    groups: GroupsOnDevice | None = None,
 ) -> torch.Tensor:
     """``q, k (R, B, N, H, K)`` (normalised, ``q`` scaled), ``v (R, B, N, H, V)``, ``beta (R, B, N, H)``, ``log_decay``
     ``(R, B, N, H)`` or None (DeltaNet) -> ``o (R, B, N, H, V)`` in ``q``'s (half) dtype: one fla call for the stack,
     or, given ``groups`` (the stack's :class:`~.fla_heads.WidthGroups`, its order and inverse order as device
     tensors), one call per group of runs at their own widths (:func:`~.fla_heads.call_by_width_group`)."""
     if groups is not None:
-        return call_by_width_group(_one_call, *groups, (q, k, v), (beta, log_decay))
+        return call_by_width_group(_one_call, groups, (q, k, v), (beta, log_decay))
     return _one_call(q, k, v, beta, log_decay)
 
 

@@ -28,7 +28,7 @@ import torch
 from mqarkit.gpu.frontier.kernels.fla_common import fla_call, fla_enabled, fla_op, gated_backward
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import prepare_gated_backward
 from mqarkit.gpu.frontier.kernels.fla_heads import (
-    WidthGroups,
+    GroupsOnDevice,
     call_by_width_group,
     fold,
     fold_heads,
@@ -73,14 +73,14 @@ def fla_gla(
     k: torch.Tensor,
     v: torch.Tensor,
     log_decay: torch.Tensor,
-    groups: tuple[WidthGroups, torch.Tensor, torch.Tensor] | None = None,
+    groups: GroupsOnDevice | None = None,
 ) -> torch.Tensor:
     """``q, k, log_decay (R, B, N, H, K)``, ``v (R, B, N, H, V)`` -> ``o (R, B, N, H, V)`` (in ``q``'s dtype), one
     call of ``chunk_gla`` for the whole stack (padded key channels get ``g = 0``: they carry nothing), or, given
     ``groups`` (the stack's :class:`~.fla_heads.WidthGroups`, its order and inverse order as device tensors), one call
     per group of runs at their own widths (:func:`~.fla_heads.call_by_width_group`)."""
     if groups is not None:
-        return call_by_width_group(lambda q, k, g, v: _gla_call(q, k, v, g), *groups, (q, k, log_decay, v), ())
+        return call_by_width_group(lambda q, k, g, v: _gla_call(q, k, v, g), groups, (q, k, log_decay, v), ())
     return _gla_call(q, k, v, log_decay)
 
 

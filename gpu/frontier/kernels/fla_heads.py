@@ -74,6 +74,11 @@ class WidthGroups:
         return tuple(inverse)
 
 
+# a stack's groups with ``order`` and its inverse as int64 tensors on the stack's device (kept by the family as
+# buffers, so that no index reaches the device per step: CUDA graphs), as the fla calls take them
+GroupsOnDevice = tuple[WidthGroups, torch.Tensor, torch.Tensor]
+
+
 def width_groups(run_widths: Sequence[tuple[int, int, int]]) -> WidthGroups | None:
     """The runs' ``(H, K, V)`` -> their :class:`WidthGroups`, or None where every run has the same widths (one call
     at the stack's widths, as without groups)."""
@@ -91,21 +96,18 @@ def width_groups(run_widths: Sequence[tuple[int, int, int]]) -> WidthGroups | No
 
 def call_by_width_group(
     call: Callable[..., torch.Tensor],
-    groups: WidthGroups,
-    order: torch.Tensor,
-    unorder: torch.Tensor,
+    on_device: GroupsOnDevice,
     per_channel: Sequence[torch.Tensor],
     per_head: Sequence[torch.Tensor | None],
 ) -> torch.Tensor:
-    """``call`` once per group of ``groups`` on that group's runs at its widths -> the stack's output ``(R, B, N, H,
-    V)``, each run's zero-padded to the stack's ``H, V``.
+    """``call`` once per group of ``on_device``'s groups on that group's runs at its widths -> the stack's output
+    ``(R, B, N, H, V)``, each run's zero-padded to the stack's ``H, V``.
 
     ``per_channel``: the stacked ``(R, B, N, H, K or V)`` inputs, the last one the values (its width is ``V``),
     ``per_head``: ``(R, B, N, H)`` inputs (or None); ``call(*per_channel, *per_head)`` on a group's share of each
-    (``(R_g, B, N, H_g, K_g or V_g)``, ``(R_g, B, N, H_g)``) gives ``(R_g, B, N, H_g, V_g)``. ``order`` and
-    ``unorder``: ``groups.order`` and its inverse as int64 tensors on the inputs' device (kept by the caller, so that
-    no index reaches the device here: CUDA graphs). One gather of every input and one of the output, whose backward
-    is one scatter each; the groups are contiguous slices between them."""
+    (``(R_g, B, N, H_g, K_g or V_g)``, ``(R_g, B, N, H_g)``) gives ``(R_g, B, N, H_g, V_g)``. One gather of every
+    input and one of the output, whose backward is one scatter each; the groups are contiguous slices between them."""
+    groups, order, unorder = on_device
     h, width = per_channel[-1].shape[-2:]
 
     def shares(x: torch.Tensor | None) -> list[torch.Tensor | None]:
