@@ -87,8 +87,8 @@ def test_verifier_takes_only_the_calls_it_computes():
 
 def test_registered_with_fla_its_dispatch_returns_our_form():
     """With fla installed (not in CI: fla is the ``gpu`` extra), the dispatched gated ``prepare_wy_repr_bwd`` returns
-    our form's result for a call it serves (CPU tensors: fla's own kernel could not run here), as the trial ``"1"``
-    installs it; the ungated call (no ``g``) still reaches fla's own function."""
+    our form's result for a call it serves (CPU tensors: fla's own kernel could not run here), as the gated delta
+    rule's route where fla refuses installs it; the ungated call (no ``g``) still reaches fla's own function."""
     pytest.importorskip("fla")
     from fla.ops.gated_delta_rule.wy_fast import prepare_wy_repr_bwd
 
@@ -144,11 +144,11 @@ def test_our_form_equals_flas_own_kernel_under_the_interpreter(interpreted):
 
 
 @pytest.mark.gpu
-def test_where_fla_refuses_the_trial_trains_gated_delta_net_through_both_forms(monkeypatch):
-    """On a GPU where fla refuses its gated kernel (Hopper, triton 3.4–3.7.1), under the trial
-    ``MQARKIT_FLA_GATED_DELTA_RULE=1`` Gated DeltaNet's bf16 step runs fla's op with our forms of ``chunk_bwd_dqkwg``
+def test_where_fla_refuses_gated_delta_net_trains_through_both_forms(monkeypatch):
+    """On a GPU where fla refuses its gated kernel (Hopper, triton 3.4–3.7.1), by default (no
+    ``MQARKIT_FLA_GATED_DELTA_RULE``) Gated DeltaNet's bf16 step runs fla's op with our forms of ``chunk_bwd_dqkwg``
     and of the gated ``prepare_wy_repr_bwd`` in its backward: the path that ``test_families_cuda.py``'s bf16 test of
-    the family, under the same switch, checks against the naive reference."""
+    the family checks against the naive reference."""
     from cuda_knobs import bf16_mixer_backward
 
     from mqarkit.gpu.frontier.kernels import fla_common, fla_dqkwg
@@ -156,7 +156,7 @@ def test_where_fla_refuses_the_trial_trains_gated_delta_net_through_both_forms(m
     pytest.importorskip("fla")
     if fla_common.gated_backward() != "torch":
         pytest.skip(f"fla's gated backward here: {fla_common.gated_backward()}")
-    monkeypatch.setenv("MQARKIT_FLA_GATED_DELTA_RULE", "1")
+    monkeypatch.delenv("MQARKIT_FLA_GATED_DELTA_RULE", raising=False)
     calls = []
     for module, name in ((fla_dqkwg, "chunk_dqkwg"), (fla_wy, "chunk_wy_backward")):
         original = getattr(module, name)

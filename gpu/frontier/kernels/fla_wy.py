@@ -1,5 +1,6 @@
 """fla's gated ``prepare_wy_repr_bwd`` (the backward of the gated delta rule's WY representation) in plain torch,
-registered as an fla backend for the gated delta rule's trial ``"1"`` where fla refuses its gated backward.
+registered as an fla backend for the gated delta rule where fla refuses its gated backward (its default route there:
+:func:`~.fla_delta.gated_route`).
 
 Why: with our form of ``chunk_bwd_dqkwg`` (:mod:`.fla_dqkwg`) in place of the kernel fla refuses on Hopper, bf16
 Gated DeltaNet through fla still failed its GPU test on an H100, and the tensors that failed (the gradients reaching
@@ -9,8 +10,9 @@ was right (docs/results/frontier_protocol.md, eleventh session). The same patter
 right) is fla's issue #984 for the ungated rule's kernel of that name on Hopper with Triton ≥ 3.4 at chunks of 64,
 remedied there by 2 warps; for the gated kernel 2 warps did not help here (tenth session), and fla's #640 (its fix,
 #826) traces the refused ``chunk_bwd_dqkwg`` to a transposed ``tl.dot`` result on Hopper, a form this kernel also
-has. This module computes that function instead, so the trial can tell whether that kernel is what Hopper gets
-wrong; the whole route computes the rule under Triton's interpreter (``test_fla_routes_interpreted``).
+has. This module computes that function instead: with it, bf16 Gated DeltaNet passed its GPU test and its graphed
+step on an H100 (twelfth session), so that kernel is what Hopper gets wrong; the whole route computes the rule under
+Triton's interpreter (``test_fla_routes_interpreted``).
 
 Glossary (one sequence and head; chunk of ``C`` positions ``i, j``; fla's names)::
 
