@@ -83,11 +83,12 @@ def _stack(family: str, device, layers: str = "hybrid") -> StackedHybrid:
     ("family", "layers"), [(f, "hybrid") for f in sorted(TWO_RUNS)] + [(f, "mixer") for f in MIXER_LAYERS]
 )
 def test_compiled_model_equals_eager_model(family, layers, monkeypatch):
-    """``torch.compile`` of the query-row path against eager (fla's ops are graph breaks, run eagerly); the delta
-    rules compile only in their trial (``MQARKIT_COMPILE_DELTA_RULE=1``, set here: their fla call one opaque op, or,
-    where fla does not serve, the plain-torch recurrence a graph break); under ``layers = "mixer"`` the compiled generic trunk with block 0's mixer in it. Two sequence
-    lengths, the shorter first, as a sweep's segments come: the second runs the code compiled for the first with
-    dynamic sizes (where DeltaNet's stack once failed inductor's stride assertion, ``ops.fused_projection``)."""
+    """``torch.compile`` of the query-row path against eager (fla's ops are graph breaks, run eagerly); the delta rules
+    compile only in their trial (``MQARKIT_COMPILE_DELTA_RULE=1``, set here: their fla call one opaque op, or, where fla
+    does not serve, the plain-torch recurrence a graph break); under ``layers = "mixer"`` the compiled generic trunk
+    with block 0's mixer in it. Two sequence lengths, the shorter first, as a sweep's segments come: the second runs the
+    code compiled for the first with dynamic sizes (where DeltaNet's stack once failed inductor's stride assertion,
+    ``ops.fused_projection``)."""
     monkeypatch.setenv(COMPILE_SWITCH, "1")
     device = torch.device("cuda")
     model = _stack(family, device, layers)
