@@ -568,6 +568,8 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             row = earlier[key] | {"resumed": True}
         elif item.skip:
             row |= {"status": "skipped", "error": item.skip}
+        elif elapsed > args.time_budget_s and key in again:  # --remeasure not reached: the earlier figure stands
+            row = unsupersede(report, key)
         elif elapsed > args.time_budget_s:
             row |= {"status": "not measured", "error": f"time budget: {elapsed:.0f} s > {args.time_budget_s:.0f} s"}
         else:  # written first as "running", the rows after it as "not reached": a command killed at its limit
@@ -595,6 +597,16 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
         write_families_report(report, out)
         print(_row_line(row), flush=True)
     return report
+
+
+def unsupersede(report: dict, key: tuple) -> dict:
+    """A row set aside by ``--remeasure`` that this command did not begin (its time budget): taken back out of
+    ``report["superseded"]`` (the last entry for ``key``, the one this command set aside) and kept as measured,
+    marked resumed, so that a command that runs out of time loses no figure."""
+    index = max(i for i, r in enumerate(report["superseded"]) if (r["path"], r["name"], r["d_model"]) == key)
+    row = report["superseded"].pop(index)
+    del row["superseded_by"]
+    return row | {"resumed": True}
 
 
 RESUME_SETTINGS = ("data_preset", "example_scale", "runs_per_stack", "steps", "batch_size", "micro_batch_budget")

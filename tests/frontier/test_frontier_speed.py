@@ -220,6 +220,25 @@ def test_remeasure_measures_a_resumed_row_again_and_keeps_the_earlier_one(tmp_pa
     assert "Superseded (measured again by a later command" in table and "- attention d=16: " in table
 
 
+def test_a_remeasured_row_the_time_budget_does_not_reach_keeps_its_earlier_figure(tmp_path, monkeypatch):
+    """``--remeasure attention`` under a time budget spent before the row begins: the earlier attention row stays
+    measured (marked resumed), not superseded, so a command that runs out of time loses no figure."""
+    first = _families_report(tmp_path, "--no-fla", "--generic")
+    bench = _benchmark_module()
+    measured = _watch_rows(bench, monkeypatch)
+    argv = ["--families", "attention", "based", *TINY, "--out-dir", str(tmp_path), "--no-fla", "--generic"]
+    assert bench.main([*argv, "--resume", "--remeasure", "attention", "--time-budget-s", "1e-9"]) == 0
+    second = json.loads((tmp_path / "frontier_speed_families.json").read_text())
+    assert measured == []
+    assert [(r["name"], r["status"], r.get("resumed", False)) for r in second["rows"]] == [
+        ("based", "measured", True),
+        ("attention", "measured", True),
+    ]
+    assert second["rows"][1]["epoch_s"] == first["rows"][1]["epoch_s"] and "superseded_by" not in second["rows"][1]
+    assert second["superseded"] == [] and second["not_measured"] == []
+    assert "Superseded" not in (tmp_path / "frontier_speed_families.md").read_text()
+
+
 def test_time_budget_stops_new_rows_and_says_which_were_not_measured(tmp_path):
     report = _families_report(tmp_path, "--time-budget-s", "1e-9", "--no-fla")
     assert [r["status"] for r in report["rows"]] == ["not measured"] * 3
