@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Session 13, first command: the fla families' GPU tests on the width-group code (fla's default routes), then Mamba's
+# d = 256 smoke stack of based-fig2 (also its evaluation without autograd).
+source docs/results/device/common.sh
+T=tests/frontier
+F=$T/test_families_cuda.py::test_family_on_cuda_equals_reference
+G=$T/test_fast_paths_cuda.py::test_graphed_steps_of_the_recurrent_families_equal_eager_steps
+step width_groups 170 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
+  "$F[bf16-delta_net]" "$F[bf16-gated_delta_net]" "$F[bf16-gla]" "$F[float32-gla]" \
+  "$G[delta_net-hybrid]" "$G[gated_delta_net-hybrid]" "$G[gla-hybrid]" \
+  "$T/test_fast_paths_cuda.py::test_compiled_model_equals_eager_model[gated_delta_net-hybrid]"
+P=smoke_based_fig2_1epoch.jsonl
+cp docs/results/$P $OUT/r/$P
+step smoke_mamba_256 600 mqarkit frontier run --preset based-fig2 --families mamba --d-models 256 --epochs 1 --no-progress --out $OUT/r/$P
+finish
