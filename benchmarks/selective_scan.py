@@ -1,8 +1,9 @@
 """Mamba's selective scan three ways: the fused Triton kernels (over every state index, and skipping each run's
 padding) against the chunked torch scan, forward and forward+backward, at the [B] Fig. 2 Mamba stacks' shapes.
 
-Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32]``; writes
-``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``. Needs a CUDA GPU and triton.
+Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32]
+[--backward-launches 1024x4 ...]``; writes ``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``.
+Needs a CUDA GPU and triton.
 
 Shapes: a stack of ``R = 12`` runs (the ``d_state`` values 8, 16, 24 cycled over the runs, × four learning rates, padded
 to ``n = 24``: ``B`` and ``C`` zero beyond each run's own, as the family's masked projections make them), batch
@@ -14,6 +15,12 @@ after warm-up (CUDA events; :mod:`mqarkit.gpu.timing`); forward+backward takes t
 timing, the outputs are compared (largest difference over the largest magnitude). A combination that runs out of memory
 is recorded as such (the torch scan forms ``R·B·N·d_i·n`` states; the harness micro-batches it, this benchmark does
 not).
+
+``--backward-launches TILExWARPS ...``: the skipping path again with its backward kernel launched otherwise
+(:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`: elements per program's tile, warps per program),
+forward+backward timed the same way beside the default launch's, with the largest difference of its five gradients
+from the default launch's (over each gradient's largest magnitude): which launch the backward, about six times the
+forward on an H100, should take is a measurement.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from pathlib import Path
 import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
-from mqarkit.gpu.frontier.kernels.selective_scan import fused_scan_available, fused_selective_scan
+from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
 from mqarkit.gpu.frontier.runner import environment
 from mqarkit.gpu.timing import forward_and_backward_ms
 
@@ -67,7 +74,33 @@ def _difference(output: torch.Tensor, reference: torch.Tensor) -> float:
     return ((output - reference).abs().max() / reference.abs().max()).item()
 
 
-def measure(batch: int, n: int, d: int, device: torch.device, repeats: int) -> dict[str, object]:
+def parse_launch(text: str) -> Launch:
+    """``"TILExWARPS"`` -> :class:`Launch` (a ``ValueError`` naming the rule otherwise)."""
+    tile, sep, warps = text.partition("x")
+    if not (sep and tile.isdigit() and warps.isdigit()):
+        raise ValueError(f"{text!r}: must be TILExWARPS, e.g. 1024x4")
+    return Launch(int(tile), int(warps))
+
+
+def measure_launches(
+    xs: tuple[torch.Tensor, ...], dy: torch.Tensor, launches: list[Launch], device: torch.device, repeats: int
+) -> dict[str, dict[str, object]]:
+    """The skipping path's forward+backward under each backward launch, and its gradients' largest difference from the
+    default launch's (over each gradient's largest magnitude)."""
+    states = run_states(device)
+    default = torch.autograd.grad(fused_selective_scan(*xs, states), xs, dy)
+    out: dict[str, dict[str, object]] = {}
+    for launch in launches:
+        scan = lambda *ts, launch=launch: fused_selective_scan(*ts, states, launch)  # noqa: E731
+        grads = torch.autograd.grad(scan(*xs), xs, dy)
+        timed = forward_and_backward_ms(scan, xs, dy, repeats=repeats, device=device)
+        out[str(launch)] = timed | {"gradient_difference": max(map(_difference, grads, default))}
+    return out
+
+
+def measure(
+    batch: int, n: int, d: int, device: torch.device, repeats: int, launches: list[Launch] = ()
+) -> dict[str, object]:
     xs = inputs(batch, n, d, device)
     scans = paths(device)
     row: dict[str, object] = {"N": n, "d": d, "d_i": 2 * d, "skipping_difference": None, "relative_difference": None}
@@ -87,6 +120,8 @@ def measure(batch: int, n: int, d: int, device: torch.device, repeats: int) -> d
         row["speedup"] = row["torch_forward_backward_ms"] / row["fused_forward_backward_ms"]
     if "fused_forward_backward_ms" in row and "skipping_forward_backward_ms" in row:
         row["skipping_gain"] = row["fused_forward_backward_ms"] / row["skipping_forward_backward_ms"]
+    if launches:
+        row["backward_launches"] = measure_launches(xs, dy, list(launches), device, repeats)
     return row
 
 
@@ -124,7 +159,35 @@ def write(report: dict, out_dir: Path) -> None:
             f"{cell(r, 'fused', 'forward_backward')} | {cell(r, 'torch', 'forward_backward')} | {speed} | {diff} | "
             f"{cell(r, 'skipping', 'forward_backward')} | {gain} | {skip_diff} |"
         )
+    lines += launch_table(report)
     (out_dir / "selective_scan.md").write_text("\n".join(lines) + "\n")
+
+
+def launch_table(report: dict) -> list[str]:
+    """The ``--backward-launches`` section: each launch's skipping forward+backward beside the default's (ms) and
+    its gradients' difference from the default's; nothing if none was asked for."""
+    launches = report.get("backward_launches") or []
+    if not launches:
+        return []
+    lines = [
+        "",
+        f"Backward launches (tile elements x warps; the default is {BACKWARD}): the skipping path's forward+backward "
+        "in ms, and in brackets the largest difference of its gradients from the default launch's.",
+        "",
+        f"| N | d (d_i) | {BACKWARD} (default) | " + " | ".join(launches) + " |",
+        "|---|---|---|" + "---|" * len(launches),
+    ]
+    for r in report["rows"]:
+        timed = r.get("backward_launches", {})
+        cells = []
+        for name in launches:
+            t = timed.get(name, {})
+            ms = t.get("forward_backward_ms")
+            cells.append(t.get("error", "—") if ms is None else f"{ms:.2f} ({t['gradient_difference']:.0e})")
+        default = r.get("skipping_forward_backward_ms")
+        default = "—" if default is None else f"{default:.2f}"
+        lines.append(f"| {r['N']} | {r['d']} ({r['d_i']}) | {default} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out-dir", default="docs/results")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--batch", type=int, default=32, help="examples per run (the harness uses 256, micro-batched)")
+    ap.add_argument(
+        "--backward-launches",
+        nargs="+",
+        default=[],
+        metavar="TILExWARPS",
+        help=f"also time the backward kernel launched so (default launch {BACKWARD})",
+    )
     args = ap.parse_args(argv)
+    try:
+        launches = [parse_launch(text) for text in args.backward_launches]
+    except ValueError as err:
+        ap.error(f"--backward-launches: {err}")
     if args.repeats < 1:
         ap.error(f"--repeats={args.repeats}: must be >= 1")
     if args.batch < 1:
@@ -144,10 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if not fused_scan_available(device, torch.float32, max(LENGTHS)):
         ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
     report = {"env": environment(device), "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
-    report |= {"repeats": args.repeats, "batch": args.batch, "rows": []}
+    report |= {"repeats": args.repeats, "batch": args.batch, "backward_launches": [str(x) for x in launches]}
+    report["rows"] = []
     for d in WIDTHS:
         for n in LENGTHS:
-            report["rows"].append(measure(args.batch, n, d, device, args.repeats))
+            report["rows"].append(measure(args.batch, n, d, device, args.repeats, launches))
             print(json.dumps(report["rows"][-1]), flush=True)
             write(report, Path(args.out_dir))
     return 0

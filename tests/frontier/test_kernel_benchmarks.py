@@ -52,6 +52,14 @@ def test_selective_scan_benchmark_needs_a_gpu(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("bad", ["1024", "1000x4", "1024x3", "x4", "1024x-4"])
+def test_selective_scan_benchmark_refuses_a_bad_launch_before_any_work(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as exit_info:
+        _script("selective_scan").main(["--out-dir", str(tmp_path), "--backward-launches", "512x4", bad])
+    assert exit_info.value.code == 2 and "--backward-launches" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("triton") is None, reason="needs triton (its interpreter runs the kernels)"
 )
@@ -69,16 +77,19 @@ def test_selective_scan_benchmark_times_the_three_paths_under_the_interpreter(in
 
         script = _script("selective_scan")
         script.RUNS = 3  # one run of each d_state (8, 16, 24)
-        row = script.measure(1, 5, 2, torch.device("cpu"), repeats=1)
+        row = script.measure(1, 5, 2, torch.device("cpu"), repeats=1, launches=[ks.Launch(16, 1)])
         for path in ("fused", "skipping", "torch"):
             assert row[path + "_forward_ms"] > 0 and row[path + "_forward_backward_ms"] > 0, path
         assert row["skipping_difference"] <= 1e-6 and row["relative_difference"] <= 1e-5, row
         assert row["skipping_gain"] > 0 and row["speedup"] > 0
+        (launch,) = row["backward_launches"].values()  # one channel per program: the sums split otherwise
+        assert launch["forward_backward_ms"] > 0 and launch["gradient_difference"] <= 1e-6, launch
         report = {{"env": {{"device": "cpu", "torch": "t", "triton": "t", "git_commit": "0" * 40}}, "command": "c",
-                   "repeats": 1, "batch": 1, "rows": [row]}}
+                   "repeats": 1, "batch": 1, "backward_launches": ["16x1"], "rows": [row]}}
         script.write(report, Path({str(tmp_path)!r}))
         table = (Path({str(tmp_path)!r}) / "selective_scan.md").read_text()
         assert "| skipping fwd+bwd | gain | skipping difference |" in table and "| 5 | 2 (4) |" in table
+        assert "| N | d (d_i) | 2048x8 (default) | 16x1 |" in table
         print("ok")
         """
     )

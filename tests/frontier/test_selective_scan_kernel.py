@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
-from mqarkit.gpu.frontier.kernels.selective_scan import MAX_LEN, TILE, block_sizes, fused_selective_scan, log_depth_scan
+from mqarkit.gpu.frontier.kernels.selective_scan import (
+    BACKWARD,
+    MAX_LEN,
+    TILE,
+    Launch,
+    block_sizes,
+    fused_selective_scan,
+    log_depth_scan,
+)
 from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -112,6 +120,38 @@ def test_kernels_skip_a_runs_padded_state_indices(interpreted):
     run_under_interpreter(interpreted, "compare_padded_states", "cpu")
 
 
+def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: list[tuple[int, int]], device: str):
+    """The backward kernel launched with other tiles and warps (``Launch``): its gradients equal the default
+    launch's within float32 (another tile splits the sums over channels, ``∂B, ∂C``, into other blocks); the forward
+    does not change."""
+    inputs = _inputs(*shape, device, seed=8)
+    dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(9)).to(device)
+    default = torch.autograd.grad(fused_selective_scan(*inputs), inputs, dy)
+    for tile, warps in launches:
+        launch = Launch(tile, warps)
+        assert block_sizes(shape[2], tile) != block_sizes(shape[2], BACKWARD.tile)  # another split of the channels
+        grads = torch.autograd.grad(fused_selective_scan(*inputs, backward_launch=launch), inputs, dy)
+        for name, u, v in zip(NAMES, grads, default):
+            assert_close(u, v, dtype="float32", context=f"d{name}, backward launch {launch}")
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+def test_backward_launches_give_the_default_launchs_gradients(interpreted):
+    run_under_interpreter(interpreted, "compare_backward_launches", (2, 3, 37, 10, 5), [(64, 2), (128, 4)], "cpu")
+
+
+def test_a_bad_launch_is_refused():
+    with pytest.raises(ValueError, match=r"tile=1000: must be a power of two >= 16"):
+        Launch(1000, 4)
+    with pytest.raises(ValueError, match=r"tile=8: must be a power of two >= 16"):
+        Launch(8, 4)
+    with pytest.raises(ValueError, match=r"warps=3: must be one of \(1, 2, 4, 8, 16\)"):
+        Launch(1024, 3)
+    x, dt, a, b, c = _inputs(1, 2, 5, 3, 2, "cpu")
+    with pytest.raises(ValueError, match=r"backward_launch=\(1024, 4\): must be a Launch"):
+        fused_selective_scan(x, dt, a, b, c, backward_launch=(1024, 4))
+
+
 def compare_family_paths(device: str) -> None:
     """A stack of Mamba runs with different ``d_state``: output and every parameter's gradient with the kernels
     (``MQARKIT_FUSED_SCAN`` unset) equal those of the torch scan (``MQARKIT_FUSED_SCAN=0``)."""
@@ -187,3 +227,9 @@ def test_mamba_family_on_cuda_with_the_kernels_equals_it_without():
 @pytest.mark.gpu
 def test_kernels_on_cuda_skip_a_runs_padded_state_indices():
     compare_padded_states("cuda")
+
+
+@pytest.mark.gpu
+def test_backward_launches_on_cuda_give_the_default_launchs_gradients():
+    # a [B] Fig. 2 Mamba stack's shapes, smaller batch (d = 64, N = 256): the launches the benchmark tries first
+    compare_backward_launches((2, 4, 256, 128, 24), [(1024, 4), (1024, 8), (512, 4)], "cuda")

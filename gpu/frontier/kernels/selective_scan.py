@@ -46,6 +46,7 @@ and ``MQARKIT_FUSED_SCAN`` not ``0`` (read per call); the Mamba family otherwise
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -62,13 +63,38 @@ except ImportError:  # pragma: no cover - depends on the environment
 TILE = 2048
 MAX_LEN = TILE  # the longest sequence one tile holds (one channel per program)
 BACKWARD_WARPS = 8
+WARPS = (1, 2, 4, 8, 16)  # what a program's warp count may be
 
 
-def block_sizes(n: int) -> tuple[int, int]:
+@dataclass(frozen=True)
+class Launch:
+    """How a kernel runs: ``tile`` elements per program's ``(BLOCK_N, BLOCK_D)`` tile (a power of two ≥ 16: the
+    channels ``BLOCK_D`` are what fills it beside the sequence, :func:`block_sizes`) over ``warps`` warps. The
+    backward's default is :data:`BACKWARD`; others serve ``benchmarks/selective_scan.py --backward-launches``, which
+    times them (the register budget above is the default's reasoning, not a measurement)."""
+
+    tile: int
+    warps: int
+
+    def __post_init__(self) -> None:
+        if self.tile < 16 or self.tile & (self.tile - 1):
+            raise ValueError(f"tile={self.tile}: must be a power of two >= 16")
+        if self.warps not in WARPS:
+            raise ValueError(f"warps={self.warps}: must be one of {WARPS}")
+
+    def __str__(self) -> str:
+        return f"{self.tile}x{self.warps}"
+
+
+FORWARD = Launch(TILE, 4)  # Triton's default warp count
+BACKWARD = Launch(TILE, BACKWARD_WARPS)
+
+
+def block_sizes(n: int, tile: int = TILE) -> tuple[int, int]:
     """``(BLOCK_N, BLOCK_D)`` for sequences of ``n`` positions: the next power of two ≥ ``n`` (at least 16), and the
-    channels that fill a tile of :data:`TILE` elements (at most 32)."""
+    channels that fill a tile of ``tile`` elements (1 to 32)."""
     block_n = max(16, 1 << (n - 1).bit_length())
-    return block_n, max(1, min(32, TILE // block_n))
+    return block_n, max(1, min(32, tile // block_n))
 
 
 if triton is not None:
@@ -158,7 +184,7 @@ def fused_scan_available(device: torch.device, dtype: torch.dtype, seq_len: int)
 
 class _SelectiveScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, dt, a, b, c, states):
+    def forward(ctx, x, dt, a, b, c, states, backward_launch):
         r, bsz, n, di = x.shape
         ns = a.shape[-1]
         x, dt = x.reshape(r * bsz, n, di).contiguous(), dt.reshape(r * bsz, n, di).contiguous()
@@ -166,18 +192,20 @@ class _SelectiveScan(torch.autograd.Function):
         b_t = b.reshape(r * bsz, n, ns).transpose(1, 2).contiguous()  # (RB, n, N): one state index's positions
         c_t = c.reshape(r * bsz, n, ns).transpose(1, 2).contiguous()
         y = torch.empty_like(x)
-        block_n, block_d = block_sizes(n)
+        block_n, block_d = block_sizes(n, FORWARD.tile)
         grid = (r * bsz, triton.cdiv(di, block_d))
-        _scan_forward[grid](x, dt, a_t, b_t, c_t, states, y, n, di, ns, bsz, BLOCK_N=block_n, BLOCK_D=block_d)
+        _scan_forward[grid](
+            x, dt, a_t, b_t, c_t, states, y, n, di, ns, bsz, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=FORWARD.warps
+        )
         ctx.save_for_backward(x, dt, a_t, b_t, c_t, states)
-        ctx.shape = (r, bsz, n, di, ns)
+        ctx.shape, ctx.launch = (r, bsz, n, di, ns), backward_launch
         return y.view(r, bsz, n, di)
 
     @staticmethod
     def backward(ctx, dy):
         x, dt, a_t, b_t, c_t, states = ctx.saved_tensors
         r, bsz, n, di, ns = ctx.shape
-        block_n, block_d = block_sizes(n)
+        block_n, block_d = block_sizes(n, ctx.launch.tile)
         blocks = triton.cdiv(di, block_d)
         dy = dy.reshape(r * bsz, n, di).contiguous()
         dx, ddt = torch.empty_like(x), torch.empty_like(x)
@@ -204,13 +232,13 @@ class _SelectiveScan(torch.autograd.Function):
             r * bsz,
             BLOCK_N=block_n,
             BLOCK_D=block_d,
-            num_warps=BACKWARD_WARPS,
+            num_warps=ctx.launch.warps,
         )
         shape = (r, bsz, n, di)
         d_a = da.view(r, bsz, ns, di).sum(1).transpose(1, 2)
         d_b = db.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
         d_c = dc.sum(0).transpose(1, 2).reshape(r, bsz, n, ns)
-        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c, None
+        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c, None, None
 
 
 def log_depth_scan(
@@ -239,12 +267,15 @@ def fused_selective_scan(
     b: torch.Tensor,
     c: torch.Tensor,
     states: torch.Tensor | None = None,
+    backward_launch: Launch = BACKWARD,
 ) -> torch.Tensor:
     """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
     (R, B, N, n)``, float32; differentiable in the first five. ``states (R,)`` (integers, on ``x``'s device; default
     ``n`` for every run): the state indices each run has, the rest padding of a stack whose runs differ in ``n``
     (zero ``B`` and ``C`` there, so they add nothing): the kernels skip them, and their ``∂A, ∂B, ∂C`` are 0 (beyond
-    ``n``, ``n`` is taken). Callers check :func:`fused_scan_available` first."""
+    ``n``, ``n`` is taken). ``backward_launch``: how the backward kernel runs (:class:`Launch`; another tile changes
+    how the sums over channels are split, so the gradients' float32 rounding, not what they are). Callers check
+    :func:`fused_scan_available` first."""
     r, bsz, n, di = x.shape
     if dt.shape != x.shape or a.shape[:2] != (r, di) or b.shape != (r, bsz, n, a.shape[-1]) or c.shape != b.shape:
         raise ValueError(
@@ -260,4 +291,6 @@ def fused_selective_scan(
             f"states {tuple(states.shape)} {states.dtype} on {states.device}: needs an (R,) = ({r},) integer tensor "
             f"on {x.device}"
         )
-    return _SelectiveScan.apply(x, dt, a, b, c, states.to(torch.int32).contiguous())
+    if not isinstance(backward_launch, Launch):
+        raise ValueError(f"backward_launch={backward_launch!r}: must be a Launch")
+    return _SelectiveScan.apply(x, dt, a, b, c, states.to(torch.int32).contiguous(), backward_launch)
