@@ -27,7 +27,9 @@ modules (default attention: the same math as the stacked ``attention`` row) and,
 recorded with the row and the next row starts; no row starts after ``--time-budget-s`` (the rest are listed as not
 measured); the report is rewritten after every row, so a run cut short keeps what it finished. ``--resume`` keeps the
 rows an earlier command measured on the same device and settings. ``--profile`` prints each measured row's top
-kernels after its timing (where a family's time goes). Writes ``frontier_speed_families.json`` and
+kernels after its timing (where a family's time goes) and, on CUDA, records the GPU time of each profiled phase by
+kernel kind (fla's, ours, inductor's, matmul, FFT, PyTorch's eager kernels: ``mqarkit.gpu.kernel_breakdown``) in the
+row and under the table. Writes ``frontier_speed_families.json`` and
 ``frontier_speed_families.md`` under ``--out-dir``, nothing else.
 
     python benchmarks/frontier_speed.py --families all --widths 64 128 [--steps 3] [--time-budget-s 400]
@@ -207,9 +209,15 @@ def _step_weighted_util(per_segment: list[dict]) -> float | None:
     return sum(w * u for w, u in parts) / total if total else None
 
 
-def profile_group(sweep, group, train, test, device, gen) -> None:
-    """Print the kernels of two steps of ``group`` on the shortest and the longest training segment, and one eval."""
+def profile_group(sweep, group, train, test, device, gen) -> dict[str, dict[str, float]]:
+    """Print the kernels of two steps of ``group`` on the shortest and the longest training segment, and one eval;
+    return where their GPU time went, by kernel kind (:func:`~mqarkit.gpu.kernel_breakdown.breakdown`, ms), keyed
+    ``"train N=…"`` and ``"evaluation"`` (empty off CUDA)."""
     from torch.profiler import ProfilerActivity, profile
+
+    from mqarkit.gpu.kernel_breakdown import breakdown, shares, triton_kernel_names
+
+    kinds: dict[str, dict[str, float]] = {}
 
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
@@ -225,13 +233,20 @@ def profile_group(sweep, group, train, test, device, gen) -> None:
         key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
         print(f"--- profile: {group[0].model.family} d={model.d} R={model.runs} segment {seg.segment} (2 steps)")
         print(prof.key_averages().table(sort_by=key, row_limit=22, max_name_column_width=60))
+        if device.type == "cuda":
+            kinds[f"train N={seg.segment.seq_len}"] = breakdown(prof.key_averages(), triton_kernel_names())
     with profile(activities=acts) as prof:
         evaluate(model, test, batch=sweep.test_batch_size, budget=BUDGET)
         if device.type == "cuda":
             torch.cuda.synchronize()
     print("--- profile: evaluation")
     print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
+    if device.type == "cuda":
+        kinds["evaluation"] = breakdown(prof.key_averages(), triton_kernel_names())
+    for what, ms in kinds.items():
+        print(f"--- GPU time by kernel kind, {what}: {ms['total']:.1f} ms: {shares(ms)}")
     check_compiled(model, train[-1], device)
+    return kinds
 
 
 def check_compiled(model, seg, device) -> None:
@@ -435,14 +450,16 @@ def measure_item(
     return row
 
 
-def profile_item(sweep: SweepConfig, runs: int, data, device: torch.device) -> None:
-    """``--profile`` in the families mode: :func:`profile_group` on the row's stack; a failure is printed, not
-    raised (the row's figures are already written)."""
+def profile_item(sweep: SweepConfig, runs: int, data, device: torch.device) -> dict[str, dict[str, float]] | None:
+    """``--profile`` in the families mode: :func:`profile_group` on the row's stack, its GPU time by kernel kind
+    returned for the row (None where it failed: a failure is printed, not raised, the row's figures are already
+    written)."""
     try:
         gen = torch.Generator(device=device).manual_seed(1)
-        profile_group(sweep, stack_runs(sweep, runs), data[0], data[1], device, gen)
+        return profile_group(sweep, stack_runs(sweep, runs), data[0], data[1], device, gen)
     except Exception as exc:
         print(f"--- profile failed: {type(exc).__name__}: {exc}"[:1000], flush=True)
+        return None
     finally:
         _release(device)
 
@@ -588,7 +605,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
             row["switches"] = switches_set(env)  # a resumed table's rows may come from commands under other switches
             if args.profile and row["status"] == "measured":  # after the timing, so it changes no figure
-                profile_item(swept[item], args.runs_per_stack, data, device)
+                row["profile"] = profile_item(swept[item], args.runs_per_stack, data, device)
         row["meets_target"] = target_mark(row, args.example_scale)
         report["rows"].append(row)
         if row["status"] != "measured":
@@ -783,7 +800,26 @@ def write_families_report(report: dict, out: Path) -> None:
             f"{(r.get('code') or {}).get('git_commit', '?')[:10]})"
             for r in report["superseded"]
         ]
+    lines += profile_lines(report["rows"])
     (out / "frontier_speed_families.md").write_text("\n".join(lines) + "\n")
+
+
+def profile_lines(rows: list[dict]) -> list[str]:
+    """The table's section on the rows profiled (``--profile``): each profiled phase's GPU time (two eager training
+    steps per segment, one evaluation) and its shares by kernel kind; nothing if no row has a profile."""
+    from mqarkit.gpu.kernel_breakdown import shares
+
+    profiled = [r for r in rows if r.get("profile")]
+    if not profiled:
+        return []
+    lines = [
+        "\nWhere the GPU time of a profiled row goes (`--profile`: two eager training steps on the shortest and the "
+        "longest training segment, one evaluation; CUDA kernels by kind, `mqarkit.gpu.kernel_breakdown`):\n"
+    ]
+    for r in profiled:
+        for what, ms in r["profile"].items():
+            lines.append(f"- {r['name']} d={r['d_model']}, {what}: {ms['total']:.1f} ms: {shares(ms)}")
+    return lines
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -803,7 +839,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--profile",
         action="store_true",
         help="print the top kernels of two steps on the shortest and the longest segment and of one evaluation "
-        "(preset mode: the last stack; families mode: each measured row's stack, after its timing)",
+        "(preset mode: the last stack; families mode: each measured row's stack, after its timing, its GPU time by "
+        "kernel kind recorded in the row and the table)",
     )
     fam = ap.add_argument_group("families mode: one stack per family and width, beside Based, on one preset's data")
     fam.add_argument("--families", nargs="+", default=None, help="'all' or registered family names")

@@ -494,3 +494,18 @@ def test_profile_in_the_families_mode_prints_each_measured_rows_kernels(tmp_path
     for family in ("based", "attention"):
         assert out.count(f"--- profile: {family} d=16 R=2 segment") == 2  # the shortest and the longest segment
     assert out.count("--- profile: evaluation") == len(measured) and "profile failed" not in out
+    assert all(r["profile"] == {} for r in measured if r["path"] == "stacked")  # no CUDA kernels to sort on the CPU
+    assert "Where the GPU time of a profiled row goes" not in (tmp_path / "frontier_speed_families.md").read_text()
+
+
+def test_a_profiled_rows_kernel_kinds_reach_the_table():
+    """A row's ``profile`` (GPU time by kernel kind per profiled phase, as measured on CUDA) is listed under the
+    table, each phase's total and its shares."""
+    bench = _benchmark_module()
+    ms = dict.fromkeys(("fla", "mqarkit", "inductor", "matmul", "fft", "aten", "memcpy/memset", "other"), 0.0)
+    row = {"name": "delta_net", "d_model": 64, "profile": {"train N=256": ms | {"aten": 270.0, "fla": 28.0}}}
+    row["profile"]["train N=256"]["total"] = 298.0
+    assert bench.profile_lines([row, {"name": "based", "d_model": 64}])[1:] == [
+        "- delta_net d=64, train N=256: 298.0 ms: aten 91%, fla 9%"
+    ]
+    assert bench.profile_lines([{"name": "based", "d_model": 64, "profile": None}]) == []
