@@ -345,9 +345,12 @@ class Item:
 def stack_runs(sweep: SweepConfig, runs: int) -> list[RunSpec]:
     """``runs`` runs of ``sweep``'s models: run ``i`` has model ``i mod M``, learning rate ``(i div M) mod L`` and
     seed ``i div (M·L)``, so a stack of ``M·L`` runs is the preset's stack of those models (each knob setting at each
-    learning rate) and a larger one repeats it with other seeds."""
+    learning rate) and a larger one repeats it with other seeds; listed in a sweep's order
+    (:meth:`~mqarkit.gpu.frontier.sweep.SweepConfig.runs`: by model, then learning rate, then seed), as the harness
+    stacks them (a family that groups its runs by width finds them together, as in a sweep)."""
     m, n_lr = len(sweep.models), len(sweep.lrs)
-    return [RunSpec(sweep.name, sweep.models[i % m], sweep.lrs[(i // m) % n_lr], i // (m * n_lr)) for i in range(runs)]
+    chosen = [(i % m, (i // m) % n_lr, i // (m * n_lr)) for i in range(runs)]
+    return [RunSpec(sweep.name, sweep.models[model], sweep.lrs[lr], seed) for model, lr, seed in sorted(chosen)]
 
 
 def fla_unavailable(path: str, device: torch.device) -> str | None:
@@ -755,10 +758,11 @@ def write_families_report(report: dict, out: Path) -> None:
         f"Data: `{st['data_preset']}`{scaled}{_budget_said(st)}, generated in "
         f"{report.get('data_s', float('nan')):.1f} s. Each row: a "
         f"stack of {st['runs_per_stack']} runs (the knob settings cycled, then the {len(st['lrs'])} learning rates, "
-        f"then seeds), batch {st['batch_size']}; per training segment the first step timed apart (compilation, graph "
-        f"capture), one warm-up, the median of {st['steps']} timed steps; one evaluation of the test slices timed warm "
-        "(its first call apart). Epoch = Σ segments' median step × steps per epoch + evaluation; model-epochs/s = "
-        f"runs / epoch. Target (issue 16 item 7): every stacked family ≥ {TARGET_RATE} model-epochs/s at "
+        f"then seeds; stacked in a sweep's order, by model), batch {st['batch_size']}; per training segment the first "
+        f"step timed apart (compilation, graph capture), one warm-up, the median of {st['steps']} timed steps; one "
+        "evaluation of the test slices timed warm (its first call apart). Epoch = Σ segments' median step × steps per "
+        f"epoch + evaluation; model-epochs/s = runs / epoch. Target (issue 16 item 7): every stacked family ≥ "
+        f"{TARGET_RATE} model-epochs/s at "
         f"d = {TARGET_WIDTH}.\n",
         "| path | family / module | d | runs | knobs | epoch (s) | model-epochs/s | × Based (same d) | "
         f"≥ {TARGET_RATE} at d = {TARGET_WIDTH} | first steps (s) | first eval (s) | status |",

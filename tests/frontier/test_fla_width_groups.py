@@ -101,6 +101,51 @@ def test_runs_out_of_group_order_come_back_in_stack_order(gated, fla_on_the_cpu)
         assert not grouped[r, ..., h:, :].any() and not grouped[r, ..., vw:].any()
 
 
+def test_runs_already_in_group_order_are_not_gathered(fla_on_the_cpu, monkeypatch):
+    """Widths A, A, B (a sweep's order: each model's runs together): ``in_order``, and the grouped call gathers
+    nothing (no ``index_select``), giving what the padded call gives."""
+    widths = [(2, 3, 3), (2, 3, 3), (1, 5, 5)]
+    groups = width_groups(widths)
+    assert groups.in_order and not width_groups([(2, 3, 3), (1, 5, 5), (2, 3, 3)]).in_order
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.zeros(3, 2, 6, 2, 5, dtype=torch.float64) for _ in range(3))
+    for r, (h, kw, vw) in enumerate(widths):
+        q[r, ..., :h, :kw], v[r, ..., :h, :vw] = (
+            torch.randn(2, 6, h, kw, generator=gen, dtype=torch.float64) for _ in "qv"
+        )
+        k[r, ..., :h, :kw] = torch.nn.functional.normalize(
+            torch.randn(2, 6, h, kw, generator=gen, dtype=torch.float64), dim=-1
+        )
+    beta = torch.rand(3, 2, 6, 2, generator=gen, dtype=torch.float64)
+    gathers = []
+    real = torch.Tensor.index_select
+    monkeypatch.setattr(torch.Tensor, "index_select", lambda *a, **kw: gathers.append(1) or real(*a, **kw))
+    grouped = fla_delta.fla_delta_rule(
+        q, k, v, beta, None, (groups, torch.tensor(groups.order), torch.tensor(groups.unorder))
+    )
+    assert gathers == [] and fla_on_the_cpu == [(4, 2), (2, 1)]
+    assert_close(grouped, fla_delta.fla_delta_rule(q, k, v, beta, None), dtype="float64", context="in-order values")
+
+
+def test_a_sweeps_stacks_of_the_grouped_families_are_in_group_order():
+    """What ``in_order`` relies on: in the shipped presets every stack of DeltaNet, Gated DeltaNet and GLA lists the
+    runs of one width together, so their grouped calls gather nothing."""
+    from mqarkit.gpu.frontier.families import family_class
+    from mqarkit.gpu.frontier.presets import load_preset, preset_names
+    from mqarkit.gpu.frontier.sweep import groups
+
+    stacks = 0
+    for name in preset_names():
+        for sweep in load_preset(name):
+            for stack in groups(sweep):
+                family = stack[0].model.family
+                if family in ("delta_net", "gated_delta_net", "gla"):
+                    found = width_groups([family_class(family).widths(r.model.knob_dict()) for r in stack])
+                    stacks += found is not None
+                    assert found is None or found.in_order, (sweep.name, family, stack[0].model.d_model)
+    assert stacks >= 6  # modern: three families at two widths, each stack of three widths
+
+
 def naive_gla(q, k, v, g, scale):
     """``chunk_gla``'s contract in its folded layout, one token at a time: ``S_t = diag(e^{g_t}) S_{t−1} + k_t v_tᵀ``,
     ``o_t = scale · S_tᵀ q_t``; ``q, k, g (RB, N, H, K)``, ``v (RB, N, H, V)`` -> ``(o, final state)``."""

@@ -440,7 +440,7 @@ def test_family_knobs_cover_every_family_and_are_their_presets_stacks():
             assert ours == theirs, (family, d, entry.preset)
 
 
-def test_a_stack_cycles_the_knob_settings_then_the_learning_rates_then_the_seeds():
+def test_a_stack_cycles_the_knob_settings_then_the_learning_rates_then_the_seeds_in_a_sweeps_order():
     from dataclasses import replace
 
     from mqarkit.gpu.frontier.presets import load_preset
@@ -449,12 +449,14 @@ def test_a_stack_cycles_the_knob_settings_then_the_learning_rates_then_the_seeds
     (base,) = load_preset("based-fig2")
     based = replace(base, models=tuple(ModelConfig("based", 64, feature_dim=f) for f in (8, 16, 24)))
     runs = bench.stack_runs(based, 12)  # the preset's own stack: each feature dim at each learning rate
-    assert {(r.model.knob_dict()["feature_dim"], r.lr, r.seed) for r in runs} == {
+    assert [(r.model.knob_dict()["feature_dim"], r.lr, r.seed) for r in runs] == [
         (f, lr, 0) for f in (8, 16, 24) for lr in base.lrs
-    }
+    ]  # a sweep's order: each model's runs together
+    assert [r.run_id for r in runs] == [r.run_id for r in based.runs()]
     one = replace(base, models=(ModelConfig("attention", 64),))
-    runs = bench.stack_runs(one, 6)
-    assert [(r.lr, r.seed) for r in runs] == [(lr, 0) for lr in base.lrs] + [(base.lrs[0], 1), (base.lrs[1], 1)]
+    runs = bench.stack_runs(one, 6)  # the first two learning rates twice: with seeds 0 and 1, in a sweep's order
+    lr0, lr1, lr2, lr3 = base.lrs
+    assert [(r.lr, r.seed) for r in runs] == [(lr0, 0), (lr0, 1), (lr1, 0), (lr1, 1), (lr2, 0), (lr3, 0)]
     assert len({r.run_id for r in runs}) == 6
 
 

@@ -66,6 +66,13 @@ class WidthGroups:
     widths: tuple[tuple[int, int, int], ...]
 
     @property
+    def in_order(self) -> bool:
+        """Whether the groups already lie in stack order (``order`` the identity): a sweep's stacks list each model's
+        runs together (:meth:`~mqarkit.gpu.frontier.sweep.SweepConfig.runs`), so runs of one width are adjacent and
+        no gather is needed."""
+        return self.order == tuple(range(len(self.order)))
+
+    @property
     def unorder(self) -> tuple[int, ...]:
         """The inverse of ``order``: where each run of the stack sits among the groups."""
         inverse = [0] * len(self.order)
@@ -106,12 +113,15 @@ def call_by_width_group(
     ``per_channel``: the stacked ``(R, B, N, H, K or V)`` inputs, the last one the values (its width is ``V``),
     ``per_head``: ``(R, B, N, H)`` inputs (or None); ``call(*per_channel, *per_head)`` on a group's share of each
     (``(R_g, B, N, H_g, K_g or V_g)``, ``(R_g, B, N, H_g)``) gives ``(R_g, B, N, H_g, V_g)``. One gather of every
-    input and one of the output, whose backward is one scatter each; the groups are contiguous slices between them."""
+    input and one of the output, whose backward is one scatter each, unless the groups already lie in stack order
+    (:attr:`WidthGroups.in_order`, as in a sweep's stacks): then none; the groups are contiguous slices between."""
     groups, order, unorder = on_device
     h, width = per_channel[-1].shape[-2:]
 
     def shares(x: torch.Tensor | None) -> list[torch.Tensor | None]:
-        return [None] * len(groups.sizes) if x is None else list(x.index_select(0, order).split(groups.sizes))
+        if x is None:
+            return [None] * len(groups.sizes)
+        return list((x if groups.in_order else x.index_select(0, order)).split(groups.sizes))
 
     channel_shares = [shares(x) for x in per_channel]
     head_shares = [shares(x) for x in per_head]
@@ -120,4 +130,5 @@ def call_by_width_group(
         inputs = [x[g][..., :hg, : (vg if i == len(per_channel) - 1 else kg)] for i, x in enumerate(channel_shares)]
         inputs += [None if x[g] is None else x[g][..., :hg] for x in head_shares]
         outputs.append(F.pad(call(*inputs), (0, width - vg, 0, h - hg)))
-    return torch.cat(outputs).index_select(0, unorder)
+    stacked = torch.cat(outputs)
+    return stacked if groups.in_order else stacked.index_select(0, unorder)
