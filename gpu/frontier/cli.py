@@ -5,13 +5,14 @@ mqarkit frontier compare --paper based-fig2|zoology-fig2 --results RESULTS.jsonl
     [--sweeps NAME ...]
 mqarkit frontier run (--preset NAME | --sweep FILE.toml) --out RESULTS.jsonl [--device cpu|cuda|cuda:1]
     [--epochs 8] [--lrs 1e-3 1e-2] [--families based attention] [--d-models 64 128] [--example-scale 0.5]
-    [--seeds 0 1 2] [--data-seed 0] [--dry-run] [--deterministic] [--no-progress]
+    [--seeds 0 1 2] [--data-seed 0] [--max-stack-runs 4] [--dry-run] [--deterministic] [--no-progress]
     [--log tensorboard|wandb [--log-dir DIR]]
     [--devices cuda:0 cuda:1 | --ray [--gpus-per-task 1] [--ray-retries 2] [--ray-tasks N] [--ray-address auto]
     [--ray-runtime-env JSON]]
 
-Exit status: 0 when every run is recorded, 1 when some Ray task failed after its retries (the other runs are
-recorded; a rerun trains the failed ones), 2 on a bad request (one line on stderr, before any work).
+Exit status: 0 when every run is recorded, 1 when some Ray task failed after its retries or a stack ran out of device
+memory (the other runs are recorded; a rerun trains the failed ones), 2 on a bad request (one line on stderr, before
+any work).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import sys
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
@@ -54,7 +56,8 @@ def build_parser() -> CommandParser:
         "run",
         help="run a preset or a sweep file (skips the runs already in --out)",
         description="Train a preset or a sweep file into a JSONL results file; runs already recorded there are "
-        "skipped, so an interrupted run resumes. Exit status 1 if a Ray task failed after its retries.",
+        "skipped, so an interrupted run resumes. Exit status 1 if a Ray task failed after its retries or a stack ran "
+        "out of device memory (the other stacks are recorded).",
         epilog=_epilog(),
     )
     compare = sub.add_parser(
@@ -127,6 +130,14 @@ def build_parser() -> CommandParser:
         default=None,
         metavar="DEVICE",
         help="one worker process per entry (repeat a device to share it)",
+    )
+    where.add_argument(
+        "--max-stack-runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train at most N runs as one stack (a group cut into stacks in the sweep's order; not a reduction: less "
+        "device memory, shorter stacks, each resumable on its own)",
     )
     where.add_argument("--ray", action="store_true", help="one Ray task per stack (optional extra mqarkit[ray])")
     where.add_argument(
@@ -245,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             seeds=tuple(args.seeds) if args.seeds else None,
             data_seed=args.data_seed,
         )
+        if args.max_stack_runs is not None:
+            if args.max_stack_runs < 1:
+                raise ValueError(f"--max-stack-runs={args.max_stack_runs}: needs N >= 1")
+            sweeps = [replace(sw, max_stack_runs=args.max_stack_runs) for sw in sweeps]
         if args.ray and args.devices:
             raise ValueError("--ray, --devices: give one of them")
         if not args.ray:

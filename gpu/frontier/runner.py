@@ -264,6 +264,7 @@ def run_groups(
                     "state_measured_at_seq_len": longest.inputs.shape[1],
                     "state_tensors": {k: list(v.shape) for k, v in states.items()},
                     "stack_size": len(group),
+                    "max_stack_runs": sweep.max_stack_runs,  # None: the whole group was one stack
                     "stack_wall_seconds": wall,
                     "stack_train_seconds": res.train_seconds,
                     "stack_steps": res.steps,

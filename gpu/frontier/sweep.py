@@ -1,9 +1,12 @@
 """A sweep: one data set (training and test segments) and the runs trained on it (a model config x a learning rate).
 
-Runs of one sweep that share :meth:`ModelConfig.stack_key` form a *group* trained as one stacked computation.
+Runs of one sweep that share :meth:`ModelConfig.stack_key` form a *group* trained as one stacked computation, or, given
+``max_stack_runs``, as several: the group in the sweep's order cut into consecutive stacks of that many runs (the last
+the rest), the same cut whichever of its runs are still to train (so an interrupted stack resumes as the same stack).
 Reproducibility: the data depend on ``data_seed`` only; a run's initial weights on its ``run_id`` (which holds its
-seed) only; the batch order of a group on ``data_seed`` and the group key; so a run gets the same result whichever
-worker trains it.
+seed) only; the batch order of a group on ``data_seed`` and the group key, whatever stack of the group a run trains
+in; so a run gets the same result whichever worker trains it (up to the last bits where a smaller stack's matmul
+shapes and micro-batches sum in another order).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class SweepConfig:
     ``seeds``: one run per seed for every model and learning rate; a seed sets the run's initial weights (through its
     run id). The data (from ``data_seed``) and the batch order (from ``data_seed`` and the stack) are the sweep's,
     shared by every run of a stack. ``notes``: the reductions made from the sweep as shipped (recorded with each run).
+    ``max_stack_runs``: the most runs trained as one stack (None: a whole group); not a reduction, every run trains
+    at its budget: smaller stacks need less device memory and finish within shorter commands.
     """
 
     name: str
@@ -59,6 +64,7 @@ class SweepConfig:
     data_seed: int = 0
     early_stop: float = 0.99
     notes: tuple[str, ...] = field(default=())
+    max_stack_runs: int | None = None
 
     def validate(self) -> None:
         """Every rule checked before any device time is spent; errors name the sweep, the field and the rule."""
@@ -86,6 +92,8 @@ class SweepConfig:
                 raise ValueError(f"{key}={value!r}: needs an integer {key} >= 1")
         if not _is_int(self.data_seed) or self.data_seed < 0:
             raise ValueError(f"data_seed={self.data_seed!r}: needs an integer >= 0")
+        if self.max_stack_runs is not None and (not _is_int(self.max_stack_runs) or self.max_stack_runs < 1):
+            raise ValueError(f"max_stack_runs={self.max_stack_runs!r}: needs an integer >= 1 (or none: whole groups)")
         if not _is_number(self.early_stop) or not (0 < self.early_stop <= 1):
             raise ValueError(f"early_stop={self.early_stop!r}: needs 0 < early_stop <= 1")
         if not self.train or not self.test:
@@ -124,12 +132,20 @@ def _is_number(value: object) -> bool:
 
 
 def groups(sweep: SweepConfig, run_ids: set[str] | None = None) -> list[list[RunSpec]]:
-    """The sweep's runs (restricted to ``run_ids``) grouped by stack key, in a fixed order."""
+    """The sweep's stacks: its runs grouped by stack key, in a fixed order, each group cut into stacks of at most
+    ``sweep.max_stack_runs`` runs (module docs); restricted to ``run_ids`` after the cut, stacks left empty dropped."""
     by_key: dict[tuple, list[RunSpec]] = {}
     for run in sweep.runs():
-        if run_ids is None or run.run_id in run_ids:
-            by_key.setdefault(run.model.stack_key(), []).append(run)
-    return [by_key[k] for k in sorted(by_key, key=repr)]
+        by_key.setdefault(run.model.stack_key(), []).append(run)
+    stacks = []
+    for key in sorted(by_key, key=repr):
+        group = by_key[key]
+        size = sweep.max_stack_runs or len(group)
+        for start in range(0, len(group), size):
+            stack = [r for r in group[start : start + size] if run_ids is None or r.run_id in run_ids]
+            if stack:
+                stacks.append(stack)
+    return stacks
 
 
 def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:

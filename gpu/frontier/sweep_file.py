@@ -8,7 +8,8 @@ One sweep per file::
     lrs = [0.003, 0.01]
     seeds = [0, 1, 2]             # one run per seed for every model and learning rate (default [0])
     batch_size = 16
-    test_batch_size = 16          # optional fields: data_seed (0), early_stop (0.99), notes ([])
+    test_batch_size = 16          # optional fields: data_seed (0), early_stop (0.99), notes ([]),
+                                  # max_stack_runs (none: each group of runs one stack)
 
     [[train]]                     # training segments; [[test]] likewise
     seq_len = 16
@@ -60,6 +61,7 @@ SWEEP_FIELDS = {
     "batch_size",
     "test_batch_size",
     "early_stop",
+    "max_stack_runs",
     "notes",
     "train",
     "test",
@@ -133,7 +135,9 @@ def _sweep(table: dict[str, Any], source: str, where: str) -> SweepConfig:
     for i, entry in enumerate(table["models"]):
         models += _models(entry, vocab, longest, f"{at}models[{i}]")
     scalars = {
-        k: table[k] for k in ("vocab_size", "epochs", "batch_size", "test_batch_size", "early_stop") if k in table
+        k: table[k]
+        for k in ("vocab_size", "epochs", "batch_size", "test_batch_size", "early_stop", "max_stack_runs")
+        if k in table
     }
     lists = {}
     for key in ("lrs", "seeds", "notes"):
