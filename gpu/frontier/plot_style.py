@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Collection
 
-from mqarkit.gpu.frontier.presets import SELECTION_LABELS, get_preset, preset_names
+from mqarkit.gpu.frontier.presets import SELECTION_LABELS, get_preset, note_reduces, preset_names
 from mqarkit.gpu.frontier.stats import BOTH_LAYERS
 
 FAMILY_STYLE = {
@@ -60,8 +60,10 @@ def shipped_coverage(records: list[dict]) -> tuple[list[str], set[str]]:
 
 
 def default_title(records: list[dict]) -> str:
-    """The sweeps drawn, their epochs and learning rates, any reduction from the sweep as shipped, and, for a
-    shipped sweep whose runs are not all in the records, how many are (instead of the commands' selections)."""
+    """The sweeps drawn, their epochs and learning rates, how the runs differ from the sweep as shipped (reductions
+    of the budget, :func:`~mqarkit.gpu.frontier.presets.note_reduces`, apart from changes that keep it, such as more
+    seeds), and, for a shipped sweep whose runs are not all in the records, how many are (instead of the commands'
+    selections)."""
     sweeps = sorted({r["sweep"] for r in records})
     epochs = sorted({r["epochs_max"] for r in records if "epochs_max" in r})
     lrs = sorted({r["lr"] for r in records})
@@ -74,8 +76,12 @@ def default_title(records: list[dict]) -> str:
     budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
     title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"
     lines = [textwrap.fill(title, TITLE_WIDTH)]
-    if notes:
-        lines.append(textwrap.fill("reduced: " + "; ".join(notes), TITLE_WIDTH))
+    chosen = [n for n in notes if n.startswith(selections)]  # a sweep file's runs chosen by family or width
+    reduced = [n for n in notes if note_reduces(n)]
+    changed = [n for n in notes if n not in chosen and not note_reduces(n)]  # more seeds, another data seed
+    for label, kind in (("reduced", reduced), ("selected", chosen), ("changed", changed)):
+        if kind:
+            lines.append(textwrap.fill(f"{label}: " + "; ".join(kind), TITLE_WIDTH))
     if coverage:
         lines.append(textwrap.fill("not all run: " + "; ".join(coverage), TITLE_WIDTH))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ the sweep's ``notes``, which every record carries.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 from importlib import resources
 
@@ -44,6 +45,29 @@ def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]
 # the notes of a command's choice of models (``families``, ``d_models``): ``"<label> [values]"``; they select runs and
 # reduce none (a figure's title counts the runs instead: plot_style.default_title)
 SELECTION_LABELS = ("families", "d_models")
+CHANGE_NOTE = re.compile(r"^(epochs|lrs|seeds) (\[?.*?\]?) -> (\[?.*?\]?)$")  # "<what> <before> -> <after>"
+
+
+def note_reduces(note: str) -> bool:
+    """Whether a note that :func:`reduce` writes names a reduction of the sweep's budget: fewer epochs, examples
+    scaled down, or learning rates or seeds that leave out some of the sweep's; not a change that keeps or extends
+    the budget (more seeds: ``seeds [0] -> [0, 1, 2]``, more epochs, another data seed) nor a choice of models
+    (:data:`SELECTION_LABELS`). A note of another form (a sweep file's own) counts as a reduction: it is not known to
+    be none."""
+    if note.startswith(tuple(f"{label} " for label in SELECTION_LABELS)) or note.startswith("data_seed "):
+        return False
+    change = CHANGE_NOTE.match(note)
+    if change is None:
+        return True  # "examples x0.1" and anything unknown
+    what, before, after = change.groups()
+    if what == "epochs":
+        return int(after) < int(before)
+    return not set(_listed(before)) <= set(_listed(after))
+
+
+def _listed(text: str) -> list[str]:
+    """``"[0.001, 0.01]"`` -> ``["0.001", "0.01"]`` (as a note shows the values)."""
+    return [v.strip() for v in text.strip("[]").split(",") if v.strip()]
 
 
 def reduce(

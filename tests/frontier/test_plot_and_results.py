@@ -50,7 +50,42 @@ def test_title_counts_a_shipped_sweeps_runs_instead_of_the_commands_selections(t
     assert f"not all run: tiny: {len(selected)} of its 12 runs" in title
     assert "not all run" not in default_title(tiny_records)  # all 12
     own = [r | {"sweep": "my-sweep"} for r in selected]
-    assert "families ['based']" in default_title(own) and "not all run" not in default_title(own)
+    assert "selected: families ['based']" in default_title(own) and "not all run" not in default_title(own)
+
+
+def test_title_tells_a_reduction_from_a_change_that_keeps_the_budget(tiny_records):
+    """More seeds than the sweep ships (the paper-budget figure's three) or another data seed reduce nothing: the
+    title lists them as changed, apart from the reductions."""
+    from mqarkit.gpu.frontier.plot_style import default_title
+
+    more = [r | {"notes": [*r["notes"], "seeds [0] -> [0, 1, 2]", "data_seed 0 -> 3"]} for r in tiny_records]
+    lines = default_title(more).splitlines()
+    assert "reduced: epochs 2 -> 1" in lines
+    assert "changed: data_seed 0 -> 3; seeds [0] -> [0, 1, 2]" in lines
+    assert not any(line.startswith("reduced:") and "seeds" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("note", "reduces"),
+    [
+        ("epochs 32 -> 1", True),
+        ("epochs 8 -> 32", False),
+        ("lrs [0.001, 0.003162, 0.01, 0.03162] -> [0.001, 0.01]", True),
+        ("lrs [0.001, 0.01] -> [0.001, 0.003162, 0.01]", False),
+        ("seeds [0] -> [0, 1, 2]", False),
+        ("seeds [0, 1, 2] -> [0]", True),
+        ("seeds [0] -> [1]", True),
+        ("examples x0.1", True),
+        ("data_seed 0 -> 3", False),
+        ("families ['based']", False),
+        ("d_models [64]", False),
+        ("a note of a sweep file's own", True),
+    ],
+)
+def test_which_notes_reduce_the_budget(note, reduces):
+    from mqarkit.gpu.frontier.presets import note_reduces
+
+    assert note_reduces(note) is reduces
 
 
 def test_runs_without_a_measured_state_are_left_out_and_counted(tiny_records):
@@ -116,3 +151,15 @@ def test_width_figure_has_a_panel_per_sweep_and_a_line_per_family(tmp_path):
 
     assert plot_main(["--results", str(path), "--out", str(tmp_path / "w"), "--kind", "width"]) == 0
     assert (tmp_path / "w.png").exists() and (tmp_path / "w.svg").exists()
+
+
+def test_the_notes_reduce_writes_are_read_as_what_they_are():
+    """The notes as :func:`reduce` writes them (not hand-written copies): fewer epochs and learning rates and scaled
+    examples reduce, more seeds and another data seed do not."""
+    from mqarkit.gpu.frontier.presets import load_preset, note_reduces, reduce
+
+    (sweep,) = load_preset("tiny")
+    (more,) = reduce([sweep], seeds=(0, 1, 2), data_seed=5)
+    (fewer,) = reduce([sweep], epochs=1, lrs=sweep.lrs[:1], example_scale=0.5, seeds=(1,))
+    assert [note_reduces(n) for n in more.notes] == [False, False]
+    assert [note_reduces(n) for n in fewer.notes] == [True, True, True, True]
