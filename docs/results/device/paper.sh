@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Planned (not yet run): issue 17's paper-budget sweep, spread over the commands of one session. The results file and
+# the stacks' checkpoints live on the device (/tmp/mq, kept while the machine stays warm between commands), so a stack
+# cut short by a command's limit resumes from its last checkpoint in the next; the first command starts from the
+# committed records. Each command brings the records back ($OUT/r), to be merged into docs/results/$NAME.jsonl
+# (`mqarkit frontier merge`). PRESET (based-fig2), SEEDS ("0 1 2"), MAXR (4: stacks of at most 4 runs, so that a
+# Mamba d = 256 stack of 32 epochs fits about two commands), SEL (e.g. "--families mamba --d-models 256").
+source docs/results/device/common.sh
+PRESET=${PRESET:-based-fig2}; NAME=${PRESET//-/_}_paper
+R=/tmp/mq/$NAME.jsonl
+mkdir -p /tmp/mq
+if [ ! -f $R ] && [ -f docs/results/$NAME.jsonl ]; then cp docs/results/$NAME.jsonl $R; fi
+step paper $(( $(left) - 30 )) mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
+  ${SEL:-} --no-progress --out $R
+cp $R $OUT/r/ 2>/dev/null
+finish
