@@ -174,3 +174,34 @@ def test_the_dplr_contract_is_flas_own_naive_recurrence():
     heads_first = [t.transpose(1, 2) for t in (q * K**0.5, k, v, a, b, gk)]
     flas, _ = dplr_recurrence(*heads_first)
     assert_close(ours, flas.transpose(1, 2), dtype="float32", context="naive DPLR against fla's dplr_recurrence")
+
+
+@pytest.mark.parametrize("family", ["delta_net", "gated_delta_net"])
+@pytest.mark.parametrize("widths", [((2, 3), (1, 5), (1, 5)), ((2, 3), (1, 5), (2, 3))], ids=["in-order", "gathered"])
+def test_a_delta_rule_family_compiles_whole_around_the_op(naive_fla, monkeypatch, family, widths):
+    """The compile trial's step on the CPU: the family's forward on fla's route (its short convolutions, norms, gates,
+    the width groups, gathered or not, and the op) traced whole (``fullgraph=True``: a graph break would raise) by
+    dynamo and AOTAutograd (``aot_eager``; inductor's code generation is the GPU test's, and took 35 s more here),
+    equals eager in values and every gradient, at two sequence lengths in turn (the second traced with dynamic
+    sizes, where DeltaNet's stack once failed inductor's stride assertion on an H100)."""
+    from mqarkit.gpu.frontier.families import family_class
+    from mqarkit.gpu.frontier.families.delta_net import DeltaNet
+
+    monkeypatch.setattr(DeltaNet, "fla_serves", lambda self, device, dtype: True)
+    knobs = [{"heads": h, "head_dim": k} for h, k in widths]
+    gens = [torch.Generator().manual_seed(i) for i in range(len(knobs))]
+    mixer = family_class(family)(12, 32, knobs, gens).to(torch.float64)
+    assert mixer.width_groups.in_order == (widths[1] == widths[2])
+    compiled = torch.compile(mixer.forward, fullgraph=True, backend="aot_eager")
+    leaves = list(mixer.parameters())
+    for n in (16, 9):
+        u = torch.randn(3, 2, n, 12, generator=torch.Generator().manual_seed(n), dtype=torch.float64)
+        u.requires_grad_()
+        out, ref = compiled(u), mixer(u)
+        probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+        got = torch.autograd.grad((out * probe).sum(), [u, *leaves])
+        want = torch.autograd.grad((ref * probe).sum(), [u, *leaves])
+        assert_close(out, ref, dtype="float64", context=f"{family} N = {n} compiled values")
+        names = ["u", *(name for name, _ in mixer.named_parameters())]
+        for name, a, b in zip(names, got, want, strict=True):
+            assert_close(a, b, dtype="float64", context=f"{family} N = {n} compiled gradient of {name}")
