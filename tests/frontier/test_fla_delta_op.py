@@ -181,9 +181,9 @@ def test_the_dplr_contract_is_flas_own_naive_recurrence():
 def test_a_delta_rule_family_compiles_whole_around_the_op(naive_fla, monkeypatch, family, widths):
     """The compile trial's step on the CPU: the family's forward on fla's route (its short convolutions, norms, gates,
     the width groups, gathered or not, and the op) traced whole (``fullgraph=True``: a graph break would raise) by
-    dynamo and AOTAutograd (``aot_eager``; inductor's code generation is the GPU test's, and took 35 s more here),
-    equals eager in values and every gradient, at two sequence lengths in turn (the second traced with dynamic
-    sizes, where DeltaNet's stack once failed inductor's stride assertion on an H100)."""
+    dynamo and AOTAutograd (``aot_eager``; inductor's code generation is the GPU test's: on the CPU it took about
+    25 s more a case), equals eager in values and every gradient, at two sequence lengths in turn (the second traced
+    with dynamic sizes, where DeltaNet's stack once failed inductor's stride assertion on an H100)."""
     from mqarkit.gpu.frontier.families import family_class
     from mqarkit.gpu.frontier.families.delta_net import DeltaNet
 
