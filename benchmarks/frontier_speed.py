@@ -217,8 +217,7 @@ def profile_group(sweep, group, train, test, device, gen) -> dict[str, dict[str,
 
     from mqarkit.gpu.kernel_breakdown import breakdown, shares, triton_kernel_names
 
-    kinds: dict[str, dict[str, float]] = {}
-
+    phases = {}  # each profiled phase's events, sorted by kernel kind at the end, when every kernel module is loaded
     model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
     opt = StackedAdamW(model, torch.tensor([r.lr for r in group]))
     for seg in (train[0], train[-1]):  # eager steps: a replayed graph shows as one opaque launch
@@ -233,16 +232,16 @@ def profile_group(sweep, group, train, test, device, gen) -> dict[str, dict[str,
         key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
         print(f"--- profile: {group[0].model.family} d={model.d} R={model.runs} segment {seg.segment} (2 steps)")
         print(prof.key_averages().table(sort_by=key, row_limit=22, max_name_column_width=60))
-        if device.type == "cuda":
-            kinds[f"train N={seg.segment.seq_len}"] = breakdown(prof.key_averages(), triton_kernel_names())
+        phases[f"train N={seg.segment.seq_len}"] = prof.key_averages()
     with profile(activities=acts) as prof:
         evaluate(model, test, batch=sweep.test_batch_size, budget=BUDGET)
         if device.type == "cuda":
             torch.cuda.synchronize()
     print("--- profile: evaluation")
     print(prof.key_averages().table(sort_by=key, row_limit=12, max_name_column_width=60))
-    if device.type == "cuda":
-        kinds["evaluation"] = breakdown(prof.key_averages(), triton_kernel_names())
+    phases["evaluation"] = prof.key_averages()
+    names = triton_kernel_names()
+    kinds = {what: breakdown(events, names) for what, events in phases.items()} if device.type == "cuda" else {}
     for what, ms in kinds.items():
         print(f"--- GPU time by kernel kind, {what}: {ms['total']:.1f} ms: {shares(ms)}")
     check_compiled(model, train[-1], device)

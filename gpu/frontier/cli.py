@@ -256,10 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             seeds=tuple(args.seeds) if args.seeds else None,
             data_seed=args.data_seed,
         )
-        if args.max_stack_runs is not None:
-            if args.max_stack_runs < 1:
-                raise ValueError(f"--max-stack-runs={args.max_stack_runs}: needs N >= 1")
+        if args.max_stack_runs is not None:  # the sweep's rule, checked here before any work
             sweeps = [replace(sw, max_stack_runs=args.max_stack_runs) for sw in sweeps]
+            for sw in sweeps:
+                sw.validate()
         if args.ray and args.devices:
             raise ValueError("--ray, --devices: give one of them")
         if not args.ray:

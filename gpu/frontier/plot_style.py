@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Collection
 
-from mqarkit.gpu.frontier.presets import SELECTION_LABELS, get_preset, note_reduces, preset_names
+from mqarkit.gpu.frontier.presets import SELECTION_PREFIXES, get_preset, note_reduces, preset_names
 from mqarkit.gpu.frontier.stats import BOTH_LAYERS
 
 FAMILY_STYLE = {
@@ -69,14 +69,18 @@ def default_title(records: list[dict]) -> str:
     lrs = sorted({r["lr"] for r in records})
     seeds = sorted({r.get("seed", 0) for r in records})
     coverage, shipped = shipped_coverage(records)
-    selections = tuple(f"{label} " for label in SELECTION_LABELS)
     notes = sorted(
-        {n for r in records for n in r.get("notes", []) if not (r["sweep"] in shipped and n.startswith(selections))}
+        {
+            n
+            for r in records
+            for n in r.get("notes", [])
+            if not (r["sweep"] in shipped and n.startswith(SELECTION_PREFIXES))
+        }
     )
     budget = f"{'/'.join(map(str, epochs))} epochs, {len(lrs)} lrs, {len(seeds)} seed(s)"
     title = f"MQAR recall vs state: {', '.join(sweeps)} ({budget})"
     lines = [textwrap.fill(title, TITLE_WIDTH)]
-    chosen = [n for n in notes if n.startswith(selections)]  # a sweep file's runs chosen by family or width
+    chosen = [n for n in notes if n.startswith(SELECTION_PREFIXES)]  # a sweep file's runs chosen by family or width
     reduced = [n for n in notes if note_reduces(n)]
     changed = [n for n in notes if n not in chosen and not note_reduces(n)]  # more seeds, another data seed
     for label, kind in (("reduced", reduced), ("selected", chosen), ("changed", changed)):

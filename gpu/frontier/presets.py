@@ -45,6 +45,7 @@ def _scaled(segments: tuple[Segment, ...], factor: float) -> tuple[Segment, ...]
 # the notes of a command's choice of models (``families``, ``d_models``): ``"<label> [values]"``; they select runs and
 # reduce none (a figure's title counts the runs instead: plot_style.default_title)
 SELECTION_LABELS = ("families", "d_models")
+SELECTION_PREFIXES = tuple(f"{label} " for label in SELECTION_LABELS)  # how such a note begins
 CHANGE_NOTE = re.compile(r"^(epochs|lrs|seeds) (\[?.*?\]?) -> (\[?.*?\]?)$")  # "<what> <before> -> <after>"
 
 
@@ -54,7 +55,7 @@ def note_reduces(note: str) -> bool:
     the budget (more seeds: ``seeds [0] -> [0, 1, 2]``, more epochs, another data seed) nor a choice of models
     (:data:`SELECTION_LABELS`). A note of another form (a sweep file's own) counts as a reduction: it is not known to
     be none."""
-    if note.startswith(tuple(f"{label} " for label in SELECTION_LABELS)) or note.startswith("data_seed "):
+    if note.startswith((*SELECTION_PREFIXES, "data_seed ")):
         return False
     change = CHANGE_NOTE.match(note)
     if change is None:

@@ -73,7 +73,7 @@ def test_the_cli_cuts_the_stacks_and_refuses_a_bad_count(tmp_path, capsys):
     for bad in ("0", "-1"):
         assert frontier_main([*argv, "--max-stack-runs", bad]) == 2
         err = capsys.readouterr().err.strip()
-        assert len(err.splitlines()) == 1 and f"--max-stack-runs={bad}: needs N >= 1" in err
+        assert len(err.splitlines()) == 1 and f"max_stack_runs={bad}: needs an integer >= 1" in err
     assert not (tmp_path / "r.jsonl").exists()
 
 

@@ -244,9 +244,7 @@ def fla_delta_rule(
     ``(R, B, N, H)`` or None (DeltaNet) -> ``o (R, B, N, H, V)`` in ``q``'s (half) dtype: one fla call for the stack,
     or, given ``groups`` (the stack's :class:`~.fla_heads.WidthGroups`, its order and inverse order as device
     tensors), one call per group of runs at their own widths (:func:`~.fla_heads.call_by_width_group`)."""
-    if groups is not None:
-        return call_by_width_group(_one_call, groups, (q, k, v), (beta, log_decay))
-    return _one_call(q, k, v, beta, log_decay)
+    return call_by_width_group(_one_call, groups, (q, k, v), (beta, log_decay))
 
 
 def _one_call(

@@ -79,9 +79,7 @@ def fla_gla(
     call of ``chunk_gla`` for the whole stack (padded key channels get ``g = 0``: they carry nothing), or, given
     ``groups`` (the stack's :class:`~.fla_heads.WidthGroups`, its order and inverse order as device tensors), one call
     per group of runs at their own widths (:func:`~.fla_heads.call_by_width_group`)."""
-    if groups is not None:
-        return call_by_width_group(lambda q, k, g, v: _gla_call(q, k, v, g), groups, (q, k, log_decay, v), ())
-    return _gla_call(q, k, v, log_decay)
+    return call_by_width_group(lambda q, k, g, v: _gla_call(q, k, v, g), groups, (q, k, log_decay, v), ())
 
 
 def _gla_call(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_decay: torch.Tensor) -> torch.Tensor:

@@ -103,18 +103,21 @@ def width_groups(run_widths: Sequence[tuple[int, int, int]]) -> WidthGroups | No
 
 def call_by_width_group(
     call: Callable[..., torch.Tensor],
-    on_device: GroupsOnDevice,
+    on_device: GroupsOnDevice | None,
     per_channel: Sequence[torch.Tensor],
     per_head: Sequence[torch.Tensor | None],
 ) -> torch.Tensor:
     """``call`` once per group of ``on_device``'s groups on that group's runs at its widths -> the stack's output
-    ``(R, B, N, H, V)``, each run's zero-padded to the stack's ``H, V``.
+    ``(R, B, N, H, V)``, each run's zero-padded to the stack's ``H, V``; ``on_device`` None (every run of one width):
+    ``call`` once on the whole stack.
 
     ``per_channel``: the stacked ``(R, B, N, H, K or V)`` inputs, the last one the values (its width is ``V``),
     ``per_head``: ``(R, B, N, H)`` inputs (or None); ``call(*per_channel, *per_head)`` on a group's share of each
     (``(R_g, B, N, H_g, K_g or V_g)``, ``(R_g, B, N, H_g)``) gives ``(R_g, B, N, H_g, V_g)``. One gather of every
     input and one of the output, whose backward is one scatter each, unless the groups already lie in stack order
     (:attr:`WidthGroups.in_order`, as in a sweep's stacks): then none; the groups are contiguous slices between."""
+    if on_device is None:
+        return call(*per_channel, *per_head)
     groups, order, unorder = on_device
     h, width = per_channel[-1].shape[-2:]
 

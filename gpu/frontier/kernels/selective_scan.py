@@ -62,7 +62,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 # about 100 registers a thread (8 elements of each tile), under the 255 a thread may hold.
 TILE = 2048
 MAX_LEN = TILE  # the longest sequence one tile holds (one channel per program)
-BACKWARD_WARPS = 8
 WARPS = (1, 2, 4, 8, 16)  # what a program's warp count may be
 
 
@@ -87,7 +86,7 @@ class Launch:
 
 
 FORWARD = Launch(TILE, 4)  # Triton's default warp count
-BACKWARD = Launch(TILE, BACKWARD_WARPS)
+BACKWARD = Launch(TILE, 8)  # the 8 warps of the register budget above
 
 
 def block_sizes(n: int, tile: int = TILE) -> tuple[int, int]:
