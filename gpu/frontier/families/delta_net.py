@@ -18,7 +18,10 @@ linear map), the convolutions as PyTorch's ``Conv1d`` default ``U(±1/√4)``, t
 Fast path: on CUDA with fla, under autocast (half precision), fla's ``chunk_delta_rule`` with the runs folded into the
 batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32; runs of different heads or widths one
 call per group at their own widths, :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`), eager (see
-``compilable``); elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key ``β k̂``).
+``compilable``), its inputs ``q̂, k̂, v`` each from one Triton kernel that fuses the short convolution, SiLU, l2 norm
+and scale (:mod:`mqarkit.gpu.frontier.kernels.short_conv`, in place of a chain of eager elementwise kernels and
+float32 round trips); elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key
+``β k̂``).
 Recurrent mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever
 ``N``.
 """
@@ -51,6 +54,7 @@ from mqarkit.gpu.frontier.kernels.fla_delta import (
 )
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.kernels.fla_wy import WY_PAIR_TENSORS
+from mqarkit.gpu.frontier.kernels.short_conv import short_conv_heads
 from mqarkit.gpu.frontier.ops import fused_projection, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -187,24 +191,39 @@ class DeltaNet(RunsGroupedByWidth, StackedMixer):
 
     # ---------------------------------------------------------------- fast path (stacked)
     def inputs(self, u: torch.Tensor):
-        """``q̂, k̂ (R, B, N, H, K)`` and ``v (R, B, N, H, V)`` (float32 at least), ``β (R, B, N, H)``, and the
-        compute dtype (the projections' dtype: bf16 under autocast)."""
+        """``q̂, k̂ (R, B, N, H, K)``, ``v (R, B, N, H, V)``, ``β (R, B, N, H)`` (float32 at least), the compute dtype
+        (the projections' dtype: bf16 under autocast) and whether fla serves (:meth:`fla_serves`). Where it does,
+        ``q̂, k̂, v`` come in the compute dtype, each from one fused kernel (convolution, SiLU, l2 norm, scale:
+        :func:`~mqarkit.gpu.frontier.kernels.short_conv.short_conv_heads`); a run's zero padded channels and heads
+        stay 0 and change no norm."""
         h, k, v = self.padded_widths()
         weights = [self.masked(n).flatten(2) for n in ("q_w", "k_w", "v_w")] + [self.masked("beta_w")]
         q, kk, vv, beta = fused_projection(u, weights)  # (R, B, N, H·K | H·V | H)
         work, acc = q.dtype, accumulation_dtype(q)
+        fast = self.fla_serves(u.device, work)
+        if fast:
+            scale = self.knob_tensor("head_dim").to(torch.float32).rsqrt()
+            q, kk, vv = (
+                short_conv_heads(x, self.masked(n).flatten(1, 2), s, head_width=hw).unflatten(-1, (h, width))
+                for x, n, s, hw, width in (
+                    (q, "q_conv", scale, k, k),
+                    (kk, "k_conv", None, k, k),
+                    (vv, "v_conv", None, None, v),
+                )
+            )
+            return q, kk, vv, torch.sigmoid(beta.to(acc)), work, fast
         q, kk, vv = (
             short_conv(x, self.masked(n).flatten(1, 2)).to(acc).unflatten(-1, (h, w))
             for x, n, w in ((q, "q_conv", k), (kk, "k_conv", k), (vv, "v_conv", v))
         )
         scale = self.knob_tensor("head_dim").to(acc).rsqrt()
-        return l2_normalize(q) * per_run(scale, q), l2_normalize(kk), vv, torch.sigmoid(beta.to(acc)), work
+        return l2_normalize(q) * per_run(scale, q), l2_normalize(kk), vv, torch.sigmoid(beta.to(acc)), work, fast
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        q, k, v, beta, work = self.inputs(u)
+        q, k, v, beta, work, fast = self.inputs(u)
         log_decay = self.log_decay(u)  # (R, B, N, H) or None
-        if self.fla_serves(u.device, work):
-            o = fla_delta_rule(q.to(work), k.to(work), v.to(work), beta.to(work), log_decay, self.fla_groups())
+        if fast:  # q̂, k̂, v already in the compute dtype
+            o = fla_delta_rule(q, k, v, beta.to(work), log_decay, self.fla_groups())
         else:  # the parallel form, heads before positions: a = k̂, b = −β e^{g} k̂, key β k̂
             key = beta[..., None] * k
             shrink = key if log_decay is None else key * torch.exp(log_decay)[..., None]
