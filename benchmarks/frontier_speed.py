@@ -561,10 +561,11 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
     }
     before = earlier_rows(out, report) if args.resume else {}  # checked before any work
     earlier = {key: row for key, row in before.items() if row["status"] == "measured"}
-    again = [key for key in earlier if key[0] == "stacked" and key[1] in args.remeasure]  # --remeasure: kept aside
+    planned = {(item.path, item.name, item.d_model) for item in items}
+    # --remeasure: the family's rows this command plans (its --widths) are set aside; its others stay as they are
+    again = [key for key in earlier if key in planned and key[0] == "stacked" and key[1] in args.remeasure]
     report["superseded"] += [earlier.pop(key) | {"superseded_by": report["command"]} for key in again]
     # a resume whose plan is narrower (other --families or --widths) keeps the earlier rows outside it, first
-    planned = {(item.path, item.name, item.d_model) for item in items}
     report["rows"] = [outside_the_plan(row) for key, row in before.items() if key not in planned]
     report["not_measured"] += [
         f"{r['name']} d={r['d_model']}: {r['status']} ({r['error']})"

@@ -220,6 +220,24 @@ def test_remeasure_measures_a_resumed_row_again_and_keeps_the_earlier_one(tmp_pa
     assert "Superseded (measured again by a later command" in table and "- attention d=16: " in table
 
 
+def test_remeasure_sets_aside_only_the_widths_the_command_plans(tmp_path, monkeypatch):
+    """``--remeasure attention --widths 16`` after a table of widths 16 and 32: attention's d = 16 row is measured
+    again and superseded once; its d = 32 row, outside the command's plan, stays measured and is not superseded
+    (the fourteenth session's table listed such a row both ways)."""
+    bench = _benchmark_module()
+    wide = [*TINY[:2], "--widths", "16", "32", *TINY[4:]]
+    argv = ["--families", "attention", "based", "--out-dir", str(tmp_path), "--no-fla", "--generic"]
+    assert bench.main([*argv, *wide]) == 0
+    measured = _watch_rows(bench, monkeypatch)
+    assert bench.main([*argv, *TINY, "--resume", "--remeasure", "attention"]) == 0
+    report = json.loads((tmp_path / "frontier_speed_families.json").read_text())
+    assert measured == ["attention"]
+    assert [(r["name"], r["d_model"]) for r in report["superseded"]] == [("attention", 16)]
+    rows = {(r["name"], r["d_model"]): r for r in report["rows"]}
+    assert rows["attention", 32]["status"] == "measured" and rows["attention", 32]["resumed"]
+    assert rows["attention", 16]["status"] == "measured" and not rows["attention", 16].get("resumed", False)
+
+
 def test_a_remeasured_row_the_time_budget_does_not_reach_keeps_its_earlier_figure(tmp_path, monkeypatch):
     """``--remeasure attention`` under a time budget spent before the row begins: the earlier attention row stays
     measured (marked resumed), not superseded, so a command that runs out of time loses no figure."""
