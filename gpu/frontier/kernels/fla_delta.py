@@ -19,20 +19,20 @@ How fla's kernels differ from our reference (bounded by the GPU tests):
 - heads narrower than 16 are zero-padded (:mod:`.fla_heads`); wider than 256 are not served (fla asserts ``K ≤ 256``).
 
 fla's entry points are ``torch.compiler.disable``-d (a graph break under ``torch.compile``); under compilation the call
-here is an opaque custom op instead, ``mqarkit::fla_delta_rule`` (:func:`fla_delta_rule_op`), so that the family's
-step compiles whole around it: its short convolutions, norms and gates fuse instead of running as eager elementwise
-passes (DeltaNet's step spends most of its time there, uncompiled). The op's contract is plain: contiguous inputs
-in, a contiguous output of ``v``'s shape in ``q``'s dtype out. Its backward, ``mqarkit::fla_delta_rule_backward``,
-runs fla's op again with autograd on and returns its gradients: one more forward of fla's kernels per step, for a
-contract that does not depend on fla's internals (what fla saves between its forward and backward). Compiling is a
-trial (``MQARKIT_COMPILE_DELTA_RULE=1``, the family's ``compilable``): on an H100 the harness's stack failed with a
-stride assertion once a second sequence length ran (the likely cause, inductor padding the fused projection's odd
-width, is what :func:`~mqarkit.gpu.frontier.ops.fused_projection` now avoids); since then the compiled DeltaNet and
-Gated DeltaNet models equal the eager ones on an H100 at two lengths, but the compiled DeltaNet stack of the speed
-table ran out of memory in its first evaluation, which recorded autograd at the test length 1024 (eleventh session;
-the delta rules now evaluate without it: ``evaluates_with_training_graph``). Eager steps call fla's op directly.
-``MQARKIT_FLA=0`` turns this path off.
-"""
+here is an opaque custom op instead, ``mqarkit::fla_delta_rule`` (:func:`fla_delta_rule_op`), so that the family's step
+compiles whole around it: its short convolutions, norms and gates fuse instead of running as eager elementwise passes
+(uncompiled, DeltaNet's step spent over 80% of its GPU time there until the short convolutions, norms and scale became
+one kernel, :mod:`.short_conv`; about 40% is still eager elementwise work). The op's contract is plain: contiguous
+inputs in, a contiguous output of ``v``'s shape in ``q``'s dtype out. Its backward,
+``mqarkit::fla_delta_rule_backward``, runs fla's op again with autograd on and returns its gradients: one more forward
+of fla's kernels per step, for a contract that does not depend on fla's internals (what fla saves between its forward
+and backward). Compiling is a trial (``MQARKIT_COMPILE_DELTA_RULE=1``, the family's ``compilable``): on an H100 the
+harness's stack failed with a stride assertion once a second sequence length ran (the likely cause, inductor padding the
+fused projection's odd width, is what :func:`~mqarkit.gpu.frontier.ops.fused_projection` now avoids); since then the
+compiled DeltaNet and Gated DeltaNet models equal the eager ones on an H100 at two lengths, but the compiled DeltaNet
+stack of the speed table ran out of memory in its first evaluation, which recorded autograd at the test length 1024
+(eleventh session; the delta rules now evaluate without it: ``evaluates_with_training_graph``). Eager steps call fla's
+op directly. ``MQARKIT_FLA=0`` turns this path off. """
 
 from __future__ import annotations
 
