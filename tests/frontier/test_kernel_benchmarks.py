@@ -1,5 +1,5 @@
-"""benchmarks/causal_conv.py and scan_rounding.py run on the CPU (small shapes) and write their figures;
-selective_scan.py refuses to run without a CUDA GPU (exit 2, saying why); all refuse bad arguments."""
+"""benchmarks/causal_conv.py, short_conv.py and scan_rounding.py run on the CPU (small shapes) and write their
+figures; selective_scan.py refuses to run without a CUDA GPU (exit 2, saying why); all refuse bad arguments."""
 
 from __future__ import annotations
 
@@ -42,6 +42,64 @@ def test_causal_conv_benchmark_refuses_zero_repeats(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         _script("causal_conv").main(["--device", "cpu", "--out-dir", str(tmp_path), "--repeats", "0"])
     assert exit_info.value.code == 2
+
+
+def test_short_conv_benchmark_writes_both_paths_their_difference_and_what_served(tmp_path):
+    script = _script("short_conv")
+    argv = ["--device", "cpu", "--out-dir", str(tmp_path), "--repeats", "2", "--dtype", "float32", "--small"]
+    assert script.main(argv) == 0
+    report = json.loads((tmp_path / "short_conv.json").read_text())
+    assert report["dtype"] == "float32" and report["env"]["device_type"] == "cpu"
+    assert [tuple(r[a] for a in "RBNHK") for r in report["rows"]] == list(script.SMALL_SHAPES)
+    for r in report["rows"]:
+        assert r["served"] == "reference"  # CPU tensors, no interpreter: the plain-torch form, and labelled so
+        assert r["output_difference"] < 1e-5 and r["gradient_difference"] < 1e-5  # float32: the same sums
+        assert all(r[f"{p}_{w}_ms"] > 0 for p in ("eager", "reference") for w in ("forward", "forward_backward"))
+        assert r["speedup_forward_backward"] > 0
+        assert not any(key.startswith(("kernel_", "recompute_", "dz_written_")) for key in r)  # nothing of a kernel
+    table = (tmp_path / "short_conv.md").read_text()
+    assert "| difference (out, grad) |" in table and "kernel |" not in table
+    for r in report["rows"]:
+        assert table.count("\n| " + " | ".join(str(r[a]) for a in "RBNHK") + " | reference |") == 1
+
+
+def test_short_conv_benchmark_refuses_zero_repeats(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        _script("short_conv").main(["--device", "cpu", "--out-dir", str(tmp_path), "--repeats", "0", "--small"])
+    assert exit_info.value.code == 2 and not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="needs triton (its interpreter runs the kernels)"
+)
+def test_short_conv_benchmark_times_the_kernel_and_both_backwards_under_the_interpreter(interpreted, tmp_path):
+    """The measurement and table with the kernels run by Triton's interpreter on CPU tensors (one tiny shape, K = 40:
+    a 64-wide head block, whose backward writes dz by default): the kernel served and labelled so, both forced
+    backwards timed and equal to the eager gradients, the module constant restored."""
+    interpreted(
+        f"""
+        from pathlib import Path
+        import torch
+        import mqarkit.gpu.frontier.kernels.short_conv as ks
+        assert ks._INTERPRETED
+        from tests.frontier.test_kernel_benchmarks import _script
+
+        script, before = _script("short_conv"), ks.RECOMPUTE_HEAD_BLOCK
+        row = script.measure((1, 1, 4, 1, 40), torch.float32, torch.device("cpu"), repeats=1)
+        assert ks.RECOMPUTE_HEAD_BLOCK == before
+        assert row["served"] == "kernel" and row["default_backward"] == "dz_written", row
+        for path in ("eager", "kernel", "recompute", "dz_written"):
+            assert row[path + "_forward_backward_ms"] > 0, path
+        for name in ("output", "gradient", "recompute_gradient", "dz_written_gradient"):
+            assert row[name + "_difference"] <= 1e-5, row
+        report = {{"env": {{"device": "cpu", "torch": "t", "git_commit": "0" * 40}}, "command": "c", "repeats": 1,
+                   "dtype": "float32", "rows": [row]}}
+        script.write(report, Path({str(tmp_path)!r}))
+        table = (Path({str(tmp_path)!r}) / "short_conv.md").read_text()
+        assert "| 1 | 1 | 4 | 1 | 40 | kernel |" in table and " (dz_written) |" in table, table
+        print("ok")
+        """
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without a GPU")

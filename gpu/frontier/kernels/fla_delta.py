@@ -32,7 +32,8 @@ fused projection's odd width, is what :func:`~mqarkit.gpu.frontier.ops.fused_pro
 compiled DeltaNet and Gated DeltaNet models equal the eager ones on an H100 at two lengths, but the compiled DeltaNet
 stack of the speed table ran out of memory in its first evaluation, which recorded autograd at the test length 1024
 (eleventh session; the delta rules now evaluate without it: ``evaluates_with_training_graph``). Eager steps call fla's
-op directly. ``MQARKIT_FLA=0`` turns this path off. """
+op directly. ``MQARKIT_FLA=0`` turns this path off.
+"""
 
 from __future__ import annotations
 

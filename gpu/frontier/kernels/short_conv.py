@@ -43,6 +43,10 @@ blocks of :data:`CHANNEL_BLOCK`. A tile is ``(BLOCK_N, BLOCK_C)``, ``BLOCK_N·BL
   for the two kernels (every lag's recomputation needs the row sums ``Σ y², Σ y·g`` of another row set, reductions
   across warps); without heads the recomputation took 0.44 ms; and over the three tensors of a ``K = 16`` stack
   (``R = 4``, 8 heads) forward and backward of ``q, k, v`` took 0.68 ms recomputing, 0.90 ms with ``dz`` written.
+  These timings, and the tiles' below, are the kernel's author's, by ``triton.testing.do_bench`` (a mean over its
+  repetitions; the first command's are in ``docs/results/gpu_tests_session14_short_conv_first.log``, the second's
+  were not kept). ``benchmarks/short_conv.py`` times both variants with medians and writes its figures; it has not
+  run on a GPU yet.
 
 ``x`` may be a view whose last axis has stride 1 and whose ``(R, B, N)`` axes collapse to one row stride (a
 ``torch.split`` of a wider contiguous tensor along the last axis, as ``ops.fused_projection`` returns): the kernels

@@ -1,0 +1,183 @@
+"""The delta rules' short convolution with its SiLU, per-head l2 norm and scale: one fused call against the eager chain.
+
+Usage: ``python benchmarks/short_conv.py [--device cuda] [--out-dir docs/results] [--repeats 20] [--dtype bfloat16]
+[--small]``; writes ``short_conv.json`` and ``short_conv.md`` under ``--out-dir``.
+
+What DeltaNet's fast path makes of its projection: ``x (R, B, N, 3·H·K + H + pad)`` as ``ops.fused_projection`` returns
+it (``q, k, v``, then β's ``H`` columns and the alignment pad), split into views; filters ``w (R, H·K, 4)`` float32;
+``scale (R,) = K^−1/2``. Eager, as ``DeltaNet.inputs`` ran before the kernel: ``heads.short_conv``, then for ``q, k``
+``l2_normalize`` in float32 (and the scale for ``q``), each cast to ``x``'s dtype (the cast fla's call made). Fused:
+``kernels.short_conv.short_conv_heads`` per tensor (``K`` for ``q, k``). Shapes ``(R, B, N, H, K)``: DeltaNet's d = 64
+speed row's widest and narrowest runs (K = 72, 24) and Gated DeltaNet's (16, 48) at batch 256, and the evaluation
+length (B = 64, N = 1024); ``--small`` takes tiny ones (for a CPU). Each figure is the median of ``--repeats`` timed
+calls after warm-up (CUDA events on a GPU; :mod:`mqarkit.gpu.timing`); forward+backward takes the gradients of ``x``
+and the three ``w``. Where the kernel serves, the heads' two backwards are timed too (``RECOMPUTE_HEAD_BLOCK`` forced:
+``dz`` recomputed, or written first), backing the module's choice. Before timing, the paths are compared on the same
+inputs (largest difference over the largest eager magnitude, outputs and gradients), so a faster wrong path shows.
+``served`` says what ``short_conv_heads`` ran (``fused_available``: ``kernel``, or ``reference``, its plain-torch
+form, as on CPU tensors without ``TRITON_INTERPRET=1``); figures are keyed by it. A shape out of memory is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import partial
+from pathlib import Path
+
+import torch
+
+import mqarkit.gpu.frontier.kernels.short_conv as kernel
+from mqarkit.gpu.frontier.families.heads import l2_normalize, per_run, short_conv
+from mqarkit.gpu.frontier.ops import PROJECTION_ALIGN, init_conv
+from mqarkit.gpu.frontier.runner import environment
+from mqarkit.gpu.timing import forward_and_backward_ms
+
+# (R, B, N, H, K): DeltaNet's K = 72, 24 and Gated DeltaNet's 16, 48 at d = 64, batch 256; the evaluation length
+SHAPES = tuple((12, 256, 256, 4, k) for k in (72, 24, 16, 48)) + ((12, 64, 1024, 4, 64),)
+SMALL_SHAPES = ((2, 3, 16, 2, 8), (2, 2, 24, 3, 24))
+TAPS = 4
+VARIANTS = {"recompute": 1 << 20, "dz_written": 0}  # RECOMPUTE_HEAD_BLOCK forcing each backward of the heads
+
+
+def views(x: torch.Tensor, c: int) -> tuple[torch.Tensor, ...]:
+    return x[..., : 3 * c].split(c, dim=-1)
+
+
+def eager(x, wq, wk, wv, *, scale, k):
+    xq, xk, xv = views(x, wq.shape[1])
+    q = l2_normalize(short_conv(xq, wq).float().unflatten(-1, (-1, k)))
+    q = (q * per_run(scale, q)).to(x.dtype).flatten(-2)
+    kk = l2_normalize(short_conv(xk, wk).float().unflatten(-1, (-1, k))).to(x.dtype).flatten(-2)
+    return q, kk, short_conv(xv, wv).to(x.dtype)
+
+
+def fused(x, wq, wk, wv, *, scale, k):
+    xq, xk, xv = views(x, wq.shape[1])
+    heads = kernel.short_conv_heads
+    return heads(xq, wq, scale, k), heads(xk, wk, None, k), heads(xv, wv)
+
+
+def difference(got, want) -> float:
+    return max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item() for a, b in zip(got, want))
+
+
+def outputs_and_gradients(fn, inputs, dy):
+    out = fn(*inputs)
+    return [o.detach() for o in out], torch.autograd.grad(out, inputs, dy)
+
+
+def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> dict[str, object]:
+    r, b, n, h, k = shape
+    c = h * k
+    row: dict[str, object] = dict(zip("RBNHK", shape))
+    seed = n * 1000 + k
+    g, gd = torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed)
+    try:
+        width = 3 * c + h + (-(3 * c + h) % PROJECTION_ALIGN)
+        x = torch.randn(r, b, n, width, device=device, dtype=dtype, generator=gd).requires_grad_()
+        ws = [init_conv((r, c, TAPS), g).to(device).requires_grad_() for _ in range(3)]
+        scale = torch.full((r,), k**-0.5, device=device)
+        dy = tuple(torch.randn(r, b, n, c, device=device, dtype=dtype, generator=gd) for _ in range(3))
+        inputs = (x, *ws)
+        row["served"] = served = "kernel" if kernel.fused_available(views(x, c)[0], k) else "reference"
+        paths = {"eager": partial(eager, scale=scale, k=k), served: partial(fused, scale=scale, k=k)}
+        want, want_grads = outputs_and_gradients(paths["eager"], inputs, dy)
+        got, got_grads = outputs_and_gradients(paths[served], inputs, dy)
+        row["output_difference"], row["gradient_difference"] = difference(got, want), difference(got_grads, want_grads)
+        del got, got_grads, want
+        if served == "kernel":
+            block_c = kernel._blocks(n, k, kernel.FORWARD_TILE)[1]  # the module's rule for the heads' backward
+            row["default_backward"] = "dz_written" if block_c > kernel.RECOMPUTE_HEAD_BLOCK else "recompute"
+            previous = kernel.RECOMPUTE_HEAD_BLOCK
+            try:
+                for name, block in VARIANTS.items():
+                    kernel.RECOMPUTE_HEAD_BLOCK = block
+                    row[f"{name}_gradient_difference"] = difference(
+                        outputs_and_gradients(paths[served], inputs, dy)[1], want_grads
+                    )
+                    timed = forward_and_backward_ms(paths[served], inputs, dy, repeats=repeats, device=device)
+                    row |= {f"{name}_{key}": value for key, value in timed.items()}
+            finally:
+                kernel.RECOMPUTE_HEAD_BLOCK = previous
+        del want_grads
+        for name, fn in paths.items():
+            timed = forward_and_backward_ms(fn, inputs, dy, repeats=repeats, device=device)
+            row |= {f"{name}_{key}": value for key, value in timed.items()}
+        for key in ("forward", "forward_backward"):
+            if f"eager_{key}_ms" in row and f"{served}_{key}_ms" in row:
+                row[f"speedup_{key}"] = row[f"eager_{key}_ms"] / row[f"{served}_{key}_ms"]
+    except torch.OutOfMemoryError as err:
+        row["error"] = f"out of memory: {str(err).splitlines()[0]}"
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return row
+
+
+def write(report: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "short_conv.json").write_text(json.dumps(report, indent=2) + "\n")
+    env = report["env"]
+    lines = [
+        "# Short convolution, SiLU, l2 norm and scale: short_conv_heads against the eager chain",
+        "",
+        f"Device: {env['device']}; torch {env['torch']}; commit {env['git_commit'][:10]}. Command: "
+        f"`{report['command']}`.",
+        "",
+        f"q̂, k̂, v from split views of one projection, {TAPS} taps, {report['dtype']}; median of {report['repeats']} "
+        "calls after warm-up (CUDA events on a GPU, perf_counter on the CPU), in ms. Served: what short_conv_heads "
+        "ran (the Triton kernel, or its plain-torch reference). Backwards (fwd+bwd): the heads' dz recomputed, or "
+        "written first (default: the module's choice for K). Difference: max |short_conv_heads − eager| over "
+        "max |eager|, outputs and gradients.",
+        "",
+        "| R | B | N | H | K | served | eager fwd | short_conv_heads fwd | eager fwd+bwd | short_conv_heads fwd+bwd | "
+        "speed-up fwd, fwd+bwd | recompute, dz written fwd+bwd (default) | difference (out, grad) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(r, key, fmt="{:.3f}"):
+        path = key.rsplit("_", 2 if key.endswith("backward_ms") else 1)[0].removesuffix("_forward")
+        return fmt.format(r[key]) if key in r else r.get(f"{path}_error", "—")
+
+    for r in report["rows"]:
+        shape = f"| {r['R']} | {r['B']} | {r['N']} | {r['H']} | {r['K']} |"
+        if "error" in r:
+            lines.append(f"{shape} {r['error']} |" + " — |" * 7)
+            continue
+        s = r["served"]
+        lines.append(
+            f"{shape} {s} | {cell(r, 'eager_forward_ms')} | {cell(r, f'{s}_forward_ms')} | "
+            f"{cell(r, 'eager_forward_backward_ms')} | {cell(r, f'{s}_forward_backward_ms')} | "
+            f"{cell(r, 'speedup_forward', '{:.2f}×')}, {cell(r, 'speedup_forward_backward', '{:.2f}×')} | "
+            f"{cell(r, 'recompute_forward_backward_ms')}, {cell(r, 'dz_written_forward_backward_ms')} "
+            f"({r.get('default_backward', '—')}) | {r['output_difference']:.1e}, {r['gradient_difference']:.1e} |"
+        )
+    (out_dir / "short_conv.md").write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out-dir", default="docs/results")
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
+    ap.add_argument("--small", action="store_true", help="tiny shapes (a CPU run)")
+    args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error(f"--repeats={args.repeats}: must be >= 1")
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    report = {"env": environment(device), "command": "python benchmarks/short_conv.py " + " ".join(argv)}
+    report |= {"repeats": args.repeats, "dtype": args.dtype, "rows": []}
+    for shape in SMALL_SHAPES if args.small else SHAPES:
+        report["rows"].append(measure(shape, dtype, device, args.repeats))
+        print(json.dumps(report["rows"][-1]), flush=True)
+        write(report, Path(args.out_dir))
+    print((Path(args.out_dir) / "short_conv.md").read_text(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
