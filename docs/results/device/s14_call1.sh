@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Planned (not yet run; the fourteenth session's device time went elsewhere): the GPU tests still waiting (the
 # scan's backward launches, the compiled Gated DeltaNet model on fla's route, GLA's float32 and Gated DeltaNet's bf16
-# tests on the width-group code with the fused short convolution), then the scan benchmark with other backward
-# launches.
+# tests on the width-group code with the fused short convolution), then the fused short convolution's benchmark
+# (benchmarks/short_conv.py) and the scan benchmark with other backward launches.
 source docs/results/device/common.sh
 T=tests/frontier
 step tests 300 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
@@ -10,5 +10,6 @@ step tests 300 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[bf16-gated_delta_net]" \
   "$T/test_fast_paths_cuda.py::test_compiled_model_equals_eager_model[gated_delta_net-hybrid]" \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[float32-gla]"
+step shortconv 90 python3 benchmarks/short_conv.py --out-dir $OUT/r --repeats 20
 step scan 200 python3 benchmarks/selective_scan.py --out-dir $OUT/r --backward-launches 1024x4 1024x8 512x4 2048x4 4096x8
 finish
