@@ -19,9 +19,10 @@ Fast path: on CUDA with fla, under autocast (half precision), fla's ``chunk_delt
 batch axis (:mod:`mqarkit.gpu.frontier.kernels.fla_delta`: fla refuses float32; runs of different heads or widths one
 call per group at their own widths, :class:`~mqarkit.gpu.frontier.kernels.fla_heads.WidthGroups`), eager (see
 ``compilable``), its inputs ``q̂, k̂, v`` each from one Triton kernel that fuses the short convolution, SiLU, l2 norm
-and scale (:mod:`mqarkit.gpu.frontier.kernels.short_conv`, in place of a chain of eager elementwise kernels and
-float32 round trips); elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a = k̂``, ``b = −β k̂``, key
-``β k̂``).
+and scale (:mod:`mqarkit.gpu.frontier.kernels.short_conv`, in place of a chain of eager elementwise kernels and float32
+round trips), and its output norm (gated in Gated DeltaNet) from another (:mod:`mqarkit.gpu.frontier.kernels.head_norm`;
+the plain ``rms_norm`` wherever that does not serve); elsewhere the parallel form of :mod:`.recurrences` (no decay, ``a
+= k̂``, ``b = −β k̂``, key ``β k̂``).
 Recurrent mode carries ``S`` and the three convolutions' last 3 inputs: ``H·K·V + 3·(2·H·K + H·V)`` numbers, whatever
 ``N``.
 """
@@ -54,6 +55,7 @@ from mqarkit.gpu.frontier.kernels.fla_delta import (
 )
 from mqarkit.gpu.frontier.kernels.fla_dqkwg import gated_op_elements
 from mqarkit.gpu.frontier.kernels.fla_wy import WY_PAIR_TENSORS
+from mqarkit.gpu.frontier.kernels.head_norm import head_rms_norm
 from mqarkit.gpu.frontier.kernels.short_conv import short_conv_heads
 from mqarkit.gpu.frontier.ops import fused_projection, init_conv, init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -153,9 +155,11 @@ class DeltaNet(RunsGroupedByWidth, StackedMixer):
         """Each run's ``V``, ``(R,)``."""
         return self.VALUE_EXPAND * self.knob_tensor("head_dim")
 
-    def norm_weight(self) -> torch.Tensor:
-        """The norm's weight of every run, ``(R, 1, 1, 1, V)`` (shared by the heads)."""
-        return self.masked("norm_w")[:, None, None, None, :]
+    def head_norm(self, o: torch.Tensor, gate: torch.Tensor | None = None) -> torch.Tensor:
+        """The output norm of every head (gated: Gated DeltaNet), ``o (R, B, N, H, V)`` -> the same shape in ``o``'s
+        dtype: one kernel each way where it serves
+        (:func:`~mqarkit.gpu.frontier.kernels.head_norm.head_rms_norm`), else the plain rule ``rms_norm``."""
+        return head_rms_norm(o, self.masked("norm_w"), self.value_widths(), gate)
 
     def fla_serves(self, device: torch.device, dtype: torch.dtype) -> bool:
         _, k, v = self.padded_widths()
@@ -178,8 +182,8 @@ class DeltaNet(RunsGroupedByWidth, StackedMixer):
         return None
 
     def output(self, o: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """``o (R, B, N, H, V)`` -> the normed heads (before ``W_o``)."""
-        return rms_norm(o, self.norm_weight(), per_run(self.value_widths(), o))
+        """``o (R, B, N, H, V)`` -> the normed heads (before ``W_o``), in ``o``'s dtype."""
+        return self.head_norm(o)
 
     def run_log_decay(self, p: dict[str, torch.Tensor], u: torch.Tensor) -> torch.Tensor | None:
         """One run: ``u (..., d)`` -> ``g (..., H)`` (None: no decay)."""

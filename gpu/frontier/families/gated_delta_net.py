@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.families.delta_net import DeltaNet
-from mqarkit.gpu.frontier.families.heads import decay_projection, init_dt_bias, per_run, rms_norm
+from mqarkit.gpu.frontier.families.heads import decay_projection, init_dt_bias, rms_norm
 from mqarkit.gpu.frontier.ops import init_normal, linear
 
 A_MAX = 16.0  # A = e^{A_log} ~ U(0, A_MAX) (fla's GatedDeltaNet)
@@ -54,7 +54,7 @@ class GatedDeltaNet(DeltaNet):
 
     def output(self, o: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         gate = linear(u, self.masked("g_w").flatten(2)).unflatten(-1, self.g_w.shape[-2:])
-        return rms_norm(o, self.norm_weight(), per_run(self.value_widths(), o), gate)
+        return self.head_norm(o, gate)
 
     def run_log_decay(self, p: dict[str, torch.Tensor], u: torch.Tensor) -> torch.Tensor:
         return -torch.exp(p["a_log"]) * F.softplus(u @ p["a_w"] + p["dt_b"])
