@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Planned (not yet run; the fourteenth session's device time went elsewhere): the GPU tests still waiting (the
-# scan's backward launches, the compiled Gated DeltaNet model on fla's route, GLA's float32 and Gated DeltaNet's bf16
-# tests on the width-group code with the fused short convolution), then the fused short convolution's benchmark
-# (benchmarks/short_conv.py) and the scan benchmark with other backward launches.
+# Planned (not yet run; the fourteenth session's device time went elsewhere): the GPU tests still waiting (the delta
+# rules' output-norm kernel, kernels/head_norm.py, and DeltaNet's and Gated DeltaNet's bf16 family tests through it
+# and the fused short convolution; the scan's backward launches; the compiled Gated DeltaNet model on fla's route;
+# GLA's float32 test on the width-group code), then the fused short convolution's benchmark (benchmarks/short_conv.py)
+# and the scan benchmark with other backward launches. After it, device/s14_fused.sh again: the delta rules' rows with
+# both kernels.
 source docs/results/device/common.sh
 T=tests/frontier
-step tests 300 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
+step tests 330 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
+  "$T/test_head_norm_kernel.py" "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[bf16-delta_net]" \
   "$T/test_selective_scan_kernel.py::test_backward_launches_on_cuda_give_the_default_launchs_gradients" \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[bf16-gated_delta_net]" \
   "$T/test_fast_paths_cuda.py::test_compiled_model_equals_eager_model[gated_delta_net-hybrid]" \
