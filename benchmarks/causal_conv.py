@@ -15,7 +15,6 @@ A combination that runs out of memory is recorded as such.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import torch
 
 from mqarkit.gpu.frontier.ops import fft_causal_conv, toeplitz_causal_conv
 from mqarkit.gpu.frontier.runner import environment
-from mqarkit.gpu.timing import forward_and_backward_ms
+from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser
 
 RUNS, BATCH, FILTER_LEN = 12, 256, 1024
 LENGTHS, WIDTHS = (64, 128, 256), (64, 128, 256)
@@ -98,13 +97,8 @@ def write(report: dict, out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out-dir", default="docs/results")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap = kernel_benchmark_parser(__doc__, repeats=20)
     args = ap.parse_args(argv)
-    if args.repeats < 1:
-        ap.error(f"--repeats={args.repeats}: must be >= 1")
     device = torch.device(args.device)
     report = {"env": environment(device), "command": "python benchmarks/causal_conv.py " + " ".join(argv)}
     report |= {"repeats": args.repeats, "rows": []}

@@ -25,7 +25,6 @@ forward on an H100, should take is a measurement.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
 from mqarkit.gpu.frontier.runner import environment
-from mqarkit.gpu.timing import forward_and_backward_ms
+from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser, positive_int
 
 RUNS, STATE = 12, 24
 STACK_STATES = (8, 16, 24)  # the [B] Fig. 2 Mamba stacks' d_state values, cycled over the runs
@@ -192,10 +191,10 @@ def launch_table(report: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out-dir", default="docs/results")
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--batch", type=int, default=32, help="examples per run (the harness uses 256, micro-batched)")
+    ap = kernel_benchmark_parser(__doc__, repeats=10, device=False)
+    ap.add_argument(
+        "--batch", type=positive_int, default=32, help="examples per run (the harness uses 256, micro-batched)"
+    )
     ap.add_argument(
         "--backward-launches",
         nargs="+",
@@ -208,10 +207,6 @@ def main(argv: list[str] | None = None) -> int:
         launches = [parse_launch(text) for text in args.backward_launches]
     except ValueError as err:
         ap.error(f"--backward-launches: {err}")
-    if args.repeats < 1:
-        ap.error(f"--repeats={args.repeats}: must be >= 1")
-    if args.batch < 1:
-        ap.error(f"--batch={args.batch}: must be >= 1")
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU (the fused kernels run there)")
     device = torch.device("cuda")

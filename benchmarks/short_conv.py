@@ -20,7 +20,6 @@ form, as on CPU tensors without ``TRITON_INTERPRET=1``); figures are keyed by it
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from functools import partial
@@ -32,7 +31,7 @@ import mqarkit.gpu.frontier.kernels.short_conv as kernel
 from mqarkit.gpu.frontier.families.heads import l2_normalize, per_run, short_conv
 from mqarkit.gpu.frontier.ops import PROJECTION_ALIGN, init_conv
 from mqarkit.gpu.frontier.runner import environment
-from mqarkit.gpu.timing import forward_and_backward_ms
+from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser
 
 # (R, B, N, H, K): DeltaNet's K = 72, 24 and Gated DeltaNet's 16, 48 at d = 64, batch 256; the evaluation length
 SHAPES = tuple((12, 256, 256, 4, k) for k in (72, 24, 16, 48)) + ((12, 64, 1024, 4, 64),)
@@ -105,9 +104,7 @@ def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> di
         for name, fn in paths.items():
             timed = forward_and_backward_ms(fn, inputs, dy, repeats=repeats, device=device)
             row |= {f"{name}_{key}": value for key, value in timed.items()}
-        for key in ("forward", "forward_backward"):
-            if f"eager_{key}_ms" in row and f"{served}_{key}_ms" in row:
-                row[f"speedup_{key}"] = row[f"eager_{key}_ms"] / row[f"{served}_{key}_ms"]
+        add_speedups(row, served)
     except torch.OutOfMemoryError as err:
         row["error"] = f"out of memory: {str(err).splitlines()[0]}"
     finally:
@@ -159,15 +156,10 @@ def write(report: dict, out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out-dir", default="docs/results")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap = kernel_benchmark_parser(__doc__, repeats=20)
     ap.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
     ap.add_argument("--small", action="store_true", help="tiny shapes (a CPU run)")
     args = ap.parse_args(argv)
-    if args.repeats < 1:
-        ap.error(f"--repeats={args.repeats}: must be >= 1")
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     report = {"env": environment(device), "command": "python benchmarks/short_conv.py " + " ".join(argv)}
     report |= {"repeats": args.repeats, "dtype": args.dtype, "rows": []}

@@ -4,11 +4,14 @@
 times, each bracketed by CUDA events recorded on ``device``'s current stream when it is a CUDA device (else, ``None``
 included, by ``perf_counter``), and returns the per-call times in seconds. ``median_seconds`` is the median of those.
 Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median. ``forward_and_backward_ms`` times a
-differentiable function both ways, as the kernel benchmarks compare a fast path with its reference.
+differentiable function both ways, as the kernel benchmarks compare a fast path with its reference;
+``kernel_benchmark_parser`` the arguments those scripts share (``--device``, ``--out-dir``, ``--repeats`` ≥ 1) and
+``add_speedups`` their ratios.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -79,3 +82,32 @@ def forward_and_backward_ms(
     finally:
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer ``>= 1`` (else the parser's one-line error, exit 2)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def kernel_benchmark_parser(doc: str, *, repeats: int = 20, device: bool = True) -> argparse.ArgumentParser:
+    """The arguments the kernel benchmarks share: ``--device`` (if ``device``; CUDA where there is one),
+    ``--out-dir`` (``docs/results``) and ``--repeats`` (timed calls a figure is the median of, ``>= 1``); the script's
+    docstring's first paragraph as the description."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if device:
+        ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--out-dir", default="docs/results")
+    ap.add_argument("--repeats", type=positive_int, default=repeats, help="timed calls a figure is the median of")
+    return ap
+
+
+def add_speedups(row: dict, fast: str, base: str = "eager") -> None:
+    """``row["speedup_forward"]``, ``row["speedup_forward_backward"]``: ``base``'s median over ``fast``'s (the keys
+    ``forward_and_backward_ms`` wrote, prefixed by each path's name), where both were measured (a path that ran out
+    of memory has its error in the row instead)."""
+    for key in ("forward", "forward_backward"):
+        if f"{base}_{key}_ms" in row and f"{fast}_{key}_ms" in row:
+            row[f"speedup_{key}"] = row[f"{base}_{key}_ms"] / row[f"{fast}_{key}_ms"]
