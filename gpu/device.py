@@ -1,4 +1,4 @@
-"""Device and dtype validation shared by the torch mixers.
+"""Device and dtype validation shared by the torch mixers, and the device context our Triton kernels launch in.
 
 - :func:`resolve_device`: a requested device must exist (``cuda`` without a GPU, or an index past the device count, is
   a ``RuntimeError`` naming ``device``).
@@ -9,9 +9,13 @@
   tensor (integers are rejected; every floating dtype is accepted, on the CPU too) of shape ``(B, N, d_model)`` /
   ``(B, d_model)``. A path with narrower needs checks them itself (fla's kernels: CUDA and float32/bf16/fp16, in
   :mod:`mqarkit.gpu.mixers.based`).
+- :func:`launch_device`: a tensor's CUDA device made the current one around a Triton launch (Triton launches on the
+  current device; one worker per GPU may hold tensors on another).
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -27,6 +31,11 @@ def triton_version() -> str | None:
     except ImportError:  # an optional dependency (GPU machines), not part of this repository
         return None
     return triton.__version__
+
+
+def launch_device(t: torch.Tensor):
+    """``t``'s CUDA device as the current one for the block (a no-op context off CUDA: CPU, Triton's interpreter)."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

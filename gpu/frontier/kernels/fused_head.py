@@ -66,6 +66,8 @@ import os
 import torch
 from torch.autograd.function import once_differentiable
 
+from mqarkit.gpu.device import launch_device
+
 try:  # guarded: CI and CPU machines have no triton; importing triton loads neither torch kernels nor sympy
     import triton
     import triton.language as tl
@@ -498,7 +500,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     def forward(
         ctx, h: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, per_run_sums: torch.Tensor | None
     ) -> torch.Tensor:
-        with _on_device(h):  # Triton launches on the current device: make it h's (e.g. one worker per GPU)
+        with launch_device(h):  # Triton launches on the current device: make it h's (e.g. one worker per GPU)
             lse, rows = _forward(h, w, targets)  # (R, M) float32 each
             if per_run_sums is not None:
                 _add_per_run(per_run_sums, rows)
@@ -510,15 +512,10 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         h, w, targets, lse = ctx.saved_tensors
         g = grad.detach().to(torch.float32).reshape(1).contiguous()  # stays on the device: no host sync
-        with _on_device(h):
+        with launch_device(h):
             dh = _grad_h(h, w, targets, lse, g) if ctx.needs_input_grad[0] else None
             dw = _grad_w(h, w, targets, lse, g) if ctx.needs_input_grad[1] else None
         return dh, dw, None, None
-
-
-def _on_device(t: torch.Tensor):
-    """``t``'s CUDA device as the current one for the block (a no-op context off CUDA)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
 
 
 def _use_kernels(h: torch.Tensor, w: torch.Tensor) -> bool:
@@ -569,5 +566,5 @@ def fused_linear_argmax(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         h, w = _checked(h, w, None, with_targets=False)
         if not _use_kernels(h, w):
             return _reference_argmax(h, w)
-        with _on_device(h):  # Triton launches on the current device: make it h's
+        with launch_device(h):  # Triton launches on the current device: make it h's
             return _argmax(h, w)

@@ -65,12 +65,12 @@ operations (what :func:`trunk_reference` does) otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import torch
 from torch.autograd.function import once_differentiable
 
+from mqarkit.gpu.device import launch_device
 from mqarkit.gpu.frontier.ops import gather_rows
 
 try:  # guarded: CI and CPU machines have no triton
@@ -474,8 +474,7 @@ def fused_trunk(
     autocast = dev.type == "cuda" and torch.is_autocast_enabled("cuda")
     mm_dtype = torch.get_autocast_dtype("cuda") if autocast else torch.float32
     params = [getattr(model, name).contiguous() for name in PARAMS]
-    ctx = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
-    with ctx:  # Triton launches on the current device: make it the model's (one worker per GPU)
+    with launch_device(emb):  # Triton launches on the current device: make it the model's (one worker per GPU)
         return _FusedTrunk.apply(
             x.long().contiguous(), qpos.long(), mm_dtype, u_dtype or mm_dtype, emb.contiguous(), *params
         )

@@ -41,11 +41,11 @@ the delta rules' family tests, whose fast path it now is) and its speed have not
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import torch
 
+from mqarkit.gpu.device import launch_device
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, per_run, rms_norm
 
 try:  # guarded: CI and CPU machines have no triton
@@ -178,11 +178,6 @@ def _blocks(v: int, tile: int) -> tuple[int, int]:
     return max(1, tile // block_v), block_v
 
 
-def _on_device(t: torch.Tensor):
-    """``t``'s CUDA device as the current one for the block (a no-op context off CUDA)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 class _HeadRmsNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, widths, gate):
@@ -190,7 +185,7 @@ class _HeadRmsNorm(torch.autograd.Function):
         rows = x[0].numel() // v
         block_rows, block_v = _blocks(v, FORWARD_TILE)
         y = torch.empty_like(x)
-        with _on_device(x):
+        with launch_device(x):
             _forward_kernel[(r, triton.cdiv(rows, block_rows))](
                 x, w, widths, x if gate is None else gate, y, rows, v, NORM_EPS,
                 GATED=gate is not None, BLOCK_ROWS=block_rows, BLOCK_V=block_v, num_warps=WARPS,
@@ -209,7 +204,7 @@ class _HeadRmsNorm(torch.autograd.Function):
         dx = torch.empty_like(x)
         dgate = None if gate is None else torch.empty_like(gate)
         dw = torch.empty((r, programs, v), dtype=torch.float32, device=x.device)  # every entry written
-        with _on_device(x):
+        with launch_device(x):
             _backward_kernel[(r, programs)](
                 x, w, widths, x if gate is None else gate, dy.contiguous(), dx, dx if dgate is None else dgate, dw,
                 rows, v, NORM_EPS, GATED=gate is not None, BLOCK_ROWS=block_rows, BLOCK_V=block_v, num_warps=WARPS,

@@ -63,12 +63,12 @@ takes the reference.
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import torch
 import torch.nn.functional as F
 
+from mqarkit.gpu.device import launch_device
 from mqarkit.gpu.frontier.families.heads import L2_EPS
 
 try:  # guarded: CI and CPU machines have no triton
@@ -301,11 +301,6 @@ def _blocks(n: int, head_width: int | None, tile: int) -> tuple[int, int, int]:
     return block_n, block_c, head_width if head_width is not None else block_c
 
 
-def _on_device(t: torch.Tensor):
-    """``t``'s CUDA device as the current one for the block (a no-op context off CUDA)."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 class _ShortConvHeads(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, scale, head_width, x_stride):
@@ -313,7 +308,7 @@ class _ShortConvHeads(torch.autograd.Function):
         block_n, block_c, width = _blocks(n, head_width, FORWARD_TILE)
         y = torch.empty((r, bsz, n, c), dtype=x.dtype, device=x.device)
         grid = (r * bsz, triton.cdiv(c, width), triton.cdiv(n, block_n))
-        with _on_device(x):
+        with launch_device(x):
             _forward_kernel[grid](
                 x, w, w if scale is None else scale, y, bsz, n, c, x_stride, width, L2_EPS,
                 T=w.shape[-1], HEADS=head_width is not None, HAS_SCALE=scale is not None,
@@ -335,7 +330,7 @@ class _ShortConvHeads(torch.autograd.Function):
         s_ptr = w if scale is None else scale
         args = (bsz, n, c, ctx.x_stride)
         flags = {"T": taps, "HAS_SCALE": scale is not None}
-        with _on_device(x):
+        with launch_device(x):
             saved = heads and _blocks(n, ctx.head_width, FORWARD_TILE)[1] > RECOMPUTE_HEAD_BLOCK
             dz = g  # a placeholder pointer where the backward recomputes dz
             if saved:
