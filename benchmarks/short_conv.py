@@ -87,8 +87,7 @@ def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> di
         row["output_difference"], row["gradient_difference"] = difference(got, want), difference(got_grads, want_grads)
         del got, got_grads, want
         if served == "kernel":
-            block_c = kernel._blocks(n, k, kernel.FORWARD_TILE)[1]  # the module's rule for the heads' backward
-            row["default_backward"] = "dz_written" if block_c > kernel.RECOMPUTE_HEAD_BLOCK else "recompute"
+            row["default_backward"] = "dz_written" if kernel.writes_dz(k) else "recompute"
             previous = kernel.RECOMPUTE_HEAD_BLOCK
             try:
                 for name, block in VARIANTS.items():

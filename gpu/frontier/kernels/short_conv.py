@@ -1,5 +1,5 @@
-"""The short convolution of the delta-rule families with its SiLU, per-head l2 norm and per-run scale: one Triton
-kernel forward, one backward, and the plain-torch reference.
+"""The short convolution of the delta-rule families with its SiLU, per-head l2 norm and per-run scale: Triton kernels
+(one forward, one or two backward) beside the plain-torch reference.
 
 Symbols: run ``r``, example ``b``, position ``t``, channel ``c`` of ``x (R, B, N, C)``; taps ``s = 0 … T−1`` of
 ``w (R, C, T)`` (tap ``s`` = lag ``s``, ``T ≤`` :data:`MAX_TAPS`); head width ``K`` (``C = H·K``, heads ``h``); ``ε``
@@ -10,10 +10,10 @@ Symbols: run ``r``, example ``b``, position ``t``, channel ``c`` of ``x (R, B, N
     ŷ[…,h,:]   = s_r · ρ · y[…,h,:],   ρ = (Σ_k y[…,h,k]² + ε)^{−1/2}     (given K; without K, ρ = 1)
 
 with ``s_r`` = ``scale[r]`` (None: 1). This is ``heads.short_conv`` followed by ``heads.l2_normalize`` and the scale,
-which eager torch runs as a chain of elementwise kernels with float32 intermediates (over fifteen per tensor,
-forward alone). :func:`short_conv_heads_reference` writes it with ``F.pad`` shifts in float32 (float64
-for float64 inputs) and autograd; :func:`short_conv_heads` runs it as one kernel each way, float32 arithmetic inside,
-one rounding to ``x``'s dtype at the store.
+which eager torch runs as a chain of elementwise kernels with float32 intermediates (over ten per tensor, forward
+alone). :func:`short_conv_heads_reference` writes it with ``F.pad`` shifts in float32 (float64 for float64 inputs)
+and autograd; :func:`short_conv_heads` runs it as one kernel forward and one or two backward (below), float32
+arithmetic inside, one rounding to ``x``'s dtype at the store.
 
 Backward, per position (``g = ∂ŷ``; ``ŷ = s ρ y`` and ``∂ρ/∂y_j = −ρ³ y_j``)::
 
@@ -79,15 +79,17 @@ except ImportError:  # pragma: no cover - depends on the environment
     tl = None
 
 MAX_TAPS = 4  # the kernels' taps are a constexpr, unrolled; fla's ShortConvolution has 4
-# Elements of a (BLOCK_N, BLOCK_C) tile and warps, forward and backward. ptxas (sm_90a, triton 3.9, T = 4, heads)
-# gave the recomputing backward about 30 registers per tile element a thread holds: 2048 over 8 warps (8 a thread)
-# used 255 and spilled, 512 over 8 warps 64. Timed on an H100 (the module docstring's sizes, K = 72 and no heads):
-# the backward fastest at 512 over 4 warps or close to it (256 to 2048, 4 or 8 warps: up to 1.4x slower without
-# heads), the forward at 2048 over 4 warps without heads, 1024 over 4 (15% faster than 2048) with.
+# Elements of a (BLOCK_N, BLOCK_C) tile and warps, forward and backward, as the kernel's author chose them (the
+# module docstring says from what): ptxas (an offline compile for sm_90a with triton 3.9, T = 4, heads) gave the
+# recomputing backward about 30 registers per tile element a thread holds, 2048 over 8 warps spilling; on an H100
+# (K = 72 and no heads) the backward was fastest at 512 over 4 warps or close to it, the forward at 2048 over 4
+# warps without heads and 1024 over 4 (15% faster than 2048) with heads, which one FORWARD_TILE does not follow yet:
+# benchmarks/short_conv.py is to time it.
 FORWARD_TILE, FORWARD_WARPS = 2048, 4
 BACKWARD_TILE, BACKWARD_WARPS = 512, 4
 CHANNEL_BLOCK = 64  # channels per program without heads
 RECOMPUTE_HEAD_BLOCK = 32  # with heads: the backward recomputes dz for BLOCK_C up to this, else reads _dz_kernel's
+# (the rule: writes_dz)
 MAX_HEAD_WIDTH = 512  # the widest head one program holds (a tile of one row in the backward); wider: the reference
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -293,10 +295,21 @@ def _row_stride(x: torch.Tensor) -> int | None:
     return x.shape[-1] if row is None else row
 
 
+def _head_block(head_width: int) -> int:
+    """``BLOCK_C`` of a program holding one head: the next power of two ``≥ K`` (2 at least), masked past ``K``."""
+    return max(2, triton.next_power_of_2(head_width))
+
+
+def writes_dz(head_width: int | None) -> bool:
+    """Whether the backward for heads of ``head_width`` writes ``dz`` first (``_dz_kernel``, heads whose block is wider
+    than :data:`RECOMPUTE_HEAD_BLOCK`) rather than recomputing it in one kernel (module docs: kernels)."""
+    return head_width is not None and _head_block(head_width) > RECOMPUTE_HEAD_BLOCK
+
+
 def _blocks(n: int, head_width: int | None, tile: int) -> tuple[int, int, int]:
     """``(BLOCK_N, BLOCK_C, width)``: the tile (about ``tile`` elements) and the channels one program takes (a head,
     or a channel block)."""
-    block_c = max(2, triton.next_power_of_2(head_width)) if head_width is not None else CHANNEL_BLOCK
+    block_c = _head_block(head_width) if head_width is not None else CHANNEL_BLOCK
     block_n = max(1, min(tile // block_c, triton.next_power_of_2(n)))
     return block_n, block_c, head_width if head_width is not None else block_c
 
@@ -331,7 +344,7 @@ class _ShortConvHeads(torch.autograd.Function):
         args = (bsz, n, c, ctx.x_stride)
         flags = {"T": taps, "HAS_SCALE": scale is not None}
         with launch_device(x):
-            saved = heads and _blocks(n, ctx.head_width, FORWARD_TILE)[1] > RECOMPUTE_HEAD_BLOCK
+            saved = writes_dz(ctx.head_width)
             dz = g  # a placeholder pointer where the backward recomputes dz
             if saved:
                 dz = torch.empty((r, bsz, n, c), dtype=torch.float32, device=x.device)
