@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mqarkit.gpu.frontier.ops import fft_causal_conv, toeplitz_causal_conv
-from mqarkit.gpu.frontier.runner import environment
+from mqarkit.gpu.frontier.runner import environment, environment_line
 from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser
 
 RUNS, BATCH, FILTER_LEN = 12, 256, 1024
@@ -64,12 +64,10 @@ def measure(n: int, d: int, device: torch.device, repeats: int) -> dict[str, obj
 def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "causal_conv.json").write_text(json.dumps(report, indent=2) + "\n")
-    env = report["env"]
     lines = [
         "# Causal long convolution: FFT against Toeplitz matmul",
         "",
-        f"Device: {env['device']}; torch {env['torch']}; commit {env['git_commit'][:10]}. Command: "
-        f"`{report['command']}`.",
+        environment_line(report),
         "",
         f"Stack of {RUNS} runs, batch {BATCH}, filter {FILTER_LEN} taps, float32; median of "
         f"{report['repeats']} calls after warm-up (CUDA events on a GPU, perf_counter on the CPU), in ms. "

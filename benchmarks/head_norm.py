@@ -25,8 +25,9 @@ import torch
 
 from mqarkit.gpu.frontier.families.heads import per_run, rms_norm
 from mqarkit.gpu.frontier.kernels.head_norm import fused_available, head_rms_norm
-from mqarkit.gpu.frontier.runner import environment
-from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser
+from mqarkit.gpu.frontier.runner import environment, environment_line
+from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser, out_of_memory_recorded
+from mqarkit.tolerances import scaled_error
 
 # (family, R, B, N, H, the runs' value widths cycled, gated)
 SHAPES = tuple(
@@ -46,7 +47,8 @@ def fused(o, w, gate, *, widths):
 
 
 def difference(got, want) -> float:
-    return max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item() for a, b in zip(got, want))
+    """The largest :func:`~mqarkit.tolerances.scaled_error` over paired tensors (outputs, or gradients)."""
+    return max(scaled_error(a, b) for a, b in zip(got, want))
 
 
 def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> dict[str, object]:
@@ -55,7 +57,7 @@ def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> di
     v = max(cycle)
     row: dict[str, object] = {"family": family, "R": r, "B": b, "N": n, "H": h, "V": list(cycle), "gated": gated}
     gd = torch.Generator(device=device).manual_seed(n * 1000 + v)
-    try:
+    with out_of_memory_recorded(row, device):
         pad = (torch.arange(v, device=device)[None, :] < runs_widths[:, None]).to(dtype)[:, None, None, None, :]
         o = (torch.randn(r, b, n, h, v, device=device, dtype=dtype, generator=gd) * pad).requires_grad_()
         w = (1 + 0.1 * torch.randn(r, v, device=device, generator=gd)).requires_grad_()
@@ -82,23 +84,16 @@ def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> di
             )
             row |= {f"{name}_{key}": value for key, value in timed.items()}
         add_speedups(row, served)
-    except torch.OutOfMemoryError as err:
-        row["error"] = f"out of memory: {str(err).splitlines()[0]}"
-    finally:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     return row
 
 
 def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "head_norm.json").write_text(json.dumps(report, indent=2) + "\n")
-    env = report["env"]
     lines = [
         "# The delta rules' output norm per head: head_rms_norm against the eager chain",
         "",
-        f"Device: {env['device']}; torch {env['torch']}; commit {env['git_commit'][:10]}. Command: "
-        f"`{report['command']}`.",
+        environment_line(report),
         "",
         f"{report['dtype']} inputs; median of {report['repeats']} calls after warm-up (CUDA events on a GPU, "
         "perf_counter on the CPU), in ms. Served: what head_rms_norm ran (the Triton kernel, or the plain rule). "

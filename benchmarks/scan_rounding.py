@@ -24,7 +24,7 @@ import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import fused_scan_available, fused_selective_scan, log_depth_scan
-from mqarkit.gpu.frontier.runner import environment
+from mqarkit.gpu.frontier.runner import environment, environment_line
 from mqarkit.tolerances import relative_rms_error, scaled_error
 
 SHAPES = ((4, 8, 256, 128, 24), (2, 2, 1024, 128, 16), (1, 2, 2048, 3, 2), (3, 4, 77, 40, 5))  # (R, B, N, d_i, n)
@@ -67,13 +67,11 @@ def measure(shape: tuple[int, ...], device: torch.device) -> dict:
 def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scan_rounding.json").write_text(json.dumps(report, indent=2) + "\n")
-    env = report["env"]
     forms = [f for f in ("chunked", "log_depth", "fused") if any(f in r for r in report["rows"])]
     lines = [
         "# Mamba's selective scan in float32: each form's distance from float64",
         "",
-        f"Device: {env['device']}; torch {env['torch']}; triton {env['triton']}; commit {env['git_commit'][:10]}. "
-        f"Command: `{report['command']}`.",
+        environment_line(report),
         "",
         "Largest error over the float64 reference's largest magnitude (`scaled_error`), per output; forms: "
         + ", ".join(forms)

@@ -33,7 +33,7 @@ import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
-from mqarkit.gpu.frontier.runner import environment
+from mqarkit.gpu.frontier.runner import environment, environment_line
 from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser, positive_int
 
 RUNS, STATE = 12, 24
@@ -127,12 +127,10 @@ def measure(
 def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "selective_scan.json").write_text(json.dumps(report, indent=2) + "\n")
-    env = report["env"]
     lines = [
         "# Mamba's selective scan: fused Triton kernels against the torch scan",
         "",
-        f"Device: {env['device']}; torch {env['torch']}; triton {env['triton']}; commit {env['git_commit'][:10]}. "
-        f"Command: `{report['command']}`.",
+        environment_line(report),
         "",
         f"Stack of {RUNS} runs, batch {report['batch']}, n = {STATE} (each run's own d_state "
         f"{'/'.join(map(str, STACK_STATES))} cycled, the rest padding), float32; median of {report['repeats']} calls "

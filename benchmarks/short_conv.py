@@ -30,8 +30,9 @@ import torch
 import mqarkit.gpu.frontier.kernels.short_conv as kernel
 from mqarkit.gpu.frontier.families.heads import l2_normalize, per_run, short_conv
 from mqarkit.gpu.frontier.ops import PROJECTION_ALIGN, init_conv
-from mqarkit.gpu.frontier.runner import environment
-from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser
+from mqarkit.gpu.frontier.runner import environment, environment_line
+from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser, out_of_memory_recorded
+from mqarkit.tolerances import scaled_error
 
 # (R, B, N, H, K): DeltaNet's K = 72, 24 and Gated DeltaNet's 16, 48 at d = 64, batch 256; the evaluation length
 SHAPES = tuple((12, 256, 256, 4, k) for k in (72, 24, 16, 48)) + ((12, 64, 1024, 4, 64),)
@@ -59,7 +60,8 @@ def fused(x, wq, wk, wv, *, scale, k):
 
 
 def difference(got, want) -> float:
-    return max(((a.float() - b.float()).abs().max() / b.float().abs().max()).item() for a, b in zip(got, want))
+    """The largest :func:`~mqarkit.tolerances.scaled_error` over paired tensors (outputs, or gradients)."""
+    return max(scaled_error(a, b) for a, b in zip(got, want))
 
 
 def outputs_and_gradients(fn, inputs, dy):
@@ -73,7 +75,7 @@ def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> di
     row: dict[str, object] = dict(zip("RBNHK", shape))
     seed = n * 1000 + k
     g, gd = torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed)
-    try:
+    with out_of_memory_recorded(row, device):
         width = 3 * c + h + (-(3 * c + h) % PROJECTION_ALIGN)
         x = torch.randn(r, b, n, width, device=device, dtype=dtype, generator=gd).requires_grad_()
         ws = [init_conv((r, c, TAPS), g).to(device).requires_grad_() for _ in range(3)]
@@ -104,23 +106,16 @@ def measure(shape, dtype: torch.dtype, device: torch.device, repeats: int) -> di
             timed = forward_and_backward_ms(fn, inputs, dy, repeats=repeats, device=device)
             row |= {f"{name}_{key}": value for key, value in timed.items()}
         add_speedups(row, served)
-    except torch.OutOfMemoryError as err:
-        row["error"] = f"out of memory: {str(err).splitlines()[0]}"
-    finally:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     return row
 
 
 def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "short_conv.json").write_text(json.dumps(report, indent=2) + "\n")
-    env = report["env"]
     lines = [
         "# Short convolution, SiLU, l2 norm and scale: short_conv_heads against the eager chain",
         "",
-        f"Device: {env['device']}; torch {env['torch']}; commit {env['git_commit'][:10]}. Command: "
-        f"`{report['command']}`.",
+        environment_line(report),
         "",
         f"q̂, k̂, v from split views of one projection, {TAPS} taps, {report['dtype']}; median of {report['repeats']} "
         "calls after warm-up (CUDA events on a GPU, perf_counter on the CPU), in ms. Served: what short_conv_heads "

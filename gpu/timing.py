@@ -6,12 +6,13 @@ included, by ``perf_counter``), and returns the per-call times in seconds. ``med
 Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median. ``forward_and_backward_ms`` times a
 differentiable function both ways, as the kernel benchmarks compare a fast path with its reference;
 ``kernel_benchmark_parser`` the arguments those scripts share (``--device``, ``--out-dir``, ``--repeats`` ≥ 1) and
-``add_speedups`` their ratios.
+``add_speedups`` their ratios, ``out_of_memory_recorded`` a measurement that ran out of device memory kept as such.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections.abc import Callable
@@ -72,13 +73,24 @@ def forward_and_backward_ms(
     def forward_backward():
         torch.autograd.grad(fn(*inputs), inputs, cotangent)
 
-    try:
-        return {
-            "forward_ms": 1e3 * median_seconds(forward, repeats=repeats, device=device),
+    out: dict[str, object] = {}
+    with out_of_memory_recorded(out, device):
+        forward_ms = 1e3 * median_seconds(forward, repeats=repeats, device=device)
+        out |= {
+            "forward_ms": forward_ms,
             "forward_backward_ms": 1e3 * median_seconds(forward_backward, repeats=repeats, device=device),
         }
+    return out
+
+
+@contextlib.contextmanager
+def out_of_memory_recorded(row: dict, device: torch.device | str, key: str = "error"):
+    """Run the block; a device out-of-memory error ends it and is recorded as ``row[key]`` (its first line) instead
+    of raised; afterwards, on CUDA, the allocator's cache is emptied for what is measured next."""
+    try:
+        yield
     except torch.OutOfMemoryError as err:
-        return {"error": f"out of memory: {str(err).splitlines()[0]}"}
+        row[key] = f"out of memory: {str(err).splitlines()[0]}"
     finally:
         if torch.device(device).type == "cuda":
             torch.cuda.empty_cache()

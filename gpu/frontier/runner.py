@@ -61,6 +61,18 @@ def environment(device: torch.device) -> dict:
     }
 
 
+def environment_line(report: dict) -> str:
+    """The line a benchmark's table opens with, from its ``report["env"]`` (:func:`environment`) and
+    ``report["command"]``: device, torch, triton, the commit (marked where the tracked files differed from it) and
+    the command."""
+    env = report["env"]
+    dirty = " (uncommitted changes)" if env.get("git_dirty") else ""
+    return (
+        f"Device: {env['device']}; torch {env['torch']}; triton {env.get('triton') or 'n/a'}; commit "
+        f"{env['git_commit'][:10]}{dirty}. Command: `{report['command']}`."
+    )
+
+
 def source_roots() -> tuple[Path, ...]:
     """The folders of the Python sources a training run executes: the ``mqarkit`` package and its GPU wing
     (``mqarkit.gpu``, a folder of its own in a checkout, inside the package when installed)."""
