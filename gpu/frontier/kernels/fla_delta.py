@@ -22,7 +22,7 @@ fla's entry points are ``torch.compiler.disable``-d (a graph break under ``torch
 here is an opaque custom op instead, ``mqarkit::fla_delta_rule`` (:func:`fla_delta_rule_op`), so that the family's step
 compiles whole around it: its short convolutions, norms and gates fuse instead of running as eager elementwise passes
 (uncompiled, DeltaNet's step spent over 80% of its GPU time there until the short convolutions, norms and scale became
-one kernel, :mod:`.short_conv`; about 40% is still eager elementwise work). The op's contract is plain: contiguous
+fused kernels, :mod:`.short_conv`; about 40% is still eager elementwise work). The op's contract is plain: contiguous
 inputs in, a contiguous output of ``v``'s shape in ``q``'s dtype out. Its backward,
 ``mqarkit::fla_delta_rule_backward``, runs fla's op again with autograd on and returns its gradients: one more forward
 of fla's kernels per step, for a contract that does not depend on fla's internals (what fla saves between its forward
