@@ -204,7 +204,7 @@ class DeltaNet(RunsGroupedByWidth, StackedMixer):
         weights = [self.masked(n).flatten(2) for n in ("q_w", "k_w", "v_w")] + [self.masked("beta_w")]
         q, kk, vv, beta = fused_projection(u, weights)  # (R, B, N, H·K | H·V | H)
         work, acc = q.dtype, accumulation_dtype(q)
-        fast = self.fla_serves(u.device, work)
+        fast, beta = self.fla_serves(u.device, work), torch.sigmoid(beta.to(acc))
         if fast:
             scale = self.knob_tensor("head_dim").to(torch.float32).rsqrt()
             q, kk, vv = (
@@ -215,13 +215,13 @@ class DeltaNet(RunsGroupedByWidth, StackedMixer):
                     (vv, "v_conv", None, None, v),
                 )
             )
-            return q, kk, vv, torch.sigmoid(beta.to(acc)), work, fast
+            return q, kk, vv, beta, work, fast
         q, kk, vv = (
             short_conv(x, self.masked(n).flatten(1, 2)).to(acc).unflatten(-1, (h, w))
             for x, n, w in ((q, "q_conv", k), (kk, "k_conv", k), (vv, "v_conv", v))
         )
         scale = self.knob_tensor("head_dim").to(acc).rsqrt()
-        return l2_normalize(q) * per_run(scale, q), l2_normalize(kk), vv, torch.sigmoid(beta.to(acc)), work, fast
+        return l2_normalize(q) * per_run(scale, q), l2_normalize(kk), vv, beta, work, fast
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         q, k, v, beta, work, fast = self.inputs(u)
