@@ -24,7 +24,7 @@ from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH
 from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.steps import SegmentData, train_step
-from mqarkit.tolerances import assert_close, assert_close_scaled
+from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close
 
 pytestmark = pytest.mark.gpu
 
@@ -88,7 +88,10 @@ def test_compiled_model_equals_eager_model(family, layers, monkeypatch):
     does not serve, the plain-torch recurrence a graph break); under ``layers = "mixer"`` the compiled generic trunk
     with block 0's mixer in it. Two sequence lengths, the shorter first, as a sweep's segments come: the second runs the
     code compiled for the first with dynamic sizes (where DeltaNet's stack once failed inductor's stride assertion,
-    ``ops.fused_projection``)."""
+    ``ops.fused_projection``). Both run in bf16, which rounds each fusion's intermediates where it ends: the compiled
+    form is held to the low-precision rule against the float32 eager model, with the eager bf16 model as the measure
+    of what bf16 costs (elementwise against eager bf16, one entry of Gated DeltaNet's ``a_w`` gradient once differed by
+    1.25% of the gradient's scale, 0.25% outside the table, with the other 255 inside)."""
     monkeypatch.setenv(COMPILE_SWITCH, "1")
     device = torch.device("cuda")
     model = _stack(family, device, layers)
@@ -101,17 +104,18 @@ def test_compiled_model_equals_eager_model(family, layers, monkeypatch):
     for seg in segments:
         probe = None  # a random direction: the rows end in LN_f, whose sum of squares is nearly constant
         out = {}
-        for compiled in ("1", "0"):
+        for compiled, dtype in (("1", torch.bfloat16), ("0", torch.bfloat16), ("0", torch.float32)):
             monkeypatch.setenv("MQARKIT_COMPILE", compiled)
-            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False, enabled=dtype == torch.bfloat16):
                 rows = model.hidden_at(seg.inputs, seg.qpos)
             if probe is None:
                 probe = torch.randn(rows.shape, generator=torch.Generator(device).manual_seed(4), device=device)
-            out[compiled] = (rows.float(), torch.autograd.grad((rows.float() * probe).sum(), params))
+            out[compiled, dtype] = [rows.float(), *torch.autograd.grad((rows.float() * probe).sum(), params)]
         where = f"{family} N = {seg.inputs.shape[1]} compiled"
-        assert_close(out["1"][0], out["0"][0], dtype="bfloat16", context=f"{where} forward")
-        for (name, _), a, b in zip(model.named_parameters(), out["1"][1], out["0"][1]):  # sums: to their scale
-            assert_close_scaled(a, b, dtype="bfloat16", context=f"{where} gradient {name}")
+        names = ["forward", *(f"gradient {name}" for name, _ in model.named_parameters())]
+        fast, low, expected = out["1", torch.bfloat16], out["0", torch.bfloat16], out["0", torch.float32]
+        for name, a, b, e in zip(names, fast, low, expected, strict=True):
+            assert_as_accurate_as_reference(a, e, b, dtype="bfloat16", context=f"{where} {name}")
 
 
 def test_graphed_steps_equal_eager_steps():
