@@ -193,7 +193,7 @@ def test_selective_scan_benchmark_times_the_three_paths_under_the_interpreter(in
         script.write(report, Path({str(tmp_path)!r}))
         table = (Path({str(tmp_path)!r}) / "selective_scan.md").read_text()
         assert "| skipping fwd+bwd | gain | skipping difference |" in table and "| 5 | 2 (4) |" in table
-        assert "| N | d (d_i) | 2048x8 (default) | 16x1 |" in table
+        assert f"| N | d (d_i) | {{ks.BACKWARD}} (default) | 16x1 |" in table
         print("ok")
         """
     )

@@ -20,7 +20,7 @@ from mqarkit.gpu.frontier.kernels.selective_scan import (
     fused_selective_scan,
     log_depth_scan,
 )
-from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close
+from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close, assert_close_scaled
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 NAMES = ("x", "dt", "a", "b", "c")
@@ -122,8 +122,10 @@ def test_kernels_skip_a_runs_padded_state_indices(interpreted):
 
 def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: list[tuple[int, int]], device: str):
     """The backward kernel launched with other tiles and warps (``Launch``): its gradients equal the default
-    launch's within float32 (another tile splits the sums over channels, ``∂B, ∂C``, into other blocks); the forward
-    does not change."""
+    launch's within float32, relative to each gradient's scale, as the tolerance policy compares sums (another tile
+    splits the sums over channels, ``∂B, ∂C``, into other blocks and orders ``∂Δ``'s otherwise: on an H100, 39 of
+    262,144 entries of ``∂Δ`` at which terms cancel differed by 7e-6 absolute, outside the elementwise table, while the
+    largest difference was 2e-7 of the scale); the forward does not change."""
     inputs = _inputs(*shape, device, seed=8)
     dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(9)).to(device)
     default = torch.autograd.grad(fused_selective_scan(*inputs), inputs, dy)
@@ -132,7 +134,7 @@ def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: l
         assert block_sizes(shape[2], tile) != block_sizes(shape[2], BACKWARD.tile)  # another split of the channels
         grads = torch.autograd.grad(fused_selective_scan(*inputs, backward_launch=launch), inputs, dy)
         for name, u, v in zip(NAMES, grads, default):
-            assert_close(u, v, dtype="float32", context=f"d{name}, backward launch {launch}")
+            assert_close_scaled(u, v, dtype="float32", context=f"d{name}, backward launch {launch}")
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
