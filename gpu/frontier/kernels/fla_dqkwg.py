@@ -40,7 +40,6 @@ import functools
 import math
 
 import torch
-import torch.nn.functional as F
 
 from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, register_torch_form
 
@@ -60,15 +59,22 @@ def gated_op_elements(fla_estimate: int, runs: int, seq_len: int, heads: int, pa
 
 
 def _chunked(x: torch.Tensor, chunk: int, dtype: torch.dtype) -> torch.Tensor:
-    """``(B, T, H, W)`` -> ``(B, NT, H, C, W)`` in ``dtype``, zero-padded to whole chunks."""
-    t = x.shape[1]
-    x = F.pad(x.to(dtype), (0, 0, 0, 0, 0, -t % chunk))
-    return x.unflatten(1, (-1, chunk)).transpose(2, 3)
+    """``(B, T, H, W)`` -> ``(B, NT, H, C, W)`` in ``dtype``, zero-padded to whole chunks, contiguous: one copy that
+    casts, pads and lays out at once (a transposed view would be copied again by every batched product it enters)."""
+    b, t, h, w = x.shape
+    whole, rest = divmod(t, chunk)
+    out = torch.empty((b, whole + (rest > 0), h, chunk, w), dtype=dtype, device=x.device)
+    by_position = out.transpose(2, 3)  # (B, NT, C, H, W): a view of out in x's order
+    by_position[:, :whole].copy_(x[:, : whole * chunk].unflatten(1, (whole, chunk)))
+    if rest:
+        by_position[:, whole, :rest].copy_(x[:, whole * chunk :])
+        by_position[:, whole, rest:].zero_()
+    return out
 
 
-def _unchunked(x: torch.Tensor, t: int) -> torch.Tensor:
-    """The inverse of :func:`_chunked`: ``(B, NT, H, C, ...)`` -> ``(B, T, H, ...)``."""
-    return x.transpose(2, 3).flatten(1, 2)[:, :t]
+def _unchunked(x: torch.Tensor, t: int, dtype: torch.dtype) -> torch.Tensor:
+    """The inverse of :func:`_chunked`: ``(B, NT, H, C, ...)`` -> ``(B, T, H, ...)`` in ``dtype``, one copy."""
+    return x.transpose(2, 3).to(dtype, memory_format=torch.contiguous_format).flatten(1, 2)[:, :t]
 
 
 def chunk_dqkwg(
@@ -109,10 +115,10 @@ def chunk_dqkwg(
     dg = dg + at_last * dg_last[..., None]
     dw = None if dv is None else -(_chunked(dv, c, acc) @ hs.transpose(-1, -2))
     return (
-        _unchunked(dq, t).to(q.dtype),
-        _unchunked(dk, t).to(k.dtype),
-        None if dw is None else _unchunked(dw, t).to(dv.dtype),
-        _unchunked(dg[..., None], t)[..., 0].to(torch.promote_types(g.dtype, torch.float32)),
+        _unchunked(dq, t, q.dtype),
+        _unchunked(dk, t, k.dtype),
+        None if dw is None else _unchunked(dw, t, dv.dtype),
+        _unchunked(dg[..., None], t, torch.promote_types(g.dtype, torch.float32))[..., 0],
     )
 
 

@@ -91,10 +91,10 @@ def chunk_wy_backward(
     db = (dx * kc).sum(-1) * decay + (dy * vc).sum(-1) + (dkb * kc).sum(-1)
     dg = (dx * x).sum(-1) + dm_m.sum(-1) - dm_m.sum(-2)
     return (
-        _unchunked(dk, t).to(k.dtype),
-        _unchunked(dv, t).to(v.dtype),
-        _unchunked(db[..., None], t)[..., 0].to(beta.dtype),
-        _unchunked(dg[..., None], t)[..., 0].to(g.dtype),
+        _unchunked(dk, t, k.dtype),
+        _unchunked(dv, t, v.dtype),
+        _unchunked(db[..., None], t, beta.dtype)[..., 0],
+        _unchunked(dg[..., None], t, g.dtype)[..., 0],
     )
 
 
