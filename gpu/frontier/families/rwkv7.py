@@ -40,7 +40,13 @@ import torch.nn.functional as F
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, accumulation_dtype, decay_projection, per_run
 from mqarkit.gpu.frontier.families.recurrences import linear_recurrence
 from mqarkit.gpu.frontier.families.rwkv4 import previous_tokens
-from mqarkit.gpu.frontier.kernels.fla_rwkv import RWKV7_LOG_DECAY_BOUND, fla_rwkv7, rwkv7_available
+from mqarkit.gpu.frontier.kernels.fla_rwkv import (
+    DPLR_FORWARD_PAIR_TENSORS,
+    RWKV7_CHUNK,
+    RWKV7_LOG_DECAY_BOUND,
+    fla_rwkv7,
+    rwkv7_available,
+)
 from mqarkit.gpu.frontier.ops import init_normal, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
 
@@ -116,7 +122,9 @@ class RWKV7(StackedMixer):
     def intermediate_elements(self, seq_len: int) -> int:
         h, k = self.padded_widths()
         if rwkv7_available(self.r_w.device, torch.bfloat16, k, k):  # training runs under autocast
-            return self.runs * seq_len * h * max(k, 64)
+            # fla's chunk tensors, all held at once: counting one of them let an evaluation at N = 1024 fill the budget
+            # with each (d = 128 ran out of an H100's memory, fifteenth session)
+            return self.runs * seq_len * h * max(k, RWKV7_CHUNK) * DPLR_FORWARD_PAIR_TENSORS
         return self.runs * h * seq_len * seq_len * k * 4  # the parallel form's per-channel decays, four pair weights
 
     # ---------------------------------------------------------------- fast path (stacked)

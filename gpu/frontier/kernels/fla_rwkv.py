@@ -71,6 +71,13 @@ def fla_rwkv4(time_decay: torch.Tensor, time_first: torch.Tensor, k: torch.Tenso
     return wkv.reshape(b, n, r, c).permute(2, 0, 1, 3)
 
 
+RWKV7_CHUNK = 64  # the chunk fla_rwkv7 asks chunk_rwkv7 for (fla's choice under a safe gate bound)
+# (C, C) tensors per chunk and head that fla's DPLR forward holds at once (fla/ops/generalized_delta_rule/dplr/chunk.py:
+# A_ab, A_qk, A_ak and A_qb from its intra-chunk step, then A_ab_inv beside them), three of them float32. An evaluation
+# that reuses the training graph keeps the forward's; the backward holds up to seven, at the training's shorter lengths.
+DPLR_FORWARD_PAIR_TENSORS = 5
+
+
 @torch.compiler.disable
 def fla_rwkv7(
     r: torch.Tensor, log_decay: torch.Tensor, k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor
@@ -88,6 +95,6 @@ def fla_rwkv7(
         scale=1.0,
         safe_gate=True,
         lower_bound=RWKV7_LOG_DECAY_BOUND,
-        chunk_size=64,
+        chunk_size=RWKV7_CHUNK,
     )
     return unfold(o, r.shape[0], v.shape[-1])
