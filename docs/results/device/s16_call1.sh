@@ -6,7 +6,7 @@
 source docs/results/device/common.sh
 T=tests/frontier
 step tests 300 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
-  "$T/test_selective_scan_kernel.py" "$T/test_fla_dqkwg.py" "$T/test_fla_wy.py" \
+  "$T/test_selective_scan_kernel.py" "$T/test_fla_dqkwg.py" "$T/test_fla_wy.py" "$T/test_short_conv_kernel.py" \
   "$T/test_fast_paths_cuda.py::test_compiled_model_equals_eager_model[gated_delta_net-hybrid]" \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[bf16-gated_delta_net]" \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[float32-gla]"
