@@ -47,8 +47,8 @@ blocks of :data:`CHANNEL_BLOCK`. A tile is ``(BLOCK_N, BLOCK_C)``, ``BLOCK_N·BL
   repetitions; the first command's are in ``docs/results/gpu_tests_session14_short_conv_first.log``, the second's
   were not kept). ``benchmarks/short_conv.py`` times both variants with medians and writes its figures: on an H100
   (``docs/results/short_conv.md``, ``R = 12, B = N = 256``, one tensor) writing ``dz`` was faster at ``K = 24``
-  (``BLOCK_C = 32``; 5.30 ms against 7.57) and ``K = 72``, even at ``K = 16`` (3.34 against 3.30), so heads of
-  ``BLOCK_C`` 32 now write it too (:data:`RECOMPUTE_HEAD_BLOCK`).
+  (``BLOCK_C = 32``; 5.30 ms against 7.57) and ``K = 72``, and level with recomputing at ``K = 16`` (3.34 against
+  3.30), so heads of ``BLOCK_C`` 32 now write it too (:data:`RECOMPUTE_HEAD_BLOCK`).
 
 ``x`` may be a view whose last axis has stride 1 and whose ``(R, B, N)`` axes collapse to one row stride (a
 ``torch.split`` of a wider contiguous tensor along the last axis, as ``ops.fused_projection`` returns): the kernels
@@ -92,7 +92,7 @@ BACKWARD_TILE, BACKWARD_WARPS = 512, 4
 CHANNEL_BLOCK = 64  # channels per program without heads
 # With heads: the backward recomputes dz for BLOCK_C up to this, else reads _dz_kernel's (the rule: writes_dz). On an
 # H100 (docs/results/short_conv.md, fifteenth session; R = 12, B = N = 256, bf16) writing dz first took the backward of
-# K = 24 (BLOCK_C 32) 5.30 ms against 7.57 recomputing, and of K = 72 14.85 against 25.55; at K = 16 they were even.
+# K = 24 (BLOCK_C 32) 5.30 ms against 7.57 recomputing, and of K = 72 14.85 against 25.55; at K = 16 they were level.
 RECOMPUTE_HEAD_BLOCK = 16
 MAX_HEAD_WIDTH = 512  # the widest head one program holds (a tile of one row in the backward); wider: the reference
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
