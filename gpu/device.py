@@ -11,11 +11,14 @@
   :mod:`mqarkit.gpu.mixers.based`).
 - :func:`launch_device`: a tensor's CUDA device made the current one around a Triton launch (Triton launches on the
   current device; one worker per GPU may hold tensors on another).
+- :func:`kernel_switched_on`: the rule every one of our Triton kernels' dispatch begins with (a CUDA device or
+  Triton's interpreter, and the kernel's environment switch not ``0``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -36,6 +39,14 @@ def triton_version() -> str | None:
 def launch_device(t: torch.Tensor):
     """``t``'s CUDA device as the current one for the block (a no-op context off CUDA: CPU, Triton's interpreter)."""
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def kernel_switched_on(device: torch.device, interpreted: bool, switch: str) -> bool:
+    """Whether one of our Triton kernels may run on ``device``: a CUDA device, or any device under Triton's interpreter
+    (``interpreted``: ``TRITON_INTERPRET=1`` when the kernel's module was imported), and the environment variable
+    ``switch`` not ``0`` (read per call). Each kernel's dispatch adds its own needs (triton importable, dtypes,
+    sizes)."""
+    return (device.type == "cuda" or interpreted) and os.environ.get(switch, "1") != "0"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

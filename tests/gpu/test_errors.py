@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mqarkit.gpu.device import resolve_device, resolve_dtype
+from mqarkit.gpu.device import kernel_switched_on, resolve_device, resolve_dtype
 from mqarkit.gpu.mixers import BaseConv, BasedLinearAttention, SelectiveSSM, SlidingWindowAttention, SoftmaxAttention
 
 MIXERS = [
@@ -79,3 +79,18 @@ def test_fla_path_rejects_float64_on_cuda_request() -> None:
     mixer = BasedLinearAttention(4, feature_dim=2, impl="fla").double()
     with pytest.raises(RuntimeError, match=r"dtype in float32/bf16/fp16 \(got torch\.float64\)"):
         mixer(torch.zeros(1, 3, 4, dtype=torch.float64))
+
+
+def test_kernel_switch_rule(monkeypatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("MQARKIT_TEST_SWITCH", raising=False)
+    assert not kernel_switched_on(cpu, False, "MQARKIT_TEST_SWITCH")  # a CPU tensor without the interpreter
+    assert kernel_switched_on(cpu, True, "MQARKIT_TEST_SWITCH") and kernel_switched_on(
+        cuda, False, "MQARKIT_TEST_SWITCH"
+    )
+    monkeypatch.setenv("MQARKIT_TEST_SWITCH", "0")
+    assert not kernel_switched_on(cuda, False, "MQARKIT_TEST_SWITCH") and not kernel_switched_on(
+        cpu, True, "MQARKIT_TEST_SWITCH"
+    )
+    monkeypatch.setenv("MQARKIT_TEST_SWITCH", "1")
+    assert kernel_switched_on(cuda, False, "MQARKIT_TEST_SWITCH")

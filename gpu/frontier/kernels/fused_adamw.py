@@ -22,9 +22,9 @@ everything else takes the reference.
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from mqarkit.gpu.device import kernel_switched_on
 
 try:  # guarded: CI and CPU machines have no triton
     import triton
@@ -96,9 +96,8 @@ def fused_available(t: torch.Tensor) -> bool:
     """Whether :func:`adamw_fused` runs the kernel for tensors like ``t`` (else the reference)."""
     return (
         triton is not None
-        and (t.is_cuda or _INTERPRETED)
+        and kernel_switched_on(t.device, _INTERPRETED, "MQARKIT_FUSED_ADAMW")
         and t.dtype == torch.float32
-        and os.environ.get("MQARKIT_FUSED_ADAMW", "1") != "0"
     )
 
 

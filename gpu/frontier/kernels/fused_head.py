@@ -61,12 +61,11 @@ checked with ``torch._assert_async`` (no host sync), which fails the next synchr
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from mqarkit.gpu.device import launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device
 
 try:  # guarded: CI and CPU machines have no triton; importing triton loads neither torch kernels nor sympy
     import triton
@@ -519,9 +518,7 @@ class _FusedLinearCrossEntropy(torch.autograd.Function):
 
 
 def _use_kernels(h: torch.Tensor, w: torch.Tensor) -> bool:
-    if triton is None or os.environ.get("MQARKIT_FUSED_HEAD", "1") == "0":
-        return False
-    if not (h.is_cuda or _INTERPRETED):
+    if triton is None or not kernel_switched_on(h.device, _INTERPRETED, "MQARKIT_FUSED_HEAD"):
         return False
     if h.dtype not in _KERNEL_DTYPES or _padded_width(h.shape[2]) > _MAX_BD:
         return False

@@ -65,12 +65,10 @@ operations (what :func:`trunk_reference` does) otherwise.
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch.autograd.function import once_differentiable
 
-from mqarkit.gpu.device import launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device
 from mqarkit.gpu.frontier.ops import gather_rows
 
 try:  # guarded: CI and CPU machines have no triton
@@ -437,9 +435,8 @@ def fused_trunk_available(t: torch.Tensor, taps: int) -> bool:
     return (
         triton is not None
         and 1 <= taps <= MAX_TAPS
-        and (t.is_cuda or _INTERPRETED)
+        and kernel_switched_on(t.device, _INTERPRETED, "MQARKIT_FUSED_TRUNK")
         and t.dtype == torch.float32
-        and os.environ.get("MQARKIT_FUSED_TRUNK", "1") != "0"
     )
 
 

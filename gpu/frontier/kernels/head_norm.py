@@ -43,11 +43,9 @@ are untuned.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-from mqarkit.gpu.device import launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, per_run, rms_norm
 
 try:  # guarded: CI and CPU machines have no triton
@@ -165,12 +163,11 @@ def fused_available(x: torch.Tensor) -> bool:
     """Whether :func:`head_rms_norm` runs the kernels for ``x`` (module docs: dispatch)."""
     return (
         triton is not None
-        and (x.is_cuda or _INTERPRETED)
+        and kernel_switched_on(x.device, _INTERPRETED, "MQARKIT_FUSED_HEAD_NORM")
         and x.dtype in _KERNEL_DTYPES
         and x.numel() > 0
         and x.shape[-1] <= MAX_WIDTH
         and not torch.compiler.is_compiling()
-        and os.environ.get("MQARKIT_FUSED_HEAD_NORM", "1") != "0"
     )
 
 

@@ -45,10 +45,11 @@ and ``MQARKIT_FUSED_SCAN`` not ``0`` (read per call); the Mamba family otherwise
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
+
+from mqarkit.gpu.device import kernel_switched_on
 
 try:  # guarded: CI and CPU machines have no triton
     import triton
@@ -177,10 +178,9 @@ def fused_scan_available(device: torch.device, dtype: torch.dtype, seq_len: int)
     (module docs: dispatch)."""
     return (
         triton is not None
-        and (device.type == "cuda" or _INTERPRETED)
+        and kernel_switched_on(device, _INTERPRETED, "MQARKIT_FUSED_SCAN")
         and dtype == torch.float32
         and seq_len <= MAX_LEN
-        and os.environ.get("MQARKIT_FUSED_SCAN", "1") != "0"
     )
 
 

@@ -65,12 +65,10 @@ takes the reference.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.device import launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device
 from mqarkit.gpu.frontier.families.heads import L2_EPS
 
 try:  # guarded: CI and CPU machines have no triton
@@ -273,12 +271,11 @@ def fused_available(x: torch.Tensor, head_width: int | None = None) -> bool:
     """Whether :func:`short_conv_heads` runs the kernels for ``x`` and ``head_width`` (module docs: dispatch)."""
     return (
         triton is not None
-        and (x.is_cuda or _INTERPRETED)
+        and kernel_switched_on(x.device, _INTERPRETED, "MQARKIT_FUSED_SHORT_CONV")
         and x.dtype in _KERNEL_DTYPES
         and x.numel() > 0
         and (head_width is None or head_width <= MAX_HEAD_WIDTH)
         and not torch.compiler.is_compiling()
-        and os.environ.get("MQARKIT_FUSED_SHORT_CONV", "1") != "0"
     )
 
 
