@@ -25,8 +25,8 @@ import torch
 
 from mqarkit.gpu.frontier.families.heads import per_run, rms_norm
 from mqarkit.gpu.frontier.kernels.head_norm import fused_available, head_rms_norm
-from mqarkit.gpu.frontier.runner import environment, environment_line
-from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser, out_of_memory_recorded
+from mqarkit.gpu.frontier.runner import environment_line
+from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, out_of_memory_recorded, run_over_shapes
 from mqarkit.tolerances import scaled_error
 
 # (family, R, B, N, H, the runs' value widths cycled, gated)
@@ -124,19 +124,9 @@ def write(report: dict, out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = kernel_benchmark_parser(__doc__)
-    ap.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
-    ap.add_argument("--small", action="store_true", help="tiny shapes (a CPU run)")
-    args = ap.parse_args(argv)
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    report = {"env": environment(device), "command": "python benchmarks/head_norm.py " + " ".join(argv)}
-    report |= {"repeats": args.repeats, "dtype": args.dtype, "rows": []}
-    for shape in SMALL_SHAPES if args.small else SHAPES:
-        report["rows"].append(measure(shape, dtype, device, args.repeats))
-        print(json.dumps(report["rows"][-1]), flush=True)
-        write(report, Path(args.out_dir))
-    print((Path(args.out_dir) / "head_norm.md").read_text(), end="")
-    return 0
+    return run_over_shapes(
+        "head_norm", __doc__, argv, shapes=SHAPES, small_shapes=SMALL_SHAPES, measure=measure, write=write
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ import torch
 import mqarkit.gpu.frontier.kernels.short_conv as kernel
 from mqarkit.gpu.frontier.families.heads import l2_normalize, per_run, short_conv
 from mqarkit.gpu.frontier.ops import PROJECTION_ALIGN, init_conv
-from mqarkit.gpu.frontier.runner import environment, environment_line
-from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, kernel_benchmark_parser, out_of_memory_recorded
+from mqarkit.gpu.frontier.runner import environment_line
+from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, out_of_memory_recorded, run_over_shapes
 from mqarkit.tolerances import scaled_error
 
 # (R, B, N, H, K): DeltaNet's K = 72, 24 and Gated DeltaNet's 16, 48 at d = 64, batch 256; the evaluation length
@@ -150,19 +150,9 @@ def write(report: dict, out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = kernel_benchmark_parser(__doc__, repeats=20)
-    ap.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
-    ap.add_argument("--small", action="store_true", help="tiny shapes (a CPU run)")
-    args = ap.parse_args(argv)
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-    report = {"env": environment(device), "command": "python benchmarks/short_conv.py " + " ".join(argv)}
-    report |= {"repeats": args.repeats, "dtype": args.dtype, "rows": []}
-    for shape in SMALL_SHAPES if args.small else SHAPES:
-        report["rows"].append(measure(shape, dtype, device, args.repeats))
-        print(json.dumps(report["rows"][-1]), flush=True)
-        write(report, Path(args.out_dir))
-    print((Path(args.out_dir) / "short_conv.md").read_text(), end="")
-    return 0
+    return run_over_shapes(
+        "short_conv", __doc__, argv, shapes=SHAPES, small_shapes=SMALL_SHAPES, measure=measure, write=write
+    )
 
 
 if __name__ == "__main__":

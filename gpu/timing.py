@@ -6,16 +6,19 @@ included, by ``perf_counter``), and returns the per-call times in seconds. ``med
 Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median. ``forward_and_backward_ms`` times a
 differentiable function both ways, as the kernel benchmarks compare a fast path with its reference;
 ``kernel_benchmark_parser`` the arguments those scripts share (``--device``, ``--out-dir``, ``--repeats`` ≥ 1) and
-``add_speedups`` their ratios, ``out_of_memory_recorded`` a measurement that ran out of device memory kept as such.
+``add_speedups`` their ratios, ``out_of_memory_recorded`` a measurement that ran out of device memory kept as such,
+``run_over_shapes`` the main of those that measure one row per shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -123,3 +126,34 @@ def add_speedups(row: dict, fast: str, base: str = "eager") -> None:
     for key in ("forward", "forward_backward"):
         if f"{base}_{key}_ms" in row and f"{fast}_{key}_ms" in row:
             row[f"speedup_{key}"] = row[f"{base}_{key}_ms"] / row[f"{fast}_{key}_ms"]
+
+
+def run_over_shapes(
+    script: str,
+    doc: str,
+    argv: list[str],
+    *,
+    shapes: Sequence[tuple],
+    small_shapes: Sequence[tuple],
+    measure: Callable[[tuple, torch.dtype, torch.device, int], dict],
+    write: Callable[[dict, Path], None],
+) -> int:
+    """The main of a kernel benchmark with one row per shape (``benchmarks/<script>.py``): the shared arguments and
+    ``--dtype``, ``--small`` (``small_shapes``, for a CPU); each row ``measure(shape, dtype, device, repeats)``,
+    printed as JSON and the report written after it (``write(report, out_dir)``, so a run cut short keeps its rows);
+    the table ``<script>.md`` printed at the end."""
+    from mqarkit.gpu.frontier.runner import environment  # the frontier's environment record; imported when run
+
+    ap = kernel_benchmark_parser(doc)
+    ap.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16")
+    ap.add_argument("--small", action="store_true", help="tiny shapes (a CPU run)")
+    args = ap.parse_args(argv)
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    report = {"env": environment(device), "command": f"python benchmarks/{script}.py " + " ".join(argv)}
+    report |= {"repeats": args.repeats, "dtype": args.dtype, "rows": []}
+    for shape in small_shapes if args.small else shapes:
+        report["rows"].append(measure(shape, dtype, device, args.repeats))
+        print(json.dumps(report["rows"][-1]), flush=True)
+        write(report, Path(args.out_dir))
+    print((Path(args.out_dir) / f"{script}.md").read_text(), end="")
+    return 0
