@@ -60,7 +60,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 # Elements of one (BLOCK_N, BLOCK_D) tile: BLOCK_D = TILE / BLOCK_N channels per program (1 to 32). The backward keeps
 # seven tiles live across its loop and about five more inside it: 2048-element tiles are about 100 registers a thread
-# over 8 warps (8 elements of each tile), about 200 over 4 warps (16 elements), both under the 255 a thread may hold.
+# over 8 warps (8 elements of each tile), about 200 over 4 warps (16 elements), near the 255 a thread may hold (a count
+# of tiles, not of ptxas's registers; the timings cited at BACKWARD chose the launch).
 TILE = 2048
 MAX_LEN = TILE  # the longest sequence one tile holds (one channel per program)
 WARPS = (1, 2, 4, 8, 16)  # what a program's warp count may be
