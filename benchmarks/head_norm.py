@@ -26,7 +26,14 @@ import torch
 from mqarkit.gpu.frontier.families.heads import per_run, rms_norm
 from mqarkit.gpu.frontier.kernels.head_norm import fused_available, head_rms_norm
 from mqarkit.gpu.frontier.runner import environment_line
-from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, out_of_memory_recorded, run_over_shapes
+from mqarkit.gpu.timing import (
+    add_speedups,
+    forward_and_backward_ms,
+    out_of_memory_recorded,
+    run_over_shapes,
+    speedup_cells,
+    timed_cell,
+)
 from mqarkit.tolerances import scaled_error
 
 # (family, R, B, N, H, the runs' value widths cycled, gated)
@@ -109,15 +116,10 @@ def write(report: dict, out_dir: Path) -> None:
             lines.append(f"{shape} {r['error']} |" + " — |" * 6)
             continue
         s = r["served"]
-
-        def cell(key, fmt="{:.3f}", r=r):  # a figure, or the error that took its place
-            return fmt.format(r[key]) if key in r else r.get(f"{key.split('_')[0]}_error", "—")
-
         lines.append(
-            f"{shape} {s} | {cell('eager_forward_ms')} | {cell(f'{s}_forward_ms')} | "
-            f"{cell('eager_forward_backward_ms')} | {cell(f'{s}_forward_backward_ms')} | "
-            f"{cell('speedup_forward', '{:.2f}×')}, {cell('speedup_forward_backward', '{:.2f}×')} | "
-            f"{r['output_difference']:.1e}, {r['gradient_difference']:.1e} |"
+            f"{shape} {s} | {timed_cell(r, 'eager', 'forward')} | {timed_cell(r, s, 'forward')} | "
+            f"{timed_cell(r, 'eager', 'forward_backward')} | {timed_cell(r, s, 'forward_backward')} | "
+            f"{speedup_cells(r)} | {r['output_difference']:.1e}, {r['gradient_difference']:.1e} |"
         )
     (out_dir / "head_norm.md").write_text("\n".join(lines) + "\n")
 

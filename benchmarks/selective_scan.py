@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -34,7 +35,7 @@ import torch
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
 from mqarkit.gpu.frontier.runner import environment, environment_line
-from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser, positive_int
+from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser, positive_int, timed_cell
 
 RUNS, STATE = 12, 24
 STACK_STATES = (8, 16, 24)  # the [B] Fig. 2 Mamba stacks' d_state values, cycled over the runs
@@ -142,9 +143,7 @@ def write(report: dict, out_dir: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def cell(r: dict, path: str, what: str) -> str:
-        key = f"{path}_{what}_ms"
-        return f"{r[key]:.2f}" if key in r else r.get(f"{path}_error", "—")
+    cell = partial(timed_cell, fmt="{:.2f}")
 
     for r in report["rows"]:
         speed = f"{r['speedup']:.1f}×" if "speedup" in r else "—"

@@ -31,7 +31,14 @@ import mqarkit.gpu.frontier.kernels.short_conv as kernel
 from mqarkit.gpu.frontier.families.heads import l2_normalize, per_run, short_conv
 from mqarkit.gpu.frontier.ops import PROJECTION_ALIGN, init_conv
 from mqarkit.gpu.frontier.runner import environment_line
-from mqarkit.gpu.timing import add_speedups, forward_and_backward_ms, out_of_memory_recorded, run_over_shapes
+from mqarkit.gpu.timing import (
+    add_speedups,
+    forward_and_backward_ms,
+    out_of_memory_recorded,
+    run_over_shapes,
+    speedup_cells,
+    timed_cell,
+)
 from mqarkit.tolerances import scaled_error
 
 # (R, B, N, H, K): DeltaNet's K = 72, 24 and Gated DeltaNet's 16, 48 at d = 64, batch 256; the evaluation length
@@ -128,10 +135,6 @@ def write(report: dict, out_dir: Path) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
-    def cell(r, key, fmt="{:.3f}"):
-        path = key.rsplit("_", 2 if key.endswith("backward_ms") else 1)[0].removesuffix("_forward")
-        return fmt.format(r[key]) if key in r else r.get(f"{path}_error", "—")
-
     for r in report["rows"]:
         shape = f"| {r['R']} | {r['B']} | {r['N']} | {r['H']} | {r['K']} |"
         if "error" in r:
@@ -139,10 +142,10 @@ def write(report: dict, out_dir: Path) -> None:
             continue
         s = r["served"]
         lines.append(
-            f"{shape} {s} | {cell(r, 'eager_forward_ms')} | {cell(r, f'{s}_forward_ms')} | "
-            f"{cell(r, 'eager_forward_backward_ms')} | {cell(r, f'{s}_forward_backward_ms')} | "
-            f"{cell(r, 'speedup_forward', '{:.2f}×')}, {cell(r, 'speedup_forward_backward', '{:.2f}×')} | "
-            f"{cell(r, 'recompute_forward_backward_ms')}, {cell(r, 'dz_written_forward_backward_ms')} "
+            f"{shape} {s} | {timed_cell(r, 'eager', 'forward')} | {timed_cell(r, s, 'forward')} | "
+            f"{timed_cell(r, 'eager', 'forward_backward')} | {timed_cell(r, s, 'forward_backward')} | "
+            f"{speedup_cells(r)} | "
+            f"{timed_cell(r, 'recompute', 'forward_backward')}, {timed_cell(r, 'dz_written', 'forward_backward')} "
             f"({r.get('default_backward', '—')}) | {r['output_difference']:.1e}, {r['gradient_difference']:.1e} |"
         )
     (out_dir / "short_conv.md").write_text("\n".join(lines) + "\n")

@@ -7,7 +7,8 @@ Callers derive rates (tokens/s, bytes/s, FLOP/s) from the median. ``forward_and_
 differentiable function both ways, as the kernel benchmarks compare a fast path with its reference;
 ``kernel_benchmark_parser`` the arguments those scripts share (``--device``, ``--out-dir``, ``--repeats`` ≥ 1) and
 ``add_speedups`` their ratios, ``out_of_memory_recorded`` a measurement that ran out of device memory kept as such,
-``run_over_shapes`` the main of those that measure one row per shape.
+``timed_cell`` and ``speedup_cells`` the tables' cells for those figures, ``run_over_shapes`` the main of those that
+measure one row per shape.
 """
 
 from __future__ import annotations
@@ -126,6 +127,21 @@ def add_speedups(row: dict, fast: str, base: str = "eager") -> None:
     for key in ("forward", "forward_backward"):
         if f"{base}_{key}_ms" in row and f"{fast}_{key}_ms" in row:
             row[f"speedup_{key}"] = row[f"{base}_{key}_ms"] / row[f"{fast}_{key}_ms"]
+
+
+def timed_cell(row: dict, path: str, what: str, fmt: str = "{:.3f}") -> str:
+    """A table's cell for ``path``'s median ``what`` (``forward`` or ``forward_backward``: the keys
+    :func:`forward_and_backward_ms` returns, prefixed by ``path``), or the error recorded in its place
+    (``{path}_error``), or ``—``."""
+    key = f"{path}_{what}_ms"
+    return fmt.format(row[key]) if key in row else row.get(f"{path}_error", "—")
+
+
+def speedup_cells(row: dict) -> str:
+    """``"a×, b×"``: the row's :func:`add_speedups` ratios, forward and forward+backward (``—`` where not measured)."""
+    return ", ".join(
+        f"{row[key]:.2f}×" if key in row else "—" for key in ("speedup_forward", "speedup_forward_backward")
+    )
 
 
 def run_over_shapes(
