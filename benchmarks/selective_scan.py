@@ -165,12 +165,13 @@ def launch_table(report: dict) -> list[str]:
     launches = report.get("backward_launches") or []
     if not launches:
         return []
+    default_launch = report["default_backward_launch"]  # the default when measured, not today's
     lines = [
         "",
-        f"Backward launches (tile elements x warps; the default is {BACKWARD}): the skipping path's forward+backward "
-        "in ms, and in brackets the largest difference of its gradients from the default launch's.",
+        f"Backward launches (tile elements x warps; the default is {default_launch}): the skipping path's "
+        "forward+backward in ms, and in brackets the largest difference of its gradients from the default launch's.",
         "",
-        f"| N | d (d_i) | {BACKWARD} (default) | " + " | ".join(launches) + " |",
+        f"| N | d (d_i) | {default_launch} (default) | " + " | ".join(launches) + " |",
         "|---|---|---|" + "---|" * len(launches),
     ]
     for r in report["rows"]:
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
     report = {"env": environment(device), "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
     report |= {"repeats": args.repeats, "batch": args.batch, "backward_launches": [str(x) for x in launches]}
+    report["default_backward_launch"] = str(BACKWARD)
     report["rows"] = []
     for d in WIDTHS:
         for n in LENGTHS:
