@@ -12,7 +12,8 @@
 - :func:`launch_device`: a tensor's CUDA device made the current one around a Triton launch (Triton launches on the
   current device; one worker per GPU may hold tensors on another).
 - :func:`kernel_switched_on`: the rule every one of our Triton kernels' dispatch begins with (a CUDA device or
-  Triton's interpreter, and the kernel's environment switch not ``0``).
+  Triton's interpreter, and the kernel's environment switch not ``0``); :func:`runs_interpreted`, whether a kernel
+  was defined under that interpreter.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def triton_version() -> str | None:
 def launch_device(t: torch.Tensor):
     """``t``'s CUDA device as the current one for the block (a no-op context off CUDA: CPU, Triton's interpreter)."""
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
+def runs_interpreted(kernel: object) -> bool:
+    """Whether a ``@triton.jit`` kernel runs under Triton's interpreter (``TRITON_INTERPRET=1`` when it was defined:
+    triton then makes it an ``InterpretedFunction``, which runs on CPU tensors)."""
+    return type(kernel).__name__ == "InterpretedFunction"
 
 
 def kernel_switched_on(device: torch.device, interpreted: bool, switch: str) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.device import kernel_switched_on
+from mqarkit.gpu.device import kernel_switched_on, runs_interpreted
 
 try:  # guarded: CI and CPU machines have no triton
     import triton
@@ -87,7 +87,7 @@ if triton is not None:
         tl.store(m_ptr + offs, m, mask=ok)
         tl.store(v_ptr + offs, v, mask=ok)
 
-    _INTERPRETED = type(_adamw_kernel).__name__ == "InterpretedFunction"
+    _INTERPRETED = runs_interpreted(_adamw_kernel)
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 

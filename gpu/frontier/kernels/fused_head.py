@@ -65,7 +65,7 @@ import contextlib
 import torch
 from torch.autograd.function import once_differentiable
 
-from mqarkit.gpu.device import kernel_switched_on, launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device, runs_interpreted
 
 try:  # guarded: CI and CPU machines have no triton; importing triton loads neither torch kernels nor sympy
     import triton
@@ -424,7 +424,7 @@ if triton is not None:
             arg = tl.where(better, z_arg, arg)
         tl.store(out_ptr + r * M + rows, arg.to(tl.int64), mask=rows < M)
 
-    _INTERPRETED = type(_lse_kernel).__name__ == "InterpretedFunction"
+    _INTERPRETED = runs_interpreted(_lse_kernel)
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from mqarkit.gpu.device import kernel_switched_on, launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device, runs_interpreted
 from mqarkit.gpu.frontier.ops import gather_rows
 
 try:  # guarded: CI and CPU machines have no triton
@@ -333,7 +333,7 @@ if triton is not None:
         if K > 3:
             tl.store(part + 6 * BD, tl.sum(acc_k3, axis=0))
 
-    _INTERPRETED = type(_ln_embed_kernel).__name__ == "InterpretedFunction"
+    _INTERPRETED = runs_interpreted(_ln_embed_kernel)
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 

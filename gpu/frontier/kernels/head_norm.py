@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import torch
 
-from mqarkit.gpu.device import kernel_switched_on, launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device, runs_interpreted
 from mqarkit.gpu.frontier.families.heads import NORM_EPS, per_run, rms_norm
 
 try:  # guarded: CI and CPU machines have no triton
@@ -154,7 +154,7 @@ if triton is not None:
             tl.store(dx_ptr + off, dx.to(dx_ptr.dtype.element_ty), mask=ok)
         tl.store(dw_ptr + (r * programs + p) * V + v, tl.sum(dw, 0), mask=v < V)
 
-    _INTERPRETED = type(_forward_kernel).__name__ == "InterpretedFunction"
+    _INTERPRETED = runs_interpreted(_forward_kernel)
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mqarkit.gpu.device import kernel_switched_on
+from mqarkit.gpu.device import kernel_switched_on, runs_interpreted
 
 try:  # guarded: CI and CPU machines have no triton
     import triton
@@ -169,7 +169,7 @@ if triton is not None:
         tl.store(dx_ptr + rows, d_dtx * dt, mask=m)
         tl.store(ddt_ptr + rows, d_dtx * x + d_dt, mask=m)
 
-    _INTERPRETED = type(_scan_forward).__name__ == "InterpretedFunction"
+    _INTERPRETED = runs_interpreted(_scan_forward)
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 

@@ -68,7 +68,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mqarkit.gpu.device import kernel_switched_on, launch_device
+from mqarkit.gpu.device import kernel_switched_on, launch_device, runs_interpreted
 from mqarkit.gpu.frontier.families.heads import L2_EPS
 
 try:  # guarded: CI and CPU machines have no triton
@@ -262,7 +262,7 @@ if triton is not None:
         if T > 3:
             tl.store(dw_run + 3 * C, tl.sum(dw3, 0), mask=c_ok)
 
-    _INTERPRETED = type(_forward_kernel).__name__ == "InterpretedFunction"
+    _INTERPRETED = runs_interpreted(_forward_kernel)
 else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 
