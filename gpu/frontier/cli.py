@@ -23,6 +23,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import replace
+from pathlib import Path
 
 from mqarkit.cli import CommandParser, reports_usage_errors
 from mqarkit.errors import usage_errors
@@ -30,8 +31,8 @@ from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.determinism import prepare_environment
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
-from mqarkit.gpu.frontier.records import RecordsStore
-from mqarkit.gpu.frontier.sweep import sweep_summary
+from mqarkit.gpu.frontier.records import RecordsStore, done_run_ids
+from mqarkit.gpu.frontier.sweep import runs_left, sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
 from mqarkit.gpu.frontier.tracking import TRACKER_PACKAGES, Tracking, default_log_dir
 from mqarkit.outputs import check_output_file
@@ -95,7 +96,11 @@ def build_parser() -> CommandParser:
     what.add_argument(
         "--out", required=True, metavar="RESULTS.jsonl", help="JSONL results file; finished runs in it are skipped"
     )
-    what.add_argument("--dry-run", action="store_true", help="validate and print the plan only")
+    what.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and print the plan only (and, where --out exists, per model the runs planned and left)",
+    )
 
     reductions = run.add_argument_group("reductions (each recorded in the runs' notes)")
     reductions.add_argument("--epochs", type=int, default=None, metavar="N", help="train this many epochs instead")
@@ -289,7 +294,13 @@ def main(argv: list[str] | None = None) -> int:
             if tracking is not None:
                 tracking.validate()
     if args.dry_run:
-        print(json.dumps(sweep_summary(sweeps), indent=1))
+        summaries = sweep_summary(sweeps)
+        if Path(args.out).exists():  # a resumed sweep: what the results file holds and what is left to train
+            done = done_run_ids(args.out)
+            for summary, sw in zip(summaries, sweeps):
+                summary["models"] = runs_left(sw, done)
+                summary["left"] = sum(m["left"] for m in summary["models"].values())
+        print(json.dumps(summaries, indent=1))
         return 0
     if args.ray:
         from mqarkit.gpu.frontier.ray_launcher import RayTasksFailed, run_ray
@@ -347,7 +358,6 @@ def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None,
 
 def _compare(args: argparse.Namespace) -> int:
     """``mqarkit frontier compare``: every input checked first (one line, exit 2), then the Markdown written."""
-    from pathlib import Path
 
     from mqarkit.gpu.frontier.compare import comparison_markdown
     from mqarkit.gpu.frontier.records import RECORD_STATUSES, read_records

@@ -268,6 +268,12 @@ def _report(log: Log | None, message: str) -> None:
 
 
 # ---------------------------------------------------------------- the functions callers used before the store
+def done_run_ids(path: str | os.PathLike[str], *, log: Log | None = None) -> set[str]:
+    """The run ids with a record in ``path`` whose status is one of :data:`RECORD_STATUSES` (a diverged run is done
+    too): the runs a rerun with this results file skips."""
+    return {r["run_id"] for r in read_records(path, log=log, statuses=RECORD_STATUSES)}
+
+
 def read_records(
     path: str | os.PathLike[str], *, log: Log | None = None, statuses: tuple[str, ...] = ("finished",)
 ) -> list[dict]:

@@ -29,7 +29,7 @@ from mqarkit.gpu.frontier.data import make_segments
 from mqarkit.gpu.frontier.determinism import check_environment, check_flag, deterministic_enabled, deterministic_mode
 from mqarkit.gpu.frontier.model import StackedHybrid, compile_enabled, state_numbers
 from mqarkit.gpu.frontier.observers import EpochLog, StackObserver, stack_name
-from mqarkit.gpu.frontier.records import RECORD_STATUSES, RecordsStore, append_records, read_records
+from mqarkit.gpu.frontier.records import RecordsStore, append_records, done_run_ids
 from mqarkit.gpu.frontier.sweep import STATE_BYTES_PER_NUMBER, RunSpec, SweepConfig, groups
 
 if TYPE_CHECKING:
@@ -311,7 +311,7 @@ def _stack_fields(sweep: SweepConfig, group: list[RunSpec], device: torch.device
 
 
 def pending(sweeps: list[SweepConfig], out: str | Path) -> list[tuple[SweepConfig, set[str]]]:
-    done = {r["run_id"] for r in read_records(out, statuses=RECORD_STATUSES)}  # a diverged run is done too
+    done = done_run_ids(out)
     return [(sw, {r.run_id for r in sw.runs()} - done) for sw in sweeps]
 
 

@@ -166,6 +166,17 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
     ]
 
 
+def runs_left(sweep: SweepConfig, done: set[str]) -> dict[str, dict[str, int]]:
+    """Per model of ``sweep`` (its family and width, ``"mamba d=256"``), how many of its runs are ``planned`` and how
+    many of those are not among the run ids in ``done`` (``left``): what a resumed sweep still has to train."""
+    counts: dict[str, dict[str, int]] = {}
+    for run in sweep.runs():
+        entry = counts.setdefault(f"{run.model.family} d={run.model.d_model}", {"planned": 0, "left": 0})
+        entry["planned"] += 1
+        entry["left"] += run.run_id not in done
+    return counts
+
+
 def _runs_by_layers(sweep: SweepConfig) -> dict[str, int]:
     """How many of the sweep's runs have each topology (``ModelConfig.layers``): ``{"hybrid": 96, "mixer": 36}``."""
     counts: dict[str, int] = {}

@@ -108,3 +108,30 @@ d_model = 16
     path.write_text(text.format(value=0))
     with pytest.raises(SweepFileError, match=r"max_stack_runs=0: needs an integer >= 1"):
         load_sweep_file(path)
+
+
+def test_a_dry_run_over_a_results_file_counts_the_runs_left_per_model(tmp_path, capsys):
+    out = tmp_path / "r.jsonl"
+    argv = ["run", "--preset", "tiny", "--epochs", "1", "--out", str(out), "--device", "cpu", "--no-progress"]
+    assert frontier_main([*argv, "--families", "based"]) == 0
+    capsys.readouterr()
+    with out.open("a") as f:  # a line that is no record: kept, reported, and not counted as a run done
+        f.write("not a record\n")
+    with pytest.warns(UserWarning, match="1 lines are not records"):
+        assert frontier_main([*argv, "--families", "based", "mamba2", "--dry-run"]) == 0
+    (plan,) = json.loads(capsys.readouterr().out)
+    planned = {model: counts["planned"] for model, counts in plan["models"].items()}
+    assert sum(planned.values()) == plan["runs"] and all(n > 0 for n in planned.values())
+    assert {model: counts["left"] for model, counts in plan["models"].items()} == {
+        model: (0 if model.startswith("based ") else n) for model, n in planned.items()
+    }
+    assert plan["left"] == sum(n for model, n in planned.items() if model.startswith("mamba2 "))
+    assert "not a record" in out.read_text()
+
+
+def test_a_dry_run_without_a_results_file_plans_only(tmp_path, capsys):
+    out = tmp_path / "none.jsonl"
+    argv = ["run", "--preset", "tiny", "--families", "based", "--out", str(out), "--dry-run"]
+    assert frontier_main(argv) == 0
+    (plan,) = json.loads(capsys.readouterr().out)
+    assert "left" not in plan and "models" not in plan and not out.exists()
