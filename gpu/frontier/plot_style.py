@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Collection
+from dataclasses import replace
 
 from mqarkit.gpu.frontier.presets import SELECTION_PREFIXES, get_preset, note_reduces, preset_names
 from mqarkit.gpu.frontier.stats import BOTH_LAYERS
@@ -48,14 +49,20 @@ def label_order(label: str) -> tuple[bool, str]:
 
 def shipped_coverage(records: list[dict]) -> tuple[list[str], set[str]]:
     """For each drawn sweep that a shipped preset defines: ``"<sweep>: K of M runs"`` when the records hold fewer
-    of its runs than it has, and the names of those shipped sweeps (whose selection notes this count replaces)."""
-    shipped = {sw.name: {run.run_id for run in sw.runs()} for p in preset_names() for sw in get_preset(p)}
+    of its runs than it has, and the names of those shipped sweeps (whose selection notes this count replaces). The
+    sweep's runs are counted at its shipped seeds and every seed of its records (``--seeds 0 1 2`` plans three runs
+    where the preset ships one)."""
+    shipped = {sw.name: sw for p in preset_names() for sw in get_preset(p)}
     lines, names = [], set()
     for name in sorted({r["sweep"] for r in records} & set(shipped)):
         names.add(name)
-        have = {r["run_id"] for r in records if r["sweep"] == name} & shipped[name]
-        if len(have) < len(shipped[name]):
-            lines.append(f"{name}: {len(have)} of its {len(shipped[name])} runs")
+        ours = [r for r in records if r["sweep"] == name]
+        sweep = shipped[name]
+        sweep = replace(sweep, seeds=tuple(sorted(set(sweep.seeds) | {r.get("seed", 0) for r in ours})))
+        planned = {run.run_id for run in sweep.runs()}
+        have = {r["run_id"] for r in ours} & planned
+        if len(have) < len(planned):
+            lines.append(f"{name}: {len(have)} of its {len(planned)} runs")
     return lines, names
 
 

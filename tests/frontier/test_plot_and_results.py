@@ -53,6 +53,21 @@ def test_title_counts_a_shipped_sweeps_runs_instead_of_the_commands_selections(t
     assert "selected: families ['based']" in default_title(own) and "not all run" not in default_title(own)
 
 
+def test_title_counts_a_shipped_sweeps_runs_at_the_seeds_of_its_records(tiny_records):
+    """Records run at more seeds than the preset ships are counted against the sweep at those seeds: the based runs
+    of seeds 0 and 1 are half of the sweep's 24 runs at two seeds, not all of its 12 at one."""
+    from mqarkit.gpu.frontier.plot_style import default_title
+
+    based = [r for r in tiny_records if r["family"] == "based"]
+    other_seed = [r | {"seed": 1, "run_id": r["run_id"].removesuffix("-s0") + "-s1"} for r in based]
+    assert all(r["run_id"].endswith("-s0") for r in based)
+    assert f"not all run: tiny: {2 * len(based)} of its 24 runs" in default_title(based + other_seed)
+    everything = tiny_records + [
+        r | {"seed": 1, "run_id": r["run_id"].removesuffix("-s0") + "-s1"} for r in tiny_records
+    ]
+    assert "not all run" not in default_title(everything)
+
+
 def test_title_tells_a_reduction_from_a_change_that_keeps_the_budget(tiny_records):
     """More seeds than the sweep ships (the paper-budget figure's three) or another data seed reduce nothing: the
     title lists them as changed, apart from the reductions."""

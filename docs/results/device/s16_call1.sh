@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Sixteenth session: the GPU tests of what the fifteenth session changed without a device (the scan's launches
-# compared to the gradients' scale and its new default launch 2048x4; the compiled model held to the low-precision
-# rule; the gated backward's torch forms laid out in one copy), the deterministic mode's cost (benchmarks/
-# determinism.py, never run on a GPU), then the Mamba rows the new backward launch moves (Mamba is 69% of the
-# paper-budget estimate) and Gated DeltaNet's if time is left.
+# Planned (not yet run; the sixteenth session ran its determinism step alone): the GPU tests of what the fifteenth
+# session changed without a device (the scan's launches compared to the gradients' scale and its new default launch
+# 2048x4; the compiled model held to the low-precision rule; the gated backward's torch forms laid out in one copy),
+# the deterministic mode's cost (benchmarks/ determinism.py, never run on a GPU), then the Mamba rows the new backward
+# launch moves (Mamba is 69% of the paper-budget estimate) and Gated DeltaNet's if time is left.
 source docs/results/device/common.sh
 T=tests/frontier
 step tests 240 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
