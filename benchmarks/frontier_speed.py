@@ -500,6 +500,7 @@ def families_environment(device: torch.device) -> dict:
     Triton's cache was when the command began."""
     from mqarkit.gpu.frontier.kernels.fla_common import gated_backward, gated_backward_refused
     from mqarkit.gpu.frontier.kernels.fla_delta import compile_trial, gated_switch
+    from mqarkit.gpu.frontier.kernels.sequential_scan import sequential_chosen
 
     env = environment(device)
     env["driver"] = nvidia_smi_query("driver_version") if device.type == "cuda" else None
@@ -509,6 +510,7 @@ def families_environment(device: torch.device) -> dict:
     env["triton_cache_files_at_start"] = triton_cache_files()
     env["fla_gated_delta_rule_switch"] = gated_switch()  # MQARKIT_FLA_GATED_DELTA_RULE: "0", "dplr" or None
     env["delta_rule_compile_trial"] = compile_trial()  # MQARKIT_COMPILE_DELTA_RULE: the delta rules' steps compiled
+    env["sequential_scan"] = sequential_chosen()  # MQARKIT_SCAN=sequential: Mamba's sequential trial kernels
     return env
 
 
@@ -704,14 +706,17 @@ def _budget_said(settings: dict) -> str:
 
 def switches_set(env: dict) -> list[str]:
     """The harness's switches a command ran under away from their defaults (the gated delta rule's route where fla
-    refuses its gated backward, the delta rules' compile trial), as ``NAME=value``."""
+    refuses its gated backward, the delta rules' compile trial, Mamba's sequential scan), as ``NAME=value``."""
     from mqarkit.gpu.frontier.kernels.fla_delta import COMPILE_SWITCH, GATED_SWITCH
+    from mqarkit.gpu.frontier.kernels.sequential_scan import SWITCH as SCAN_SWITCH
 
     on = []
     if env.get("fla_gated_delta_rule_switch"):
         on.append(f"{GATED_SWITCH}={env['fla_gated_delta_rule_switch']}")
     if env.get("delta_rule_compile_trial"):
         on.append(f"{COMPILE_SWITCH}=1")
+    if env.get("sequential_scan"):
+        on.append(f"{SCAN_SWITCH}=sequential")
     return on
 
 

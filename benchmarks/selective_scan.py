@@ -1,18 +1,22 @@
-"""Mamba's selective scan three ways: the fused Triton kernels (over every state index, and skipping each run's
-padding) against the chunked torch scan, forward and forward+backward, at the [B] Fig. 2 Mamba stacks' shapes.
+"""Mamba's selective scan four ways: the fused Triton kernels (over every state index, and skipping each run's
+padding) and the sequential trial kernels against the chunked torch scan, forward and forward+backward, at the [B]
+Fig. 2 Mamba stacks' shapes.
 
-Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32]
-[--backward-launches 1024x4 ...]``; writes ``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``.
-Needs a CUDA GPU and triton.
+Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32] [--paths fused
+skipping sequential torch] [--backward-launches 1024x4 ...] [--sequential-launches 256x1 ...]``; writes
+``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``. Needs a CUDA GPU and triton.
 
 Shapes: a stack of ``R = 12`` runs (the ``d_state`` values 8, 16, 24 cycled over the runs, × four learning rates, padded
 to ``n = 24``: ``B`` and ``C`` zero beyond each run's own, as the family's masked projections make them), batch
 ``--batch``, ``d ∈ {64, 128, 256}`` (``d_i = 2d``) at the training lengths ``N ∈ {64, 128, 256}``. The paths are
 :mod:`mqarkit.gpu.frontier` functions as the Mamba family calls them, in float32: ``fused_selective_scan`` over all 24
 state indices (``fused``), the same skipping each run's padding as the family now calls it (``skipping``: its
-``states``), and ``selective_scan``, the torch scan (``torch``). Each figure is the median of ``--repeats`` timed calls
-after warm-up (CUDA events; :mod:`mqarkit.gpu.timing`); forward+backward takes the gradients of all five inputs. Before
-timing, the outputs are compared (largest difference over the largest magnitude). A combination that runs out of memory
+``states``), ``sequential_selective_scan`` with the same ``states`` (``sequential``: one position at a time, every state
+index in one program; the family takes it under ``MQARKIT_SCAN=sequential``), and ``selective_scan``, the torch scan
+(``torch``); ``--paths`` times some of them (the torch scan at the harness's batch 256 takes seconds a call). Each
+figure is the median of ``--repeats`` timed calls after warm-up (CUDA events; :mod:`mqarkit.gpu.timing`);
+forward+backward takes the gradients of all five inputs. Before timing, the outputs are compared (largest difference
+over the largest magnitude; the sequential kernels' against the skipping path's). A combination that runs out of memory
 is recorded as such (the torch scan forms ``R·B·N·d_i·n`` states; the harness micro-batches it, this benchmark does
 not).
 
@@ -20,7 +24,8 @@ not).
 (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`: elements per program's tile, warps per program),
 forward+backward timed the same way beside the default launch's, with the largest difference of its five gradients
 from the default launch's (over each gradient's largest magnitude): which launch the backward, about six times the
-forward on an H100, should take is a measurement.
+forward on an H100, should take is a measurement. ``--sequential-launches TILExWARPS ...``: the same for the
+sequential kernels (entries of a program's state block, warps; both kernels), beside their default launch.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
+from mqarkit.gpu.frontier.kernels.sequential_scan import DEFAULT_LAUNCH, sequential_selective_scan
 from mqarkit.gpu.frontier.runner import environment, environment_line
 from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser, positive_int, timed_cell
 
@@ -53,8 +59,12 @@ def paths(device: torch.device) -> dict:
     return {
         "fused": fused_selective_scan,
         "skipping": lambda *xs: fused_selective_scan(*xs, states),
+        "sequential": lambda *xs: sequential_selective_scan(*xs, states),
         "torch": lambda *xs: selective_scan(*xs)[0],
     }
+
+
+PATHS = ("fused", "skipping", "sequential", "torch")  # the order of paths() and of --paths' default
 
 
 def inputs(batch: int, n: int, d: int, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -83,15 +93,25 @@ def parse_launch(text: str) -> Launch:
 
 
 def measure_launches(
-    xs: tuple[torch.Tensor, ...], dy: torch.Tensor, launches: list[Launch], device: torch.device, repeats: int
+    xs: tuple[torch.Tensor, ...],
+    dy: torch.Tensor,
+    launches: list[Launch],
+    device: torch.device,
+    repeats: int,
+    sequential: bool = False,
 ) -> dict[str, dict[str, object]]:
-    """The skipping path's forward+backward under each backward launch, and its gradients' largest difference from the
-    default launch's (over each gradient's largest magnitude)."""
+    """The skipping path's forward+backward under each backward launch (``sequential``: the sequential path's under
+    each launch of both its kernels), and its gradients' largest difference from the default launch's (over each
+    gradient's largest magnitude)."""
     states = run_states(device)
-    default = torch.autograd.grad(fused_selective_scan(*xs, states), xs, dy)
+    kernels = sequential_selective_scan if sequential else fused_selective_scan
+    default = torch.autograd.grad(kernels(*xs, states), xs, dy)
     out: dict[str, dict[str, object]] = {}
     for launch in launches:
-        scan = lambda *ts, launch=launch: fused_selective_scan(*ts, states, launch)  # noqa: E731
+        if sequential:
+            scan = lambda *ts, launch=launch: sequential_selective_scan(*ts, states, launch=launch)  # noqa: E731
+        else:
+            scan = lambda *ts, launch=launch: fused_selective_scan(*ts, states, launch)  # noqa: E731
         grads = torch.autograd.grad(scan(*xs), xs, dy)
         timed = forward_and_backward_ms(scan, xs, dy, repeats=repeats, device=device)
         out[str(launch)] = timed | {"gradient_difference": max(map(_difference, grads, default))}
@@ -99,29 +119,41 @@ def measure_launches(
 
 
 def measure(
-    batch: int, n: int, d: int, device: torch.device, repeats: int, launches: list[Launch] = ()
+    batch: int,
+    n: int,
+    d: int,
+    device: torch.device,
+    repeats: int,
+    launches: list[Launch] = (),
+    timed_paths: tuple[str, ...] = PATHS,
+    sequential_launches: list[Launch] = (),
 ) -> dict[str, object]:
     xs = inputs(batch, n, d, device)
     scans = paths(device)
     row: dict[str, object] = {"N": n, "d": d, "d_i": 2 * d, "skipping_difference": None, "relative_difference": None}
+    row["sequential_difference"] = None
     try:  # outputs compared before timing: max |output − reference| over max |reference|
         with torch.no_grad():
-            fused = scans["fused"](*xs)
-            row["skipping_difference"] = _difference(scans["skipping"](*xs), fused)
-            row["relative_difference"] = _difference(fused, scans["torch"](*xs))
-        del fused
+            fused, skipping = scans["fused"](*xs), scans["skipping"](*xs)
+            row["skipping_difference"] = _difference(skipping, fused)
+            row["sequential_difference"] = _difference(scans["sequential"](*xs), skipping)
+            if "torch" in timed_paths:
+                row["relative_difference"] = _difference(fused, scans["torch"](*xs))
+        del fused, skipping
     except torch.OutOfMemoryError as err:
         row["compare_error"] = f"out of memory: {str(err).splitlines()[0]}"
     dy = torch.randn(RUNS, batch, n, 2 * d, device=device)
-    for name, scan in scans.items():
-        timed = forward_and_backward_ms(scan, xs, dy, repeats=repeats, device=device)
+    for name in timed_paths:
+        timed = forward_and_backward_ms(scans[name], xs, dy, repeats=repeats, device=device)
         row |= {f"{name}_{key}": value for key, value in timed.items()}
-    if "fused_forward_backward_ms" in row and "torch_forward_backward_ms" in row:
-        row["speedup"] = row["torch_forward_backward_ms"] / row["fused_forward_backward_ms"]
-    if "fused_forward_backward_ms" in row and "skipping_forward_backward_ms" in row:
-        row["skipping_gain"] = row["fused_forward_backward_ms"] / row["skipping_forward_backward_ms"]
+    ratios = (("speedup", "torch", "fused"), ("skipping_gain", "fused", "skipping"))
+    for key, slower, faster in ratios + (("sequential_gain", "skipping", "sequential"),):
+        if f"{slower}_forward_backward_ms" in row and f"{faster}_forward_backward_ms" in row:
+            row[key] = row[f"{slower}_forward_backward_ms"] / row[f"{faster}_forward_backward_ms"]
     if launches:
         row["backward_launches"] = measure_launches(xs, dy, list(launches), device, repeats)
+    if sequential_launches:
+        row["sequential_launches"] = measure_launches(xs, dy, list(sequential_launches), device, repeats, True)
     return row
 
 
@@ -129,18 +161,21 @@ def write(report: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "selective_scan.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        "# Mamba's selective scan: fused Triton kernels against the torch scan",
+        "# Mamba's selective scan: fused and sequential Triton kernels against the torch scan",
         "",
         environment_line(report),
         "",
         f"Stack of {RUNS} runs, batch {report['batch']}, n = {STATE} (each run's own d_state "
         f"{'/'.join(map(str, STACK_STATES))} cycled, the rest padding), float32; median of {report['repeats']} calls "
         "after warm-up (CUDA events), in ms. Difference: max |fused − torch| over max |torch| (forward). Skipping: "
-        "the fused kernels over each run's own state indices only (max |skipping − fused| over max |fused|).",
+        "the fused kernels over each run's own state indices only (max |skipping − fused| over max |fused|). "
+        "Sequential: the trial kernels of kernels/sequential_scan.py with the skipping path's states; gain over the "
+        "skipping path, and max |sequential − skipping| over max |skipping|.",
         "",
         "| N | d (d_i) | fused fwd | torch fwd | fused fwd+bwd | torch fwd+bwd | speed-up fwd+bwd | difference "
-        "| skipping fwd+bwd | gain | skipping difference |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| skipping fwd+bwd | gain | skipping difference | sequential fwd | sequential fwd+bwd | sequential gain "
+        "| sequential difference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     cell = partial(timed_cell, fmt="{:.2f}")
@@ -150,40 +185,58 @@ def write(report: dict, out_dir: Path) -> None:
         diff = "—" if r["relative_difference"] is None else f"{r['relative_difference']:.1e}"
         gain = f"{r['skipping_gain']:.2f}×" if "skipping_gain" in r else "—"
         skip_diff = "—" if r["skipping_difference"] is None else f"{r['skipping_difference']:.1e}"
+        seq_gain = f"{r['sequential_gain']:.2f}×" if "sequential_gain" in r else "—"
+        seq_diff = "—" if r.get("sequential_difference") is None else f"{r['sequential_difference']:.1e}"
         lines.append(
             f"| {r['N']} | {r['d']} ({r['d_i']}) | {cell(r, 'fused', 'forward')} | {cell(r, 'torch', 'forward')} | "
             f"{cell(r, 'fused', 'forward_backward')} | {cell(r, 'torch', 'forward_backward')} | {speed} | {diff} | "
-            f"{cell(r, 'skipping', 'forward_backward')} | {gain} | {skip_diff} |"
+            f"{cell(r, 'skipping', 'forward_backward')} | {gain} | {skip_diff} | {cell(r, 'sequential', 'forward')} | "
+            f"{cell(r, 'sequential', 'forward_backward')} | {seq_gain} | {seq_diff} |"
         )
     lines += launch_table(report)
     (out_dir / "selective_scan.md").write_text("\n".join(lines) + "\n")
 
 
+# The launch sections: (report key of the launches asked for, of the default when measured, the path timed under the
+# default, the heading's words)
+LAUNCH_SECTIONS = (
+    ("backward_launches", "default_backward_launch", "skipping", "Backward launches (tile elements x warps"),
+    (
+        "sequential_launches",
+        "default_sequential_launch",
+        "sequential",
+        "Sequential launches (state-block entries x warps",
+    ),
+)
+
+
 def launch_table(report: dict) -> list[str]:
-    """The ``--backward-launches`` section: each launch's skipping forward+backward beside the default's (ms) and
-    its gradients' difference from the default's; nothing if none was asked for."""
-    launches = report.get("backward_launches") or []
-    if not launches:
-        return []
-    default_launch = report["default_backward_launch"]  # the default when measured, not today's
-    lines = [
-        "",
-        f"Backward launches (tile elements x warps; the default is {default_launch}): the skipping path's "
-        "forward+backward in ms, and in brackets the largest difference of its gradients from the default launch's.",
-        "",
-        f"| N | d (d_i) | {default_launch} (default) | " + " | ".join(launches) + " |",
-        "|---|---|---|" + "---|" * len(launches),
-    ]
-    for r in report["rows"]:
-        timed = r.get("backward_launches", {})
-        cells = []
-        for name in launches:
-            t = timed.get(name, {})
-            ms = t.get("forward_backward_ms")
-            cells.append(t.get("error", "—") if ms is None else f"{ms:.2f} ({t['gradient_difference']:.0e})")
-        default = r.get("skipping_forward_backward_ms")
-        default = "—" if default is None else f"{default:.2f}"
-        lines.append(f"| {r['N']} | {r['d']} ({r['d_i']}) | {default} | " + " | ".join(cells) + " |")
+    """The ``--backward-launches`` and ``--sequential-launches`` sections: each launch's forward+backward beside the
+    default's (ms) and its gradients' difference from the default's; nothing for a kind none was asked for."""
+    lines = []
+    for key, default_key, path, heading in LAUNCH_SECTIONS:
+        launches = report.get(key) or []
+        if not launches:
+            continue
+        default_launch = report[default_key]  # the default when measured, not today's
+        lines += [
+            "",
+            f"{heading}; the default is {default_launch}): the {path} path's forward+backward in ms, and in brackets "
+            "the largest difference of its gradients from the default launch's.",
+            "",
+            f"| N | d (d_i) | {default_launch} (default) | " + " | ".join(launches) + " |",
+            "|---|---|---|" + "---|" * len(launches),
+        ]
+        for r in report["rows"]:
+            timed = r.get(key, {})
+            cells = []
+            for name in launches:
+                t = timed.get(name, {})
+                ms = t.get("forward_backward_ms")
+                cells.append(t.get("error", "—") if ms is None else f"{ms:.2f} ({t['gradient_difference']:.0e})")
+            default = r.get(f"{path}_forward_backward_ms")
+            default = "—" if default is None else f"{default:.2f}"
+            lines.append(f"| {r['N']} | {r['d']} ({r['d_i']}) | {default} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -200,23 +253,53 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TILExWARPS",
         help=f"also time the backward kernel launched so (default launch {BACKWARD})",
     )
+    ap.add_argument(
+        "--sequential-launches",
+        nargs="+",
+        default=[],
+        metavar="TILExWARPS",
+        help=f"also time the sequential kernels launched so (state-block entries x warps; default {DEFAULT_LAUNCH})",
+    )
+    ap.add_argument(
+        "--paths",
+        nargs="+",
+        choices=PATHS,
+        default=list(PATHS),
+        help="the paths timed (default: all; the outputs are compared whichever are timed, the torch scan's only "
+        "when it is timed)",
+    )
     args = ap.parse_args(argv)
-    try:
-        launches = [parse_launch(text) for text in args.backward_launches]
-    except ValueError as err:
-        ap.error(f"--backward-launches: {err}")
+    launches = {}
+    for flag in ("backward_launches", "sequential_launches"):
+        try:
+            launches[flag] = [parse_launch(text) for text in getattr(args, flag)]
+        except ValueError as err:
+            ap.error(f"--{flag.replace('_', '-')}: {err}")
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU (the fused kernels run there)")
     device = torch.device("cuda")
     if not fused_scan_available(device, torch.float32, max(LENGTHS)):
         ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
     report = {"env": environment(device), "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
-    report |= {"repeats": args.repeats, "batch": args.batch, "backward_launches": [str(x) for x in launches]}
+    report |= {"repeats": args.repeats, "batch": args.batch}
+    report |= {flag: [str(x) for x in chosen] for flag, chosen in launches.items()}
+    report["paths"] = [name for name in PATHS if name in args.paths]
     report["default_backward_launch"] = str(BACKWARD)
+    report["default_sequential_launch"] = str(DEFAULT_LAUNCH)
     report["rows"] = []
     for d in WIDTHS:
         for n in LENGTHS:
-            report["rows"].append(measure(args.batch, n, d, device, args.repeats, launches))
+            row = measure(
+                args.batch,
+                n,
+                d,
+                device,
+                args.repeats,
+                launches["backward_launches"],
+                tuple(report["paths"]),
+                launches["sequential_launches"],
+            )
+            report["rows"].append(row)
             print(json.dumps(report["rows"][-1]), flush=True)
             write(report, Path(args.out_dir))
     return 0

@@ -147,23 +147,24 @@ def test_families_mode_measures_each_family_beside_based_and_the_generic_path(tm
 
 
 def test_the_table_says_which_switches_its_command_and_each_row_ran_under(tmp_path, monkeypatch):
-    """A switch's rows (Gated DeltaNet through DPLR, the delta rules compiled) are told apart from the defaults' in the
-    table itself, not only in the JSON: the command's switches in the first line, each measured row's beside its
-    name (a resumed table's rows may come from commands under other switches)."""
+    """A switch's rows (Gated DeltaNet through DPLR, the delta rules compiled, Mamba's sequential scan) are told apart
+    from the defaults' in the table itself, not only in the JSON: the command's switches in the first line, each
+    measured row's beside its name (a resumed table's rows may come from commands under other switches)."""
     monkeypatch.setenv("MQARKIT_FLA_GATED_DELTA_RULE", "dplr")
     monkeypatch.setenv("MQARKIT_COMPILE_DELTA_RULE", "1")
+    monkeypatch.setenv("MQARKIT_SCAN", "sequential")
     report = _families_report(tmp_path, "--no-fla")
     assert report["env"]["fla_gated_delta_rule_switch"] == "dplr" and report["env"]["delta_rule_compile_trial"] is True
-    on = ["MQARKIT_FLA_GATED_DELTA_RULE=dplr", "MQARKIT_COMPILE_DELTA_RULE=1"]
+    assert report["env"]["sequential_scan"] is True
+    on = ["MQARKIT_FLA_GATED_DELTA_RULE=dplr", "MQARKIT_COMPILE_DELTA_RULE=1", "MQARKIT_SCAN=sequential"]
     assert all(r["switches"] == on for r in report["rows"] if r["status"] == "measured")
     table = (tmp_path / "frontier_speed_families.md").read_text()
-    assert "; switches set: MQARKIT_FLA_GATED_DELTA_RULE=dplr, MQARKIT_COMPILE_DELTA_RULE=1." in table.splitlines()[2]
-    assert (
-        "| stacked | `based` under `MQARKIT_FLA_GATED_DELTA_RULE=dplr` under `MQARKIT_COMPILE_DELTA_RULE=1` | 16 |"
-        in table
-    )
+    assert f"; switches set: {', '.join(on)}." in table.splitlines()[2]
+    under = " under ".join(f"`{x}`" for x in on)
+    assert f"| stacked | `based` under {under} | 16 |" in table
     monkeypatch.delenv("MQARKIT_FLA_GATED_DELTA_RULE")
     monkeypatch.delenv("MQARKIT_COMPILE_DELTA_RULE")
+    monkeypatch.setenv("MQARKIT_SCAN", "log_depth")  # not the sequential kernels: no switch set
     monkeypatch.setenv("MQARKIT_FLA_GATED_DELTA_RULE", "1")  # the default, named
     report = _families_report(tmp_path / "again", "--no-fla")
     assert report["env"]["fla_gated_delta_rule_switch"] is None

@@ -156,6 +156,14 @@ def test_selective_scan_benchmark_needs_a_gpu(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_selective_scan_benchmark_refuses_an_unknown_path_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _script("selective_scan").main(["--out-dir", str(tmp_path), "--paths", "skipping", "sequentail"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "argument --paths: invalid choice: 'sequentail'" in err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("bad", ["1024", "1000x4", "1024x3", "x4", "1024x-4"])
 def test_selective_scan_benchmark_refuses_a_bad_launch_before_any_work(tmp_path, capsys, bad):
     with pytest.raises(SystemExit) as exit_info:
@@ -167,9 +175,10 @@ def test_selective_scan_benchmark_refuses_a_bad_launch_before_any_work(tmp_path,
 @pytest.mark.skipif(
     importlib.util.find_spec("triton") is None, reason="needs triton (its interpreter runs the kernels)"
 )
-def test_selective_scan_benchmark_times_the_three_paths_under_the_interpreter(interpreted, tmp_path):
+def test_selective_scan_benchmark_times_the_four_paths_under_the_interpreter(interpreted, tmp_path):
     """The benchmark's measurement and table, its kernels run by Triton's interpreter on CPU tensors (tiny shapes):
-    the three paths timed, the skipping path equal to the fused one over every state index, and the table's row."""
+    the four paths timed, the skipping path equal to the fused one over every state index and the sequential one
+    within float32 of it, the table's row; a selection of paths times only those."""
     interpreted(
         f"""
         import json
@@ -181,20 +190,32 @@ def test_selective_scan_benchmark_times_the_three_paths_under_the_interpreter(in
 
         script = _script("selective_scan")
         script.RUNS = 3  # one run of each d_state (8, 16, 24)
-        row = script.measure(1, 5, 2, torch.device("cpu"), repeats=1, launches=[ks.Launch(16, 1)])
-        for path in ("fused", "skipping", "torch"):
+        row = script.measure(
+            1, 5, 2, torch.device("cpu"), repeats=1, launches=[ks.Launch(16, 1)], sequential_launches=[ks.Launch(16, 1)]
+        )
+        for path in ("fused", "skipping", "sequential", "torch"):
             assert row[path + "_forward_ms"] > 0 and row[path + "_forward_backward_ms"] > 0, path
         assert row["skipping_difference"] <= 1e-6 and row["relative_difference"] <= 1e-5, row
-        assert row["skipping_gain"] > 0 and row["speedup"] > 0
+        assert row["sequential_difference"] <= 1e-5, row
+        assert row["skipping_gain"] > 0 and row["speedup"] > 0 and row["sequential_gain"] > 0
+        some = script.measure(1, 5, 2, torch.device("cpu"), repeats=1, timed_paths=("skipping", "sequential"))
+        assert "torch_forward_ms" not in some and "fused_forward_ms" not in some and "speedup" not in some
+        assert some["relative_difference"] is None and some["sequential_difference"] <= 1e-5, some
+        assert some["sequential_gain"] > 0
         (launch,) = row["backward_launches"].values()  # one channel per program: the sums split otherwise
+        assert launch["forward_backward_ms"] > 0 and launch["gradient_difference"] <= 1e-6, launch
+        (launch,) = row["sequential_launches"].values()  # n = 24 pads to 32 > 16: one channel a block, not 4
         assert launch["forward_backward_ms"] > 0 and launch["gradient_difference"] <= 1e-6, launch
         report = {{"env": {{"device": "cpu", "torch": "t", "triton": "t", "git_commit": "0" * 40}}, "command": "c",
                    "repeats": 1, "batch": 1, "backward_launches": ["16x1"], "rows": [row],
-                   "default_backward_launch": "64x2"}}  # the default when measured: the table names it, not today's
+                   "default_backward_launch": "64x2",  # the default when measured: the table names it, not today's
+                   "sequential_launches": ["16x1"], "default_sequential_launch": "1024x4"}}
         script.write(report, Path({str(tmp_path)!r}))
         table = (Path({str(tmp_path)!r}) / "selective_scan.md").read_text()
-        assert "| skipping fwd+bwd | gain | skipping difference |" in table and "| 5 | 2 (4) |" in table
+        assert "| skipping fwd+bwd | gain | skipping difference | sequential fwd |" in table, table
+        assert "| 5 | 2 (4) |" in table
         assert "| N | d (d_i) | 64x2 (default) | 16x1 |" in table and "the default is 64x2" in table
+        assert "| N | d (d_i) | 1024x4 (default) | 16x1 |" in table and "the sequential path's" in table
         print("ok")
         """
     )

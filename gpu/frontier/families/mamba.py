@@ -48,6 +48,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from mqarkit.gpu.frontier.kernels import sequential_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import block_sizes, fused_scan_available, fused_selective_scan
 from mqarkit.gpu.frontier.ops import causal_depthwise_conv, gather_rows, init_conv, linear
 from mqarkit.gpu.frontier.protocol import Knob, KnobValue, StackedMixer
@@ -109,13 +110,21 @@ def selective_scan(
     return y, carry
 
 
+def _sequential(device: torch.device, dtype: torch.dtype, n_state: int) -> bool:
+    """Whether the scan takes the sequential trial kernels: asked for (``$MQARKIT_SCAN``) and serving these inputs."""
+    return sequential_scan.sequential_chosen() and sequential_scan.sequential_scan_available(device, dtype, n_state)
+
+
 @torch.compiler.disable  # the kernels' launch and the torch scan's loops stay out of the compiled graph
 def scan_outputs(
     x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, states: torch.Tensor
 ) -> torch.Tensor:
     """The scan's ``y (R, B, N, d_i)``: the fused Triton kernels where they serve (float32 on CUDA, ``N ≤ MAX_LEN``:
     :func:`fused_scan_available`; they never form the states, and skip each run's padded state indices beyond its
-    ``states (R,)``), else :func:`selective_scan`."""
+    ``states (R,)``), else :func:`selective_scan`. With ``MQARKIT_SCAN=sequential``, the trial kernels of
+    ``kernels/sequential_scan.py`` where they serve."""
+    if _sequential(x.device, x.dtype, a.shape[-1]):
+        return sequential_scan.sequential_selective_scan(x, dt, a, b, c, states)
     if fused_scan_available(x.device, x.dtype, x.shape[2]):
         return fused_selective_scan(x, dt, a, b, c, states)
     return selective_scan(x, dt, a, b, c)[0]
@@ -157,9 +166,16 @@ class Mamba(StackedMixer):
 
     def intermediate_elements(self, seq_len: int) -> int:
         """The torch scan's ``(N, d_i, n)`` states; the fused kernels' largest, the per-block shares of ``∂B, ∂C``
-        or a ``(N, d_i)`` tensor."""
+        or a ``(N, d_i)`` tensor; the sequential trial kernels' backward buffers (a chunk's states and the
+        checkpoints) with their shares of ``∂B, ∂C``."""
         di, n = EXPAND * self.d, self.xb_w.shape[-1]
         acc = torch.promote_types(self.in_w.dtype, torch.float32)  # the scan's dtype (gated_scan's acc)
+        if _sequential(self.in_w.device, acc, n):  # the backward's buffers, and the per-block shares of ∂B, ∂C
+            block_d, block_s = sequential_scan.block_shape(n)
+            blocks = -(-di // block_d)
+            chunk = sequential_scan.chunk_length(seq_len)
+            buffers = blocks * block_d * block_s * (chunk + -(-seq_len // chunk))
+            return self.runs * max(seq_len * di, buffers + 2 * blocks * seq_len * n)
         if fused_scan_available(self.in_w.device, acc, seq_len):
             blocks = -(-di // block_sizes(seq_len)[1])
             return self.runs * seq_len * max(di, blocks * n)

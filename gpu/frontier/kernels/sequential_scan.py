@@ -1,0 +1,272 @@
+"""Mamba-1's selective scan as two Triton kernels that step through the positions one at a time (a trial beside
+``kernels/selective_scan.py``; not the family's default until timed).
+
+Symbols as in :mod:`mqarkit.gpu.frontier.kernels.selective_scan` (per run and example; runs and batch fold into
+``RB``)::
+
+    x_t, Δ_t  (d_i)      the scan's input and step           A  (d_i, n)  diagonal, A < 0, per run
+    B_t, C_t  (n)        input-dependent maps
+    h_t = exp(Δ_t A) ⊙ h_{t−1} + (Δ_t x_t) B_tᵀ,   h_{−1} = 0        y_t = h_t C_t
+
+The log-depth kernels take one state index at a time and scan the whole sequence as a tile, so each state update
+costs a tree of combinations across threads. Here one program holds a ``(BLOCK_D, BLOCK_S)`` block of the state
+(``BLOCK_D`` channels × every state index, padded to a power of two) in registers and applies the recurrence once per
+position: one ``exp`` and two multiply-adds per state entry and position, no combination across threads but the sum
+over state indices for ``y_t``. The loop over positions is sequential, so the GPU's parallelism comes from the
+programs (``RB · d_i / BLOCK_D`` of them).
+
+Backward, per program (``dh_t`` the gradient reaching ``h_t``; ``carry`` = ``exp(Δ_{t+1} A) ⊙ dh_{t+1}``)::
+
+    1. a forward pass that stores the state entering each chunk of CHUNK positions (``checkpoints``)
+    2. chunks in reverse: from the chunk's entering state, the chunk's states h_t into a per-program buffer; then its
+       positions in reverse:
+         dh_t      = dy_t C_tᵀ + carry
+         ∂C_t[s]   = Σ_i h_t[i, s] dy_t[i]          ∂B_t[s] = Σ_i dh_t[i, s] (Δx)_t[i]    (per channel block)
+         ∂(Δx)_t   = Σ_s dh_t[:, s] B_t[s]
+         g_t       = dh_t ⊙ exp(Δ_t A) ⊙ h_{t−1} = dh_t ⊙ (h_t − (Δx)_t B_tᵀ)
+         ∂Δ_t      = ∂(Δx)_t x_t + Σ_s g_t[:, s] A[:, s]      ∂x_t = ∂(Δx)_t Δ_t      ∂A += g_t Δ_t
+         carry     = exp(Δ_t A) ⊙ dh_t
+
+``g_t``'s last form is the one ``kernels/selective_scan.py`` uses (its rounding is discussed there). The buffers are
+``RB · d_i · BLOCK_S`` float32 numbers times ``NCHUNK`` (checkpoints) and ``CHUNK`` (a chunk's states), allocated by
+the backward and freed after it; CHUNK near ``√N`` keeps their sum smallest. ``∂B, ∂C`` are written per channel block
+and ``∂A`` per example, summed by torch: no atomics, so the result does not depend on scheduling.
+
+A run whose ``d_state`` is below the stack's padded ``n`` (``states``) has zero ``A, B, C`` beyond its own (the masked
+loads make them so whatever the inputs hold there): those entries of the state stay 0 and their ``∂A, ∂B, ∂C`` are
+0, as with the log-depth kernels. Unlike those, a padded entry still costs its share of each step (the block holds
+every state index).
+
+Naive references: :func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (the chunked torch scan) and
+:func:`~mqarkit.gpu.frontier.kernels.selective_scan.log_depth_scan`. Dispatch: :func:`sequential_scan_available`
+(float32, CUDA or Triton's interpreter, ``n ≤`` :data:`MAX_STATE`); the Mamba family takes these kernels only when
+``MQARKIT_SCAN=sequential`` (read per call).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from mqarkit.gpu.device import kernel_switched_on, runs_interpreted
+from mqarkit.gpu.frontier.kernels.selective_scan import Launch
+
+try:  # guarded: CI and CPU machines have no triton
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - depends on the environment
+    triton = None
+    tl = None
+
+# How both kernels run: ``tile`` entries in one program's (BLOCK_D, BLOCK_S) state block, over ``warps`` warps. Not
+# yet chosen by timing (benchmarks/selective_scan.py --sequential-launches times others beside it): smaller blocks
+# make more programs, each with fewer entries to step, which is what hides the latency of a sequential loop.
+DEFAULT_LAUNCH = Launch(1024, 4)
+BLOCK = DEFAULT_LAUNCH.tile
+MAX_STATE = 1024  # the largest n a program's block holds (one channel per program)
+SWITCH = "MQARKIT_SCAN"  # "sequential": the Mamba family uses these kernels where they serve
+
+
+def block_shape(n_state: int, tile: int = BLOCK) -> tuple[int, int]:
+    """``(BLOCK_D, BLOCK_S)`` for ``n_state`` state indices: the next power of two ≥ ``n_state`` (at least 2), and the
+    channels that fill a block of ``tile`` entries (1 to 64; one channel when a channel's states alone are more)."""
+    block_s = max(2, 1 << (n_state - 1).bit_length())
+    return max(1, min(64, tile // block_s)), block_s
+
+
+def chunk_length(seq_len: int) -> int:
+    """Positions per backward chunk: ``⌈√N⌉`` (so checkpoints and a chunk's states, ``N / CHUNK`` and ``CHUNK`` blocks
+    per program, are both about ``√N``)."""
+    return max(1, math.isqrt(seq_len - 1) + 1) if seq_len > 1 else 1
+
+
+if triton is not None:
+
+    @triton.jit
+    def _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm):
+        """Position ``t`` of sequence ``rb``: ``Δ_t, x_t`` on the block's channels, ``B_t, C_t`` on its state indices
+        (zero outside the masks), and the offset of the channels' row in an ``(RB, N, D)`` tensor."""
+        row = (rb * N + t) * D + d
+        col = (rb * N + t) * NS + s
+        dt = tl.load(dt_ptr + row, mask=dm, other=0.0)
+        x = tl.load(x_ptr + row, mask=dm, other=0.0)
+        b = tl.load(b_ptr + col, mask=sm, other=0.0)
+        c = tl.load(c_ptr + col, mask=sm, other=0.0)
+        return dt, x, b, c, row
+
+    @triton.jit
+    def _block(a_ptr, ns_ptr, D, NS, BATCH, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr):
+        """This program's sequence ``rb``, channel block ``blk``, channels ``d`` and state indices ``s`` with their
+        masks (``sm``: the run's own state indices), and its run's ``A`` block (zero outside the masks)."""
+        rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        run = rb // BATCH
+        d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
+        s = tl.arange(0, BLOCK_S)
+        dm, sm = d < D, s < tl.minimum(tl.load(ns_ptr + run), NS)
+        a = tl.load(a_ptr + (run * D + d[:, None]) * NS + s[None, :], mask=dm[:, None] & sm[None, :], other=0.0)
+        return rb, blk, run, d, s, dm, sm, a
+
+    @triton.jit
+    def _sequential_forward(
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, y_ptr, N, D, NS, BATCH,
+        BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
+    ):  # fmt: skip
+        rb, blk, run, d, s, dm, sm, a = _block(a_ptr, ns_ptr, D, NS, BATCH, BLOCK_D, BLOCK_S)
+        h = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)
+        for t in range(N):
+            dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
+            h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
+            tl.store(y_ptr + row, tl.sum(h * c[None, :], axis=1), mask=dm)
+
+    @triton.jit
+    def _sequential_backward(
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, dy_ptr, dx_ptr, ddt_ptr, da_ptr, db_ptr, dc_ptr, ck_ptr, hs_ptr,
+        N, D, NS, BATCH, RB, NCHUNK, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
+    ):  # fmt: skip
+        rb, blk, run, d, s, dm, sm, a = _block(a_ptr, ns_ptr, D, NS, BATCH, BLOCK_D, BLOCK_S)
+        slot = (tl.arange(0, BLOCK_D)[:, None] * BLOCK_S + s[None, :]).to(tl.int64)  # a block in a buffer's slot
+        program = rb * tl.num_programs(1) + blk
+        checkpoints = ck_ptr + program * NCHUNK * BLOCK_D * BLOCK_S
+        states = hs_ptr + program * CHUNK * BLOCK_D * BLOCK_S
+        # 1. the state entering each chunk
+        h = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)
+        for k in range(NCHUNK):
+            tl.store(checkpoints + k * BLOCK_D * BLOCK_S + slot, h)
+            for t in range(k * CHUNK, tl.minimum(k * CHUNK + CHUNK, N)):
+                dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
+                h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
+        # 2. the chunks in reverse
+        carry = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)  # exp(Δ_{t+1} A) ⊙ dh_{t+1}
+        da = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)
+        for kk in range(NCHUNK):
+            k = NCHUNK - 1 - kk
+            t0 = k * CHUNK
+            t1 = tl.minimum(t0 + CHUNK, N)
+            h = tl.load(checkpoints + k * BLOCK_D * BLOCK_S + slot)
+            for t in range(t0, t1):  # the chunk's states, kept for its reverse pass
+                dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
+                h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
+                tl.store(states + (t - t0) * BLOCK_D * BLOCK_S + slot, h)
+            for i in range(t1 - t0):
+                t = t1 - 1 - i
+                dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
+                dy = tl.load(dy_ptr + row, mask=dm, other=0.0)
+                h = tl.load(states + (t - t0) * BLOCK_D * BLOCK_S + slot)
+                dh = dy[:, None] * c[None, :] + carry
+                dtx = dt * x
+                part = ((blk * RB + rb) * N + t) * NS + s  # this channel block's share of ∂B_t, ∂C_t
+                tl.store(dc_ptr + part, tl.sum(h * dy[:, None], axis=0), mask=sm)
+                tl.store(db_ptr + part, tl.sum(dh * dtx[:, None], axis=0), mask=sm)
+                d_dtx = tl.sum(dh * b[None, :], axis=1)
+                g = dh * (h - dtx[:, None] * b[None, :])  # dh_t ⊙ exp(Δ_t A) h_{t−1}
+                da += g * dt[:, None]
+                tl.store(dx_ptr + row, d_dtx * dt, mask=dm)
+                tl.store(ddt_ptr + row, d_dtx * x + tl.sum(g * a, axis=1), mask=dm)
+                carry = tl.exp(dt[:, None] * a) * dh
+        tl.store(da_ptr + (rb * D + d[:, None]) * NS + s[None, :], da, mask=dm[:, None] & sm[None, :])
+
+    _INTERPRETED = runs_interpreted(_sequential_forward)
+else:  # pragma: no cover - depends on the environment
+    _INTERPRETED = False
+
+
+def sequential_scan_available(device: torch.device, dtype: torch.dtype, n_state: int) -> bool:
+    """Whether :func:`sequential_selective_scan` serves ``dtype`` inputs with ``n_state`` state indices on
+    ``device`` (module docs: dispatch; the switch that makes the Mamba family take it is apart)."""
+    return (
+        triton is not None
+        and kernel_switched_on(device, _INTERPRETED, "MQARKIT_SEQUENTIAL_SCAN")
+        and dtype == torch.float32
+        and n_state <= MAX_STATE
+    )
+
+
+def sequential_chosen() -> bool:
+    """Whether ``$MQARKIT_SCAN`` asks the Mamba family for these kernels (``sequential``; read per call)."""
+    return os.environ.get(SWITCH) == "sequential"
+
+
+class _SequentialScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, dt, a, b, c, states, chunk, launch):
+        r, bsz, n, di = x.shape
+        ns = a.shape[-1]
+        x, dt = x.reshape(r * bsz, n, di).contiguous(), dt.reshape(r * bsz, n, di).contiguous()
+        a, b, c = a.contiguous(), b.reshape(r * bsz, n, ns).contiguous(), c.reshape(r * bsz, n, ns).contiguous()
+        y = torch.empty_like(x)
+        block_d, block_s = block_shape(ns, launch.tile)
+        grid = (r * bsz, triton.cdiv(di, block_d))
+        _sequential_forward[grid](
+            x, dt, a, b, c, states, y, n, di, ns, bsz, BLOCK_D=block_d, BLOCK_S=block_s, num_warps=launch.warps
+        )
+        ctx.save_for_backward(x, dt, a, b, c, states)
+        ctx.shape, ctx.chunk, ctx.launch = (r, bsz, n, di, ns), chunk, launch
+        return y.view(r, bsz, n, di)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, dt, a, b, c, states = ctx.saved_tensors
+        r, bsz, n, di, ns = ctx.shape
+        block_d, block_s = block_shape(ns, ctx.launch.tile)
+        blocks = triton.cdiv(di, block_d)
+        chunk = ctx.chunk or chunk_length(n)
+        nchunk = triton.cdiv(n, chunk)
+        dy = dy.reshape(r * bsz, n, di).contiguous()
+        dx, ddt = torch.empty_like(x), torch.empty_like(x)
+        da = torch.zeros(r * bsz, di, ns, device=x.device, dtype=x.dtype)  # zeros: a run's padded states stay so
+        db = torch.zeros(blocks, r * bsz, n, ns, device=x.device, dtype=x.dtype)
+        dc = torch.zeros_like(db)
+        programs = r * bsz * blocks
+        checkpoints = torch.empty(programs * nchunk * block_d * block_s, device=x.device, dtype=x.dtype)
+        chunk_states = torch.empty(programs * chunk * block_d * block_s, device=x.device, dtype=x.dtype)
+        _sequential_backward[(r * bsz, blocks)](
+            x, dt, a, b, c, states, dy, dx, ddt, da, db, dc, checkpoints, chunk_states, n, di, ns, bsz, r * bsz,
+            nchunk, CHUNK=chunk, BLOCK_D=block_d, BLOCK_S=block_s, num_warps=ctx.launch.warps,
+        )  # fmt: skip
+        shape = (r, bsz, n, di)
+        d_a = da.view(r, bsz, di, ns).sum(1)
+        d_b = db.sum(0).view(r, bsz, n, ns)
+        d_c = dc.sum(0).view(r, bsz, n, ns)
+        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c, None, None, None
+
+
+def sequential_selective_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    states: torch.Tensor | None = None,
+    chunk: int | None = None,
+    launch: Launch = DEFAULT_LAUNCH,
+) -> torch.Tensor:
+    """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
+    (R, B, N, n)``, float32; differentiable in the first five. ``states (R,)`` (integers on ``x``'s device; default
+    ``n`` for every run): each run's own state indices, the rest padding (their ``A, B, C`` read as 0, their
+    gradients 0). ``chunk``: positions per backward chunk (default :func:`chunk_length`; another value changes the
+    buffers' sizes, not the result). ``launch``: entries per program's state block and warps, both kernels
+    (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`; another block holds other channels together, which
+    changes how ``∂B, ∂C`` are split into sums, so their float32 rounding, not what they are). Callers check
+    :func:`sequential_scan_available` first."""
+    r, bsz, n, di = x.shape
+    if dt.shape != x.shape or a.shape[:2] != (r, di) or b.shape != (r, bsz, n, a.shape[-1]) or c.shape != b.shape:
+        raise ValueError(
+            f"x {tuple(x.shape)}, dt {tuple(dt.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}, c {tuple(c.shape)}: "
+            "need x, dt (R, B, N, d_i), a (R, d_i, n), b, c (R, B, N, n)"
+        )
+    if a.shape[-1] > MAX_STATE:
+        raise ValueError(f"n={a.shape[-1]}: the sequential scan holds at most MAX_STATE={MAX_STATE} state indices")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"chunk={chunk!r}: must be an integer >= 1")
+    if not isinstance(launch, Launch):
+        raise ValueError(f"launch={launch!r}: must be a Launch")
+    if states is None:
+        states = torch.full((r,), a.shape[-1], dtype=torch.int32, device=x.device)
+    elif states.shape != (r,) or states.is_floating_point() or states.is_complex() or states.device != x.device:
+        raise ValueError(
+            f"states {tuple(states.shape)} {states.dtype} on {states.device}: needs an (R,) = ({r},) integer tensor "
+            f"on {x.device}"
+        )
+    return _SequentialScan.apply(x, dt, a, b, c, states.to(torch.int32).contiguous(), chunk, launch)

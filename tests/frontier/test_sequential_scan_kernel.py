@@ -1,0 +1,237 @@
+"""The sequential selective scan (``kernels/sequential_scan.py``, a trial beside the log-depth kernels) against the
+chunked torch scan of the Mamba family: values and the gradients of all five inputs, under Triton's interpreter on
+CPU tensors (a subprocess with ``TRITON_INTERPRET=1``; skipped without triton) and compiled on a CUDA GPU (marked
+``gpu``); the chunk of the backward changes no bit; the family under ``MQARKIT_SCAN=sequential`` against itself
+without the kernels; the block rules and the input checks on the CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+from mqarkit.gpu.frontier.families.mamba import selective_scan
+from mqarkit.gpu.frontier.kernels.selective_scan import Launch
+from mqarkit.gpu.frontier.kernels.sequential_scan import (
+    BLOCK,
+    MAX_STATE,
+    block_shape,
+    chunk_length,
+    sequential_selective_scan,
+)
+from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close, assert_close_scaled
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+NAMES = ("x", "dt", "a", "b", "c")
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU)")
+
+
+def _inputs(r: int, bsz: int, n: int, di: int, ns: int, device: str, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Scan inputs as the family makes them: ``Δ > 0``, ``A < 0`` (a different ``A`` per run)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(r, bsz, n, di, generator=g)
+    dt = torch.rand(r, bsz, n, di, generator=g) * 0.5
+    a = -torch.rand(r, di, ns, generator=g) * 3
+    b, c = torch.randn(r, bsz, n, ns, generator=g), torch.randn(r, bsz, n, ns, generator=g)
+    return tuple(t.to(device).requires_grad_() for t in (x, dt, a, b, c))
+
+
+def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:
+    """The kernels (float32) against the chunked torch scan in float64, values and the gradients of a random
+    cotangent, by :func:`assert_as_accurate_as_reference` with the chunked torch scan in float32 as the naive form in
+    the same precision (the kernels step through the positions as its loops do)."""
+    for shape in shapes:
+        inputs = _inputs(*shape, device)
+        exact = tuple(t.detach().double().requires_grad_() for t in inputs)
+        dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(1)).to(device)
+        ours, naive, ref = sequential_selective_scan(*inputs), selective_scan(*inputs)[0], selective_scan(*exact)[0]
+        assert_as_accurate_as_reference(ours, ref, naive, dtype="float32", context=f"y {shape}")
+        grads = zip(
+            NAMES,
+            torch.autograd.grad(ours, inputs, dy),
+            torch.autograd.grad(ref, exact, dy.double()),
+            torch.autograd.grad(naive, inputs, dy, materialize_grads=True),
+        )
+        for name, u, v, w in grads:
+            assert_as_accurate_as_reference(u, v, w, dtype="float32", context=f"d{name} {shape}")
+
+
+def compare_chunks(shape: tuple[int, int, int, int, int], chunks: list[int], device: str) -> None:
+    """The backward's chunk decides only its buffers: every chunk gives the default chunk's gradients bit for bit
+    (each state is recomputed by the same operations in the same order)."""
+    inputs = _inputs(*shape, device, seed=2)
+    dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(3)).to(device)
+    default = torch.autograd.grad(sequential_selective_scan(*inputs), inputs, dy)
+    for chunk in chunks:
+        grads = torch.autograd.grad(sequential_selective_scan(*inputs, chunk=chunk), inputs, dy)
+        for name, u, v in zip(NAMES, grads, default):
+            assert torch.equal(u, v), f"d{name}: chunk {chunk} against the default {chunk_length(shape[2])}"
+
+
+def compare_launches(shape: tuple[int, int, int, int, int], launches: list[tuple[int, int]], device: str) -> None:
+    """Other launches (entries of a program's state block, warps): the values and gradients of the default launch
+    within float32, relative to each tensor's scale (another block splits the sums over channels, ``∂B, ∂C``,
+    otherwise)."""
+    inputs = _inputs(*shape, device, seed=4)
+    dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(5)).to(device)
+    default = sequential_selective_scan(*inputs)
+    default_grads = torch.autograd.grad(default, inputs, dy)
+    for tile, warps in launches:
+        launch = Launch(tile, warps)
+        assert block_shape(shape[4], tile) != block_shape(shape[4])  # another split of the channels
+        y = sequential_selective_scan(*inputs, launch=launch)
+        assert_close_scaled(y, default, dtype="float32", context=f"y, launch {launch}")
+        for name, u, v in zip(NAMES, torch.autograd.grad(y, inputs, dy), default_grads):
+            assert_close_scaled(u, v, dtype="float32", context=f"d{name}, launch {launch}")
+
+
+def compare_padded_states(device: str) -> None:
+    """A stack whose runs have 2 and 5 of its 5 state indices (the first run's ``B, C`` zero beyond its 2, as the
+    family's masked projections make them): with ``states`` the kernels give what they give without it, values and
+    the gradients of ``x, Δ`` and each run's own ``A, B, C``; the padding's gradients are 0."""
+    x, dt, a, b, c = _inputs(2, 3, 37, 10, 5, device, seed=6)
+    with torch.no_grad():
+        b[0, ..., 2:] = 0
+        c[0, ..., 2:] = 0
+    inputs = (x, dt, a, b, c)
+    states = torch.tensor([2, 5], device=device)
+    dy = torch.randn(2, 3, 37, 10, generator=torch.Generator().manual_seed(7)).to(device)
+    padded, full = sequential_selective_scan(*inputs, states), sequential_selective_scan(*inputs)
+    assert_close(padded, full, dtype="float32", context="y, padded states")
+    for name, u, v in zip(NAMES, torch.autograd.grad(padded, inputs, dy), torch.autograd.grad(full, inputs, dy)):
+        if name in ("a", "b", "c"):
+            assert torch.equal(u[0][..., 2:], torch.zeros_like(u[0][..., 2:])), name
+            u, v = u[0][..., :2], v[0][..., :2]
+        assert_close(u, v, dtype="float32", context=f"d{name}, padded states")
+
+
+def compare_family_paths(device: str) -> None:
+    """A stack of Mamba runs with different ``d_state``: output and every parameter's gradient under
+    ``MQARKIT_SCAN=sequential`` equal those of the torch scan (``MQARKIT_FUSED_SCAN=0``, no switch)."""
+    import os
+
+    from mqarkit.gpu.frontier.families import family_class
+
+    knobs = [{"d_state": 4}, {"d_state": 7}]
+    mixer = family_class("mamba")(8, 32, knobs, [torch.Generator().manual_seed(i) for i in range(2)]).to(device)
+    u = torch.randn(2, 3, 19, 8, generator=torch.Generator().manual_seed(5)).to(device)
+    results = []
+    try:
+        for switches in ({"MQARKIT_SCAN": "sequential"}, {"MQARKIT_FUSED_SCAN": "0"}):
+            os.environ.update(switches)
+            mixer.zero_grad()
+            y = mixer(u)
+            (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
+            grads = {k: p.grad.clone() for k, p in mixer.named_parameters() if p.grad is not None}
+            results.append((y.detach(), grads))
+            for key in switches:
+                del os.environ[key]
+    finally:
+        for key in ("MQARKIT_SCAN", "MQARKIT_FUSED_SCAN"):
+            os.environ.pop(key, None)
+    (y1, g1), (y0, g0) = results
+    assert_close(y1, y0, dtype="float32", context="mamba output, sequential vs torch scan")
+    assert g1.keys() == g0.keys() and len(g1) > 5
+    for name in g1:
+        assert_close(g1[name], g0[name], dtype="float32", context=f"mamba d{name}, sequential vs torch scan")
+
+
+# (R, B, N, d_i, n): N = 1; N not a square nor a power of two; d_i above one block of channels; one state index
+INTERPRETED_SHAPES = [(1, 2, 1, 3, 2), (2, 3, 37, 10, 5), (1, 1, 20, 70, 1)]
+
+
+def run_under_interpreter(interpreted, check: str, *args: object) -> None:
+    """``check(*args)``, a function of this module, in a subprocess whose kernels Triton's interpreter runs."""
+    interpreted(
+        f"""
+        import mqarkit.gpu.frontier.kernels.sequential_scan as ks
+        assert ks._INTERPRETED
+        from tests.frontier.test_sequential_scan_kernel import {check}
+        {check}(*{args!r})
+        print("ok")
+        """
+    )
+
+
+@needs_triton
+def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
+    run_under_interpreter(interpreted, "compare_with_torch_scan", INTERPRETED_SHAPES, "cpu")
+
+
+@needs_triton
+def test_the_backwards_chunk_changes_no_bit_under_interpreter(interpreted):
+    run_under_interpreter(interpreted, "compare_chunks", (2, 2, 23, 6, 3), [1, 4, 23, 40], "cpu")
+
+
+@needs_triton
+def test_other_launches_give_the_default_launchs_results_under_interpreter(interpreted):
+    run_under_interpreter(interpreted, "compare_launches", (2, 2, 23, 6, 3), [(16, 1), (32, 2)], "cpu")
+
+
+@needs_triton
+def test_kernels_leave_a_runs_padded_state_indices_at_zero(interpreted):
+    run_under_interpreter(interpreted, "compare_padded_states", "cpu")
+
+
+@needs_triton
+def test_mamba_family_on_the_sequential_kernels_equals_the_torch_scan(interpreted):
+    run_under_interpreter(interpreted, "compare_family_paths", "cpu")
+
+
+def test_block_shape_and_chunk_length():
+    assert block_shape(1) == (64, 2) and block_shape(5) == (64, 8) and block_shape(24) == (32, 32)
+    assert block_shape(MAX_STATE) == (1, MAX_STATE)
+    for n in (1, 3, 24, 100, MAX_STATE):
+        block_d, block_s = block_shape(n)
+        assert block_s >= n and block_d * block_s <= max(BLOCK, 64 * 2)
+    assert [chunk_length(n) for n in (1, 2, 4, 5, 16, 17, 256, 1024)] == [1, 2, 2, 3, 4, 5, 16, 32]
+    for n in range(1, 300):
+        chunk = chunk_length(n)
+        assert chunk * chunk >= n and (chunk - 1) ** 2 < n
+
+
+def test_bad_inputs_are_refused_before_any_work():
+    x, dt, a, b, c = _inputs(1, 2, 5, 3, 2, "cpu")
+    with pytest.raises(ValueError, match=r"a \(R, d_i, n\)"):
+        sequential_selective_scan(x, dt, a[:, :2], b, c)
+    with pytest.raises(ValueError, match=r"b, c \(R, B, N, n\)"):
+        sequential_selective_scan(x, dt, a, b, c[..., :1])
+    with pytest.raises(ValueError, match=r"states \(2,\) torch.int64 on cpu: needs an \(R,\) = \(1,\) integer"):
+        sequential_selective_scan(x, dt, a, b, c, torch.tensor([1, 2]))
+    for chunk in (0, -3, 2.0, True):
+        with pytest.raises(ValueError, match=rf"chunk={chunk!r}: must be an integer >= 1"):
+            sequential_selective_scan(x, dt, a, b, c, chunk=chunk)
+    with pytest.raises(ValueError, match=r"launch=\(1024, 4\): must be a Launch"):
+        sequential_selective_scan(x, dt, a, b, c, launch=(1024, 4))
+    wide = MAX_STATE + 1
+    with pytest.raises(ValueError, match="MAX_STATE"):
+        sequential_selective_scan(
+            x, dt, torch.empty(1, 3, wide), torch.empty(1, 2, 5, wide), torch.empty(1, 2, 5, wide)
+        )
+
+
+@pytest.mark.gpu
+def test_kernels_on_cuda_match_the_torch_scan():
+    # a [B] Fig. 2 Mamba stack's shapes, smaller batch: d = 64 (d_i = 128), n = 24; the longest test length
+    compare_with_torch_scan([(4, 8, 256, 128, 24), (2, 2, 1024, 128, 16), (3, 4, 77, 40, 5)], "cuda")
+
+
+@pytest.mark.gpu
+def test_the_backwards_chunk_changes_no_bit_on_cuda():
+    compare_chunks((2, 4, 256, 128, 24), [1, 7, 64, 256], "cuda")
+
+
+@pytest.mark.gpu
+def test_other_launches_on_cuda_give_the_default_launchs_results():
+    compare_launches((2, 4, 256, 128, 24), [(256, 1), (512, 2), (2048, 8)], "cuda")
+
+
+@pytest.mark.gpu
+def test_kernels_on_cuda_leave_a_runs_padded_state_indices_at_zero():
+    compare_padded_states("cuda")
+
+
+@pytest.mark.gpu
+def test_mamba_family_on_cuda_on_the_sequential_kernels_equals_the_torch_scan():
+    compare_family_paths("cuda")
