@@ -21,19 +21,15 @@ from mqarkit.gpu.frontier.kernels.selective_scan import (
     log_depth_scan,
 )
 from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close, assert_close_scaled
+from tests.frontier.scan_cases import (
+    NAMES,
+    compare_family_paths,
+    compare_padded_states,
+    run_under_interpreter,
+    scan_inputs,
+)
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
-NAMES = ("x", "dt", "a", "b", "c")
-
-
-def _inputs(r: int, bsz: int, n: int, di: int, ns: int, device: str, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Scan inputs as the family makes them: ``Δ > 0``, ``A < 0`` (a different ``A`` per run)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(r, bsz, n, di, generator=g)
-    dt = torch.rand(r, bsz, n, di, generator=g) * 0.5
-    a = -torch.rand(r, di, ns, generator=g) * 3
-    b, c = torch.randn(r, bsz, n, ns, generator=g), torch.randn(r, bsz, n, ns, generator=g)
-    return tuple(t.to(device).requires_grad_() for t in (x, dt, a, b, c))
 
 
 def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:
@@ -45,7 +41,7 @@ def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device
     float32 scan's error, and the log-depth scan's own was 1.6e-6 there on the CPU; so the kernels must be as close
     to float64 as the log-depth scan in float32 is (no more than twice as far), which a wrong kernel is not."""
     for shape in shapes:
-        inputs = _inputs(*shape, device)
+        inputs = scan_inputs(*shape, device)
         exact = tuple(t.detach().double().requires_grad_() for t in inputs)
         dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(1)).to(device)
         fused, naive, ref = fused_selective_scan(*inputs), log_depth_scan(*inputs), selective_scan(*exact)[0]
@@ -64,7 +60,7 @@ def test_log_depth_scan_equals_the_chunked_scan_in_float64():
     """The kernels' naive form is the scan: equal to the chunked torch scan in float64, values and gradients, at a
     length that is not a power of two and one that is."""
     for shape in [(2, 3, 37, 5, 4), (1, 2, 64, 3, 2)]:
-        inputs = tuple(t.detach().double().requires_grad_() for t in _inputs(*shape, "cpu", seed=3))
+        inputs = tuple(t.detach().double().requires_grad_() for t in scan_inputs(*shape, "cpu", seed=3))
         dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(4), dtype=torch.float64)
         tree, chunked = log_depth_scan(*inputs), selective_scan(*inputs)[0]
         assert_close(tree, chunked, dtype="float64", context=f"y {shape}")
@@ -76,48 +72,21 @@ def test_log_depth_scan_equals_the_chunked_scan_in_float64():
 INTERPRETED_SHAPES = [(1, 2, 1, 3, 2), (2, 3, 37, 10, 5), (1, 1, 20, 4, 1)]
 
 
-def run_under_interpreter(interpreted, check: str, *args: object) -> None:
-    """``check(*args)``, a function of this module, in a subprocess whose kernels Triton's interpreter runs."""
-    interpreted(
-        f"""
-        import mqarkit.gpu.frontier.kernels.selective_scan as ks
-        assert ks._INTERPRETED
-        from tests.frontier.test_selective_scan_kernel import {check}
-        {check}(*{args!r})
-        print("ok")
-        """
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
+    run_under_interpreter(
+        interpreted,
+        "selective_scan",
+        "test_selective_scan_kernel",
+        "compare_with_torch_scan",
+        INTERPRETED_SHAPES,
+        "cpu",
     )
 
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
-def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
-    run_under_interpreter(interpreted, "compare_with_torch_scan", INTERPRETED_SHAPES, "cpu")
-
-
-def compare_padded_states(device: str) -> None:
-    """A stack whose runs have 2 and 5 of its 5 state indices (the first run's ``B, C`` zero beyond its 2, as the
-    family's masked projections make them): with ``states`` the kernels skip the padding and give what they give
-    without it, values and the gradients of ``x, Δ`` and of each run's own ``A, B, C``; the padding's are 0."""
-    x, dt, a, b, c = _inputs(2, 3, 37, 10, 5, device, seed=6)
-    with torch.no_grad():
-        b[0, ..., 2:] = 0
-        c[0, ..., 2:] = 0
-    inputs = (x, dt, a, b, c)
-    states = torch.tensor([2, 5], device=device)
-    dy = torch.randn(2, 3, 37, 10, generator=torch.Generator().manual_seed(7)).to(device)
-    skipping, full = fused_selective_scan(*inputs, states), fused_selective_scan(*inputs)
-    assert_close(skipping, full, dtype="float32", context="y, padded states skipped")
-    for name, u, v in zip(NAMES, torch.autograd.grad(skipping, inputs, dy), torch.autograd.grad(full, inputs, dy)):
-        if name in ("a", "b", "c"):  # the padding's gradients are 0, and each run's own as without skipping
-            own = (slice(None),) * (u.dim() - 1)
-            assert torch.equal(u[0][..., 2:], torch.zeros_like(u[0][..., 2:])), name
-            u, v = u[0][own[1:] + (slice(0, 2),)], v[0][own[1:] + (slice(0, 2),)]
-        assert_close(u, v, dtype="float32", context=f"d{name}, padded states skipped")
-
-
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
 def test_kernels_skip_a_runs_padded_state_indices(interpreted):
-    run_under_interpreter(interpreted, "compare_padded_states", "cpu")
+    run_under_interpreter(interpreted, "selective_scan", "scan_cases", "compare_padded_states", "fused", "cpu")
 
 
 def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: list[tuple[int, int]], device: str):
@@ -126,7 +95,7 @@ def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: l
     splits the sums over channels, ``∂B, ∂C``, into other blocks and orders ``∂Δ``'s otherwise: on an H100, 39 of
     262,144 entries of ``∂Δ`` at which terms cancel differed by 7e-6 absolute, outside the elementwise table, while at
     the benchmark's shapes every launch's gradients were within 2e-7 of their scale); the forward does not change."""
-    inputs = _inputs(*shape, device, seed=8)
+    inputs = scan_inputs(*shape, device, seed=8)
     dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(9)).to(device)
     default = torch.autograd.grad(fused_selective_scan(*inputs), inputs, dy)
     for tile, warps in launches:
@@ -139,7 +108,15 @@ def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: l
 
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
 def test_backward_launches_give_the_default_launchs_gradients(interpreted):
-    run_under_interpreter(interpreted, "compare_backward_launches", (2, 3, 37, 10, 5), [(64, 2), (128, 4)], "cpu")
+    run_under_interpreter(
+        interpreted,
+        "selective_scan",
+        "test_selective_scan_kernel",
+        "compare_backward_launches",
+        (2, 3, 37, 10, 5),
+        [(64, 2), (128, 4)],
+        "cpu",
+    )
 
 
 def test_a_bad_launch_is_refused():
@@ -149,42 +126,14 @@ def test_a_bad_launch_is_refused():
         Launch(8, 4)
     with pytest.raises(ValueError, match=r"warps=3: must be one of \(1, 2, 4, 8, 16\)"):
         Launch(1024, 3)
-    x, dt, a, b, c = _inputs(1, 2, 5, 3, 2, "cpu")
+    x, dt, a, b, c = scan_inputs(1, 2, 5, 3, 2, "cpu")
     with pytest.raises(ValueError, match=r"backward_launch=\(1024, 4\): must be a Launch"):
         fused_selective_scan(x, dt, a, b, c, backward_launch=(1024, 4))
 
 
-def compare_family_paths(device: str) -> None:
-    """A stack of Mamba runs with different ``d_state``: output and every parameter's gradient with the kernels
-    (``MQARKIT_FUSED_SCAN`` unset) equal those of the torch scan (``MQARKIT_FUSED_SCAN=0``)."""
-    import os
-
-    from mqarkit.gpu.frontier.families import family_class
-
-    knobs = [{"d_state": 4}, {"d_state": 7}]
-    mixer = family_class("mamba")(8, 32, knobs, [torch.Generator().manual_seed(i) for i in range(2)]).to(device)
-    u = torch.randn(2, 3, 19, 8, generator=torch.Generator().manual_seed(5)).to(device)
-    results = []
-    try:
-        for setting in ("1", "0"):
-            os.environ["MQARKIT_FUSED_SCAN"] = setting
-            mixer.zero_grad()
-            y = mixer(u)
-            (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
-            grads = {k: p.grad.clone() for k, p in mixer.named_parameters() if p.grad is not None}
-            results.append((y.detach(), grads))
-    finally:
-        os.environ.pop("MQARKIT_FUSED_SCAN", None)
-    (y1, g1), (y0, g0) = results
-    assert_close(y1, y0, dtype="float32", context="mamba output, fused vs torch scan")
-    assert g1.keys() == g0.keys() and len(g1) > 5
-    for name in g1:
-        assert_close(g1[name], g0[name], dtype="float32", context=f"mamba d{name}, fused vs torch scan")
-
-
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
 def test_mamba_family_with_the_kernels_equals_it_without(interpreted):
-    run_under_interpreter(interpreted, "compare_family_paths", "cpu")
+    run_under_interpreter(interpreted, "selective_scan", "scan_cases", "compare_family_paths", "fused", "cpu")
 
 
 def test_block_sizes_fill_one_tile():
@@ -197,7 +146,7 @@ def test_block_sizes_fill_one_tile():
 
 
 def test_bad_shapes_are_refused_before_any_work():
-    x, dt, a, b, c = _inputs(1, 2, 5, 3, 2, "cpu")
+    x, dt, a, b, c = scan_inputs(1, 2, 5, 3, 2, "cpu")
     with pytest.raises(ValueError, match=r"a \(R, d_i, n\)"):
         fused_selective_scan(x, dt, a[:, :2], b, c)
     with pytest.raises(ValueError, match=r"b, c \(R, B, N, n\)"):
@@ -223,12 +172,12 @@ def test_kernels_on_cuda_match_the_torch_scan():
 
 @pytest.mark.gpu
 def test_mamba_family_on_cuda_with_the_kernels_equals_it_without():
-    compare_family_paths("cuda")
+    compare_family_paths("fused", "cuda")
 
 
 @pytest.mark.gpu
 def test_kernels_on_cuda_skip_a_runs_padded_state_indices():
-    compare_padded_states("cuda")
+    compare_padded_states("fused", "cuda")
 
 
 @pytest.mark.gpu

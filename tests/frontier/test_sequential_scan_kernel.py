@@ -20,21 +20,17 @@ from mqarkit.gpu.frontier.kernels.sequential_scan import (
     chunk_length,
     sequential_selective_scan,
 )
-from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close, assert_close_scaled
+from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close_scaled
+from tests.frontier.scan_cases import (
+    NAMES,
+    compare_family_paths,
+    compare_padded_states,
+    run_under_interpreter,
+    scan_inputs,
+)
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
-NAMES = ("x", "dt", "a", "b", "c")
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU)")
-
-
-def _inputs(r: int, bsz: int, n: int, di: int, ns: int, device: str, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Scan inputs as the family makes them: ``Δ > 0``, ``A < 0`` (a different ``A`` per run)."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(r, bsz, n, di, generator=g)
-    dt = torch.rand(r, bsz, n, di, generator=g) * 0.5
-    a = -torch.rand(r, di, ns, generator=g) * 3
-    b, c = torch.randn(r, bsz, n, ns, generator=g), torch.randn(r, bsz, n, ns, generator=g)
-    return tuple(t.to(device).requires_grad_() for t in (x, dt, a, b, c))
 
 
 def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:
@@ -42,7 +38,7 @@ def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device
     cotangent, by :func:`assert_as_accurate_as_reference` with the chunked torch scan in float32 as the naive form in
     the same precision (the kernels step through the positions as its loops do)."""
     for shape in shapes:
-        inputs = _inputs(*shape, device)
+        inputs = scan_inputs(*shape, device)
         exact = tuple(t.detach().double().requires_grad_() for t in inputs)
         dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(1)).to(device)
         ours, naive, ref = sequential_selective_scan(*inputs), selective_scan(*inputs)[0], selective_scan(*exact)[0]
@@ -60,7 +56,7 @@ def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device
 def compare_chunks(shape: tuple[int, int, int, int, int], chunks: list[int], device: str) -> None:
     """The backward's chunk decides only its buffers: every chunk gives the default chunk's gradients bit for bit
     (each state is recomputed by the same operations in the same order)."""
-    inputs = _inputs(*shape, device, seed=2)
+    inputs = scan_inputs(*shape, device, seed=2)
     dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(3)).to(device)
     default = torch.autograd.grad(sequential_selective_scan(*inputs), inputs, dy)
     for chunk in chunks:
@@ -73,7 +69,7 @@ def compare_launches(shape: tuple[int, int, int, int, int], launches: list[tuple
     """Other launches (entries of a program's state block, warps): the values and gradients of the default launch
     within float32, relative to each tensor's scale (another block splits the sums over channels, ``∂B, ∂C``,
     otherwise)."""
-    inputs = _inputs(*shape, device, seed=4)
+    inputs = scan_inputs(*shape, device, seed=4)
     dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(5)).to(device)
     default = sequential_selective_scan(*inputs)
     default_grads = torch.autograd.grad(default, inputs, dy)
@@ -86,97 +82,56 @@ def compare_launches(shape: tuple[int, int, int, int, int], launches: list[tuple
             assert_close_scaled(u, v, dtype="float32", context=f"d{name}, launch {launch}")
 
 
-def compare_padded_states(device: str) -> None:
-    """A stack whose runs have 2 and 5 of its 5 state indices (the first run's ``B, C`` zero beyond its 2, as the
-    family's masked projections make them): with ``states`` the kernels give what they give without it, values and
-    the gradients of ``x, Δ`` and each run's own ``A, B, C``; the padding's gradients are 0."""
-    x, dt, a, b, c = _inputs(2, 3, 37, 10, 5, device, seed=6)
-    with torch.no_grad():
-        b[0, ..., 2:] = 0
-        c[0, ..., 2:] = 0
-    inputs = (x, dt, a, b, c)
-    states = torch.tensor([2, 5], device=device)
-    dy = torch.randn(2, 3, 37, 10, generator=torch.Generator().manual_seed(7)).to(device)
-    padded, full = sequential_selective_scan(*inputs, states), sequential_selective_scan(*inputs)
-    assert_close(padded, full, dtype="float32", context="y, padded states")
-    for name, u, v in zip(NAMES, torch.autograd.grad(padded, inputs, dy), torch.autograd.grad(full, inputs, dy)):
-        if name in ("a", "b", "c"):
-            assert torch.equal(u[0][..., 2:], torch.zeros_like(u[0][..., 2:])), name
-            u, v = u[0][..., :2], v[0][..., :2]
-        assert_close(u, v, dtype="float32", context=f"d{name}, padded states")
-
-
-def compare_family_paths(device: str) -> None:
-    """A stack of Mamba runs with different ``d_state``: output and every parameter's gradient under
-    ``MQARKIT_SCAN=sequential`` equal those of the torch scan (``MQARKIT_FUSED_SCAN=0``, no switch)."""
-    import os
-
-    from mqarkit.gpu.frontier.families import family_class
-
-    knobs = [{"d_state": 4}, {"d_state": 7}]
-    mixer = family_class("mamba")(8, 32, knobs, [torch.Generator().manual_seed(i) for i in range(2)]).to(device)
-    u = torch.randn(2, 3, 19, 8, generator=torch.Generator().manual_seed(5)).to(device)
-    results = []
-    try:
-        for switches in ({"MQARKIT_SCAN": "sequential"}, {"MQARKIT_FUSED_SCAN": "0"}):
-            os.environ.update(switches)
-            mixer.zero_grad()
-            y = mixer(u)
-            (y * torch.linspace(-1, 1, y.numel(), device=device).view_as(y)).sum().backward()
-            grads = {k: p.grad.clone() for k, p in mixer.named_parameters() if p.grad is not None}
-            results.append((y.detach(), grads))
-            for key in switches:
-                del os.environ[key]
-    finally:
-        for key in ("MQARKIT_SCAN", "MQARKIT_FUSED_SCAN"):
-            os.environ.pop(key, None)
-    (y1, g1), (y0, g0) = results
-    assert_close(y1, y0, dtype="float32", context="mamba output, sequential vs torch scan")
-    assert g1.keys() == g0.keys() and len(g1) > 5
-    for name in g1:
-        assert_close(g1[name], g0[name], dtype="float32", context=f"mamba d{name}, sequential vs torch scan")
-
-
 # (R, B, N, d_i, n): N = 1; N not a square nor a power of two; d_i above one block of channels; one state index
 INTERPRETED_SHAPES = [(1, 2, 1, 3, 2), (2, 3, 37, 10, 5), (1, 1, 20, 70, 1)]
 
 
-def run_under_interpreter(interpreted, check: str, *args: object) -> None:
-    """``check(*args)``, a function of this module, in a subprocess whose kernels Triton's interpreter runs."""
-    interpreted(
-        f"""
-        import mqarkit.gpu.frontier.kernels.sequential_scan as ks
-        assert ks._INTERPRETED
-        from tests.frontier.test_sequential_scan_kernel import {check}
-        {check}(*{args!r})
-        print("ok")
-        """
+@needs_triton
+def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
+    run_under_interpreter(
+        interpreted,
+        "sequential_scan",
+        "test_sequential_scan_kernel",
+        "compare_with_torch_scan",
+        INTERPRETED_SHAPES,
+        "cpu",
     )
 
 
 @needs_triton
-def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
-    run_under_interpreter(interpreted, "compare_with_torch_scan", INTERPRETED_SHAPES, "cpu")
-
-
-@needs_triton
 def test_the_backwards_chunk_changes_no_bit_under_interpreter(interpreted):
-    run_under_interpreter(interpreted, "compare_chunks", (2, 2, 23, 6, 3), [1, 4, 23, 40], "cpu")
+    run_under_interpreter(
+        interpreted,
+        "sequential_scan",
+        "test_sequential_scan_kernel",
+        "compare_chunks",
+        (2, 2, 23, 6, 3),
+        [1, 4, 23, 40],
+        "cpu",
+    )
 
 
 @needs_triton
 def test_other_launches_give_the_default_launchs_results_under_interpreter(interpreted):
-    run_under_interpreter(interpreted, "compare_launches", (2, 2, 23, 6, 3), [(16, 1), (32, 2)], "cpu")
+    run_under_interpreter(
+        interpreted,
+        "sequential_scan",
+        "test_sequential_scan_kernel",
+        "compare_launches",
+        (2, 2, 23, 6, 3),
+        [(16, 1), (32, 2)],
+        "cpu",
+    )
 
 
 @needs_triton
 def test_kernels_leave_a_runs_padded_state_indices_at_zero(interpreted):
-    run_under_interpreter(interpreted, "compare_padded_states", "cpu")
+    run_under_interpreter(interpreted, "sequential_scan", "scan_cases", "compare_padded_states", "sequential", "cpu")
 
 
 @needs_triton
 def test_mamba_family_on_the_sequential_kernels_equals_the_torch_scan(interpreted):
-    run_under_interpreter(interpreted, "compare_family_paths", "cpu")
+    run_under_interpreter(interpreted, "sequential_scan", "scan_cases", "compare_family_paths", "sequential", "cpu")
 
 
 def test_block_shape_and_chunk_length():
@@ -192,7 +147,7 @@ def test_block_shape_and_chunk_length():
 
 
 def test_bad_inputs_are_refused_before_any_work():
-    x, dt, a, b, c = _inputs(1, 2, 5, 3, 2, "cpu")
+    x, dt, a, b, c = scan_inputs(1, 2, 5, 3, 2, "cpu")
     with pytest.raises(ValueError, match=r"a \(R, d_i, n\)"):
         sequential_selective_scan(x, dt, a[:, :2], b, c)
     with pytest.raises(ValueError, match=r"b, c \(R, B, N, n\)"):
@@ -229,9 +184,9 @@ def test_other_launches_on_cuda_give_the_default_launchs_results():
 
 @pytest.mark.gpu
 def test_kernels_on_cuda_leave_a_runs_padded_state_indices_at_zero():
-    compare_padded_states("cuda")
+    compare_padded_states("sequential", "cuda")
 
 
 @pytest.mark.gpu
 def test_mamba_family_on_cuda_on_the_sequential_kernels_equals_the_torch_scan():
-    compare_family_paths("cuda")
+    compare_family_paths("sequential", "cuda")

@@ -279,21 +279,31 @@ def fused_selective_scan(
     ``n``, ``n`` is taken). ``backward_launch``: how the backward kernel runs (:class:`Launch`; another tile changes
     how the sums over channels are split, so the gradients' float32 rounding, not what they are). Callers check
     :func:`fused_scan_available` first."""
+    states = checked_states(x, dt, a, b, c, states)
+    if x.shape[2] > MAX_LEN:
+        raise ValueError(f"N={x.shape[2]}: the fused scan holds at most MAX_LEN={MAX_LEN} positions")
+    if not isinstance(backward_launch, Launch):
+        raise ValueError(f"backward_launch={backward_launch!r}: must be a Launch")
+    return _SelectiveScan.apply(x, dt, a, b, c, states, backward_launch)
+
+
+def checked_states(
+    x: torch.Tensor, dt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, states: torch.Tensor | None
+) -> torch.Tensor:
+    """The scan kernels' shared input rules (``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c (R, B, N, n)``;
+    ``states`` an ``(R,)`` integer tensor on ``x``'s device, default ``n`` for every run), each broken one a
+    ``ValueError`` naming it; returns ``states`` as the kernels read it (int32, contiguous)."""
     r, bsz, n, di = x.shape
     if dt.shape != x.shape or a.shape[:2] != (r, di) or b.shape != (r, bsz, n, a.shape[-1]) or c.shape != b.shape:
         raise ValueError(
             f"x {tuple(x.shape)}, dt {tuple(dt.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}, c {tuple(c.shape)}: "
             "need x, dt (R, B, N, d_i), a (R, d_i, n), b, c (R, B, N, n)"
         )
-    if n > MAX_LEN:
-        raise ValueError(f"N={n}: the fused scan holds at most MAX_LEN={MAX_LEN} positions")
     if states is None:
-        states = torch.full((r,), a.shape[-1], dtype=torch.int32, device=x.device)
-    elif states.shape != (r,) or states.is_floating_point() or states.is_complex() or states.device != x.device:
+        return torch.full((r,), a.shape[-1], dtype=torch.int32, device=x.device)
+    if states.shape != (r,) or states.is_floating_point() or states.is_complex() or states.device != x.device:
         raise ValueError(
             f"states {tuple(states.shape)} {states.dtype} on {states.device}: needs an (R,) = ({r},) integer tensor "
             f"on {x.device}"
         )
-    if not isinstance(backward_launch, Launch):
-        raise ValueError(f"backward_launch={backward_launch!r}: must be a Launch")
-    return _SelectiveScan.apply(x, dt, a, b, c, states.to(torch.int32).contiguous(), backward_launch)
+    return states.to(torch.int32).contiguous()

@@ -51,7 +51,7 @@ import os
 import torch
 
 from mqarkit.gpu.device import kernel_switched_on, runs_interpreted
-from mqarkit.gpu.frontier.kernels.selective_scan import Launch
+from mqarkit.gpu.frontier.kernels.selective_scan import Launch, checked_states
 
 try:  # guarded: CI and CPU machines have no triton
     import triton
@@ -250,23 +250,11 @@ def sequential_selective_scan(
     (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`; another block holds other channels together, which
     changes how ``∂B, ∂C`` are split into sums, so their float32 rounding, not what they are). Callers check
     :func:`sequential_scan_available` first."""
-    r, bsz, n, di = x.shape
-    if dt.shape != x.shape or a.shape[:2] != (r, di) or b.shape != (r, bsz, n, a.shape[-1]) or c.shape != b.shape:
-        raise ValueError(
-            f"x {tuple(x.shape)}, dt {tuple(dt.shape)}, a {tuple(a.shape)}, b {tuple(b.shape)}, c {tuple(c.shape)}: "
-            "need x, dt (R, B, N, d_i), a (R, d_i, n), b, c (R, B, N, n)"
-        )
+    states = checked_states(x, dt, a, b, c, states)
     if a.shape[-1] > MAX_STATE:
         raise ValueError(f"n={a.shape[-1]}: the sequential scan holds at most MAX_STATE={MAX_STATE} state indices")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk={chunk!r}: must be an integer >= 1")
     if not isinstance(launch, Launch):
         raise ValueError(f"launch={launch!r}: must be a Launch")
-    if states is None:
-        states = torch.full((r,), a.shape[-1], dtype=torch.int32, device=x.device)
-    elif states.shape != (r,) or states.is_floating_point() or states.is_complex() or states.device != x.device:
-        raise ValueError(
-            f"states {tuple(states.shape)} {states.dtype} on {states.device}: needs an (R,) = ({r},) integer tensor "
-            f"on {x.device}"
-        )
-    return _SequentialScan.apply(x, dt, a, b, c, states.to(torch.int32).contiguous(), chunk, launch)
+    return _SequentialScan.apply(x, dt, a, b, c, states, chunk, launch)
