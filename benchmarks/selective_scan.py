@@ -3,7 +3,7 @@ padding) and the sequential trial kernels against the chunked torch scan, forwar
 Fig. 2 Mamba stacks' shapes.
 
 Usage: ``python benchmarks/selective_scan.py [--out-dir docs/results] [--repeats 10] [--batch 32] [--paths fused
-skipping sequential torch] [--backward-launches 1024x4 ...] [--sequential-launches 256x1 ...]``; writes
+skipping sequential torch] [--backward-launches 1024x4 ...] [--sequential-launches 256x1x8 ...]``; writes
 ``selective_scan.json`` and ``selective_scan.md`` under ``--out-dir``. Needs a CUDA GPU and triton.
 
 Shapes: a stack of ``R = 12`` runs (the ``d_state`` values 8, 16, 24 cycled over the runs, × four learning rates, padded
@@ -24,14 +24,16 @@ not).
 (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`: elements per program's tile, warps per program),
 forward+backward timed the same way beside the default launch's, with the largest difference of its five gradients
 from the default launch's (over each gradient's largest magnitude): which launch the backward, about six times the
-forward on an H100, should take is a measurement. ``--sequential-launches TILExWARPS ...``: the same for the
-sequential kernels (entries of a program's state block, warps; both kernels), beside their default launch.
+forward on an H100, should take is a measurement. ``--sequential-launches TILExWARPSxSTATES ...``: the same for the
+sequential kernels (entries of a program's state block, warps, state indices a block; both kernels), beside their
+default launch.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -39,7 +41,12 @@ import torch
 
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
-from mqarkit.gpu.frontier.kernels.sequential_scan import DEFAULT_LAUNCH, sequential_selective_scan
+from mqarkit.gpu.frontier.kernels.sequential_scan import (
+    DEFAULT_LAUNCH,
+    STATE_BLOCK,
+    block_shape,
+    sequential_selective_scan,
+)
 from mqarkit.gpu.frontier.runner import environment, environment_line
 from mqarkit.gpu.timing import forward_and_backward_ms, kernel_benchmark_parser, positive_int, timed_cell
 
@@ -92,29 +99,47 @@ def parse_launch(text: str) -> Launch:
     return Launch(int(tile), int(warps))
 
 
+def parse_sequential_launch(text: str) -> tuple[Launch, int]:
+    """``"TILExWARPSxSTATES"`` -> the sequential kernels' :class:`Launch` and state indices a block (a ``ValueError``
+    naming the rule otherwise)."""
+    launch, sep, states = text.rpartition("x")
+    if not (sep and launch.count("x") == 1 and states.isdigit()):
+        raise ValueError(f"{text!r}: must be TILExWARPSxSTATES, e.g. 256x2x8")
+    block_shape(STATE, 256, int(states))  # the state block's rule
+    return parse_launch(launch), int(states)
+
+
+def backward_launch_scans(device: torch.device, launches: list[Launch]) -> dict[str, Callable]:
+    """The skipping path under each backward launch, by the launch's name."""
+    states = run_states(device)
+    return {str(x): partial(fused_selective_scan, states=states, backward_launch=x) for x in launches}
+
+
+def sequential_launch_scans(device: torch.device, launches: list[tuple[Launch, int]]) -> dict[str, Callable]:
+    """The sequential path under each launch and state block, by ``TILExWARPSxSTATES``."""
+    states = run_states(device)
+    return {
+        f"{x}x{block}": partial(sequential_selective_scan, states=states, launch=x, state_block=block)
+        for x, block in launches
+    }
+
+
 def measure_launches(
     xs: tuple[torch.Tensor, ...],
     dy: torch.Tensor,
-    launches: list[Launch],
+    scans: dict[str, Callable],
+    default: Callable,
     device: torch.device,
     repeats: int,
-    sequential: bool = False,
 ) -> dict[str, dict[str, object]]:
-    """The skipping path's forward+backward under each backward launch (``sequential``: the sequential path's under
-    each launch of both its kernels), and its gradients' largest difference from the default launch's (over each
-    gradient's largest magnitude)."""
-    states = run_states(device)
-    kernels = sequential_selective_scan if sequential else fused_selective_scan
-    default = torch.autograd.grad(kernels(*xs, states), xs, dy)
+    """Each of ``scans``' forward+backward, and its gradients' largest difference from ``default``'s (the path under
+    its default launch; over each gradient's largest magnitude)."""
+    reference = torch.autograd.grad(default(*xs), xs, dy)
     out: dict[str, dict[str, object]] = {}
-    for launch in launches:
-        if sequential:
-            scan = lambda *ts, launch=launch: sequential_selective_scan(*ts, states, launch=launch)  # noqa: E731
-        else:
-            scan = lambda *ts, launch=launch: fused_selective_scan(*ts, states, launch)  # noqa: E731
+    for name, scan in scans.items():
         grads = torch.autograd.grad(scan(*xs), xs, dy)
         timed = forward_and_backward_ms(scan, xs, dy, repeats=repeats, device=device)
-        out[str(launch)] = timed | {"gradient_difference": max(map(_difference, grads, default))}
+        out[name] = timed | {"gradient_difference": max(map(_difference, grads, reference))}
     return out
 
 
@@ -126,7 +151,7 @@ def measure(
     repeats: int,
     launches: list[Launch] = (),
     timed_paths: tuple[str, ...] = PATHS,
-    sequential_launches: list[Launch] = (),
+    sequential_launches: list[tuple[Launch, int]] = (),
 ) -> dict[str, object]:
     xs = inputs(batch, n, d, device)
     scans = paths(device)
@@ -151,9 +176,11 @@ def measure(
         if f"{slower}_forward_backward_ms" in row and f"{faster}_forward_backward_ms" in row:
             row[key] = row[f"{slower}_forward_backward_ms"] / row[f"{faster}_forward_backward_ms"]
     if launches:
-        row["backward_launches"] = measure_launches(xs, dy, list(launches), device, repeats)
+        scans_by_launch = backward_launch_scans(device, list(launches))
+        row["backward_launches"] = measure_launches(xs, dy, scans_by_launch, scans["skipping"], device, repeats)
     if sequential_launches:
-        row["sequential_launches"] = measure_launches(xs, dy, list(sequential_launches), device, repeats, True)
+        scans_by_launch = sequential_launch_scans(device, list(sequential_launches))
+        row["sequential_launches"] = measure_launches(xs, dy, scans_by_launch, scans["sequential"], device, repeats)
     return row
 
 
@@ -205,7 +232,7 @@ LAUNCH_SECTIONS = (
         "sequential_launches",
         "default_sequential_launch",
         "sequential",
-        "Sequential launches (state-block entries x warps",
+        "Sequential launches (state-block entries x warps x state indices a block",
     ),
 )
 
@@ -257,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sequential-launches",
         nargs="+",
         default=[],
-        metavar="TILExWARPS",
-        help=f"also time the sequential kernels launched so (state-block entries x warps; default {DEFAULT_LAUNCH})",
+        metavar="TILExWARPSxSTATES",
+        help="also time the sequential kernels launched so (state-block entries x warps x state indices a block; "
+        f"default {DEFAULT_LAUNCH}x{STATE_BLOCK})",
     )
     ap.add_argument(
         "--paths",
@@ -270,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     launches = {}
-    for flag in ("backward_launches", "sequential_launches"):
+    for flag, parse in (("backward_launches", parse_launch), ("sequential_launches", parse_sequential_launch)):
         try:
-            launches[flag] = [parse_launch(text) for text in getattr(args, flag)]
+            launches[flag] = [parse(text) for text in getattr(args, flag)]
         except ValueError as err:
             ap.error(f"--{flag.replace('_', '-')}: {err}")
     if not torch.cuda.is_available():
@@ -282,10 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("the fused scan is not available here (triton missing, or MQARKIT_FUSED_SCAN=0)")
     report = {"env": environment(device), "command": "python benchmarks/selective_scan.py " + " ".join(argv)}
     report |= {"repeats": args.repeats, "batch": args.batch}
-    report |= {flag: [str(x) for x in chosen] for flag, chosen in launches.items()}
+    report["backward_launches"] = [str(x) for x in launches["backward_launches"]]
+    report["sequential_launches"] = [f"{x}x{block}" for x, block in launches["sequential_launches"]]
     report["paths"] = [name for name in PATHS if name in args.paths]
     report["default_backward_launch"] = str(BACKWARD)
-    report["default_sequential_launch"] = str(DEFAULT_LAUNCH)
+    report["default_sequential_launch"] = f"{DEFAULT_LAUNCH}x{STATE_BLOCK}"
     report["rows"] = []
     for d in WIDTHS:
         for n in LENGTHS:

@@ -6,6 +6,7 @@ subprocess."""
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import torch
 
@@ -14,7 +15,11 @@ from mqarkit.gpu.frontier.kernels.sequential_scan import sequential_selective_sc
 from mqarkit.tolerances import assert_close
 
 NAMES = ("x", "dt", "a", "b", "c")
-KERNELS = {"fused": fused_selective_scan, "sequential": sequential_selective_scan}
+KERNELS = {
+    "fused": fused_selective_scan,
+    "sequential": sequential_selective_scan,
+    "sequential in blocks of 2 states": partial(sequential_selective_scan, state_block=2),  # a run's blocks skipped
+}
 SWITCHES = {"fused": {}, "sequential": {"MQARKIT_SCAN": "sequential"}}  # what makes the Mamba family take each
 TORCH_SCAN = {"MQARKIT_FUSED_SCAN": "0"}  # the family on the chunked torch scan
 

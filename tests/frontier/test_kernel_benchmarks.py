@@ -156,6 +156,14 @@ def test_selective_scan_benchmark_needs_a_gpu(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("bad", ["256x2", "256x2x3", "256x3x8", "x2x8", "256x2x8x1", "256x2x-8"])
+def test_selective_scan_benchmark_refuses_a_bad_sequential_launch_before_any_work(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as exit_info:
+        _script("selective_scan").main(["--out-dir", str(tmp_path), "--sequential-launches", "256x1x8", bad])
+    assert exit_info.value.code == 2 and "--sequential-launches" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
 def test_selective_scan_benchmark_refuses_an_unknown_path_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _script("selective_scan").main(["--out-dir", str(tmp_path), "--paths", "skipping", "sequentail"])
@@ -191,7 +199,8 @@ def test_selective_scan_benchmark_times_the_four_paths_under_the_interpreter(int
         script = _script("selective_scan")
         script.RUNS = 3  # one run of each d_state (8, 16, 24)
         row = script.measure(
-            1, 5, 2, torch.device("cpu"), repeats=1, launches=[ks.Launch(16, 1)], sequential_launches=[ks.Launch(16, 1)]
+            1, 5, 2, torch.device("cpu"), repeats=1, launches=[ks.Launch(16, 1)],
+            sequential_launches=[(ks.Launch(16, 1), 2)],
         )
         for path in ("fused", "skipping", "sequential", "torch"):
             assert row[path + "_forward_ms"] > 0 and row[path + "_forward_backward_ms"] > 0, path
@@ -204,18 +213,19 @@ def test_selective_scan_benchmark_times_the_four_paths_under_the_interpreter(int
         assert some["sequential_gain"] > 0
         (launch,) = row["backward_launches"].values()  # one channel per program: the sums split otherwise
         assert launch["forward_backward_ms"] > 0 and launch["gradient_difference"] <= 1e-6, launch
-        (launch,) = row["sequential_launches"].values()  # n = 24 pads to 32 > 16: one channel a block, not 4
+        assert list(row["sequential_launches"]) == ["16x1x2"]  # 8 channels x 2 states a block, not 32 x 8
+        (launch,) = row["sequential_launches"].values()
         assert launch["forward_backward_ms"] > 0 and launch["gradient_difference"] <= 1e-6, launch
         report = {{"env": {{"device": "cpu", "torch": "t", "triton": "t", "git_commit": "0" * 40}}, "command": "c",
                    "repeats": 1, "batch": 1, "backward_launches": ["16x1"], "rows": [row],
                    "default_backward_launch": "64x2",  # the default when measured: the table names it, not today's
-                   "sequential_launches": ["16x1"], "default_sequential_launch": "1024x4"}}
+                   "sequential_launches": ["16x1x2"], "default_sequential_launch": "256x2x8"}}
         script.write(report, Path({str(tmp_path)!r}))
         table = (Path({str(tmp_path)!r}) / "selective_scan.md").read_text()
         assert "| skipping fwd+bwd | gain | skipping difference | sequential fwd |" in table, table
         assert "| 5 | 2 (4) |" in table
         assert "| N | d (d_i) | 64x2 (default) | 16x1 |" in table and "the default is 64x2" in table
-        assert "| N | d (d_i) | 1024x4 (default) | 16x1 |" in table and "the sequential path's" in table
+        assert "| N | d (d_i) | 256x2x8 (default) | 16x1x2 |" in table and "the sequential path's" in table
         print("ok")
         """
     )

@@ -15,7 +15,9 @@ from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import Launch
 from mqarkit.gpu.frontier.kernels.sequential_scan import (
     BLOCK,
+    MAX_CHANNELS,
     MAX_STATE,
+    STATE_BLOCK,
     block_shape,
     chunk_length,
     sequential_selective_scan,
@@ -65,21 +67,22 @@ def compare_chunks(shape: tuple[int, int, int, int, int], chunks: list[int], dev
             assert torch.equal(u, v), f"d{name}: chunk {chunk} against the default {chunk_length(shape[2])}"
 
 
-def compare_launches(shape: tuple[int, int, int, int, int], launches: list[tuple[int, int]], device: str) -> None:
-    """Other launches (entries of a program's state block, warps): the values and gradients of the default launch
-    within float32, relative to each tensor's scale (another block splits the sums over channels, ``∂B, ∂C``,
-    otherwise)."""
+def compare_launches(shape: tuple[int, int, int, int, int], launches: list[tuple[int, int, int]], device: str) -> None:
+    """Other launches (entries of a program's state block, warps, state indices a block): the values and gradients
+    of the default launch within float32, relative to each tensor's scale (another block splits the sums over
+    channels, ``∂B, ∂C``, or over state indices, ``y, ∂x, ∂Δ``, otherwise)."""
     inputs = scan_inputs(*shape, device, seed=4)
     dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(5)).to(device)
     default = sequential_selective_scan(*inputs)
     default_grads = torch.autograd.grad(default, inputs, dy)
-    for tile, warps in launches:
+    for tile, warps, state_block in launches:
         launch = Launch(tile, warps)
-        assert block_shape(shape[4], tile) != block_shape(shape[4])  # another split of the channels
-        y = sequential_selective_scan(*inputs, launch=launch)
-        assert_close_scaled(y, default, dtype="float32", context=f"y, launch {launch}")
+        assert block_shape(shape[4], tile, state_block) != block_shape(shape[4])  # another split
+        y = sequential_selective_scan(*inputs, launch=launch, state_block=state_block)
+        context = f"launch {launch}, {state_block} states a block"
+        assert_close_scaled(y, default, dtype="float32", context=f"y, {context}")
         for name, u, v in zip(NAMES, torch.autograd.grad(y, inputs, dy), default_grads):
-            assert_close_scaled(u, v, dtype="float32", context=f"d{name}, launch {launch}")
+            assert_close_scaled(u, v, dtype="float32", context=f"d{name}, {context}")
 
 
 # (R, B, N, d_i, n): N = 1; N not a square nor a power of two; d_i above one block of channels; one state index
@@ -118,15 +121,17 @@ def test_other_launches_give_the_default_launchs_results_under_interpreter(inter
         "sequential_scan",
         "test_sequential_scan_kernel",
         "compare_launches",
-        (2, 2, 23, 6, 3),
-        [(16, 1), (32, 2)],
+        (2, 2, 23, 6, 5),
+        [(16, 1, 2), (32, 2, 8), (64, 4, 4)],
         "cpu",
     )
 
 
 @needs_triton
-def test_kernels_leave_a_runs_padded_state_indices_at_zero(interpreted):
-    run_under_interpreter(interpreted, "sequential_scan", "scan_cases", "compare_padded_states", "sequential", "cpu")
+@pytest.mark.parametrize("kernels", ["sequential", "sequential in blocks of 2 states"])
+def test_kernels_leave_a_runs_padded_state_indices_at_zero(interpreted, kernels):
+    """In blocks of 2 states, the first run's (2 of 5 state indices) last two blocks hold none of its own: skipped."""
+    run_under_interpreter(interpreted, "sequential_scan", "scan_cases", "compare_padded_states", kernels, "cpu")
 
 
 @needs_triton
@@ -135,11 +140,18 @@ def test_mamba_family_on_the_sequential_kernels_equals_the_torch_scan(interprete
 
 
 def test_block_shape_and_chunk_length():
-    assert block_shape(1) == (64, 2) and block_shape(5) == (64, 8) and block_shape(24) == (32, 32)
-    assert block_shape(MAX_STATE) == (1, MAX_STATE)
+    assert STATE_BLOCK == 8 and BLOCK == 256  # the defaults the cases below are written for
+    assert block_shape(1) == (128, 2) and block_shape(5) == (32, 8) and block_shape(24) == (32, 8)
+    assert block_shape(24, 1024, 32) == (32, 32) and block_shape(3, 16, 32) == (4, 4)
+    assert block_shape(MAX_STATE, 512, MAX_STATE) == (1, MAX_STATE)
     for n in (1, 3, 24, 100, MAX_STATE):
-        block_d, block_s = block_shape(n)
-        assert block_s >= n and block_d * block_s <= max(BLOCK, 64 * 2)
+        for tile, state_block in ((16, 2), (256, 8), (1024, 64), (2048, 1024)):
+            block_d, block_s = block_shape(n, tile, state_block)
+            assert block_s == min(state_block, max(2, 1 << (n - 1).bit_length()))
+            assert 1 <= block_d <= MAX_CHANNELS and (block_d * block_s <= tile or block_d == 1)
+    for bad in (0, 1, 3, 12):
+        with pytest.raises(ValueError, match=rf"state_block={bad}: must be a power of two >= 2"):
+            block_shape(24, 256, bad)
     assert [chunk_length(n) for n in (1, 2, 4, 5, 16, 17, 256, 1024)] == [1, 2, 2, 3, 4, 5, 16, 32]
     for n in range(1, 300):
         chunk = chunk_length(n)
@@ -159,6 +171,9 @@ def test_bad_inputs_are_refused_before_any_work():
             sequential_selective_scan(x, dt, a, b, c, chunk=chunk)
     with pytest.raises(ValueError, match=r"launch=\(1024, 4\): must be a Launch"):
         sequential_selective_scan(x, dt, a, b, c, launch=(1024, 4))
+    for bad in (0, 3, 8.0, True):
+        with pytest.raises(ValueError, match=rf"state_block={bad!r}: must be a power of two >= 2"):
+            sequential_selective_scan(x, dt, a, b, c, state_block=bad)
     wide = MAX_STATE + 1
     with pytest.raises(ValueError, match="MAX_STATE"):
         sequential_selective_scan(
@@ -179,12 +194,13 @@ def test_the_backwards_chunk_changes_no_bit_on_cuda():
 
 @pytest.mark.gpu
 def test_other_launches_on_cuda_give_the_default_launchs_results():
-    compare_launches((2, 4, 256, 128, 24), [(256, 1), (512, 2), (2048, 8)], "cuda")
+    compare_launches((2, 4, 256, 128, 24), [(128, 1, 8), (512, 2, 16), (1024, 4, 32), (2048, 8, 8)], "cuda")
 
 
 @pytest.mark.gpu
 def test_kernels_on_cuda_leave_a_runs_padded_state_indices_at_zero():
     compare_padded_states("sequential", "cuda")
+    compare_padded_states("sequential in blocks of 2 states", "cuda")
 
 
 @pytest.mark.gpu

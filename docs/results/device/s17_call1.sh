@@ -14,8 +14,8 @@ step tests 240 python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[bf16-gated_delta_net]" \
   "$T/test_short_conv_kernel.py" "$T/test_fla_dqkwg.py" "$T/test_fla_wy.py" \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[float32-gla]"
-step scan 120 python3 benchmarks/selective_scan.py --paths fused skipping sequential \
-  --sequential-launches 256x1 512x2 2048x8 --out-dir $OUT/r
+step scan 150 python3 benchmarks/selective_scan.py --paths fused skipping sequential \
+  --sequential-launches 128x1x8 512x2x8 512x4x16 1024x4x32 2048x8x8 --out-dir $OUT/r
 cp docs/results/frontier_speed_families.json $OUT/r/frontier_speed_families.json
 L=$(( $(left) - 40 ))
 step speed 560 env ${SCAN_ENV:-MQARKIT_SCAN=log_depth} python3 benchmarks/frontier_speed.py --families mamba \

@@ -167,15 +167,15 @@ class Mamba(StackedMixer):
     def intermediate_elements(self, seq_len: int) -> int:
         """The torch scan's ``(N, d_i, n)`` states; the fused kernels' largest, the per-block shares of ``∂B, ∂C``
         or a ``(N, d_i)`` tensor; the sequential trial kernels' backward buffers (a chunk's states and the
-        checkpoints) with their shares of ``∂B, ∂C``."""
+        checkpoints) with their shares of ``∂x, ∂Δ`` (per state block) and ``∂B, ∂C`` (per channel block)."""
         di, n = EXPAND * self.d, self.xb_w.shape[-1]
         acc = torch.promote_types(self.in_w.dtype, torch.float32)  # the scan's dtype (gated_scan's acc)
-        if _sequential(self.in_w.device, acc, n):  # the backward's buffers, and the per-block shares of ∂B, ∂C
+        if _sequential(self.in_w.device, acc, n):  # the backward's buffers and its shares of ∂x, ∂Δ, ∂B, ∂C
             block_d, block_s = sequential_scan.block_shape(n)
-            blocks = -(-di // block_d)
+            d_blocks, s_blocks = -(-di // block_d), -(-n // block_s)
             chunk = sequential_scan.chunk_length(seq_len)
-            buffers = blocks * block_d * block_s * (chunk + -(-seq_len // chunk))
-            return self.runs * max(seq_len * di, buffers + 2 * blocks * seq_len * n)
+            buffers = d_blocks * block_d * s_blocks * block_s * (chunk + -(-seq_len // chunk))
+            return self.runs * (buffers + 2 * s_blocks * seq_len * di + 2 * d_blocks * seq_len * n)
         if fused_scan_available(self.in_w.device, acc, seq_len):
             blocks = -(-di // block_sizes(seq_len)[1])
             return self.runs * seq_len * max(di, blocks * n)

@@ -10,10 +10,13 @@ Symbols as in :mod:`mqarkit.gpu.frontier.kernels.selective_scan` (per run and ex
 
 The log-depth kernels take one state index at a time and scan the whole sequence as a tile, so each state update
 costs a tree of combinations across threads. Here one program holds a ``(BLOCK_D, BLOCK_S)`` block of the state
-(``BLOCK_D`` channels × every state index, padded to a power of two) in registers and applies the recurrence once per
-position: one ``exp`` and two multiply-adds per state entry and position, no combination across threads but the sum
-over state indices for ``y_t``. The loop over positions is sequential, so the GPU's parallelism comes from the
-programs (``RB · d_i / BLOCK_D`` of them).
+(``BLOCK_D`` channels × ``BLOCK_S`` state indices) in registers and applies the recurrence once per position: one
+``exp`` and two multiply-adds per state entry and position, no combination across threads but the sum over the block's
+state indices for its share of ``y_t``. The loop over positions is sequential, so the GPU's parallelism comes from the
+programs: ``RB · ⌈d_i / BLOCK_D⌉ · ⌈n / BLOCK_S⌉`` of them. With more than one block of state indices (``BLOCK_S < n``)
+each writes its share of ``y`` (and in the backward of ``∂x, ∂Δ``) and torch adds the shares; a block that lies wholly
+beyond its run's own state indices returns at once, so a run of ``d_state`` 8 in a stack padded to 24 costs a third of
+the padded work, as the log-depth kernels' skipping does (to the block: a partly used block computes in full).
 
 Backward, per program (``dh_t`` the gradient reaching ``h_t``; ``carry`` = ``exp(Δ_{t+1} A) ⊙ dh_{t+1}``)::
 
@@ -28,14 +31,14 @@ Backward, per program (``dh_t`` the gradient reaching ``h_t``; ``carry`` = ``exp
          carry     = exp(Δ_t A) ⊙ dh_t
 
 ``g_t``'s last form is the one ``kernels/selective_scan.py`` uses (its rounding is discussed there). The buffers are
-``RB · d_i · BLOCK_S`` float32 numbers times ``NCHUNK`` (checkpoints) and ``CHUNK`` (a chunk's states), allocated by
-the backward and freed after it; CHUNK near ``√N`` keeps their sum smallest. ``∂B, ∂C`` are written per channel block
-and ``∂A`` per example, summed by torch: no atomics, so the result does not depend on scheduling.
+one ``(BLOCK_D, BLOCK_S)`` block per program times ``NCHUNK`` (checkpoints) and ``CHUNK`` (a chunk's states), allocated
+by the backward and freed after it; CHUNK near ``√N`` keeps their sum smallest. ``∂B, ∂C`` are written per channel
+block, ``∂x, ∂Δ`` per state block and ``∂A`` per example, summed by torch: no atomics, so the result does not depend on
+scheduling.
 
 A run whose ``d_state`` is below the stack's padded ``n`` (``states``) has zero ``A, B, C`` beyond its own (the masked
 loads make them so whatever the inputs hold there): those entries of the state stay 0 and their ``∂A, ∂B, ∂C`` are
-0, as with the log-depth kernels. Unlike those, a padded entry still costs its share of each step (the block holds
-every state index).
+0, as with the log-depth kernels.
 
 Naive references: :func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (the chunked torch scan) and
 :func:`~mqarkit.gpu.frontier.kernels.selective_scan.log_depth_scan`. Dispatch: :func:`sequential_scan_available`
@@ -60,20 +63,27 @@ except ImportError:  # pragma: no cover - depends on the environment
     triton = None
     tl = None
 
-# How both kernels run: ``tile`` entries in one program's (BLOCK_D, BLOCK_S) state block, over ``warps`` warps. Not
-# yet chosen by timing (benchmarks/selective_scan.py --sequential-launches times others beside it): smaller blocks
-# make more programs, each with fewer entries to step, which is what hides the latency of a sequential loop.
-DEFAULT_LAUNCH = Launch(1024, 4)
+# How both kernels run: ``tile`` entries in one program's (BLOCK_D, BLOCK_S) state block, over ``warps`` warps, and
+# STATE_BLOCK state indices a block (BLOCK_S). Not yet chosen by timing (benchmarks/selective_scan.py
+# --sequential-launches times others beside them): smaller blocks make more programs, each with fewer entries to step,
+# which is what hides the latency of a sequential loop; 8 state indices a block is the granularity of [B] Fig. 2's
+# d_state values (8, 16, 24), so no run steps padding.
+DEFAULT_LAUNCH = Launch(256, 2)
 BLOCK = DEFAULT_LAUNCH.tile
-MAX_STATE = 1024  # the largest n a program's block holds (one channel per program)
+STATE_BLOCK = 8
+MAX_STATE = 1024  # the largest n the kernels take
+MAX_CHANNELS = 128  # the most channels one program's block holds
 SWITCH = "MQARKIT_SCAN"  # "sequential": the Mamba family uses these kernels where they serve
 
 
-def block_shape(n_state: int, tile: int = BLOCK) -> tuple[int, int]:
-    """``(BLOCK_D, BLOCK_S)`` for ``n_state`` state indices: the next power of two ≥ ``n_state`` (at least 2), and the
-    channels that fill a block of ``tile`` entries (1 to 64; one channel when a channel's states alone are more)."""
-    block_s = max(2, 1 << (n_state - 1).bit_length())
-    return max(1, min(64, tile // block_s)), block_s
+def block_shape(n_state: int, tile: int = BLOCK, state_block: int = STATE_BLOCK) -> tuple[int, int]:
+    """``(BLOCK_D, BLOCK_S)`` for ``n_state`` state indices: ``state_block`` indices a block (a power of two ≥ 2), or
+    the next power of two ≥ ``n_state`` where that is fewer (at least 2); and the channels that fill a block of
+    ``tile`` entries (1 to :data:`MAX_CHANNELS`)."""
+    if state_block < 2 or state_block & (state_block - 1):
+        raise ValueError(f"state_block={state_block}: must be a power of two >= 2")
+    block_s = min(state_block, max(2, 1 << (n_state - 1).bit_length()))
+    return max(1, min(MAX_CHANNELS, tile // block_s)), block_s
 
 
 def chunk_length(seq_len: int) -> int:
@@ -97,37 +107,51 @@ if triton is not None:
         return dt, x, b, c, row
 
     @triton.jit
-    def _block(a_ptr, ns_ptr, D, NS, BATCH, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr):
-        """This program's sequence ``rb``, channel block ``blk``, channels ``d`` and state indices ``s`` with their
-        masks (``sm``: the run's own state indices), and its run's ``A`` block (zero outside the masks)."""
+    def _block(ns_ptr, D, NS, BATCH, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr):
+        """This program's sequence ``rb``, channel block ``blk`` and state block ``sb``, its channels ``d`` and state
+        indices ``s`` with their masks (``sm``: the run's own state indices), and how many state indices the run
+        has (``own``)."""
         rb, blk = tl.program_id(0).to(tl.int64), tl.program_id(1).to(tl.int64)  # offsets may pass 2^31
+        sb = tl.program_id(2)
         run = rb // BATCH
+        own = tl.minimum(tl.load(ns_ptr + run), NS)
         d = blk * BLOCK_D + tl.arange(0, BLOCK_D)
-        s = tl.arange(0, BLOCK_S)
-        dm, sm = d < D, s < tl.minimum(tl.load(ns_ptr + run), NS)
-        a = tl.load(a_ptr + (run * D + d[:, None]) * NS + s[None, :], mask=dm[:, None] & sm[None, :], other=0.0)
-        return rb, blk, run, d, s, dm, sm, a
+        s = sb * BLOCK_S + tl.arange(0, BLOCK_S)
+        return rb, blk, sb, run, d, s, d < D, s < own, own
+
+    @triton.jit
+    def _decays(a_ptr, run, D, NS, d, s, dm, sm):
+        """The run's ``A`` on the block (zero outside the masks)."""
+        return tl.load(a_ptr + (run * D + d[:, None]) * NS + s[None, :], mask=dm[:, None] & sm[None, :], other=0.0)
 
     @triton.jit
     def _sequential_forward(
-        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, y_ptr, N, D, NS, BATCH,
+        x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, y_ptr, N, D, NS, BATCH, RB,
         BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
     ):  # fmt: skip
-        rb, blk, run, d, s, dm, sm, a = _block(a_ptr, ns_ptr, D, NS, BATCH, BLOCK_D, BLOCK_S)
+        rb, blk, sb, run, d, s, dm, sm, own = _block(ns_ptr, D, NS, BATCH, BLOCK_D, BLOCK_S)
+        if sb * BLOCK_S >= own:  # every state index of the block is the run's padding: its share of y stays 0
+            return
+        a = _decays(a_ptr, run, D, NS, d, s, dm, sm)
+        y_share = y_ptr + sb.to(tl.int64) * RB * N * D  # this state block's share of y
         h = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)
         for t in range(N):
             dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
             h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
-            tl.store(y_ptr + row, tl.sum(h * c[None, :], axis=1), mask=dm)
+            tl.store(y_share + row, tl.sum(h * c[None, :], axis=1), mask=dm)
 
     @triton.jit
     def _sequential_backward(
         x_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, ns_ptr, dy_ptr, dx_ptr, ddt_ptr, da_ptr, db_ptr, dc_ptr, ck_ptr, hs_ptr,
         N, D, NS, BATCH, RB, NCHUNK, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_S: tl.constexpr,
     ):  # fmt: skip
-        rb, blk, run, d, s, dm, sm, a = _block(a_ptr, ns_ptr, D, NS, BATCH, BLOCK_D, BLOCK_S)
-        slot = (tl.arange(0, BLOCK_D)[:, None] * BLOCK_S + s[None, :]).to(tl.int64)  # a block in a buffer's slot
-        program = rb * tl.num_programs(1) + blk
+        rb, blk, sb, run, d, s, dm, sm, own = _block(ns_ptr, D, NS, BATCH, BLOCK_D, BLOCK_S)
+        if sb * BLOCK_S >= own:  # every state index of the block is the run's padding: its shares stay 0
+            return
+        a = _decays(a_ptr, run, D, NS, d, s, dm, sm)
+        share = sb.to(tl.int64) * RB * N * D  # this state block's share of ∂x, ∂Δ
+        slot = (tl.arange(0, BLOCK_D)[:, None] * BLOCK_S + tl.arange(0, BLOCK_S)[None, :]).to(tl.int64)  # in a buffer
+        program = (rb * tl.num_programs(1) + blk) * tl.num_programs(2) + sb
         checkpoints = ck_ptr + program * NCHUNK * BLOCK_D * BLOCK_S
         states = hs_ptr + program * CHUNK * BLOCK_D * BLOCK_S
         # 1. the state entering each chunk
@@ -162,8 +186,8 @@ if triton is not None:
                 d_dtx = tl.sum(dh * b[None, :], axis=1)
                 g = dh * (h - dtx[:, None] * b[None, :])  # dh_t ⊙ exp(Δ_t A) h_{t−1}
                 da += g * dt[:, None]
-                tl.store(dx_ptr + row, d_dtx * dt, mask=dm)
-                tl.store(ddt_ptr + row, d_dtx * x + tl.sum(g * a, axis=1), mask=dm)
+                tl.store(dx_ptr + share + row, d_dtx * dt, mask=dm)
+                tl.store(ddt_ptr + share + row, d_dtx * x + tl.sum(g * a, axis=1), mask=dm)
                 carry = tl.exp(dt[:, None] * a) * dh
         tl.store(da_ptr + (rb * D + d[:, None]) * NS + s[None, :], da, mask=dm[:, None] & sm[None, :])
 
@@ -190,38 +214,39 @@ def sequential_chosen() -> bool:
 
 class _SequentialScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, dt, a, b, c, states, chunk, launch):
+    def forward(ctx, x, dt, a, b, c, states, chunk, launch, state_block):
         r, bsz, n, di = x.shape
         ns = a.shape[-1]
         x, dt = x.reshape(r * bsz, n, di).contiguous(), dt.reshape(r * bsz, n, di).contiguous()
         a, b, c = a.contiguous(), b.reshape(r * bsz, n, ns).contiguous(), c.reshape(r * bsz, n, ns).contiguous()
-        y = torch.empty_like(x)
-        block_d, block_s = block_shape(ns, launch.tile)
-        grid = (r * bsz, triton.cdiv(di, block_d))
+        block_d, block_s = block_shape(ns, launch.tile, state_block)
+        grid = (r * bsz, triton.cdiv(di, block_d), triton.cdiv(ns, block_s))
+        y = _shares(grid[2], x)  # one share of y per state block, added below
         _sequential_forward[grid](
-            x, dt, a, b, c, states, y, n, di, ns, bsz, BLOCK_D=block_d, BLOCK_S=block_s, num_warps=launch.warps
-        )
+            x, dt, a, b, c, states, y, n, di, ns, bsz, r * bsz, BLOCK_D=block_d, BLOCK_S=block_s,
+            num_warps=launch.warps,
+        )  # fmt: skip
         ctx.save_for_backward(x, dt, a, b, c, states)
-        ctx.shape, ctx.chunk, ctx.launch = (r, bsz, n, di, ns), chunk, launch
-        return y.view(r, bsz, n, di)
+        ctx.shape, ctx.chunk, ctx.launch, ctx.state_block = (r, bsz, n, di, ns), chunk, launch, state_block
+        return _added(y).view(r, bsz, n, di)
 
     @staticmethod
     def backward(ctx, dy):
         x, dt, a, b, c, states = ctx.saved_tensors
         r, bsz, n, di, ns = ctx.shape
-        block_d, block_s = block_shape(ns, ctx.launch.tile)
-        blocks = triton.cdiv(di, block_d)
+        block_d, block_s = block_shape(ns, ctx.launch.tile, ctx.state_block)
+        grid = (r * bsz, triton.cdiv(di, block_d), triton.cdiv(ns, block_s))
         chunk = ctx.chunk or chunk_length(n)
         nchunk = triton.cdiv(n, chunk)
         dy = dy.reshape(r * bsz, n, di).contiguous()
-        dx, ddt = torch.empty_like(x), torch.empty_like(x)
+        dx, ddt = _shares(grid[2], x), _shares(grid[2], x)
         da = torch.zeros(r * bsz, di, ns, device=x.device, dtype=x.dtype)  # zeros: a run's padded states stay so
-        db = torch.zeros(blocks, r * bsz, n, ns, device=x.device, dtype=x.dtype)
+        db = torch.zeros(grid[1], r * bsz, n, ns, device=x.device, dtype=x.dtype)
         dc = torch.zeros_like(db)
-        programs = r * bsz * blocks
+        programs = math.prod(grid)
         checkpoints = torch.empty(programs * nchunk * block_d * block_s, device=x.device, dtype=x.dtype)
         chunk_states = torch.empty(programs * chunk * block_d * block_s, device=x.device, dtype=x.dtype)
-        _sequential_backward[(r * bsz, blocks)](
+        _sequential_backward[grid](
             x, dt, a, b, c, states, dy, dx, ddt, da, db, dc, checkpoints, chunk_states, n, di, ns, bsz, r * bsz,
             nchunk, CHUNK=chunk, BLOCK_D=block_d, BLOCK_S=block_s, num_warps=ctx.launch.warps,
         )  # fmt: skip
@@ -229,7 +254,18 @@ class _SequentialScan(torch.autograd.Function):
         d_a = da.view(r, bsz, di, ns).sum(1)
         d_b = db.sum(0).view(r, bsz, n, ns)
         d_c = dc.sum(0).view(r, bsz, n, ns)
-        return dx.view(shape), ddt.view(shape), d_a, d_b, d_c, None, None, None
+        return _added(dx).view(shape), _added(ddt).view(shape), d_a, d_b, d_c, None, None, None, None
+
+
+def _shares(blocks: int, like: torch.Tensor) -> torch.Tensor:
+    """``(blocks, *like.shape)`` zeros for the state blocks' shares of a ``like``-shaped result (a block that holds
+    none of its run's state indices writes nothing)."""
+    return torch.zeros((blocks, *like.shape), device=like.device, dtype=like.dtype)
+
+
+def _added(shares: torch.Tensor) -> torch.Tensor:
+    """The state blocks' shares added (the one share itself, uncopied, where there is one)."""
+    return shares[0] if shares.shape[0] == 1 else shares.sum(0)
 
 
 def sequential_selective_scan(
@@ -241,6 +277,7 @@ def sequential_selective_scan(
     states: torch.Tensor | None = None,
     chunk: int | None = None,
     launch: Launch = DEFAULT_LAUNCH,
+    state_block: int = STATE_BLOCK,
 ) -> torch.Tensor:
     """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
     (R, B, N, n)``, float32; differentiable in the first five. ``states (R,)`` (integers on ``x``'s device; default
@@ -248,8 +285,9 @@ def sequential_selective_scan(
     gradients 0). ``chunk``: positions per backward chunk (default :func:`chunk_length`; another value changes the
     buffers' sizes, not the result). ``launch``: entries per program's state block and warps, both kernels
     (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`; another block holds other channels together, which
-    changes how ``∂B, ∂C`` are split into sums, so their float32 rounding, not what they are). Callers check
-    :func:`sequential_scan_available` first."""
+    changes how ``∂B, ∂C`` are split into sums, so their float32 rounding, not what they are); ``state_block``:
+    state indices a block (a power of two ≥ 2; :func:`block_shape`), which likewise splits ``y, ∂x, ∂Δ`` into
+    shares otherwise. Callers check :func:`sequential_scan_available` first."""
     states = checked_states(x, dt, a, b, c, states)
     if a.shape[-1] > MAX_STATE:
         raise ValueError(f"n={a.shape[-1]}: the sequential scan holds at most MAX_STATE={MAX_STATE} state indices")
@@ -257,4 +295,7 @@ def sequential_selective_scan(
         raise ValueError(f"chunk={chunk!r}: must be an integer >= 1")
     if not isinstance(launch, Launch):
         raise ValueError(f"launch={launch!r}: must be a Launch")
-    return _SequentialScan.apply(x, dt, a, b, c, states, chunk, launch)
+    if isinstance(state_block, bool) or not isinstance(state_block, int):
+        raise ValueError(f"state_block={state_block!r}: must be a power of two >= 2")
+    block_shape(a.shape[-1], launch.tile, state_block)  # the state block's rule, before any work
+    return _SequentialScan.apply(x, dt, a, b, c, states, chunk, launch, state_block)
