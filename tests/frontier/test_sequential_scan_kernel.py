@@ -206,3 +206,21 @@ def test_kernels_on_cuda_leave_a_runs_padded_state_indices_at_zero():
 @pytest.mark.gpu
 def test_mamba_family_on_cuda_on_the_sequential_kernels_equals_the_torch_scan():
     compare_family_paths("sequential", "cuda")
+
+
+def test_the_mamba_familys_memory_estimate_counts_the_sequential_kernels_buffers(monkeypatch):
+    """Under ``MQARKIT_SCAN=sequential`` (the kernels taken as serving), the family's micro-batch estimate per example
+    is the backward's buffers and shares: at d = 8 (d_i = 16), n = 7 (one block of 32 channels × 8 states), N = 19
+    (chunks of 5, 4 checkpoints), per run ``32·8·(5 + 4)`` buffered entries, ``2·19·16`` for ``∂x, ∂Δ``'s shares and
+    ``2·19·7`` for ``∂B, ∂C``'s."""
+    from mqarkit.gpu.frontier.families import family_class
+    from mqarkit.gpu.frontier.kernels import sequential_scan
+
+    knobs = [{"d_state": 4}, {"d_state": 7}]
+    mixer = family_class("mamba")(8, 32, knobs, [torch.Generator().manual_seed(i) for i in range(2)])
+    assert mixer.intermediate_elements(19) == 2 * 19 * 16 * 7  # the CPU's torch scan: every state
+    monkeypatch.setattr(sequential_scan, "sequential_scan_available", lambda *args: True)
+    assert mixer.intermediate_elements(19) == 2 * 19 * 16 * 7  # not asked for
+    monkeypatch.setenv("MQARKIT_SCAN", "sequential")
+    assert block_shape(7) == (32, 8) and chunk_length(19) == 5
+    assert mixer.intermediate_elements(19) == 2 * (32 * 8 * (5 + 4) + 2 * 19 * 16 + 2 * 19 * 7)
