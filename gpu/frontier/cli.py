@@ -99,7 +99,8 @@ def build_parser() -> CommandParser:
     what.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate and print the plan only (and, where --out exists, per model the runs planned and left)",
+        help="validate and print the plan only (and, where --out exists, the runs planned and left per family and "
+        "width)",
     )
 
     reductions = run.add_argument_group("reductions (each recorded in the runs' notes)")

@@ -57,9 +57,8 @@ def shipped_coverage(records: list[dict]) -> tuple[list[str], set[str]]:
     for name in sorted({r["sweep"] for r in records} & set(shipped)):
         names.add(name)
         ours = [r for r in records if r["sweep"] == name]
-        sweep = shipped[name]
-        sweep = replace(sweep, seeds=tuple(sorted(set(sweep.seeds) | {r.get("seed", 0) for r in ours})))
-        planned = {run.run_id for run in sweep.runs()}
+        seeds = tuple(sorted(set(shipped[name].seeds) | {r.get("seed", 0) for r in ours}))
+        planned = {run.run_id for run in replace(shipped[name], seeds=seeds).runs()}
         have = {r["run_id"] for r in ours} & planned
         if len(have) < len(planned):
             lines.append(f"{name}: {len(have)} of its {len(planned)} runs")

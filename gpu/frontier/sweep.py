@@ -167,8 +167,9 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
 
 
 def runs_left(sweep: SweepConfig, done: set[str]) -> dict[str, dict[str, int]]:
-    """Per model of ``sweep`` (its family and width, ``"mamba d=256"``), how many of its runs are ``planned`` and how
-    many of those are not among the run ids in ``done`` (``left``): what a resumed sweep still has to train."""
+    """Per family and width of ``sweep``'s models (``"mamba d=256"``: its knob settings together), how many runs are
+    ``planned`` and how many of those are not among the run ids in ``done`` (``left``): what a resumed sweep still has
+    to train."""
     counts: dict[str, dict[str, int]] = {}
     for run in sweep.runs():
         entry = counts.setdefault(f"{run.model.family} d={run.model.d_model}", {"planned": 0, "left": 0})

@@ -110,9 +110,9 @@ def selective_scan(
     return y, carry
 
 
-def _sequential(device: torch.device, dtype: torch.dtype, n_state: int) -> bool:
+def _sequential(device: torch.device, dtype: torch.dtype) -> bool:
     """Whether the scan takes the sequential trial kernels: asked for (``$MQARKIT_SCAN``) and serving these inputs."""
-    return sequential_scan.sequential_chosen() and sequential_scan.sequential_scan_available(device, dtype, n_state)
+    return sequential_scan.sequential_chosen() and sequential_scan.sequential_scan_available(device, dtype)
 
 
 @torch.compiler.disable  # the kernels' launch and the torch scan's loops stay out of the compiled graph
@@ -123,7 +123,7 @@ def scan_outputs(
     :func:`fused_scan_available`; they never form the states, and skip each run's padded state indices beyond its
     ``states (R,)``), else :func:`selective_scan`. With ``MQARKIT_SCAN=sequential``, the trial kernels of
     ``kernels/sequential_scan.py`` where they serve."""
-    if _sequential(x.device, x.dtype, a.shape[-1]):
+    if _sequential(x.device, x.dtype):
         return sequential_scan.sequential_selective_scan(x, dt, a, b, c, states)
     if fused_scan_available(x.device, x.dtype, x.shape[2]):
         return fused_selective_scan(x, dt, a, b, c, states)
@@ -170,7 +170,7 @@ class Mamba(StackedMixer):
         checkpoints) with their shares of ``∂x, ∂Δ`` (per state block) and ``∂B, ∂C`` (per channel block)."""
         di, n = EXPAND * self.d, self.xb_w.shape[-1]
         acc = torch.promote_types(self.in_w.dtype, torch.float32)  # the scan's dtype (gated_scan's acc)
-        if _sequential(self.in_w.device, acc, n):  # the backward's buffers and its shares of ∂x, ∂Δ, ∂B, ∂C
+        if _sequential(self.in_w.device, acc):  # the backward's buffers and its shares of ∂x, ∂Δ, ∂B, ∂C
             block_d, block_s = sequential_scan.block_shape(n)
             d_blocks, s_blocks = -(-di // block_d), -(-n // block_s)
             chunk = sequential_scan.chunk_length(seq_len)

@@ -42,7 +42,7 @@ loads make them so whatever the inputs hold there): those entries of the state s
 
 Naive references: :func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (the chunked torch scan) and
 :func:`~mqarkit.gpu.frontier.kernels.selective_scan.log_depth_scan`. Dispatch: :func:`sequential_scan_available`
-(float32, CUDA or Triton's interpreter, ``n ≤`` :data:`MAX_STATE`); the Mamba family takes these kernels only when
+(float32, on CUDA or under Triton's interpreter; any ``n``, in blocks); the Mamba family takes these kernels only when
 ``MQARKIT_SCAN=sequential`` (read per call).
 """
 
@@ -71,17 +71,17 @@ except ImportError:  # pragma: no cover - depends on the environment
 DEFAULT_LAUNCH = Launch(256, 2)
 BLOCK = DEFAULT_LAUNCH.tile
 STATE_BLOCK = 8
-MAX_STATE = 1024  # the largest n the kernels take
+MAX_STATE_BLOCK = 1024  # the most state indices one program's block holds (one channel then)
 MAX_CHANNELS = 128  # the most channels one program's block holds
 SWITCH = "MQARKIT_SCAN"  # "sequential": the Mamba family uses these kernels where they serve
 
 
 def block_shape(n_state: int, tile: int = BLOCK, state_block: int = STATE_BLOCK) -> tuple[int, int]:
-    """``(BLOCK_D, BLOCK_S)`` for ``n_state`` state indices: ``state_block`` indices a block (a power of two ≥ 2), or
-    the next power of two ≥ ``n_state`` where that is fewer (at least 2); and the channels that fill a block of
-    ``tile`` entries (1 to :data:`MAX_CHANNELS`)."""
-    if state_block < 2 or state_block & (state_block - 1):
-        raise ValueError(f"state_block={state_block}: must be a power of two >= 2")
+    """``(BLOCK_D, BLOCK_S)`` for ``n_state`` state indices: ``state_block`` indices a block (a power of two from 2 to
+    :data:`MAX_STATE_BLOCK`), or the next power of two ≥ ``n_state`` where that is fewer (at least 2); and the channels
+    that fill a block of ``tile`` entries (1 to :data:`MAX_CHANNELS`)."""
+    if not 2 <= state_block <= MAX_STATE_BLOCK or state_block & (state_block - 1):
+        raise ValueError(f"state_block={state_block}: must be a power of two from 2 to {MAX_STATE_BLOCK}")
     block_s = min(state_block, max(2, 1 << (n_state - 1).bit_length()))
     return max(1, min(MAX_CHANNELS, tile // block_s)), block_s
 
@@ -196,14 +196,13 @@ else:  # pragma: no cover - depends on the environment
     _INTERPRETED = False
 
 
-def sequential_scan_available(device: torch.device, dtype: torch.dtype, n_state: int) -> bool:
-    """Whether :func:`sequential_selective_scan` serves ``dtype`` inputs with ``n_state`` state indices on
-    ``device`` (module docs: dispatch; the switch that makes the Mamba family take it is apart)."""
+def sequential_scan_available(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether :func:`sequential_selective_scan` serves ``dtype`` inputs on ``device`` (module docs: dispatch; the
+    switch that makes the Mamba family take it is apart)."""
     return (
         triton is not None
         and kernel_switched_on(device, _INTERPRETED, "MQARKIT_SEQUENTIAL_SCAN")
         and dtype == torch.float32
-        and n_state <= MAX_STATE
     )
 
 
@@ -289,13 +288,11 @@ def sequential_selective_scan(
     state indices a block (a power of two ≥ 2; :func:`block_shape`), which likewise splits ``y, ∂x, ∂Δ`` into
     shares otherwise. Callers check :func:`sequential_scan_available` first."""
     states = checked_states(x, dt, a, b, c, states)
-    if a.shape[-1] > MAX_STATE:
-        raise ValueError(f"n={a.shape[-1]}: the sequential scan holds at most MAX_STATE={MAX_STATE} state indices")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk={chunk!r}: must be an integer >= 1")
     if not isinstance(launch, Launch):
         raise ValueError(f"launch={launch!r}: must be a Launch")
     if isinstance(state_block, bool) or not isinstance(state_block, int):
-        raise ValueError(f"state_block={state_block!r}: must be a power of two >= 2")
+        raise ValueError(f"state_block={state_block!r}: must be a power of two from 2 to {MAX_STATE_BLOCK}")
     block_shape(a.shape[-1], launch.tile, state_block)  # the state block's rule, before any work
     return _SequentialScan.apply(x, dt, a, b, c, states, chunk, launch, state_block)
