@@ -18,6 +18,7 @@ from mqarkit.gpu.frontier.kernels.sequential_scan import (
     MAX_CHANNELS,
     MAX_STATE_BLOCK,
     STATE_BLOCK,
+    accurate_exp,
     block_shape,
     chunk_length,
     sequential_selective_scan,
@@ -37,13 +38,16 @@ needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its inte
 
 def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:
     """The kernels (float32) against the chunked torch scan in float64, values and the gradients of a random
-    cotangent, by :func:`assert_as_accurate_as_reference` with the chunked torch scan in float32 as the naive form in
-    the same precision (the kernels step through the positions as its loops do)."""
+    cotangent, by :func:`assert_as_accurate_as_reference` with the torch scan in float32 as one chunk of all ``N``
+    positions as the naive form in the same precision: a plain loop that steps through the positions as the kernels
+    do, so its rounding accumulates over as many steps (the chunked scan's two levels of about ``√N`` steps round
+    less: at N = 1024 a third of the loop's error)."""
     for shape in shapes:
         inputs = scan_inputs(*shape, device)
         exact = tuple(t.detach().double().requires_grad_() for t in inputs)
         dy = torch.randn(*shape[:4], generator=torch.Generator().manual_seed(1)).to(device)
-        ours, naive, ref = sequential_selective_scan(*inputs), selective_scan(*inputs)[0], selective_scan(*exact)[0]
+        ours, ref = sequential_selective_scan(*inputs), selective_scan(*exact)[0]
+        naive = selective_scan(*inputs, chunk=shape[2])[0]
         assert_as_accurate_as_reference(ours, ref, naive, dtype="float32", context=f"y {shape}")
         grads = zip(
             NAMES,
@@ -98,6 +102,30 @@ def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
         "compare_with_torch_scan",
         INTERPRETED_SHAPES,
         "cpu",
+    )
+
+
+def compare_exp_with_torch(device: str) -> None:
+    """The kernels' ``exp`` of the decays against float64 over ``[-90, 0]`` (below -87 it holds ``e^-87``; densely near
+    0, where ``Δ A`` of a long memory lies): its largest relative error is no more than twice float32 ``torch.exp``'s
+    on the same arguments (``tl.exp``'s, numpy's float32 ``exp`` under the interpreter, is three times it)."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.cat(
+        [torch.linspace(-87, 0, 100_001), torch.linspace(-0.01, 0, 50_001), -3 * torch.rand(50_000, generator=g)]
+    )
+    u = u.to(device)
+    ours = accurate_exp(u)
+    exact = torch.exp(u.double())
+    error, torch_error = (float(((v.double() - exact) / exact).abs().max()) for v in (ours, torch.exp(u)))
+    assert error <= 2 * torch_error, f"exp's largest relative error {error:.3g}, torch's {torch_error:.3g}"
+    below, floor = torch.tensor([-87.5, -100.0, -1e30], device=device), torch.tensor([-87.0] * 3, device=device)
+    assert torch.equal(accurate_exp(below), accurate_exp(floor)), "below -87: exp(-87)"
+
+
+@needs_triton
+def test_the_decays_exp_is_as_accurate_as_torchs_under_interpreter(interpreted):
+    run_under_interpreter(
+        interpreted, "sequential_scan", "test_sequential_scan_kernel", "compare_exp_with_torch", "cpu"
     )
 
 
@@ -180,6 +208,11 @@ def test_bad_inputs_are_refused_before_any_work():
 def test_kernels_on_cuda_match_the_torch_scan():
     # a [B] Fig. 2 Mamba stack's shapes, smaller batch: d = 64 (d_i = 128), n = 24; the longest test length
     compare_with_torch_scan([(4, 8, 256, 128, 24), (2, 2, 1024, 128, 16), (3, 4, 77, 40, 5)], "cuda")
+
+
+@pytest.mark.gpu
+def test_the_decays_exp_on_cuda_is_as_accurate_as_torchs():
+    compare_exp_with_torch("cuda")
 
 
 @pytest.mark.gpu

@@ -11,8 +11,9 @@ Symbols as in :mod:`mqarkit.gpu.frontier.kernels.selective_scan` (per run and ex
 The log-depth kernels take one state index at a time and scan the whole sequence as a tile, so each state update
 costs a tree of combinations across threads. Here one program holds a ``(BLOCK_D, BLOCK_S)`` block of the state
 (``BLOCK_D`` channels × ``BLOCK_S`` state indices) in registers and applies the recurrence once per position: one
-``exp`` and two multiply-adds per state entry and position, no combination across threads but the sum over the block's
-state indices for its share of ``y_t``. The loop over positions is sequential, so the GPU's parallelism comes from the
+``exp`` (its own, ``_accurate_exp``: about a dozen multiply-adds, as accurate as torch's) and two multiply-adds per
+state entry and position, no combination across threads but the sum over the block's state indices for its share of
+``y_t``. The loop over positions is sequential, so the GPU's parallelism comes from the
 programs: ``RB · ⌈d_i / BLOCK_D⌉ · ⌈n / BLOCK_S⌉`` of them. With more than one block of state indices (``BLOCK_S < n``)
 each writes its share of ``y`` (and in the backward of ``∂x, ∂Δ``) and torch adds the shares; a block that lies wholly
 beyond its run's own state indices returns at once, so a run of ``d_state`` 8 in a stack padded to 24 costs a third of
@@ -40,7 +41,8 @@ A run whose ``d_state`` is below the stack's padded ``n`` (``states``) has zero 
 loads make them so whatever the inputs hold there): those entries of the state stay 0 and their ``∂A, ∂B, ∂C`` are
 0, as with the log-depth kernels.
 
-Naive references: :func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (the chunked torch scan) and
+Naive references: :func:`mqarkit.gpu.frontier.families.mamba.selective_scan` (the chunked torch scan; with ``chunk =
+N`` a plain loop over the positions, whose rounding the kernels' is held to) and
 :func:`~mqarkit.gpu.frontier.kernels.selective_scan.log_depth_scan`. Dispatch: :func:`sequential_scan_available`
 (float32, on CUDA or under Triton's interpreter; any ``n``, in blocks); the Mamba family takes these kernels only when
 ``MQARKIT_SCAN=sequential`` (read per call).
@@ -95,6 +97,34 @@ def chunk_length(seq_len: int) -> int:
 if triton is not None:
 
     @triton.jit
+    def _accurate_exp(u):
+        """``exp(u)`` in float32 to about an ulp, for the decays ``u = Δ A ≤ 0``. Not ``tl.exp``: on the GPU that
+        is the approximate ``ex2`` after a rounded product with ``log2 e`` (under the interpreter, numpy's float32
+        ``exp``), up to about 3 ulp and biased, and a decay's error repeats at every position of a sequential scan: at
+        N = 1024 it made ``y``'s error 3.5 times a float32 torch loop's (seventeenth session; the tests' N = 1024 case).
+
+        Cody–Waite: ``u = k ln2 + r`` with ``k`` an integer and ``|r| ≤ ln2 / 2``, ln 2 split into 0.693145751953125
+        (16 significant bits, so ``k`` times it is exact for ``|k| < 2^8``) and the rest; ``e^r`` by its Taylor
+        polynomial to ``r^7`` (the next term is below ``2^-26``); times ``2^k`` written into the exponent bits.
+        ``u`` is first raised to -87 (``e^-87 ≈ 1.6e-38``, still a normal float32), so ``2^k`` stays normal."""
+        u = tl.maximum(u, -87.0)
+        k = tl.floor(u * 1.4426950408889634 + 0.5)  # round(u / ln 2)
+        r = (u - k * 0.693145751953125) - k * 1.4286068202862268e-06
+        p = r * (1.0 / 5040.0) + 1.0 / 720.0  # Horner, from r^7 / 7! down
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        return p * ((k.to(tl.int32) + 127) << 23).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _exp_kernel(u_ptr, out_ptr, n, BLOCK_E: tl.constexpr):
+        i = tl.program_id(0).to(tl.int64) * BLOCK_E + tl.arange(0, BLOCK_E)
+        tl.store(out_ptr + i, _accurate_exp(tl.load(u_ptr + i, mask=i < n, other=0.0)), mask=i < n)
+
+    @triton.jit
     def _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm):
         """Position ``t`` of sequence ``rb``: ``Δ_t, x_t`` on the block's channels, ``B_t, C_t`` on its state indices
         (zero outside the masks), and the offset of the channels' row in an ``(RB, N, D)`` tensor."""
@@ -137,7 +167,7 @@ if triton is not None:
         h = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)
         for t in range(N):
             dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
-            h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
+            h = _accurate_exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
             tl.store(y_share + row, tl.sum(h * c[None, :], axis=1), mask=dm)
 
     @triton.jit
@@ -160,7 +190,7 @@ if triton is not None:
             tl.store(checkpoints + k * BLOCK_D * BLOCK_S + slot, h)
             for t in range(k * CHUNK, tl.minimum(k * CHUNK + CHUNK, N)):
                 dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
-                h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
+                h = _accurate_exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
         # 2. the chunks in reverse
         carry = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)  # exp(Δ_{t+1} A) ⊙ dh_{t+1}
         da = tl.zeros((BLOCK_D, BLOCK_S), dtype=tl.float32)
@@ -171,7 +201,7 @@ if triton is not None:
             h = tl.load(checkpoints + k * BLOCK_D * BLOCK_S + slot)
             for t in range(t0, t1):  # the chunk's states, kept for its reverse pass
                 dt, x, b, c, row = _position(x_ptr, dt_ptr, b_ptr, c_ptr, rb, t, N, D, NS, d, dm, s, sm)
-                h = tl.exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
+                h = _accurate_exp(dt[:, None] * a) * h + (dt * x)[:, None] * b[None, :]
                 tl.store(states + (t - t0) * BLOCK_D * BLOCK_S + slot, h)
             for i in range(t1 - t0):
                 t = t1 - 1 - i
@@ -188,7 +218,7 @@ if triton is not None:
                 da += g * dt[:, None]
                 tl.store(dx_ptr + share + row, d_dtx * dt, mask=dm)
                 tl.store(ddt_ptr + share + row, d_dtx * x + tl.sum(g * a, axis=1), mask=dm)
-                carry = tl.exp(dt[:, None] * a) * dh
+                carry = _accurate_exp(dt[:, None] * a) * dh
         tl.store(da_ptr + (rb * D + d[:, None]) * NS + s[None, :], da, mask=dm[:, None] & sm[None, :])
 
     _INTERPRETED = runs_interpreted(_sequential_forward)
@@ -204,6 +234,17 @@ def sequential_scan_available(device: torch.device, dtype: torch.dtype) -> bool:
         and kernel_switched_on(device, _INTERPRETED, "MQARKIT_SEQUENTIAL_SCAN")
         and dtype == torch.float32
     )
+
+
+def accurate_exp(u: torch.Tensor) -> torch.Tensor:
+    """The kernels' ``exp`` (``_accurate_exp``) elementwise on a float32 tensor, where the kernels serve it: how its
+    accuracy is checked against ``torch.exp``."""
+    if not sequential_scan_available(u.device, u.dtype):
+        raise ValueError(f"u: float32 on CUDA or under Triton's interpreter, not {u.dtype} on {u.device}")
+    u = u.contiguous()
+    out = torch.empty_like(u)
+    _exp_kernel[(triton.cdiv(u.numel(), 1024),)](u, out, u.numel(), BLOCK_E=1024)
+    return out
 
 
 def sequential_chosen() -> bool:
