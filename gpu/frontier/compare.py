@@ -12,6 +12,9 @@ The verdict on one anchor, for a result with interval ``[low, high]``:
 With one seed the interval is the single value, so the verdict rests on the read-off tolerance alone; the tables say
 how many seeds each result has.
 
+A family of [B] Fig. 2 whose planned runs (the preset's, at the records' seeds) are not all in the records is shown
+with how many are, and its range is ``not judged``: a configuration still to run may hold either end of it.
+
 [B] Fig. 2 also orders the families on its Pareto front: at equal state, attention ≥ Based ≥ the others. For each
 result of a family of lower rank (Based, then every other family the paper shows) and each higher rank, the best
 result of that rank whose measured state is at most its own is found; the ordering ``holds`` when that result's mean
@@ -23,7 +26,8 @@ row says so. Families the paper does not show (a user's mixer, GLA, ...) are lis
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from mqarkit.gpu.frontier.paper_anchors import (
     FIGURES,
@@ -39,6 +43,7 @@ from mqarkit.gpu.frontier.presets import load_preset
 from mqarkit.gpu.frontier.stats import ConfigResult, summarise
 
 VERDICTS = ("agrees", "above", "below")
+INCOMPLETE = "not judged"  # the verdict on a family range whose runs are not all in the records
 ORDER_VERDICTS = ("holds", "within intervals", "reversed", "no point at or below its state")
 
 
@@ -72,19 +77,44 @@ def family(result: ConfigResult) -> str | None:
     return result.model.get("family")
 
 
-def compare_ranges(results: Sequence[ConfigResult], anchors: Sequence[RangeAnchor]) -> list[dict]:
-    """[B] Fig. 2: per anchored family, its lowest and highest result against the paper's, and the state ranges."""
+def family_coverage(records: Sequence[dict], paper: str) -> dict[str, tuple[int, int]]:
+    """Per family of the figure's preset: ``(runs in the records, runs planned)``, the plan at the preset's seeds and
+    every seed of the records (``--seeds 0 1 2`` plans three runs where the preset ships one). Only the preset's
+    sweeps that the records hold count: a user's own sweeps (``--sweeps``) have no plan here."""
+    seeds = {r.get("seed", 0) for r in records}
+    names = {r["sweep"] for r in records}
+    coverage: dict[str, tuple[int, int]] = {}
+    have_ids = {r["run_id"] for r in records}
+    for sweep in (sw for sw in load_preset(paper) if sw.name in names):
+        for run in replace(sweep, seeds=tuple(sorted(set(sweep.seeds) | seeds))).runs():
+            have, planned = coverage.get(run.model.family, (0, 0))
+            coverage[run.model.family] = (have + (run.run_id in have_ids), planned + 1)
+    return coverage
+
+
+def compare_ranges(
+    results: Sequence[ConfigResult],
+    anchors: Sequence[RangeAnchor],
+    coverage: Mapping[str, tuple[int, int]] | None = None,
+) -> list[dict]:
+    """[B] Fig. 2: per anchored family, its lowest and highest result against the paper's, and the state ranges. A
+    family whose runs are not all in the records (``coverage``, :func:`family_coverage`) is shown but not judged
+    (verdicts ``INCOMPLETE``): a missing configuration may hold either end of its range."""
     rows = []
     for anchor in anchors:
         mine = [r for r in results if family(r) == anchor.family]
         row: dict = {"anchor": anchor, "configurations": len(mine)}
+        have, planned = (coverage or {}).get(anchor.family, (0, 0))
+        if have < planned:
+            row["runs"] = (have, planned)
         if mine:
             lowest, highest = min(mine, key=lambda r: r.mean), max(mine, key=lambda r: r.mean)
+            judged = "runs" not in row
             row |= {
                 "lowest": lowest,
                 "highest": highest,
-                "lowest_verdict": verdict("≈", anchor.lowest, lowest.low, lowest.high),
-                "highest_verdict": verdict("≈", anchor.highest, highest.low, highest.high),
+                "lowest_verdict": verdict("≈", anchor.lowest, lowest.low, lowest.high) if judged else INCOMPLETE,
+                "highest_verdict": verdict("≈", anchor.highest, highest.low, highest.high) if judged else INCOMPLETE,
             }
             states = [r.state_bytes for r in mine if r.state_bytes is not None]
             row["log2_bytes"] = (math.log2(min(states)), math.log2(max(states))) if states else None
@@ -157,7 +187,7 @@ def comparison_markdown(records: Sequence[dict], paper: str, sweeps: Sequence[st
         "",
     ]
     if paper == "based-fig2":
-        lines += _ranges_table(compare_ranges(results, anchors))
+        lines += _ranges_table(compare_ranges(results, anchors, family_coverage(kept, paper)))
         shown = {a.family for a in anchors}
         lines += _order_table(front_order(results, shown))
         extra = sorted({r.label for r in results if family(r) not in shown})
@@ -197,10 +227,11 @@ def _ranges_table(rows: list[dict]) -> list[str]:
             continue
         span = row["log2_bytes"]
         ours = "unmeasured" if span is None else f"2^{span[0]:.1f}–2^{span[1]:.1f} B"
+        runs = f" ({row['runs'][0]} of {row['runs'][1]} runs)" if "runs" in row else ""
         out.append(
-            f"| {a.family} | {row['configurations']} | {a.source} | {_result_cell(row['lowest'])} vs ≈ {a.lowest} | "
-            f"{row['lowest_verdict']} | {_result_cell(row['highest'])} vs ≈ {a.highest} | {row['highest_verdict']} | "
-            f"{ours} | {paper_states} |"
+            f"| {a.family} | {row['configurations']}{runs} | {a.source} | "
+            f"{_result_cell(row['lowest'])} vs ≈ {a.lowest} | {row['lowest_verdict']} | "
+            f"{_result_cell(row['highest'])} vs ≈ {a.highest} | {row['highest_verdict']} | {ours} | {paper_states} |"
         )
     return out
 

@@ -4,18 +4,22 @@ points, and ``mqarkit frontier compare`` (inputs checked first, exit 2)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from mqarkit.cli import main as cli_main
 from mqarkit.gpu.frontier.compare import (
+    INCOMPLETE,
     compare_points,
     compare_ranges,
     comparison_markdown,
+    family_coverage,
     front_order,
     verdict,
 )
 from mqarkit.gpu.frontier.paper_anchors import BASED_FIG2, READ_OFF, ZOOLOGY_FIG2, PointAnchor, RangeAnchor
+from mqarkit.gpu.frontier.presets import load_preset
 from mqarkit.gpu.frontier.stats import summarise
 
 
@@ -75,6 +79,25 @@ def test_ranges_take_the_lowest_and_highest_configuration_with_their_intervals()
     assert row["lowest_verdict"] == "agrees"
     assert row["highest"].model["d_model"] == 128 and row["highest_verdict"] == "below"  # 0.84 < 1.0 − 0.03
     assert row["log2_bytes"] == (13.0, 17.0)
+
+
+def test_a_family_with_runs_missing_is_shown_but_not_judged():
+    anchor = RangeAnchor("sliding_window", 0.07, 0.94, (13, 19), "t")
+    results = summarise([_record("sliding_window", 128, 0.5, state=2**16)])
+    (row,) = compare_ranges(results, [anchor], {"sliding_window": (48, 96)})
+    assert row["runs"] == (48, 96) and row["lowest_verdict"] == row["highest_verdict"] == INCOMPLETE
+    (row,) = compare_ranges(results, [anchor], {"sliding_window": (96, 96)})
+    assert "runs" not in row and row["highest_verdict"] == "below"
+
+
+def test_family_coverage_counts_the_presets_runs_at_the_records_seeds():
+    (sweep,) = load_preset("based-fig2")
+    runs = [run for run in replace(sweep, seeds=(0, 1, 2)).runs() if run.model.family == "sliding_window"]
+    records = [{"run_id": runs[0].run_id, "seed": 0, "sweep": sweep.name}, {"run_id": "x", "seed": 2, "sweep": "x"}]
+    coverage = family_coverage(records, "based-fig2")
+    assert coverage["sliding_window"] == (1, 64) and len(runs) == 96  # planned at the preset's seed 0 and seed 2
+    assert coverage["attention"] == (0, 16)
+    assert family_coverage([{"run_id": "x", "seed": 0, "sweep": "my-fig2"}], "based-fig2") == {}  # no plan
 
 
 def test_a_family_without_records_is_reported_not_dropped():
@@ -160,7 +183,8 @@ def test_cli_writes_the_comparison_and_refuses_bad_input(tmp_path, capsys):
     results.write_text("".join(json.dumps(r) + "\n" for r in [_record("based", 64, 0.6, state=2**13)]))
     out = tmp_path / "cmp.md"
     assert cli_main(["frontier", "compare", "--paper", "based-fig2", "--results", str(results), "--out", str(out)]) == 0
-    assert "| based | 1 |" in out.read_text()
+    text = out.read_text()  # the record's run id is none of the preset's: 0 of its runs, the range not judged
+    assert "| based | 1 (0 of 36 runs) |" in text and "| not judged |" in text
     assert cli_main(["frontier", "compare", "--paper", "based-fig2", "--results", str(tmp_path / "none.jsonl")]) == 2
     assert cli_main(["frontier", "compare", "--paper", "zoology-fig2", "--results", str(results)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
