@@ -106,10 +106,11 @@ if triton is not None:
         Cody–Waite: ``u = k ln2 + r`` with ``k`` an integer and ``|r| ≤ ln2 / 2``, ln 2 split into 0.693145751953125
         (16 significant bits, so ``k`` times it is exact for ``|k| < 2^8``) and the rest; ``e^r`` by its Taylor
         polynomial to ``r^7`` (the next term is below ``2^-26``); times ``2^k`` written into the exponent bits.
-        ``u`` is first raised to -87 (``e^-87 ≈ 1.6e-38``, still a normal float32), so ``2^k`` stays normal."""
-        u = tl.maximum(u, -87.0)
-        k = tl.floor(u * 1.4426950408889634 + 0.5)  # round(u / ln 2)
-        r = (u - k * 0.693145751953125) - k * 1.4286068202862268e-06
+        ``u`` below -87 is raised to it (``e^-87 ≈ 1.6e-38``, still a normal float32), so ``2^k`` stays normal. Not
+        a decay: a NaN stays NaN, and ``u > 0`` takes ``tl.exp`` (``inf`` past float32's range)."""
+        v = tl.minimum(tl.maximum(u, -87.0), 0.0)
+        k = tl.floor(v * 1.4426950408889634 + 0.5)  # round(v / ln 2)
+        r = (v - k * 0.693145751953125) - k * 1.4286068202862268e-06
         p = r * (1.0 / 5040.0) + 1.0 / 720.0  # Horner, from r^7 / 7! down
         p = p * r + 1.0 / 120.0
         p = p * r + 1.0 / 24.0
@@ -117,7 +118,8 @@ if triton is not None:
         p = p * r + 0.5
         p = p * r + 1.0
         p = p * r + 1.0
-        return p * ((k.to(tl.int32) + 127) << 23).to(tl.float32, bitcast=True)
+        decay = p * ((k.to(tl.int32) + 127) << 23).to(tl.float32, bitcast=True)
+        return tl.where(u > 0.0, tl.exp(u), tl.where(u == u, decay, u))
 
     @triton.jit
     def _exp_kernel(u_ptr, out_ptr, n, BLOCK_E: tl.constexpr):
