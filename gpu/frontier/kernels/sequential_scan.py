@@ -105,11 +105,12 @@ if triton is not None:
 
         Cody–Waite: ``u = k ln2 + r`` with ``k`` an integer and ``|r| ≤ ln2 / 2``, ln 2 split into 0.693145751953125
         (16 significant bits, so ``k`` times it is exact for ``|k| < 2^8``) and the rest; ``e^r`` by its Taylor
-        polynomial to ``r^7`` (the next term is below ``2^-26``); times ``2^k`` written into the exponent bits.
-        ``u`` below -87 is raised to it (``e^-87 ≈ 1.6e-38``, still a normal float32), so ``2^k`` stays normal. Not
-        a decay: a NaN stays NaN, and ``u > 0`` takes ``tl.exp`` (``inf`` past float32's range)."""
-        v = tl.minimum(tl.maximum(u, -87.0), 0.0)
-        k = tl.floor(v * 1.4426950408889634 + 0.5)  # round(v / ln 2)
+        polynomial to ``r^7`` (the next term is below ``2^-26``); times ``2^(k−1)``, written into the exponent bits,
+        and 2 (so that ``k`` = 128 stays finite). ``u`` below -86 is raised to it (``e^-86 ≈ 4.5e-38``, a normal
+        float32, ``k − 1 ≥ −126``). Arguments that are no decay, at the cost of two selects: ``u`` up to 88.7228
+        (``e^88.7228`` is about float32's largest) the same way, past it ``inf``, and a NaN stays NaN."""
+        v = tl.minimum(tl.maximum(u, -86.0), 88.7228)
+        k = tl.floor(v * 1.4426950408889634 + 0.5)  # round(v / ln 2), from -124 to 128
         r = (v - k * 0.693145751953125) - k * 1.4286068202862268e-06
         p = r * (1.0 / 5040.0) + 1.0 / 720.0  # Horner, from r^7 / 7! down
         p = p * r + 1.0 / 120.0
@@ -118,8 +119,8 @@ if triton is not None:
         p = p * r + 0.5
         p = p * r + 1.0
         p = p * r + 1.0
-        decay = p * ((k.to(tl.int32) + 127) << 23).to(tl.float32, bitcast=True)
-        return tl.where(u > 0.0, tl.exp(u), tl.where(u == u, decay, u))
+        e = (p * ((k.to(tl.int32) + 126) << 23).to(tl.float32, bitcast=True)) * 2.0
+        return tl.where(u == u, tl.where(u > 88.7228, float("inf"), e), u)
 
     @triton.jit
     def _exp_kernel(u_ptr, out_ptr, n, BLOCK_E: tl.constexpr):
