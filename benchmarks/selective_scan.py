@@ -42,8 +42,10 @@ import torch
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import BACKWARD, Launch, fused_scan_available, fused_selective_scan
 from mqarkit.gpu.frontier.kernels.sequential_scan import (
-    DEFAULT_LAUNCH,
+    NARROW_LAUNCH,
     STATE_BLOCK,
+    WIDE_CHANNELS,
+    WIDE_LAUNCH,
     block_shape,
     sequential_selective_scan,
 )
@@ -71,6 +73,8 @@ def paths(device: torch.device) -> dict:
     }
 
 
+# The sequential kernels' default launch, by the scan's channels d_i (kernels/sequential_scan.py: default_launch)
+DEFAULT_SEQUENTIAL = f"{NARROW_LAUNCH}x{STATE_BLOCK} below d_i = {WIDE_CHANNELS}, {WIDE_LAUNCH}x{STATE_BLOCK} from it"
 PATHS = ("fused", "skipping", "sequential", "torch")  # the order of paths() and of --paths' default
 
 
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="TILExWARPSxSTATES",
         help="also time the sequential kernels launched so (state-block entries x warps x state indices a block; "
-        f"default {DEFAULT_LAUNCH}x{STATE_BLOCK})",
+        f"default {DEFAULT_SEQUENTIAL})",
     )
     ap.add_argument(
         "--paths",
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     report["sequential_launches"] = [f"{x}x{block}" for x, block in launches["sequential_launches"]]
     report["paths"] = [name for name in PATHS if name in args.paths]
     report["default_backward_launch"] = str(BACKWARD)
-    report["default_sequential_launch"] = f"{DEFAULT_LAUNCH}x{STATE_BLOCK}"
+    report["default_sequential_launch"] = DEFAULT_SEQUENTIAL
     report["rows"] = []
     for d in WIDTHS:
         for n in LENGTHS:

@@ -14,13 +14,16 @@ import torch
 from mqarkit.gpu.frontier.families.mamba import selective_scan
 from mqarkit.gpu.frontier.kernels.selective_scan import Launch
 from mqarkit.gpu.frontier.kernels.sequential_scan import (
-    BLOCK,
     MAX_CHANNELS,
     MAX_STATE_BLOCK,
+    NARROW_LAUNCH,
     STATE_BLOCK,
+    WIDE_CHANNELS,
+    WIDE_LAUNCH,
     accurate_exp,
     block_shape,
     chunk_length,
+    default_launch,
     sequential_selective_scan,
 )
 from mqarkit.tolerances import assert_as_accurate_as_reference, assert_close_scaled
@@ -81,7 +84,7 @@ def compare_launches(shape: tuple[int, int, int, int, int], launches: list[tuple
     default_grads = torch.autograd.grad(default, inputs, dy)
     for tile, warps, state_block in launches:
         launch = Launch(tile, warps)
-        assert block_shape(shape[4], tile, state_block) != block_shape(shape[4])  # another split
+        assert block_shape(shape[4], tile, state_block) != block_shape(shape[4], default_launch(shape[3]).tile)
         y = sequential_selective_scan(*inputs, launch=launch, state_block=state_block)
         context = f"launch {launch}, {state_block} states a block"
         assert_close_scaled(y, default, dtype="float32", context=f"y, {context}")
@@ -169,10 +172,10 @@ def test_mamba_family_on_the_sequential_kernels_equals_the_torch_scan(interprete
 
 
 def test_block_shape_and_chunk_length():
-    assert STATE_BLOCK == 8 and BLOCK == 256  # the defaults the cases below are written for
-    assert block_shape(1) == (128, 2) and block_shape(5) == (32, 8) and block_shape(24) == (32, 8)
+    assert STATE_BLOCK == 8  # the default the cases below are written for
+    assert block_shape(1, 256) == (128, 2) and block_shape(5, 256) == (32, 8) and block_shape(24, 512) == (64, 8)
     assert block_shape(24, 1024, 32) == (32, 32) and block_shape(3, 16, 32) == (4, 4)
-    assert block_shape(1024, 512, MAX_STATE_BLOCK) == (1, MAX_STATE_BLOCK) and block_shape(5000) == (32, 8)
+    assert block_shape(1024, 512, MAX_STATE_BLOCK) == (1, MAX_STATE_BLOCK) and block_shape(5000, 256) == (32, 8)
     for n in (1, 3, 24, 100, 1024, 5000):
         for tile, state_block in ((16, 2), (256, 8), (1024, 64), (2048, MAX_STATE_BLOCK)):
             block_d, block_s = block_shape(n, tile, state_block)
@@ -185,6 +188,30 @@ def test_block_shape_and_chunk_length():
     for n in range(1, 300):
         chunk = chunk_length(n)
         assert chunk * chunk >= n and (chunk - 1) ** 2 < n
+
+
+def test_the_default_launch_widens_its_blocks_from_wide_channels_on():
+    assert (NARROW_LAUNCH.tile, WIDE_LAUNCH.tile, WIDE_CHANNELS) == (256, 512, 256)  # as timed (module comment)
+    assert default_launch(1) == default_launch(WIDE_CHANNELS - 1) == NARROW_LAUNCH
+    assert default_launch(WIDE_CHANNELS) == default_launch(4096) == WIDE_LAUNCH
+
+
+def compare_default_launch() -> None:
+    """Without ``launch`` the kernels run :func:`default_launch` of ``d_i``: at ``d_i`` = WIDE_CHANNELS the same bits
+    as WIDE_LAUNCH asked for, values and gradients, and not NARROW_LAUNCH's split of ``∂B, ∂C`` (other sums)."""
+    inputs = scan_inputs(1, 2, 6, WIDE_CHANNELS, 3, "cpu", seed=8)
+    dy = torch.randn(1, 2, 6, WIDE_CHANNELS, generator=torch.Generator().manual_seed(9))
+    results = {}
+    for name, launch in (("default", None), ("wide", WIDE_LAUNCH), ("narrow", NARROW_LAUNCH)):
+        y = sequential_selective_scan(*inputs, launch=launch)
+        results[name] = (y, *torch.autograd.grad(y, inputs, dy))
+    assert all(torch.equal(u, v) for u, v in zip(results["default"], results["wide"]))
+    assert not torch.equal(results["default"][4], results["narrow"][4])  # ∂B summed over other channel blocks
+
+
+@needs_triton
+def test_the_kernels_take_the_default_launch_of_their_channels_under_interpreter(interpreted):
+    run_under_interpreter(interpreted, "sequential_scan", "test_sequential_scan_kernel", "compare_default_launch")
 
 
 def test_bad_inputs_are_refused_before_any_work():
@@ -208,7 +235,10 @@ def test_bad_inputs_are_refused_before_any_work():
 @pytest.mark.gpu
 def test_kernels_on_cuda_match_the_torch_scan():
     # a [B] Fig. 2 Mamba stack's shapes, smaller batch: d = 64 (d_i = 128), n = 24; the longest test length
-    compare_with_torch_scan([(4, 8, 256, 128, 24), (2, 2, 1024, 128, 16), (3, 4, 77, 40, 5)], "cuda")
+    # and d = 128 (d_i = 256), where the default launch has wider blocks
+    compare_with_torch_scan(
+        [(4, 8, 256, 128, 24), (2, 2, 1024, 128, 16), (2, 4, 256, 256, 24), (3, 4, 77, 40, 5)], "cuda"
+    )
 
 
 @pytest.mark.gpu
@@ -251,5 +281,6 @@ def test_the_mamba_familys_memory_estimate_counts_the_sequential_kernels_buffers
     monkeypatch.setattr(sequential_scan, "sequential_scan_available", lambda *args: True)
     assert mixer.intermediate_elements(19) == 2 * 19 * 16 * 7  # not asked for
     monkeypatch.setenv("MQARKIT_SCAN", "sequential")
-    assert block_shape(7) == (32, 8) and chunk_length(19) == 5
+    assert default_launch(16) == NARROW_LAUNCH and block_shape(7, NARROW_LAUNCH.tile) == (32, 8)
+    assert chunk_length(19) == 5
     assert mixer.intermediate_elements(19) == 2 * (32 * 8 * (5 + 4) + 2 * 19 * 16 + 2 * 19 * 7)

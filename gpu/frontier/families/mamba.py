@@ -171,7 +171,7 @@ class Mamba(StackedMixer):
         di, n = EXPAND * self.d, self.xb_w.shape[-1]
         acc = torch.promote_types(self.in_w.dtype, torch.float32)  # the scan's dtype (gated_scan's acc)
         if _sequential(self.in_w.device, acc):  # the backward's buffers and its shares of ∂x, ∂Δ, ∂B, ∂C
-            block_d, block_s = sequential_scan.block_shape(n)
+            block_d, block_s = sequential_scan.block_shape(n, sequential_scan.default_launch(di).tile)
             d_blocks, s_blocks = -(-di // block_d), -(-n // block_s)
             chunk = sequential_scan.chunk_length(seq_len)
             buffers = d_blocks * block_d * s_blocks * block_s * (chunk + -(-seq_len // chunk))

@@ -66,19 +66,28 @@ except ImportError:  # pragma: no cover - depends on the environment
     tl = None
 
 # How both kernels run: ``tile`` entries in one program's (BLOCK_D, BLOCK_S) state block, over ``warps`` warps, and
-# STATE_BLOCK state indices a block (BLOCK_S). Not yet chosen by timing (benchmarks/selective_scan.py
-# --sequential-launches times others beside them): smaller blocks make more programs, each with fewer entries to step,
-# which is what hides the latency of a sequential loop; 8 state indices a block is the granularity of [B] Fig. 2's
-# d_state values (8, 16, 24), so no run steps padding.
-DEFAULT_LAUNCH = Launch(256, 2)
-BLOCK = DEFAULT_LAUNCH.tile
+# STATE_BLOCK state indices a block (BLOCK_S); 8 state indices a block is the granularity of [B] Fig. 2's d_state values
+# (8, 16, 24), so no run steps padding. The launch by the scan's channels d_i, chosen by timing
+# (benchmarks/selective_scan.py --sequential-launches on a 12-run stack at N = 64, 128, 256; seventeenth session,
+# docs/results/selective_scan_session17_{h100_tl_exp,h200}.md): from WIDE_CHANNELS channels on, blocks of 512 entries
+# over 2 warps were the fastest launch tried at every N on an H100 and on an H200 (1.04–1.24× the 256-entry blocks);
+# below, neither was faster everywhere, and 256 entries, the first default, stay.
+NARROW_LAUNCH = Launch(256, 2)
+WIDE_LAUNCH = Launch(512, 2)
+WIDE_CHANNELS = 256
 STATE_BLOCK = 8
 MAX_STATE_BLOCK = 1024  # the most state indices one program's block holds (one channel then)
 MAX_CHANNELS = 128  # the most channels one program's block holds
 SWITCH = "MQARKIT_SCAN"  # "sequential": the Mamba family uses these kernels where they serve
 
 
-def block_shape(n_state: int, tile: int = BLOCK, state_block: int = STATE_BLOCK) -> tuple[int, int]:
+def default_launch(d_inner: int) -> Launch:
+    """The kernels' launch for a scan of ``d_inner`` channels (``d_i``): :data:`WIDE_LAUNCH` from
+    :data:`WIDE_CHANNELS` on, else :data:`NARROW_LAUNCH`."""
+    return WIDE_LAUNCH if d_inner >= WIDE_CHANNELS else NARROW_LAUNCH
+
+
+def block_shape(n_state: int, tile: int, state_block: int = STATE_BLOCK) -> tuple[int, int]:
     """``(BLOCK_D, BLOCK_S)`` for ``n_state`` state indices: ``state_block`` indices a block (a power of two from 2 to
     :data:`MAX_STATE_BLOCK`), or the next power of two ≥ ``n_state`` where that is fewer (at least 2); and the channels
     that fill a block of ``tile`` entries (1 to :data:`MAX_CHANNELS`)."""
@@ -319,7 +328,7 @@ def sequential_selective_scan(
     c: torch.Tensor,
     states: torch.Tensor | None = None,
     chunk: int | None = None,
-    launch: Launch = DEFAULT_LAUNCH,
+    launch: Launch | None = None,
     state_block: int = STATE_BLOCK,
 ) -> torch.Tensor:
     """``y (R, B, N, d_i)`` of the scan (module docs) from ``x, dt (R, B, N, d_i)``, ``a (R, d_i, n)``, ``b, c
@@ -327,15 +336,17 @@ def sequential_selective_scan(
     ``n`` for every run): each run's own state indices, the rest padding (their ``A, B, C`` read as 0, their
     gradients 0). ``chunk``: positions per backward chunk (default :func:`chunk_length`; another value changes the
     buffers' sizes, not the result). ``launch``: entries per program's state block and warps, both kernels
-    (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`; another block holds other channels together, which
-    changes how ``∂B, ∂C`` are split into sums, so their float32 rounding, not what they are); ``state_block``:
-    state indices a block (a power of two ≥ 2; :func:`block_shape`), which likewise splits ``y, ∂x, ∂Δ`` into
-    shares otherwise. Callers check :func:`sequential_scan_available` first."""
+    (:class:`~mqarkit.gpu.frontier.kernels.selective_scan.Launch`; default :func:`default_launch` of ``d_i``; another
+    block holds other channels together, which changes how ``∂B, ∂C`` are split into sums, so their float32 rounding,
+    not what they are); ``state_block``: state indices a block (a power of two ≥ 2; :func:`block_shape`), which
+    likewise splits ``y, ∂x, ∂Δ`` into shares otherwise. Callers check :func:`sequential_scan_available` first."""
     states = checked_states(x, dt, a, b, c, states)
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk={chunk!r}: must be an integer >= 1")
+    if launch is None:
+        launch = default_launch(x.shape[-1])
     if not isinstance(launch, Launch):
-        raise ValueError(f"launch={launch!r}: must be a Launch")
+        raise ValueError(f"launch={launch!r}: must be a Launch or None")
     if isinstance(state_block, bool) or not isinstance(state_block, int):
         raise ValueError(f"state_block={state_block!r}: must be a power of two from 2 to {MAX_STATE_BLOCK}")
     block_shape(a.shape[-1], launch.tile, state_block)  # the state block's rule, before any work
