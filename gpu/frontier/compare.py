@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from mqarkit.gpu.frontier.paper_anchors import (
     FIGURES,
@@ -41,6 +40,7 @@ from mqarkit.gpu.frontier.paper_anchors import (
 from mqarkit.gpu.frontier.plot_style import default_title
 from mqarkit.gpu.frontier.presets import load_preset
 from mqarkit.gpu.frontier.stats import ConfigResult, summarise
+from mqarkit.gpu.frontier.sweep import planned_runs
 
 VERDICTS = ("agrees", "above", "below")
 INCOMPLETE = "not judged"  # the verdict on a family range whose runs are not all in the records
@@ -78,15 +78,14 @@ def family(result: ConfigResult) -> str | None:
 
 
 def family_coverage(records: Sequence[dict], paper: str) -> dict[str, tuple[int, int]]:
-    """Per family of the figure's preset: ``(runs in the records, runs planned)``, the plan at the preset's seeds and
-    every seed of the records (``--seeds 0 1 2`` plans three runs where the preset ships one). Only the preset's
-    sweeps that the records hold count: a user's own sweeps (``--sweeps``) have no plan here."""
-    seeds = {r.get("seed", 0) for r in records}
-    names = {r["sweep"] for r in records}
+    """Per family of the figure's preset: ``(runs in the records, runs planned)``, each sweep's plan counted as
+    :func:`~mqarkit.gpu.frontier.sweep.planned_runs` counts it. Only the preset's sweeps that the records hold count:
+    a user's own sweeps (``--sweeps``) have no plan here."""
     coverage: dict[str, tuple[int, int]] = {}
-    have_ids = {r["run_id"] for r in records}
-    for sweep in (sw for sw in load_preset(paper) if sw.name in names):
-        for run in replace(sweep, seeds=tuple(sorted(set(sweep.seeds) | seeds))).runs():
+    for sweep in load_preset(paper):
+        ours = [r for r in records if r["sweep"] == sweep.name]
+        have_ids = {r["run_id"] for r in ours}
+        for run in planned_runs(sweep, ours) if ours else ():
             have, planned = coverage.get(run.model.family, (0, 0))
             coverage[run.model.family] = (have + (run.run_id in have_ids), planned + 1)
     return coverage

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Collection
-from dataclasses import replace
 
 from mqarkit.gpu.frontier.presets import SELECTION_PREFIXES, get_preset, note_reduces, preset_names
 from mqarkit.gpu.frontier.stats import BOTH_LAYERS
+from mqarkit.gpu.frontier.sweep import planned_runs
 
 FAMILY_STYLE = {
     "attention": ("tab:red", "o"),
@@ -57,8 +57,7 @@ def shipped_coverage(records: list[dict]) -> tuple[list[str], set[str]]:
     for name in sorted({r["sweep"] for r in records} & set(shipped)):
         names.add(name)
         ours = [r for r in records if r["sweep"] == name]
-        seeds = tuple(sorted(set(shipped[name].seeds) | {r.get("seed", 0) for r in ours}))
-        planned = {run.run_id for run in replace(shipped[name], seeds=seeds).runs()}
+        planned = {run.run_id for run in planned_runs(shipped[name], ours)}
         have = {r["run_id"] for r in ours} & planned
         if len(have) < len(planned):
             lines.append(f"{name}: {len(have)} of its {len(planned)} runs")

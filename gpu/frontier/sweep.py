@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
 
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.data import Segment
@@ -164,6 +165,13 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
         }
         for sw in sweeps
     ]
+
+
+def planned_runs(sweep: SweepConfig, records: Iterable[dict]) -> list[RunSpec]:
+    """``sweep``'s runs at its own seeds and every seed of ``records`` (its records: ``--seeds 0 1 2`` plans three
+    runs where a preset ships one), what the records are counted against."""
+    seeds = set(sweep.seeds) | {r.get("seed", 0) for r in records}
+    return replace(sweep, seeds=tuple(sorted(seeds))).runs()
 
 
 def runs_left(sweep: SweepConfig, done: set[str]) -> dict[str, dict[str, int]]:

@@ -5,15 +5,21 @@ subprocess."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import partial
 
+import pytest
 import torch
 
 from mqarkit.gpu.frontier.kernels.selective_scan import fused_selective_scan
 from mqarkit.gpu.frontier.kernels.sequential_scan import sequential_selective_scan
 from mqarkit.tolerances import assert_close
 
+# The interpreted tests of both kernels' files: skipped where triton is not installed (CI and CPU machines may lack it)
+needs_triton = pytest.mark.skipif(
+    importlib.util.find_spec("triton") is None, reason="needs triton (its interpreter runs the kernels on CPU tensors)"
+)
 NAMES = ("x", "dt", "a", "b", "c")
 KERNELS = {
     "fused": fused_selective_scan,

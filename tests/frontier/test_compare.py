@@ -93,7 +93,11 @@ def test_a_family_with_runs_missing_is_shown_but_not_judged():
 def test_family_coverage_counts_the_presets_runs_at_the_records_seeds():
     (sweep,) = load_preset("based-fig2")
     runs = [run for run in replace(sweep, seeds=(0, 1, 2)).runs() if run.model.family == "sliding_window"]
-    records = [{"run_id": runs[0].run_id, "seed": 0, "sweep": sweep.name}, {"run_id": "x", "seed": 2, "sweep": "x"}]
+    records = [
+        {"run_id": runs[0].run_id, "seed": 0, "sweep": sweep.name},
+        {"run_id": "x", "seed": 2, "sweep": sweep.name},
+        {"run_id": "y", "seed": 1, "sweep": "another"},  # another sweep's seeds plan nothing here
+    ]
     coverage = family_coverage(records, "based-fig2")
     assert coverage["sliding_window"] == (1, 64) and len(runs) == 96  # planned at the preset's seed 0 and seed 2
     assert coverage["attention"] == (0, 16)

@@ -5,8 +5,6 @@ kernels against itself without them; the block rule and the input checks on the 
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -25,11 +23,10 @@ from tests.frontier.scan_cases import (
     NAMES,
     compare_family_paths,
     compare_padded_states,
+    needs_triton,
     run_under_interpreter,
     scan_inputs,
 )
-
-HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:
@@ -72,7 +69,7 @@ def test_log_depth_scan_equals_the_chunked_scan_in_float64():
 INTERPRETED_SHAPES = [(1, 2, 1, 3, 2), (2, 3, 37, 10, 5), (1, 1, 20, 4, 1)]
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+@needs_triton
 def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
     run_under_interpreter(
         interpreted,
@@ -84,7 +81,7 @@ def test_kernels_under_interpreter_match_the_torch_scan(interpreted):
     )
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+@needs_triton
 def test_kernels_skip_a_runs_padded_state_indices(interpreted):
     run_under_interpreter(interpreted, "selective_scan", "scan_cases", "compare_padded_states", "fused", "cpu")
 
@@ -106,7 +103,7 @@ def compare_backward_launches(shape: tuple[int, int, int, int, int], launches: l
             assert_close_scaled(u, v, dtype="float32", context=f"d{name}, backward launch {launch}")
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+@needs_triton
 def test_backward_launches_give_the_default_launchs_gradients(interpreted):
     run_under_interpreter(
         interpreted,
@@ -131,7 +128,7 @@ def test_a_bad_launch_is_refused():
         fused_selective_scan(x, dt, a, b, c, backward_launch=(1024, 4))
 
 
-@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU tensors)")
+@needs_triton
 def test_mamba_family_with_the_kernels_equals_it_without(interpreted):
     run_under_interpreter(interpreted, "selective_scan", "scan_cases", "compare_family_paths", "fused", "cpu")
 

@@ -6,8 +6,6 @@ without the kernels; the block rules and the input checks on the CPU."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -31,12 +29,10 @@ from tests.frontier.scan_cases import (
     NAMES,
     compare_family_paths,
     compare_padded_states,
+    needs_triton,
     run_under_interpreter,
     scan_inputs,
 )
-
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernels on CPU)")
 
 
 def compare_with_torch_scan(shapes: list[tuple[int, int, int, int, int]], device: str) -> None:

@@ -11,7 +11,7 @@ Symbols as in :mod:`mqarkit.gpu.frontier.kernels.selective_scan` (per run and ex
 The log-depth kernels take one state index at a time and scan the whole sequence as a tile, so each state update
 costs a tree of combinations across threads. Here one program holds a ``(BLOCK_D, BLOCK_S)`` block of the state
 (``BLOCK_D`` channels × ``BLOCK_S`` state indices) in registers and applies the recurrence once per position: one
-``exp`` (its own, ``_accurate_exp``: about a dozen multiply-adds, as accurate as torch's) and two multiply-adds per
+``exp`` (its own, ``_accurate_exp``: about a dozen multiply-adds, within twice torch's error) and two multiply-adds per
 state entry and position, no combination across threads but the sum over the block's state indices for its share of
 ``y_t``. The loop over positions is sequential, so the GPU's parallelism comes from the
 programs: ``RB · ⌈d_i / BLOCK_D⌉ · ⌈n / BLOCK_S⌉`` of them. With more than one block of state indices (``BLOCK_S < n``)
@@ -271,8 +271,7 @@ class _SequentialScan(torch.autograd.Function):
         ns = a.shape[-1]
         x, dt = x.reshape(r * bsz, n, di).contiguous(), dt.reshape(r * bsz, n, di).contiguous()
         a, b, c = a.contiguous(), b.reshape(r * bsz, n, ns).contiguous(), c.reshape(r * bsz, n, ns).contiguous()
-        block_d, block_s = block_shape(ns, launch.tile, state_block)
-        grid = (r * bsz, triton.cdiv(di, block_d), triton.cdiv(ns, block_s))
+        grid, (block_d, block_s) = _grid(r * bsz, di, ns, launch, state_block)
         y = _shares(grid[2], x)  # one share of y per state block, added below
         _sequential_forward[grid](
             x, dt, a, b, c, states, y, n, di, ns, bsz, r * bsz, BLOCK_D=block_d, BLOCK_S=block_s,
@@ -286,8 +285,7 @@ class _SequentialScan(torch.autograd.Function):
     def backward(ctx, dy):
         x, dt, a, b, c, states = ctx.saved_tensors
         r, bsz, n, di, ns = ctx.shape
-        block_d, block_s = block_shape(ns, ctx.launch.tile, ctx.state_block)
-        grid = (r * bsz, triton.cdiv(di, block_d), triton.cdiv(ns, block_s))
+        grid, (block_d, block_s) = _grid(r * bsz, di, ns, ctx.launch, ctx.state_block)
         chunk = ctx.chunk or chunk_length(n)
         nchunk = triton.cdiv(n, chunk)
         dy = dy.reshape(r * bsz, n, di).contiguous()
@@ -307,6 +305,12 @@ class _SequentialScan(torch.autograd.Function):
         d_b = db.sum(0).view(r, bsz, n, ns)
         d_c = dc.sum(0).view(r, bsz, n, ns)
         return _added(dx).view(shape), _added(ddt).view(shape), d_a, d_b, d_c, None, None, None, None
+
+
+def _grid(rows: int, di: int, ns: int, launch: Launch, state_block: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """Both kernels' grid (sequences, channel blocks, state blocks) and their ``(BLOCK_D, BLOCK_S)``."""
+    block_d, block_s = block_shape(ns, launch.tile, state_block)
+    return (rows, -(-di // block_d), -(-ns // block_s)), (block_d, block_s)
 
 
 def _shares(blocks: int, like: torch.Tensor) -> torch.Tensor:
