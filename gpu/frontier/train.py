@@ -12,7 +12,10 @@ over ``model.parameters()``), with a per-run learning rate: each stacked paramet
 own shape (run ``r``'s lr, times the padding mask), and the update is one fused kernel per parameter on CUDA
 (:mod:`mqarkit.gpu.frontier.kernels.fused_adamw`; its reference, a dozen ``torch._foreach_*`` ops over all parameters,
 elsewhere). Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after each
-epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept.
+epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept. The reference
+harness (Zoology's ``Trainer``) differs in both: it steps its cosine once per epoch (``CosineAnnealingLR``, the rate
+constant within an epoch), and it stops on the mean over test examples of each example's accuracy, not on the accuracy
+over all queries.
 
 Divergence: after each epoch (when the per-run loss sums are read, without a host sync per step), a run whose epoch
 loss is not finite is frozen and marked diverged (``StackResult.diverged_at``); its stack-mates train on (the runs of a
