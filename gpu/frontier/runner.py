@@ -214,6 +214,7 @@ def run_groups(
                 batch_size=sweep.batch_size,
                 test_batch_size=sweep.test_batch_size,
                 early_stop=sweep.early_stop,
+                schedule=sweep.lr_schedule,
                 on_epoch=lambda report, g=group: [w.epoch_ended(sweep, g, report) for w in watchers],
                 checkpoint=ckpt,
             )
@@ -255,6 +256,7 @@ def run_groups(
                     "epochs_trained": res.epochs[i],
                     "batch_size": sweep.batch_size,
                     "early_stop": sweep.early_stop,
+                    "lr_schedule": sweep.lr_schedule,
                     "notes": list(sweep.notes),
                     "accuracy": [
                         {
@@ -305,6 +307,7 @@ def _stack_fields(sweep: SweepConfig, group: list[RunSpec], device: torch.device
         "group_seed": _group_seed(sweep, group),
         "epochs": sweep.epochs,
         "batch": [sweep.batch_size, sweep.test_batch_size, sweep.early_stop],
+        "lr_schedule": sweep.lr_schedule,
         "data": [sweep.data_seed, [str(s) for s in sweep.train], [str(s) for s in sweep.test]],
         "device_type": device.type,
     }

@@ -19,6 +19,10 @@ from dataclasses import asdict, dataclass, field, replace
 from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.data import Segment
 
+# The cosine schedule's two forms: followed at every step (ours, the default), or held within each epoch at the
+# epoch's start (the reference harness's CosineAnnealingLR, stepped after each epoch); train.lr_factor computes both.
+LR_SCHEDULES = ("step", "epoch")
+
 STATE_BYTES_PER_NUMBER = 4  # the unit of the reference (float32); records give numbers and bytes
 
 
@@ -64,6 +68,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0,)
     data_seed: int = 0
     early_stop: float = 0.99
+    lr_schedule: str = "step"
     notes: tuple[str, ...] = field(default=())
     max_stack_runs: int | None = None
 
@@ -97,6 +102,8 @@ class SweepConfig:
             raise ValueError(f"max_stack_runs={self.max_stack_runs!r}: needs an integer >= 1 (or none: whole groups)")
         if not _is_number(self.early_stop) or not (0 < self.early_stop <= 1):
             raise ValueError(f"early_stop={self.early_stop!r}: needs 0 < early_stop <= 1")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
         if not self.train or not self.test:
             raise ValueError("train/test: the sweep needs training and test segments")
         for label, segments in (("train", self.train), ("test", self.test)):

@@ -9,7 +9,8 @@ One sweep per file::
     seeds = [0, 1, 2]             # one run per seed for every model and learning rate (default [0])
     batch_size = 16
     test_batch_size = 16          # optional fields: data_seed (0), early_stop (0.99), notes ([]),
-                                  # max_stack_runs (none: each group of runs one stack)
+                                  # max_stack_runs (none: each group of runs one stack), lr_schedule ("step": the
+                                  # cosine at every step; "epoch": held within each epoch, as the reference's)
 
     [[train]]                     # training segments; [[test]] likewise
     seq_len = 16
@@ -61,6 +62,7 @@ SWEEP_FIELDS = {
     "batch_size",
     "test_batch_size",
     "early_stop",
+    "lr_schedule",
     "max_stack_runs",
     "notes",
     "train",
@@ -136,7 +138,15 @@ def _sweep(table: dict[str, Any], source: str, where: str) -> SweepConfig:
         models += _models(entry, vocab, longest, f"{at}models[{i}]")
     scalars = {
         k: table[k]
-        for k in ("vocab_size", "epochs", "batch_size", "test_batch_size", "early_stop", "max_stack_runs")
+        for k in (
+            "vocab_size",
+            "epochs",
+            "batch_size",
+            "test_batch_size",
+            "early_stop",
+            "lr_schedule",
+            "max_stack_runs",
+        )
         if k in table
     }
     lists = {}

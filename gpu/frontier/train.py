@@ -11,11 +11,12 @@ Optimiser: AdamW (β = (0.9, 0.999), ε = 1e-8, decoupled weight decay 0.1 on ev
 over ``model.parameters()``), with a per-run learning rate: each stacked parameter has a learning-rate tensor of its
 own shape (run ``r``'s lr, times the padding mask), and the update is one fused kernel per parameter on CUDA
 (:mod:`mqarkit.gpu.frontier.kernels.fused_adamw`; its reference, a dozen ``torch._foreach_*`` ops over all parameters,
-elsewhere). Schedule: cosine from the base lr to 0 over all steps (no warm-up). Early stopping per run: after each
-epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept. The reference
-harness (Zoology's ``Trainer``) differs in both: it steps its cosine once per epoch (``CosineAnnealingLR``, the rate
-constant within an epoch), and it stops on the mean over test examples of each example's accuracy, not on the accuracy
-over all queries.
+elsewhere). Schedule: cosine from the base lr to 0 over all steps (no warm-up; ``schedule = "step"``, the default),
+or, with ``schedule = "epoch"``, held within each epoch at its value at the epoch's start, as the reference harness
+(Zoology's ``Trainer``) steps its ``CosineAnnealingLR`` once per epoch (:func:`lr_factor`). Early stopping per run:
+after each epoch, a run whose overall test accuracy is ≥ ``early_stop`` is frozen (lr 0) and its result kept; the
+reference stops on the mean over test examples of each example's accuracy instead, not on the accuracy over all
+queries.
 
 Divergence: after each epoch (when the per-run loss sums are read, without a host sync per step), a run whose epoch
 loss is not finite is frozen and marked diverged (``StackResult.diverged_at``); its stack-mates train on (the runs of a
@@ -55,6 +56,7 @@ from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.ops import training_autocast
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET, SegmentData, micro_batch, train_step
+from mqarkit.gpu.frontier.sweep import LR_SCHEDULES
 
 
 def training_step(
@@ -136,6 +138,19 @@ def _device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
+def lr_factor(schedule: str, *, step: int, total_steps: int, epoch: int, epochs: int) -> float:
+    """The cosine schedule's factor on each run's base learning rate, ``½(1 + cos(π x))``: ``x = step/total_steps``
+    under ``"step"`` (every step, 0-based), ``x = epoch/epochs`` under ``"epoch"`` (the epoch's start, 0-based: the
+    rate the reference's ``CosineAnnealingLR`` holds through that epoch)."""
+    if schedule == "step":
+        x = step / total_steps
+    elif schedule == "epoch":
+        x = epoch / epochs
+    else:
+        raise ValueError(f"schedule={schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
+    return 0.5 * (1 + math.cos(math.pi * x))
+
+
 def train_stack(
     model: StackedHybrid,
     lrs: list[float],
@@ -147,6 +162,7 @@ def train_stack(
     batch_size: int = 256,
     test_batch_size: int = 256,
     early_stop: float = 0.99,
+    schedule: str = "step",
     weight_decay: float = 0.1,
     budget: int = DEFAULT_BUDGET,
     on_epoch: Callable[[EpochReport], None] | None = None,
@@ -157,6 +173,8 @@ def train_stack(
         raise ValueError(f"epochs={epochs}: needs epochs >= 1")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: needs batch_size >= 1")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
     if not train or not tests:
         raise ValueError("train/tests: needs at least one training and one test segment")
     device = train[0].inputs.device
@@ -202,7 +220,9 @@ def train_stack(
         )
         for j in order.tolist():
             si, rows = plan[j]
-            take_step(train[si], rows, 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+            take_step(
+                train[si], rows, lr_factor(schedule, step=step, total_steps=total_steps, epoch=epoch, epochs=epochs)
+            )
             step += 1
         correct, totals = evaluate(model, tests, batch=test_batch_size, budget=budget)
         overall = (correct.sum(1).double() / totals.sum()).tolist()
