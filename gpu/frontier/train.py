@@ -142,13 +142,13 @@ def lr_factor(schedule: str, *, step: int, total_steps: int, epoch: int, epochs:
     """The cosine schedule's factor on each run's base learning rate, ``½(1 + cos(π x))``: ``x = step/total_steps``
     under ``"step"`` (every step, 0-based), ``x = epoch/epochs`` under ``"epoch"`` (the epoch's start, 0-based: the
     rate the reference's ``CosineAnnealingLR`` holds through that epoch)."""
-    if schedule == "step":
-        x = step / total_steps
+    if schedule == "step":  # π·step/total_steps in this order: the factors of every record trained before the choice
+        angle = math.pi * step / total_steps
     elif schedule == "epoch":
-        x = epoch / epochs
+        angle = math.pi * epoch / epochs
     else:
         raise ValueError(f"schedule={schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
-    return 0.5 * (1 + math.cos(math.pi * x))
+    return 0.5 * (1 + math.cos(angle))
 
 
 def train_stack(

@@ -18,6 +18,10 @@ def test_the_step_form_follows_the_cosine_at_every_step():
     assert lr_factor("step", step=0, total_steps=8, epoch=0, epochs=2) == 1.0
     assert lr_factor("step", step=4, total_steps=8, epoch=1, epochs=2) == 0.5 * (1 + math.cos(math.pi / 2))
     assert lr_factor("step", step=3, total_steps=8, epoch=0, epochs=2) == 0.5 * (1 + math.cos(math.pi * 3 / 8))
+    # bit for bit the factor every earlier record was trained with, 0.5 * (1 + cos(π · step / total_steps))
+    for step in range(1000):
+        before = 0.5 * (1 + math.cos(math.pi * step / 997))
+        assert lr_factor("step", step=step, total_steps=997, epoch=0, epochs=1) == before
 
 
 def test_the_epoch_form_holds_the_epochs_starting_value():
