@@ -23,6 +23,13 @@ from mqarkit.gpu.frontier.data import Segment
 # epoch's start (the reference harness's CosineAnnealingLR, stepped after each epoch); train.lr_factor computes both.
 LR_SCHEDULES = ("step", "epoch")
 
+
+def check_lr_schedule(value: object, name: str = "lr_schedule") -> None:
+    """The schedule's rule, one of :data:`LR_SCHEDULES`; the error names ``name``, the parameter that held ``value``."""
+    if value not in LR_SCHEDULES:
+        raise ValueError(f"{name}={value!r}: needs one of {', '.join(LR_SCHEDULES)}")
+
+
 STATE_BYTES_PER_NUMBER = 4  # the unit of the reference (float32); records give numbers and bytes
 
 
@@ -102,8 +109,7 @@ class SweepConfig:
             raise ValueError(f"max_stack_runs={self.max_stack_runs!r}: needs an integer >= 1 (or none: whole groups)")
         if not _is_number(self.early_stop) or not (0 < self.early_stop <= 1):
             raise ValueError(f"early_stop={self.early_stop!r}: needs 0 < early_stop <= 1")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={self.lr_schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
+        check_lr_schedule(self.lr_schedule)
         if not self.train or not self.test:
             raise ValueError("train/test: the sweep needs training and test segments")
         for label, segments in (("train", self.train), ("test", self.test)):

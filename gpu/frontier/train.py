@@ -56,7 +56,7 @@ from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.ops import training_autocast
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET, SegmentData, micro_batch, train_step
-from mqarkit.gpu.frontier.sweep import LR_SCHEDULES
+from mqarkit.gpu.frontier.sweep import check_lr_schedule
 
 
 def training_step(
@@ -142,12 +142,9 @@ def lr_factor(schedule: str, *, step: int, total_steps: int, epoch: int, epochs:
     """The cosine schedule's factor on each run's base learning rate, ``½(1 + cos(π x))``: ``x = step/total_steps``
     under ``"step"`` (every step, 0-based), ``x = epoch/epochs`` under ``"epoch"`` (the epoch's start, 0-based: the
     rate the reference's ``CosineAnnealingLR`` holds through that epoch)."""
-    if schedule == "step":  # π·step/total_steps in this order: the factors of every record trained before the choice
-        angle = math.pi * step / total_steps
-    elif schedule == "epoch":
-        angle = math.pi * epoch / epochs
-    else:
-        raise ValueError(f"schedule={schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
+    check_lr_schedule(schedule, "schedule")
+    # π·step/total_steps in this order: the factors of every record trained before the choice, bit for bit
+    angle = math.pi * step / total_steps if schedule == "step" else math.pi * epoch / epochs
     return 0.5 * (1 + math.cos(angle))
 
 
@@ -173,8 +170,7 @@ def train_stack(
         raise ValueError(f"epochs={epochs}: needs epochs >= 1")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: needs batch_size >= 1")
-    if schedule not in LR_SCHEDULES:
-        raise ValueError(f"schedule={schedule!r}: needs one of {', '.join(LR_SCHEDULES)}")
+    check_lr_schedule(schedule, "schedule")
     if not train or not tests:
         raise ValueError("train/tests: needs at least one training and one test segment")
     device = train[0].inputs.device

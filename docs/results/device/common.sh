@@ -29,3 +29,12 @@ finish() { # the results and logs as one archive; the compile caches in parts if
   if (( sz < ${CACHE_MAX:-45000000} )); then split -b 15000000 -d /tmp/cache.tgz $OUT/cache.part; fi
   echo "cache ${sz} bytes; total $(( $(date +%s) - T0 ))s"
 }
+paper_sweep() { # issue 17's paper-budget sweep (paper.sh's header): PRESET, SEEDS, MAXR, SEL; records on the device
+  PRESET=${PRESET:-based-fig2}; local name=${PRESET//-/_}_paper
+  local r=/tmp/mq/$name.jsonl
+  mkdir -p /tmp/mq
+  if [ ! -f $r ] && [ -f docs/results/$name.jsonl ]; then cp docs/results/$name.jsonl $r; fi
+  step paper $(( $(left) - 30 )) mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
+    ${SEL:-} --no-progress --out $r
+  cp $r $OUT/r/ 2>/dev/null
+}

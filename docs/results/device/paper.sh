@@ -7,11 +7,5 @@
 # 2"), MAXR (4: stacks of at most 4 runs, so that a Mamba d = 256 stack of 32 epochs fits about two commands), SEL
 # (e.g. "--families mamba --d-models 256").
 source docs/results/device/common.sh
-PRESET=${PRESET:-based-fig2}; NAME=${PRESET//-/_}_paper
-R=/tmp/mq/$NAME.jsonl
-mkdir -p /tmp/mq
-if [ ! -f $R ] && [ -f docs/results/$NAME.jsonl ]; then cp docs/results/$NAME.jsonl $R; fi
-step paper $(( $(left) - 30 )) mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
-  ${SEL:-} --no-progress --out $R
-cp $R $OUT/r/ 2>/dev/null
+paper_sweep
 finish

@@ -8,11 +8,5 @@ T=tests/frontier
 step tests ${TESTS_S:-200} python3 -m pytest -p no:cacheprovider -m gpu --report-as-you-go \
   "$T/test_sequential_scan_kernel.py" "$T/test_fla_wy.py" \
   "$T/test_families_cuda.py::test_family_on_cuda_equals_reference[float32-gla]" "$T/test_fla_dqkwg.py"
-PRESET=${PRESET:-based-fig2}; NAME=${PRESET//-/_}_paper
-R=/tmp/mq/$NAME.jsonl
-mkdir -p /tmp/mq
-if [ ! -f $R ] && [ -f docs/results/$NAME.jsonl ]; then cp docs/results/$NAME.jsonl $R; fi
-step paper $(( $(left) - 30 )) mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
-  ${SEL:-} --no-progress --out $R
-cp $R $OUT/r/ 2>/dev/null
+paper_sweep
 finish
