@@ -27,7 +27,7 @@ On CUDA, :func:`train_stack` replays each full-batch step as one CUDA graph (:mo
 the graphed step is :func:`train_step`'s computation.
 
 Batches: each batch comes from one training segment (one ``(N, D)``); every epoch the rows of every segment and the
-order of all batches are reshuffled with the harness's ``torch.Generator``.
+order of all batches are reshuffled with the harness's ``torch.Generator`` (:func:`epoch_plan`).
 
 Resuming: with a ``checkpoint`` (:mod:`mqarkit.gpu.frontier.checkpoints`), the state after an epoch is saved (at most
 every ``checkpoint.seconds``), and a stack that finds a saved state continues from it: the same weights, optimiser
@@ -148,6 +148,25 @@ def lr_factor(schedule: str, *, step: int, total_steps: int, epoch: int, epochs:
     return 0.5 * (1 + math.cos(angle))
 
 
+def epoch_plan(train: list[SegmentData], batch_size: int, generator: torch.Generator) -> list[tuple[int, torch.Tensor]]:
+    """One epoch's batches in the order training takes them: ``(segment index, rows (b,))`` on the data's device.
+
+    Each segment's rows are permuted and cut into batches of ``batch_size`` (the last one partial), then the batches of
+    all segments are shuffled together, both with ``generator`` (the second through a CPU generator seeded from it)."""
+    device = train[0].inputs.device
+    plan = []
+    for si, seg in enumerate(train):
+        perm = torch.randperm(seg.inputs.shape[0], generator=generator, device=generator.device).to(device)
+        plan += [(si, perm[i : i + batch_size]) for i in range(0, perm.numel(), batch_size)]
+    order = torch.randperm(
+        len(plan),
+        generator=torch.Generator().manual_seed(
+            int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
+        ),
+    )
+    return [plan[j] for j in order.tolist()]
+
+
 def train_stack(
     model: StackedHybrid,
     lrs: list[float],
@@ -204,18 +223,7 @@ def train_stack(
     for epoch in range(start, epochs):
         if not bool(active.any()):  # a saved state whose runs had all stopped
             break
-        plan = []
-        for si, seg in enumerate(train):
-            perm = torch.randperm(seg.inputs.shape[0], generator=generator, device=generator.device).to(device)
-            plan += [(si, perm[i : i + batch_size]) for i in range(0, perm.numel(), batch_size)]
-        order = torch.randperm(
-            len(plan),
-            generator=torch.Generator().manual_seed(
-                int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device).item())
-            ),
-        )
-        for j in order.tolist():
-            si, rows = plan[j]
+        for si, rows in epoch_plan(train, batch_size, generator):
             take_step(
                 train[si], rows, lr_factor(schedule, step=step, total_steps=total_steps, epoch=epoch, epochs=epochs)
             )
