@@ -290,12 +290,14 @@ def _each(knob: str, values: tuple) -> Callable[[int], list[dict]]:
 
 @dataclass(frozen=True)
 class FamilyKnobs:
-    """The knob settings of a family's benchmark stack at width ``d`` (cycled over the stack's runs), and where they
-    come from: ``preset`` names the shipped preset whose stack of this family they are (None: no preset has one)."""
+    """The knob settings of a family's benchmark stack at width ``d`` (cycled over the stack's runs) and its topology
+    (``layers``, :data:`~mqarkit.gpu.frontier.config.LAYERS`), and where they come from: ``preset`` names the shipped
+    preset whose stack of this family they are (None: no preset has one)."""
 
     preset: str | None
     note: str
     settings: Callable[[int], list[dict]]
+    layers: str = "hybrid"
 
 
 FAMILY_KNOBS: dict[str, FamilyKnobs] = {
@@ -305,9 +307,9 @@ FAMILY_KNOBS: dict[str, FamilyKnobs] = {
         None, "window 64, one of based-fig2's eight windows (its stack: d = 128 only, 32 runs)", _each("window", (64,))
     ),
     "long_conv": FamilyKnobs("zoology-fig2", "no knobs", lambda d: [{}]),
-    "mamba": FamilyKnobs("based-fig2", "d_state 8, 16, 24", _each("d_state", (8, 16, 24))),
+    "mamba": FamilyKnobs("based-fig2", "d_state 8, 16, 24", _each("d_state", (8, 16, 24)), layers="mixer"),
     "mamba2": FamilyKnobs("modern", "d_state 8, 16, 24", _each("d_state", (8, 16, 24))),
-    "rwkv4": FamilyKnobs("zoology-fig2", "no knobs", lambda d: [{}]),
+    "rwkv4": FamilyKnobs("zoology-fig2", "no knobs", lambda d: [{}], layers="mixer"),
     "rwkv7": FamilyKnobs(
         None, "head_dim 16 (4 heads at d = 64, the modern preset's head count)", _each("head_dim", (16,))
     ),
@@ -320,8 +322,10 @@ FAMILY_KNOBS: dict[str, FamilyKnobs] = {
     "gated_delta_net": FamilyKnobs(
         "modern", "4 heads, head_dim 16, 32, 48", lambda d: [{"heads": 4, "head_dim": k} for k in (16, 32, 48)]
     ),
-    "h3": FamilyKnobs("based-fig2", "d_state d/4, head_dim 2", lambda d: [{"d_state": d // 4, "head_dim": 2}]),
-    "hyena": FamilyKnobs("based-fig2", "no knobs", lambda d: [{}]),
+    "h3": FamilyKnobs(
+        "based-fig2", "d_state d/4, head_dim 2", lambda d: [{"d_state": d // 4, "head_dim": 2}], layers="mixer"
+    ),
+    "hyena": FamilyKnobs("based-fig2", "no knobs", lambda d: [{}], layers="mixer"),
 }
 
 
@@ -382,7 +386,7 @@ def plan_items(
     for d in widths:
         for name in ["based"] + [f for f in families if f != "based"]:
             entry = FAMILY_KNOBS[name]
-            models = tuple(ModelConfig(name, d, knobs=k, **common) for k in entry.settings(d))
+            models = tuple(ModelConfig(name, d, knobs=k, layers=entry.layers, **common) for k in entry.settings(d))
             where = f"{entry.preset}: " if entry.preset else ""
             items.append(Item("stacked", name, d, models, where + entry.note))
         for name in generic:
@@ -523,7 +527,20 @@ def _row_base(item: Item, runs: int) -> dict:
         "runs": runs,
         "knobs": item.knobs,
         "knob_settings": [m.knob_dict() or m.kwargs() for m in item.models],
+        "layers": item.models[0].layers if item.models else None,
     }
+
+
+def row_layers(row: dict) -> str | None:
+    """A row's topology (None: a generic row's plain module); a stacked row written before rows named it was measured
+    with the default, ``"hybrid"``."""
+    return row.get("layers", "hybrid" if row["path"] == "stacked" else None)
+
+
+def same_models(row: dict, item: Item, runs: int) -> bool:
+    """Whether an earlier row measured the stack ``item`` plans: the same knob settings and topology."""
+    planned = _row_base(item, runs)
+    return row["knob_settings"] == planned["knob_settings"] and row_layers(row) == planned["layers"]
 
 
 def run_families(args, device: torch.device, argv: list[str]) -> dict:
@@ -567,6 +584,13 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
     # --remeasure: the family's rows this command plans (its --widths) are set aside; its others stay as they are
     again = [key for key in earlier if key in planned and key[0] == "stacked" and key[1] in args.remeasure]
     report["superseded"] += [earlier.pop(key) | {"superseded_by": report["command"]} for key in again]
+    # an earlier row of other models (knobs or topology changed since) is set aside and measured again, never resumed
+    items_by_key = {(item.path, item.name, item.d_model): item for item in items}
+    changed = [k for k in earlier if k in planned and not same_models(earlier[k], items_by_key[k], args.runs_per_stack)]
+    report["superseded"] += [
+        earlier.pop(key) | {"superseded_by": report["command"], "superseded_why": "other models than the plan's"}
+        for key in changed
+    ]
     # a resume whose plan is narrower (other --families or --widths) keeps the earlier rows outside it, first
     report["rows"] = [outside_the_plan(row) for key, row in before.items() if key not in planned]
     report["not_measured"] += [
@@ -769,9 +793,9 @@ def write_families_report(report: dict, out: Path) -> None:
         f"epoch + evaluation; model-epochs/s = runs / epoch. Target (issue 16 item 7): every stacked family ≥ "
         f"{TARGET_RATE} model-epochs/s at "
         f"d = {TARGET_WIDTH}.\n",
-        "| path | family / module | d | runs | knobs | epoch (s) | model-epochs/s | × Based (same d) | "
+        "| path | family / module | d | runs | knobs | layers | epoch (s) | model-epochs/s | × Based (same d) | "
         f"≥ {TARGET_RATE} at d = {TARGET_WIDTH} | first steps (s) | first eval (s) | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(report["rows"], key=_row_order):
         mark = {True: "**yes**", False: "no", None: "–"}[r["meets_target"]]
@@ -788,7 +812,8 @@ def write_families_report(report: dict, out: Path) -> None:
         resumed = " (resumed)" if r.get("resumed") else ""
         under = "".join(f" under `{x}`" for x in r.get("switches") or ())
         lines.append(
-            f"| {r['path']} | `{r['name']}`{resumed}{under} | {r['d_model']} | {r['runs']} | {r['knobs']} | {nums} |"
+            f"| {r['path']} | `{r['name']}`{resumed}{under} | {r['d_model']} | {r['runs']} | {r['knobs']} | "
+            f"{row_layers(r) or '–'} | {nums} |"
         )
     measured = sum(r["status"] == "measured" for r in report["rows"])
     lines.append(f"\n{measured} of {len(report['rows'])} rows measured.")
@@ -804,9 +829,14 @@ def write_families_report(report: dict, out: Path) -> None:
     if report["not_measured"]:
         lines += ["\nNot measured:\n"] + [f"- {x}" for x in report["not_measured"]]
     if report.get("superseded"):
-        lines += ["\nSuperseded (measured again by a later command, `--remeasure`; the earlier figures):\n"] + [
-            f"- {r['name']} d={r['d_model']}: {r['model_epochs_per_s']:.2f} model-epochs/s (code "
-            f"{(r.get('code') or {}).get('git_commit', '?')[:10]})"
+        lines += [
+            "\nSuperseded (measured again by a later command: `--remeasure`, or the plan's models changed; the earlier "
+            "figures):\n"
+        ] + [
+            f"- {r['name']} d={r['d_model']} (layers {row_layers(r)}): {r['model_epochs_per_s']:.2f} model-epochs/s "
+            f"(code {(r.get('code') or {}).get('git_commit', '?')[:10]}"
+            + (f"; {r['superseded_why']}" if r.get("superseded_why") else "")
+            + ")"
             for r in report["superseded"]
         ]
     lines += profile_lines(report["rows"])

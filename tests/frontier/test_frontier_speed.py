@@ -218,7 +218,35 @@ def test_remeasure_measures_a_resumed_row_again_and_keeps_the_earlier_one(tmp_pa
     (old,) = second["superseded"]
     assert old["epoch_s"] == first["rows"][1]["epoch_s"] and "--remeasure attention" in old["superseded_by"]
     table = (tmp_path / "frontier_speed_families.md").read_text()
-    assert "Superseded (measured again by a later command" in table and "- attention d=16: " in table
+    assert "Superseded (measured again by a later command" in table and "- attention d=16 (layers hybrid): " in table
+
+
+def test_resume_measures_again_a_row_of_other_models_and_reads_an_unnamed_topology_as_hybrid(tmp_path, monkeypatch):
+    """An earlier row whose topology is not the plan's (the speed table's H3, Hyena, Mamba and RWKV-4 rows were
+    measured hybrid before their presets' ``layers = "mixer"`` reached it) is set aside, saying why, and measured
+    again; a row written before rows named their topology counts as hybrid, the default it was measured with."""
+    _families_report(tmp_path, "--no-fla", "--generic")
+    path = tmp_path / "frontier_speed_families.json"
+    report = json.loads(path.read_text())
+    based, attention = report["rows"]
+    del based["layers"]  # as the rows written before the field existed
+    attention["layers"] = "mixer"  # measured as other models than the plan's
+    path.write_text(json.dumps(report))
+    bench = _benchmark_module()
+    measured = _watch_rows(bench, monkeypatch)
+    argv = ["--families", "attention", "based", *TINY, "--out-dir", str(tmp_path), "--no-fla", "--generic"]
+    assert bench.main([*argv, "--resume"]) == 0
+    second = json.loads(path.read_text())
+    assert measured == ["attention"]
+    assert [(r["name"], r["layers"] if "layers" in r else None, r.get("resumed", False)) for r in second["rows"]] == [
+        ("based", None, True),
+        ("attention", "hybrid", False),
+    ]
+    (old,) = second["superseded"]
+    assert old["layers"] == "mixer" and old["superseded_why"] == "other models than the plan's"
+    table = (tmp_path / "frontier_speed_families.md").read_text()
+    assert "- attention d=16 (layers mixer): " in table and "other models than the plan's" in table
+    assert "| stacked | `based` (resumed) | 16 | 2 | based-fig2: feature_dim 8, 16, 24 | hybrid |" in table
 
 
 def test_remeasure_sets_aside_only_the_widths_the_command_plans(tmp_path, monkeypatch):
@@ -457,6 +485,18 @@ def test_family_knobs_cover_every_family_and_are_their_presets_stacks():
             models = [m for sw in load_preset(entry.preset) for m in sw.models if m.family == family and m.d_model == d]
             theirs = sorted({json.dumps(m.knob_dict(), sort_keys=True) for m in models})
             assert ours == theirs, (family, d, entry.preset)
+            assert {m.layers for m in models} == {entry.layers}, (family, d, entry.preset)  # the preset's topology
+
+
+def test_a_row_builds_its_models_in_the_table_s_topology():
+    from mqarkit.gpu.frontier.presets import load_preset
+
+    bench = _benchmark_module()
+    (base,) = load_preset("based-fig2")
+    items = bench.plan_items(["h3", "attention"], [64], [], False, base, torch.device("cpu"))
+    by_name = {item.name: item for item in items}
+    assert {m.layers for m in by_name["h3"].models} == {"mixer"}
+    assert {m.layers for m in by_name["attention"].models} == {"hybrid"}
 
 
 def test_a_stack_cycles_the_knob_settings_then_the_learning_rates_then_the_seeds_in_a_sweeps_order():
