@@ -27,7 +27,6 @@ import argparse
 import gc
 import json
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from frontier_speed import bench_group, timer
+from frontier_speed import bench_group, nvidia_smi_query, timer
 
 from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
@@ -60,16 +59,8 @@ class SmiSampler(threading.Thread):
         self.stop_flag = threading.Event()
 
     def read(self) -> dict | None:
-        try:
-            out = subprocess.run(
-                ["nvidia-smi", f"--query-gpu={','.join(SMI_FIELDS)}", "--format=csv,noheader,nounits"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-            ).stdout.splitlines()
-        except (OSError, subprocess.SubprocessError):
-            return None
-        values = [v.strip() for v in out[0].split(",")] if out else []
+        line = nvidia_smi_query(",".join(SMI_FIELDS))
+        values = [v.strip() for v in line.split(",")] if line else []
         return dict(zip(SMI_FIELDS, values)) if len(values) == len(SMI_FIELDS) else None
 
     def run(self) -> None:

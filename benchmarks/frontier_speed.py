@@ -73,7 +73,8 @@ BURST_SECONDS = 2.0  # per segment: a burst of back-to-back steps this long is s
 
 
 def nvidia_smi_query(field: str) -> str | None:
-    """``nvidia-smi --query-gpu=<field>`` of the first GPU, or None when it cannot answer."""
+    """``nvidia-smi --query-gpu=<field>`` of the first GPU (several fields: comma-separated, answered as one
+    comma-separated line), or None when it cannot answer."""
     try:
         out = subprocess.run(
             ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],

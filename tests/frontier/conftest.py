@@ -6,14 +6,28 @@ kernels on CPU tensors runs in a fresh Python, from the repository root (so that
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCHMARKS = Path(ROOT) / "benchmarks"
+
+
+def load_benchmark(name: str, monkeypatch: pytest.MonkeyPatch):
+    """``benchmarks/<name>.py`` imported as a module, with its folder on ``sys.path`` for this test (as ``python
+    benchmarks/<name>.py`` has it: a script may import ``frontier_speed`` or ``_machine`` beside it)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # Prepended to every interpreted script. Compatibility shim for triton 3.6's interpreter with NumPy >= 2.3: it
 # converts loop bounds (1-element arrays) with int(array), which NumPy now refuses for arrays of ndim 1; read the

@@ -3,9 +3,7 @@ the epoch's batch order that it and train_stack share."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,18 +11,14 @@ import torch
 from mqarkit.gpu.frontier.presets import get_preset
 from mqarkit.gpu.frontier.runner import make_data
 from mqarkit.gpu.frontier.train import epoch_plan
+from tests.frontier.conftest import load_benchmark
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 TINY = ["--preset", "tiny", "--family", "attention", "--d-model", "32", "--device", "cpu"]
 
 
 @pytest.fixture
 def script(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports frontier_speed beside it, as `python benchmarks/...`
-    spec = importlib.util.spec_from_file_location("epoch_check", BENCHMARKS / "epoch_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("epoch_check", monkeypatch)
 
 
 def test_epoch_plan_takes_every_row_of_every_segment_once_in_batches_of_one_segment():

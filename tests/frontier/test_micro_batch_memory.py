@@ -3,23 +3,17 @@ one row per family and mode with the ratio it states."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.frontier.conftest import load_benchmark
 
 
 @pytest.fixture
 def script(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # it imports frontier_speed beside it, as `python benchmarks/...`
-    spec = importlib.util.spec_from_file_location("micro_batch_memory", BENCHMARKS / "micro_batch_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("micro_batch_memory", monkeypatch)
 
 
 class TwoTemporaries(torch.nn.Module):
