@@ -146,13 +146,15 @@ def _is_number(value: object) -> bool:
 
 
 def groups(sweep: SweepConfig, run_ids: set[str] | None = None) -> list[list[RunSpec]]:
-    """The sweep's stacks: its runs grouped by stack key, in a fixed order, each group cut into stacks of at most
-    ``sweep.max_stack_runs`` runs (module docs); restricted to ``run_ids`` after the cut, stacks left empty dropped."""
-    by_key: dict[tuple, list[RunSpec]] = {}
+    """The sweep's stacks: its runs grouped by stack key, the groups in the order the sweep first lists their models
+    (a sweep file's or a preset's order, so that what it lists first trains first), each group cut into stacks of at
+    most ``sweep.max_stack_runs`` runs (module docs); restricted to ``run_ids`` after the cut, stacks left empty
+    dropped."""
+    by_key: dict[tuple, list[RunSpec]] = {}  # insertion-ordered: a group's place is its first run's
     for run in sweep.runs():
         by_key.setdefault(run.model.stack_key(), []).append(run)
     stacks = []
-    for key in sorted(by_key, key=repr):
+    for key in by_key:
         group = by_key[key]
         size = sweep.max_stack_runs or len(group)
         for start in range(0, len(group), size):

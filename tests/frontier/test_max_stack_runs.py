@@ -37,6 +37,17 @@ def test_a_group_is_cut_in_the_sweeps_order_and_the_cut_does_not_move():
     assert groups(replace(whole, max_stack_runs=3), set()) == []
 
 
+def test_groups_come_in_the_order_the_sweep_lists_their_models():
+    from mqarkit.gpu.frontier.config import ModelConfig
+
+    (base,) = get_preset("tiny", epochs=1)
+    models = (ModelConfig("sliding_window", 32, window=4), ModelConfig("attention", 32), ModelConfig("based", 16))
+    sweep = replace(base, models=models)
+    assert [stack[0].model.family for stack in groups(sweep)] == ["sliding_window", "attention", "based"]
+    flipped = replace(base, models=models[::-1])
+    assert [stack[0].model.family for stack in groups(flipped)] == ["based", "attention", "sliding_window"]
+
+
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "4"])
 def test_a_bad_max_stack_runs_is_refused_naming_it(bad):
     with pytest.raises(ValueError, match=r"max_stack_runs=.*: needs an integer >= 1"):
