@@ -45,7 +45,10 @@ from mqarkit.gpu.frontier.sweep import groups
 from mqarkit.gpu.frontier.train import epoch_plan, evaluate, train_stack, training_step
 
 SAMPLE_PERIOD_S = 0.5
-SMI_FIELDS = ("clocks.sm", "power.draw", "temperature.gpu", "clocks_event_reasons.active")
+SMI_FIELDS = ("clocks.sm", "power.draw", "temperature.gpu")
+# the active clock-event reasons (a bit mask, "0x…"): the field's name since driver 535, then its older name
+REASON_FIELDS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
+REASONS = "clock_event_reasons"
 PROJECTION_STEPS = 3  # timed steps per segment in the projection, as the speed table's families mode
 
 
@@ -59,9 +62,14 @@ class SmiSampler(threading.Thread):
         self.stop_flag = threading.Event()
 
     def read(self) -> dict | None:
+        """One reading: the numeric fields (None if nvidia-smi cannot give them) and the reasons' mask (None if
+        neither of its names is known to this driver, so an unknown name costs the reasons only)."""
         line = nvidia_smi_query(",".join(SMI_FIELDS))
         values = [v.strip() for v in line.split(",")] if line else []
-        return dict(zip(SMI_FIELDS, values)) if len(values) == len(SMI_FIELDS) else None
+        if len(values) != len(SMI_FIELDS):
+            return None
+        masks = (nvidia_smi_query(field) for field in REASON_FIELDS)
+        return dict(zip(SMI_FIELDS, values)) | {REASONS: next((m for m in masks if m and m.startswith("0x")), None)}
 
     def run(self) -> None:
         while not self.stop_flag.is_set():
@@ -76,7 +84,7 @@ class SmiSampler(threading.Thread):
         """Median SM clock (MHz), mean power (W), highest temperature (°C) and the clock-event reasons seen."""
         rows = [s for s in self.samples if s["part"] == part]
         numbers = {}
-        for field in SMI_FIELDS[:3]:
+        for field in SMI_FIELDS:
             values = []
             for row in rows:
                 try:
@@ -91,7 +99,7 @@ class SmiSampler(threading.Thread):
             "sm_clock_mhz_median": statistics.median(numbers["clocks.sm"]) if numbers["clocks.sm"] else None,
             "power_w_mean": statistics.mean(numbers["power.draw"]) if numbers["power.draw"] else None,
             "temperature_c_max": max(numbers["temperature.gpu"]) if numbers["temperature.gpu"] else None,
-            "clock_event_reasons": sorted({row[SMI_FIELDS[3]] for row in rows}),
+            REASONS: sorted({row[REASONS] for row in rows if row[REASONS] is not None}),
         }
 
 

@@ -74,14 +74,35 @@ def test_an_unknown_width_names_the_option(script, tmp_path, capsys):
 
 def test_the_gpu_summary_takes_each_part_s_samples_only(script):
     sampler = script.SmiSampler()
-    fields = script.SMI_FIELDS
+    fields = (*script.SMI_FIELDS, script.REASONS)
     sampler.samples = [
         {"part": "a", **dict(zip(fields, ("1980", "400.5", "60", "0x0000000000000000")))},
         {"part": "a", **dict(zip(fields, ("1600", "699.5", "71", "0x0000000000000004")))},
+        {"part": "a", **dict(zip(fields, ("1700", "500.0", "65", None)))},
         {"part": "b", **dict(zip(fields, ("900", "[N/A]", "50", "0x0000000000000000")))},
     ]
     a = sampler.summary("a")
-    assert a["samples"] == 2 and a["sm_clock_mhz_median"] == 1790.0 and a["power_w_mean"] == 550.0
+    assert a["samples"] == 3 and a["sm_clock_mhz_median"] == 1700.0 and a["power_w_mean"] == 1600.0 / 3
     assert a["temperature_c_max"] == 71.0 and a["clock_event_reasons"] == ["0x0000000000000000", "0x0000000000000004"]
     assert sampler.summary("b")["power_w_mean"] is None  # a reading nvidia-smi could not give is left out
     assert sampler.summary("c") is None
+
+
+def test_a_reading_takes_the_reasons_from_whichever_name_the_driver_knows(script, monkeypatch):
+    answers = {
+        ",".join(script.SMI_FIELDS): "1980, 400.5, 60",
+        "clocks_event_reasons.active": 'Field "clocks_event_reasons.active" is not a valid field to query.',
+        "clocks_throttle_reasons.active": "0x0000000000000001",
+    }
+    monkeypatch.setattr(script, "nvidia_smi_query", answers.get)
+    reading = script.SmiSampler().read()
+    assert reading == {
+        "clocks.sm": "1980",
+        "power.draw": "400.5",
+        "temperature.gpu": "60",
+        script.REASONS: "0x0000000000000001",
+    }
+    del answers["clocks_throttle_reasons.active"]
+    assert script.SmiSampler().read()[script.REASONS] is None  # the numbers kept without the mask
+    answers[",".join(script.SMI_FIELDS)] = None
+    assert script.SmiSampler().read() is None
