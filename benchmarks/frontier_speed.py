@@ -62,6 +62,7 @@ from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.model import StackedHybrid
 from mqarkit.gpu.frontier.optim import StackedAdamW
 from mqarkit.gpu.frontier.presets import get_preset
+from mqarkit.gpu.frontier.projection import row_layers
 from mqarkit.gpu.frontier.runner import environment, make_data
 from mqarkit.gpu.frontier.steps import DEFAULT_BUDGET as BUDGET
 from mqarkit.gpu.frontier.steps import query_loss, train_step
@@ -530,12 +531,6 @@ def _row_base(item: Item, runs: int) -> dict:
         "knob_settings": [m.knob_dict() or m.kwargs() for m in item.models],
         "layers": item.models[0].layers if item.models else None,
     }
-
-
-def row_layers(row: dict) -> str | None:
-    """A row's topology (None: a generic row's plain module); a stacked row written before rows named it was measured
-    with the default, ``"hybrid"``."""
-    return row.get("layers", "hybrid" if row["path"] == "stacked" else None)
 
 
 def same_models(row: dict, item: Item, runs: int) -> bool:

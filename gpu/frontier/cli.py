@@ -31,6 +31,7 @@ from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.determinism import prepare_environment
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
+from mqarkit.gpu.frontier.projection import project
 from mqarkit.gpu.frontier.records import RecordsStore, done_run_ids
 from mqarkit.gpu.frontier.sweep import runs_left, sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
@@ -101,6 +102,13 @@ def build_parser() -> CommandParser:
         action="store_true",
         help="validate and print the plan only (and, where --out exists, the runs planned and left per family and "
         "width)",
+    )
+    what.add_argument(
+        "--speed-table",
+        default=None,
+        metavar="SPEED.json",
+        help="with --dry-run: project the device time of the stacks left from this speed table "
+        "(benchmarks/frontier_speed.py's frontier_speed_families.json; mqarkit.gpu.frontier.projection says how)",
     )
 
     reductions = run.add_argument_group("reductions (each recorded in the runs' notes)")
@@ -290,17 +298,24 @@ def main(argv: list[str] | None = None) -> int:
         tracking = None
         if args.log is not None:
             tracking = Tracking(args.log, str(args.log_dir or default_log_dir(args.out)))
+        speed_table = None
+        if args.speed_table is not None:
+            if not args.dry_run:
+                raise ValueError("--speed-table: only with --dry-run (it projects the plan's device time)")
+            speed_table = _speed_table(args.speed_table)
         if not args.dry_run:
             RecordsStore(args.out).check_writable()
             if tracking is not None:
                 tracking.validate()
     if args.dry_run:
         summaries = sweep_summary(sweeps)
-        if Path(args.out).exists():  # a resumed sweep: what the results file holds and what is left to train
-            done = done_run_ids(args.out)
-            for summary, sw in zip(summaries, sweeps):
+        done = done_run_ids(args.out) if Path(args.out).exists() else set()
+        for summary, sw in zip(summaries, sweeps):
+            if Path(args.out).exists():  # a resumed sweep: what the results file holds and what is left to train
                 summary["models"] = runs_left(sw, done)
                 summary["left"] = sum(m["left"] for m in summary["models"].values())
+            if speed_table is not None:
+                summary["projection"] = project(sw, done, speed_table)
         print(json.dumps(summaries, indent=1))
         return 0
     if args.ray:
@@ -388,6 +403,19 @@ def _merge(args: argparse.Namespace) -> int:
     for merged in append_inputs(args.into, args.inputs):
         print(merged.line())
     return 0
+
+
+def _speed_table(path: str) -> dict:
+    """The speed table at ``path``; a ``ValueError`` naming ``--speed-table`` if it is not one."""
+    try:
+        table = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--speed-table={path}: cannot read a JSON speed table ({exc})") from None
+    if not (isinstance(table, dict) and {"env", "settings", "rows"} <= table.keys()):
+        raise ValueError(
+            f"--speed-table={path}: not benchmarks/frontier_speed.py's families table (env, settings, rows)"
+        )
+    return table
 
 
 def _check_device(flag: str, name: str) -> None:

@@ -1,0 +1,73 @@
+"""The device time a sweep's runs still to train would take, projected from a measured speed table.
+
+The table is the JSON ``benchmarks/frontier_speed.py --families`` writes (``frontier_speed_families.json``): per
+family, width and topology, the epoch of a stack of ``runs`` runs on one preset's data, measured on one device. Each
+stack the sweep still has to train (:func:`~mqarkit.gpu.frontier.sweep.groups` over the runs left) is projected as
+
+    row's epoch × (the stack's runs / the row's runs) × the sweep's epochs
+
+linear in the runs (a smaller stack uses the GPU less well, so for it this is low), without early stops (high) and
+without compilation (a few minutes a stack, cold). A stack gets no projection where the table has no measured row of
+its family, width and topology (the rule for a row's topology: :func:`row_layers`), where a run of it has knobs the
+row did not measure (a window of 1,024 is not timed by a row of window 64), or where the sweep's data or batch are not
+the table's; it is listed with the reason, and its runs are counted apart, never guessed.
+"""
+
+from __future__ import annotations
+
+from mqarkit.gpu.frontier.observers import stack_name
+from mqarkit.gpu.frontier.presets import get_preset
+from mqarkit.gpu.frontier.sweep import SweepConfig, groups
+
+
+def row_layers(row: dict) -> str | None:
+    """A speed row's topology (None: a generic row's plain module); a stacked row written before rows named it was
+    measured with the default, ``"hybrid"``."""
+    return row.get("layers", "hybrid" if row["path"] == "stacked" else None)
+
+
+def table_mismatch(table: dict, sweep: SweepConfig) -> str | None:
+    """Why ``table``'s rows do not describe ``sweep``'s epochs (other data, scaled data, another batch), or None."""
+    settings = table["settings"]
+    if settings.get("example_scale", 1.0) != 1.0:
+        return f"the table was measured on scaled data (examples x{settings['example_scale']})"
+    if settings["batch_size"] != sweep.batch_size:
+        return f"the table's batch is {settings['batch_size']}, the sweep's {sweep.batch_size}"
+    (data,) = get_preset(settings["data_preset"])
+    if (data.train, data.test) != (sweep.train, sweep.test):
+        return f"the table's data are {settings['data_preset']}'s, not the sweep's"
+    return None
+
+
+def project(sweep: SweepConfig, done: set[str], table: dict) -> dict:
+    """``sweep``'s stacks left to train (runs not in ``done``), each with its projected seconds or why it has none."""
+    rows = {
+        (r["family"], r["d_model"], row_layers(r)): r
+        for r in table["rows"]
+        if r["path"] == "stacked" and r["status"] == "measured"
+    }
+    mismatch = table_mismatch(table, sweep)
+    left = {r.run_id for r in sweep.runs()} - done
+    stacks = []
+    for stack in groups(sweep, left):
+        m = stack[0].model
+        entry = {"stack": stack_name(stack), "layers": m.layers, "runs": len(stack), "seconds": None, "why": None}
+        row = rows.get((m.family, m.d_model, m.layers))
+        if mismatch is not None:
+            entry["why"] = mismatch
+        elif row is None:
+            entry["why"] = f"no measured row of {m.family} at d = {m.d_model}, layers {m.layers}"
+        elif any(r.model.knob_dict() not in row["knob_settings"] for r in stack):
+            entry["why"] = f"its row measured other knobs ({row['knob_settings']})"
+        else:
+            entry["seconds"] = row["epoch_s"] * len(stack) / row["runs"] * sweep.epochs
+        stacks.append(entry)
+    projected = [s for s in stacks if s["seconds"] is not None]
+    return {
+        "device": table["env"]["device"],
+        "rule": "row epoch x stack runs / row runs x epochs; no early stops, no compilation",
+        "stacks": stacks,
+        "projected_s": sum(s["seconds"] for s in projected),
+        "projected_runs": sum(s["runs"] for s in projected),
+        "unprojected_runs": sum(s["runs"] for s in stacks if s["seconds"] is None),
+    }
