@@ -4,7 +4,8 @@ The speed table (``frontier_speed.py``) projects a stack's epoch as Σ over trai
 isolated steps × the segment's steps per epoch, plus one warm evaluation. Training (``train.train_stack``) instead
 takes an epoch's batches of all segments shuffled together (``train.epoch_plan``), back to back, evaluates after
 every epoch and runs for minutes. For one stack of a preset (``--preset``, ``--family``, ``--d-model``,
-``--max-stack-runs``, ``--stack``: the stack a paper sweep trains), on the preset's data, this script times:
+``--seeds``, ``--max-stack-runs``, ``--stack``: the stack a paper sweep trains), on the preset's data, this script
+times:
 
 1. ``projection``: ``frontier_speed.bench_group``, the speed table's figure for this stack;
 2. ``steps by segment``: one epoch's steps, each segment's batches together (the projection's order), timed whole;
@@ -18,7 +19,7 @@ evaluation. On CUDA, times are CUDA events over the whole part, and ``nvidia-smi
 ``SAMPLE_PERIOD_S`` during each part (SM clock, power, temperature, the active clock-event reasons), so a sustained
 part that runs at lower clocks shows it. Writes ``epoch_check.json`` and ``epoch_check.md`` under ``--out-dir``.
 
-    python benchmarks/epoch_check.py --preset based-fig2 --family h3 --d-model 128 --max-stack-runs 12 --epochs 3
+    python benchmarks/epoch_check.py --preset based-fig2 --seeds 0 1 2 --family h3 --d-model 128 --max-stack-runs 12
 """
 
 from __future__ import annotations
@@ -105,7 +106,8 @@ class SmiSampler(threading.Thread):
 
 def the_stack(args: argparse.Namespace):
     """The preset's sweep narrowed to one family and width, and its ``--stack``-th stack of runs."""
-    sweeps = get_preset(args.preset, families=(args.family,), d_models=(args.d_model,))
+    seeds = tuple(args.seeds) if args.seeds else None
+    sweeps = get_preset(args.preset, families=(args.family,), d_models=(args.d_model,), seeds=seeds)
     if len(sweeps) != 1:
         raise ValueError(f"--preset/--family/--d-model: {len(sweeps)} sweeps hold {args.family} at d = {args.d_model}")
     sweep = replace(sweeps[0], max_stack_runs=args.max_stack_runs)
@@ -256,6 +258,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--d-model", type=int, required=True)
     ap.add_argument("--max-stack-runs", type=int, default=12, help="as the sweep's (default 12)")
     ap.add_argument("--stack", type=int, default=0, help="which stack of the selection (default 0, the first)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="as the sweep's --seeds (default the preset's)")
     ap.add_argument("--epochs", type=int, default=3, help="train_stack's epochs (>= 2: the first is not warm)")
     ap.add_argument("--seed", type=int, default=1, help="the batches' generator")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -66,6 +66,13 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(script, tmp_path, caps
     assert not any(tmp_path.iterdir())
 
 
+def test_the_stack_is_the_sweep_s_at_the_seeds_given(script):
+    args = script.parse_args(["--preset", "based-fig2", "--family", "h3", "--d-model", "64", "--seeds", "0", "1", "2"])
+    sweep, stack = script.the_stack(args)
+    assert len(stack) == 12 and {r.seed for r in stack} == {0, 1, 2} and {r.model.layers for r in stack} == {"mixer"}
+    assert [r.run_id for r in stack] == [r.run_id for r in sweep.runs()]  # the preset's H3 d = 64 stack, whole
+
+
 def test_an_unknown_width_names_the_option(script, tmp_path, capsys):
     argv = ["--preset", "tiny", "--family", "attention", "--d-model", "17", "--out-dir", str(tmp_path)]
     assert script.main(argv) == 2

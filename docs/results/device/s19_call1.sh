@@ -13,8 +13,8 @@ L=${SPEED_LIMIT:-300}
 step speed $L python3 benchmarks/frontier_speed.py --families ${FAMS:-h3 hyena mamba rwkv4} --widths ${WID:-64} \
   --steps 3 --resume --no-fla --generic --time-budget-s $(( L - 90 )) --out-dir $OUT/r
 IFS=: read -r ec_family ec_d <<< "${EPOCH_CHECK:-h3:64}"
-step epoch_check ${EPOCH_CHECK_LIMIT:-240} python3 benchmarks/epoch_check.py --preset based-fig2 --family $ec_family \
-  --d-model $ec_d --max-stack-runs 12 --epochs 3 --out-dir $OUT/r
+step epoch_check ${EPOCH_CHECK_LIMIT:-240} python3 benchmarks/epoch_check.py --preset based-fig2 --seeds 0 1 2 \
+  --family $ec_family --d-model $ec_d --max-stack-runs 12 --epochs 3 --out-dir $OUT/r
 cat $OUT/r/epoch_check.md 2>/dev/null
 paper_sweep
 finish
