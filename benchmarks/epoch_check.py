@@ -15,7 +15,8 @@ times:
    first includes CUDA-graph capture and any compilation the parts above did not do).
 
 Parts 2–4 run on one stack after one untimed warm step per segment (full and partial batch) and one untimed
-evaluation. On CUDA, times are CUDA events over the whole part, and ``nvidia-smi`` is sampled every
+evaluation. On CUDA, parts 1–4 are timed with CUDA events over the whole part, part 5 by the wall clock at each
+epoch's end (where the evaluation has synchronised), and ``nvidia-smi`` is sampled every
 ``SAMPLE_PERIOD_S`` during each part (SM clock, power, temperature, the active clock-event reasons), so a sustained
 part that runs at lower clocks shows it. Writes ``epoch_check.json`` and ``epoch_check.md`` under ``--out-dir``.
 
@@ -84,17 +85,9 @@ class SmiSampler(threading.Thread):
     def summary(self, part: str) -> dict | None:
         """Median SM clock (MHz), mean power (W), highest temperature (°C) and the clock-event reasons seen."""
         rows = [s for s in self.samples if s["part"] == part]
-        numbers = {}
-        for field in SMI_FIELDS:
-            values = []
-            for row in rows:
-                try:
-                    values.append(float(row[field]))
-                except ValueError:
-                    pass
-            numbers[field] = values
         if not rows:
             return None
+        numbers = {field: [float(r[field]) for r in rows if _is_number(r[field])] for field in SMI_FIELDS}
         return {
             "samples": len(rows),
             "sm_clock_mhz_median": statistics.median(numbers["clocks.sm"]) if numbers["clocks.sm"] else None,
@@ -102,6 +95,15 @@ class SmiSampler(threading.Thread):
             "temperature_c_max": max(numbers["temperature.gpu"]) if numbers["temperature.gpu"] else None,
             REASONS: sorted({row[REASONS] for row in rows if row[REASONS] is not None}),
         }
+
+
+def _is_number(text: str) -> bool:
+    """Whether an nvidia-smi value is a number (it writes ``[N/A]`` where it has none)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def the_stack(args: argparse.Namespace):
@@ -134,19 +136,20 @@ def timed_steps(take_step, train, plan, device) -> float:
     return stop()
 
 
-def measure(args: argparse.Namespace, device: torch.device, sampler: SmiSampler | None) -> dict:
-    sweep, group = the_stack(args)
+def measure(args: argparse.Namespace, sweep, group, device: torch.device, sampler: SmiSampler | None) -> dict:
+    """Every part of the module docstring on ``group``, a stack of ``sweep`` (:func:`the_stack`)."""
     stop = timer(device)
     train, test = make_data(sweep, device)
     data_s = stop()
     lrs = [r.lr for r in group]
-    new_model = lambda: StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)  # noqa: E731
     parts: dict[str, dict] = {}
 
-    def part(name: str):
+    def new_model() -> StackedHybrid:
+        return StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
+
+    def part(name: str | None) -> None:  # what the sampler tags its readings with from now on
         if sampler is not None:
             sampler.part = name
-        return name
 
     gen = torch.Generator(device=device).manual_seed(args.seed)
     part("projection")
@@ -192,8 +195,7 @@ def measure(args: argparse.Namespace, device: torch.device, sampler: SmiSampler 
         schedule=sweep.lr_schedule,
         on_epoch=lambda report: ends.append(time.perf_counter() - t0),
     )
-    if sampler is not None:
-        sampler.part = None
+    part(None)
     epoch_s = [b - a for a, b in zip([0.0] + ends[:-1], ends)]
     warm_epochs = epoch_s[1:]
     parts["train_stack"] = {"epoch_s": epoch_s, "warm_epoch_s_median": statistics.median(warm_epochs)}
@@ -240,7 +242,7 @@ def write_report(report: dict, out: Path) -> None:
         gpu = p[key]["gpu"] if key else None
         cells = ["–"] * 4
         if gpu:
-            reasons = ", ".join(gpu["clock_event_reasons"])
+            reasons = ", ".join(gpu[REASONS])
             cells = [str(gpu["sm_clock_mhz_median"]), f"{gpu['power_w_mean']:.0f}" if gpu["power_w_mean"] else "–"]
             cells += [str(gpu["temperature_c_max"]), reasons]
         lines.append(f"| {label} | {seconds:.2f} | {seconds / projected:.2f} | " + " | ".join(cells) + " |")
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parse_args(argv)
-        the_stack(args)  # every rule of the selection, before any data or device work
+        sweep, group = the_stack(args)  # every rule of the selection, before any data or device work
     except ValueError as exc:
         print(f"epoch_check.py: {exc}", file=sys.stderr)
         return 2
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if sampler is not None:
         sampler.start()
     try:
-        result = measure(args, device, sampler)
+        result = measure(args, sweep, group, device, sampler)
     finally:
         if sampler is not None:
             sampler.stop_flag.set()

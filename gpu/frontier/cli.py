@@ -309,9 +309,10 @@ def main(argv: list[str] | None = None) -> int:
                 tracking.validate()
     if args.dry_run:
         summaries = sweep_summary(sweeps)
-        done = done_run_ids(args.out) if Path(args.out).exists() else set()
+        resumed = Path(args.out).exists()  # a resumed sweep: what the results file holds and what is left to train
+        done = done_run_ids(args.out) if resumed else set()
         for summary, sw in zip(summaries, sweeps):
-            if Path(args.out).exists():  # a resumed sweep: what the results file holds and what is left to train
+            if resumed:
                 summary["models"] = runs_left(sw, done)
                 summary["left"] = sum(m["left"] for m in summary["models"].values())
             if speed_table is not None:

@@ -33,8 +33,10 @@ def table_mismatch(table: dict, sweep: SweepConfig) -> str | None:
         return f"the table was measured on scaled data (examples x{settings['example_scale']})"
     if settings["batch_size"] != sweep.batch_size:
         return f"the table's batch is {settings['batch_size']}, the sweep's {sweep.batch_size}"
-    (data,) = get_preset(settings["data_preset"])
-    if (data.train, data.test) != (sweep.train, sweep.test):
+    presets = get_preset(settings["data_preset"])
+    if len(presets) != 1:  # the benchmark measures on a preset of one sweep; a table that says otherwise has no data
+        return f"the table's data_preset {settings['data_preset']!r} is not one sweep's data"
+    if (presets[0].train, presets[0].test) != (sweep.train, sweep.test):
         return f"the table's data are {settings['data_preset']}'s, not the sweep's"
     return None
 

@@ -79,6 +79,7 @@ def test_a_row_without_its_topology_was_measured_hybrid():
         ({"example_scale": 0.1}, "scaled data"),
         ({"batch_size": 7}, "the table's batch is 7"),
         ({"data_preset": "based-fig2"}, "the table's data are based-fig2's"),
+        ({"data_preset": "zoology-fig2"}, "the table's data_preset 'zoology-fig2' is not one sweep's data"),
     ],
 )
 def test_a_table_of_other_data_or_batch_projects_nothing(settings, why):

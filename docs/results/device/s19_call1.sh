@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Planned in the nineteenth session for the next command (H100: the speed table's device). H3's d = 128 stack of
-# based-fig2 trained at 26.6 s an epoch, twice the speed table's 13.4 s, because the table measured H3, Hyena, Mamba
-# and RWKV-4 as hybrids (a short BaseConv, then the mixer) while their presets train the mixer in both layers
-# (layers = "mixer"). The table now builds its stacks in the presets' topology and measures again, on --resume, every
+# based-fig2 trained at 26.6 s an epoch, twice the speed table's 13.4 s; the table had measured H3, Hyena, Mamba and
+# RWKV-4 as hybrids (a short BaseConv, then the mixer) while their presets train the mixer in both layers
+# (layers = "mixer"), which would account for the doubling (an inference until these rows are measured). The table now builds its stacks in the presets' topology and measures again, on --resume, every
 # earlier row of other models. Steps: (1) the speed rows of FAMS (default h3 hyena mamba rwkv4) at WID (default 64)
 # in that topology, resumed from the committed table; (2) benchmarks/epoch_check.py on EPOCH_CHECK (family:d, default
 # h3:64): the projection against train_stack's own epochs, GPU clocks beside; (3) paper.sh's sweep (PRESET, SEEDS,
