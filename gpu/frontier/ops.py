@@ -94,18 +94,57 @@ def toeplitz_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     the lower-triangular Toeplitz matrix ``T[t, s] = h[t − s]`` (float32 at least, autocast off); ``u (R, B, N, d)``,
     ``h (R, d, L ≥ N)``.
 
-    ``T`` is a view of the zero-padded taps ``p = (0, …, 0, h_0, …, h_{N−1})`` (``N − 1`` zeros): the windows
-    ``W[t, j] = p[t + j]`` (``unfold``), reversed along ``j``, give ``T[t, s] = p[t + N − 1 − s] = h[t − s]`` (zero
-    where ``s > t``). Its cost is ``O(R d N² B)`` multiply-adds and an ``(R, d, N, N)`` matrix, so it serves short
-    sequences; the autograd of ``unfold`` sums ``T``'s gradient along its diagonals into ``h``'s.
+    Its cost is ``O(R d N² B)`` multiply-adds and an ``(R, d, N, N)`` matrix, so it serves short sequences. ``T`` is
+    gathered from the taps by the lags ``t − s`` (:func:`toeplitz_matrix`), and the taps' gradient is the sum of
+    ``T``'s gradient along its diagonals, gathered by the same lags (:class:`_ToeplitzConv`): both hold for a symbolic
+    ``N``, so one compiled graph serves every length up to :data:`TOEPLITZ_MAX_LEN`. (``unfold``, which builds the
+    same ``T`` as a view of the zero-padded taps, makes ``torch.compile`` specialise on ``N`` and compile once per
+    length: five times a stack in based-fig2, about as long as a sixth of an H3 stack's 32 epochs.)
     """
     n = u.shape[2]
     acc = torch.promote_types(u.dtype, torch.float32)
-    taps = F.pad(h[..., :n].to(acc), (n - 1, 0))  # (R, d, 2N − 1)
-    t = taps.unfold(-1, n, 1).flip(-1)  # (R, d, N, N)
     with torch.autocast(u.device.type, enabled=False):
-        y = torch.matmul(t, u.to(acc).permute(0, 3, 2, 1))  # (R, d, N, B)
+        y = _ToeplitzConv.apply(u.to(acc).permute(0, 3, 2, 1), h[..., :n].to(acc))  # (R, d, N, B)
     return y.permute(0, 3, 2, 1).to(u.dtype)
+
+
+def _lags(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """For ``n`` positions: the lags ``t − s`` clamped at 0, ``(N, N)`` int64, and where they are ``≥ 0`` (``s ≤ t``)."""
+    i = torch.arange(n, device=device)
+    lag = i[:, None] - i[None, :]
+    return lag.clamp(min=0), lag >= 0
+
+
+def toeplitz_matrix(taps: torch.Tensor) -> torch.Tensor:
+    """``T[..., t, s] = taps[..., t − s]`` for ``s ≤ t``, else 0: ``taps (..., N)`` -> ``(..., N, N)``."""
+    lag, causal = _lags(taps.shape[-1], taps.device)
+    return torch.where(causal, taps[..., lag], 0.0)
+
+
+def diagonal_sums(g: torch.Tensor) -> torch.Tensor:
+    """``Σ_{t≥l} g[..., t, t − l]`` for each lag ``l``: ``g (..., N, N)`` -> ``(..., N)``, the adjoint of
+    :func:`toeplitz_matrix` (the gradient of the taps from the gradient of ``T``). Row ``t``, column ``l`` of the
+    gathered matrix is ``g[t, t − l]``, by the same lags that built ``T``."""
+    lag, causal = _lags(g.shape[-1], g.device)
+    return torch.where(causal, g.gather(-1, lag.expand(g.shape)), 0.0).sum(-2)
+
+
+class _ToeplitzConv(torch.autograd.Function):
+    """``y = T(h) v`` for ``v (R, d, N, B)``, ``h (R, d, N)``; backward ``∂v = Tᵀ ∂y``, ``∂T = ∂y vᵀ``,
+    ``∂h = diagonal_sums(∂T)``."""
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        t = toeplitz_matrix(h)  # (R, d, N, N)
+        ctx.save_for_backward(t, v)
+        return torch.matmul(t, v)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        t, v = ctx.saved_tensors
+        dv = torch.matmul(t.transpose(-1, -2), dy) if ctx.needs_input_grad[0] else None
+        dh = diagonal_sums(torch.matmul(dy, v.transpose(-1, -2))) if ctx.needs_input_grad[1] else None
+        return dv, dh
 
 
 # The longest sequence the long convolutions take as a Toeplitz matmul: at every length measured on an H100 up to

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from mqarkit.gpu.frontier import ops
-from mqarkit.gpu.frontier.ops import TOEPLITZ_MAX_LEN, causal_long_conv, fft_causal_conv, toeplitz_causal_conv
+from mqarkit.gpu.frontier.ops import (
+    TOEPLITZ_MAX_LEN,
+    causal_long_conv,
+    diagonal_sums,
+    fft_causal_conv,
+    toeplitz_causal_conv,
+    toeplitz_matrix,
+)
 from mqarkit.tolerances import assert_close
 
 FORMS = {"fft": fft_causal_conv, "toeplitz": toeplitz_causal_conv}
@@ -59,3 +66,41 @@ def test_families_take_toeplitz_up_to_its_length_and_fft_beyond(n, form, monkeyp
     monkeypatch.setattr(ops, f"{form}_causal_conv", lambda *args: called.append(form) or FORMS[form](*args))
     ops.causal_long_conv(u, h)
     assert called == [form]
+
+
+def test_toeplitz_matrix_is_its_definition_and_diagonal_sums_its_adjoint():
+    """``T[t, s] = taps[t − s]`` (0 above the diagonal), and ``⟨T(x), G⟩ = ⟨x, diagonal_sums(G)⟩``: exact over small
+    integers in float64, where every sum is exact whatever its order."""
+    g = torch.Generator().manual_seed(11)
+    taps = torch.randint(-9, 10, (2, 3, 7), generator=g).double()
+    t = toeplitz_matrix(taps)
+    for i in range(7):
+        for j in range(7):
+            assert torch.equal(t[..., i, j], taps[..., i - j] if j <= i else torch.zeros(2, 3, dtype=torch.float64))
+    grad = torch.randint(-9, 10, (2, 3, 7, 7), generator=g).double()
+    assert torch.equal((t * grad).sum((-1, -2)), (taps * diagonal_sums(grad)).sum(-1))
+
+
+def test_toeplitz_form_compiles_once_for_every_length_up_to_its_limit():
+    """The Toeplitz form holds for a symbolic ``N``: compiled with the sequence axis marked dynamic (as the harness
+    marks it), the lengths of based-fig2's training segments share one graph, forward and backward (``aot_eager``
+    traces both). With ``unfold`` building ``T``, dynamo specialised on ``N`` and compiled once per length."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(toeplitz_causal_conv, backend=counter)
+    g = torch.Generator().manual_seed(5)
+    h = torch.randn(2, 4, 2 * TOEPLITZ_MAX_LEN, generator=g, requires_grad=True)  # taps beyond N, as max_len gives
+    for n in (64, 128, TOEPLITZ_MAX_LEN):
+        u = torch.randn(2, 3, n, 4, generator=g, requires_grad=True)
+        torch._dynamo.maybe_mark_dynamic(u, 2)
+        y = compiled(u, h)
+        dy = torch.randn(y.shape, generator=g)
+        got = torch.autograd.grad(y, (u, h), dy)
+        want = torch.autograd.grad(toeplitz_causal_conv(u, h), (u, h), dy)
+        assert torch.equal(y, toeplitz_causal_conv(u, h).detach()), n
+        for a, b, name in zip(got, want, "uh"):
+            assert_close(a, b, context=f"N={n} d/d{name}")
+    torch._dynamo.reset()
+    assert counter.frame_count == 1
