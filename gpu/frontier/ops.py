@@ -109,7 +109,7 @@ def toeplitz_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 
 def _lags(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """For ``n`` positions: the lags ``t − s`` clamped at 0, ``(N, N)`` int64, and where they are ``≥ 0`` (``s ≤ t``)."""
+    """For ``n`` positions: the lags ``t − s`` clamped at 0, ``(N, N)`` int64, and where they are ``≥ 0``."""
     i = torch.arange(n, device=device)
     lag = i[:, None] - i[None, :]
     return lag.clamp(min=0), lag >= 0
