@@ -97,9 +97,9 @@ def toeplitz_causal_conv(u: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     Its cost is ``O(R d N² B)`` multiply-adds and an ``(R, d, N, N)`` matrix, so it serves short sequences. ``T`` is
     gathered from the taps by the lags ``t − s`` (:func:`toeplitz_matrix`), and the taps' gradient is the sum of
     ``T``'s gradient along its diagonals, gathered by the same lags (:class:`_ToeplitzConv`): both hold for a symbolic
-    ``N``, so one compiled graph serves every length up to :data:`TOEPLITZ_MAX_LEN`. (``unfold``, which builds the
-    same ``T`` as a view of the zero-padded taps, makes ``torch.compile`` specialise on ``N`` and compile once per
-    length: five times a stack in based-fig2, about as long as a sixth of an H3 stack's 32 epochs.)
+    ``N``, so one compiled graph of this function serves every length up to :data:`TOEPLITZ_MAX_LEN` (tested).
+    (``unfold``, which builds the same ``T`` as a view of the zero-padded taps, makes ``torch.compile`` specialise on
+    ``N`` and compile once per length: ``docs/results/frontier_protocol.md``, twentieth session.)
     """
     n = u.shape[2]
     acc = torch.promote_types(u.dtype, torch.float32)
