@@ -77,6 +77,10 @@ class StackCheckpoint:
         self.log = log
         self._last_save = time.monotonic()
 
+    def exists(self) -> bool:
+        """Whether a saved state is on disk (not checked until :meth:`load`)."""
+        return self.path.exists()
+
     def load(self) -> dict | None:
         """The saved state, or ``None`` when there is none (or it cannot be used: then kept as ``.unused``)."""
         if not self.path.exists():

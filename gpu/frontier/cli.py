@@ -31,7 +31,7 @@ from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.determinism import prepare_environment
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
-from mqarkit.gpu.frontier.projection import project
+from mqarkit.gpu.frontier.projection import TimeBudget, project
 from mqarkit.gpu.frontier.records import RecordsStore, done_run_ids
 from mqarkit.gpu.frontier.sweep import runs_left, sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
@@ -108,7 +108,17 @@ def build_parser() -> CommandParser:
         default=None,
         metavar="SPEED.json",
         help="with --dry-run: project the device time of the stacks left from this speed table "
-        "(benchmarks/frontier_speed.py's frontier_speed_families.json; mqarkit.gpu.frontier.projection says how)",
+        "(benchmarks/frontier_speed.py's frontier_speed_families.json; mqarkit.gpu.frontier.projection says how); "
+        "with --time-budget-s: do not start a stack projected past the budget",
+    )
+    what.add_argument(
+        "--time-budget-s",
+        type=float,
+        default=None,
+        metavar="S",
+        help="start no stack once S seconds have passed since the command started, nor (with --speed-table) one "
+        "projected to need more than is left (compilation not included; mqarkit.gpu.frontier.projection.TimeBudget); "
+        "the stacks not started stay to do. Not with --ray or --devices",
     )
 
     reductions = run.add_argument_group("reductions (each recorded in the runs' notes)")
@@ -300,9 +310,14 @@ def main(argv: list[str] | None = None) -> int:
             tracking = Tracking(args.log, str(args.log_dir or default_log_dir(args.out)))
         speed_table = None
         if args.speed_table is not None:
-            if not args.dry_run:
-                raise ValueError("--speed-table: only with --dry-run (it projects the plan's device time)")
+            if not (args.dry_run or args.time_budget_s is not None):
+                raise ValueError("--speed-table: only with --dry-run or --time-budget-s (it projects device time)")
             speed_table = _speed_table(args.speed_table)
+        budget = None
+        if args.time_budget_s is not None:
+            if args.dry_run or args.ray or args.devices:
+                raise ValueError("--time-budget-s: not with --dry-run, --ray or --devices (one process trains)")
+            budget = TimeBudget(args.time_budget_s, speed_table, started=started, clock=time.time)
         if not args.dry_run:
             RecordsStore(args.out).check_writable()
             if tracking is not None:
@@ -340,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         from mqarkit.gpu.frontier.runner import StacksOutOfMemory
 
         try:
-            n = _run_here(args, sweeps, tracking, started)
+            n = _run_here(args, sweeps, tracking, started, budget)
         except StacksOutOfMemory as failed:
             for stack in failed.stacks:
                 print(f"mqarkit frontier: out of device memory: {stack}", file=sys.stderr)
@@ -351,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None, started: float) -> int:
+def _run_here(
+    args: argparse.Namespace, sweeps: list, tracking: Tracking | None, started: float, budget: TimeBudget | None
+) -> int:
     """One process on ``--device``, with the progress display where it is wanted."""
     import torch
 
@@ -370,6 +387,7 @@ def _run_here(args: argparse.Namespace, sweeps: list, tracking: Tracking | None,
             observers=observers,
             tracking=tracking,
             deterministic=args.deterministic,
+            budget=budget,
         )
 
 

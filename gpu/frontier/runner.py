@@ -33,6 +33,7 @@ from mqarkit.gpu.frontier.records import RecordsStore, append_records, done_run_
 from mqarkit.gpu.frontier.sweep import STATE_BYTES_PER_NUMBER, RunSpec, SweepConfig, groups
 
 if TYPE_CHECKING:
+    from mqarkit.gpu.frontier.projection import TimeBudget
     from mqarkit.gpu.frontier.steps import SegmentData
     from mqarkit.gpu.frontier.tracking import Tracking
 
@@ -166,6 +167,8 @@ def run_groups(
     data: SweepData | None = None,
     checkpoint_dir: str | Path | None = None,
     out_of_memory: list[str] | None = None,
+    budget: TimeBudget | None = None,
+    not_started: list[str] | None = None,
 ) -> Iterator[list[dict]]:
     """Train the groups holding ``run_ids`` (all runs when None); yield each finished group's records.
 
@@ -176,7 +179,9 @@ def run_groups(
     continues on the next call); a stack's file is deleted once the caller has taken its records (this generator
     resumes only then). ``out_of_memory``: where given, a stack that runs out of device memory is skipped (its
     memory freed, a line per stack appended to the list, no records: its runs stay to do) and the next one trains;
-    else the error propagates."""
+    else the error propagates. ``budget``: asked before each stack whether it may start
+    (:class:`~mqarkit.gpu.frontier.projection.TimeBudget`); a stack it refuses is logged, appended to ``not_started``
+    where given, and left to do (it is not started, so observers hear nothing of it)."""
     from mqarkit.gpu.frontier.train import train_stack
 
     sweep.validate()
@@ -193,16 +198,22 @@ def run_groups(
     log(f"[{sweep.name}] data on {env['device']}: {data_seconds:.1f} s; {len(todo)} groups")
     longest = max(test, key=lambda s: s.inputs.shape[1])
     for group in todo:
-        for w in watchers:
-            w.stack_started(sweep, group)
-        t1 = time.perf_counter()
-        model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
-        gen = torch.Generator(device=device).manual_seed(_group_seed(sweep, group))
         ckpt = None
         if checkpoint_dir is not None:
             stack = _stack_fields(sweep, group, device)
             name, key = stack_key(stack), stack_key({**stack, "code": source_digest()})
             ckpt = StackCheckpoint(checkpoint_dir, name, key, log=log)
+        refusal = None if budget is None else budget.refusal(sweep, group, resuming=ckpt is not None and ckpt.exists())
+        if refusal is not None:
+            log(f"[{sweep.name}] {stack_name(group)}: not started ({refusal}); its runs stay to do")
+            if not_started is not None:
+                not_started.append(f"{sweep.name} {stack_name(group)}")
+            continue
+        for w in watchers:
+            w.stack_started(sweep, group)
+        t1 = time.perf_counter()
+        model = StackedHybrid([r.model for r in group], [r.init_seed() for r in group], device)
+        gen = torch.Generator(device=device).manual_seed(_group_seed(sweep, group))
         try:
             res = train_stack(
                 model,
@@ -329,13 +340,15 @@ def run_sweeps(
     observers: Sequence[StackObserver] | None = None,
     tracking: Tracking | None = None,
     deterministic: bool = False,
+    budget: TimeBudget | None = None,
 ) -> int:
     """Run every unfinished run (this worker's share of the groups), appending records to ``out``; returns the
     number of runs recorded now. Before any work: the sweeps are validated, ``out`` is checked writable, and (worker
     0) the log says how many runs ``out`` already holds and how many are left to do. ``observers`` and ``tracking``:
     see :func:`run_groups` (each observer is first told the plan: this worker's stacks). ``deterministic``: train in
     deterministic mode (:func:`~mqarkit.gpu.frontier.determinism.deterministic_mode`, for this call; every record
-    says under which mode it was made)."""
+    says under which mode it was made). ``budget``: the stacks it refuses are not started (:func:`run_groups`); the
+    log says how many."""
     if not (0 <= worker < num_workers):
         raise ValueError(f"worker={worker}: needs 0 <= worker < num_workers={num_workers}")
     if check_flag(deterministic):
@@ -352,7 +365,7 @@ def run_sweeps(
     shares = [(sw, _share(sw, todo, worker, num_workers)) for sw, todo in pending(sweeps, out)]
     for w in observers or ():
         w.planned([(sw, g) for sw, mine in shares for g in groups(sw, mine)])
-    count, out_of_memory = 0, []
+    count, out_of_memory, not_started = 0, [], []
     with deterministic_mode(deterministic):
         for sw, mine in shares:
             stacks = run_groups(
@@ -364,11 +377,15 @@ def run_sweeps(
                 tracking=tracking,
                 checkpoint_dir=stacks_folder(out),
                 out_of_memory=out_of_memory,
+                budget=budget,
+                not_started=not_started,
             )
             for records in stacks:
                 written = append_records(out, records, log=log).written
                 count += written
                 log(f"[{sw.name}] {written} records written")
+    if not_started:
+        log(f"{len(not_started)} stacks not started within the time budget; a rerun on the same results trains them")
     if out_of_memory:
         raise StacksOutOfMemory(count, out_of_memory)
     return count
