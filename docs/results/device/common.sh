@@ -38,6 +38,6 @@ paper_sweep() { # issue 17's paper-budget sweep (paper.sh's header): PRESET, SEE
   local lim=$(( $(left) - 30 - ${RESERVE:-25} ))
   step paper $(( $(left) - 30 )) mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
     ${SEL:-} --no-progress --out $r --time-budget-s $(( lim > ${COMPILE_S:-100} + 10 ? lim - ${COMPILE_S:-100} : 10 )) \
-    --speed-table docs/results/frontier_speed_families.json
+    --speed-table ${SPEED_JSON:-docs/results/frontier_speed_families.json}
   cp $r $OUT/r/ 2>/dev/null
 }
