@@ -171,6 +171,7 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
             "runs": len(sw.runs()),
             "groups": len(groups(sw)),
             "epochs": sw.epochs,
+            "training_tokens": training_tokens(sw),
             "layers": _runs_by_layers(sw),
             "lrs": list(sw.lrs),
             "seeds": list(sw.seeds),
@@ -180,6 +181,13 @@ def sweep_summary(sweeps: list[SweepConfig]) -> list[dict]:
         }
         for sw in sweeps
     ]
+
+
+def training_tokens(sweep: SweepConfig) -> int:
+    """The tokens ``sweep``'s runs train on at its budget, summed over runs and epochs (no early stops): a measure of
+    its cost that needs no device, to compare sweeps by (``--dry-run`` prints it)."""
+    per_epoch = sum(s.num_examples * s.seq_len for s in sweep.train)
+    return len(sweep.runs()) * sweep.epochs * per_epoch
 
 
 def planned_runs(sweep: SweepConfig, records: Iterable[dict]) -> list[RunSpec]:

@@ -146,3 +146,24 @@ def test_a_dry_run_without_a_results_file_plans_only(tmp_path, capsys):
     assert frontier_main(argv) == 0
     (plan,) = json.loads(capsys.readouterr().out)
     assert "left" not in plan and "models" not in plan and not out.exists()
+
+
+def test_a_dry_run_counts_the_training_tokens_at_the_budget(tmp_path, capsys):
+    text = """
+name = "tokens"
+vocab_size = 64
+epochs = 3
+lrs = [0.003, 0.01]
+seeds = [0, 1]
+train = [{seq_len = 16, num_kv_pairs = 2, num_examples = 10}, {seq_len = 32, num_kv_pairs = 4, num_examples = 5}]
+test = [{seq_len = 16, num_kv_pairs = 2, num_examples = 4}]
+[[models]]
+family = "attention"
+d_model = 16
+"""
+    sweep = tmp_path / "tokens.toml"
+    sweep.write_text(text)
+    assert frontier_main(["run", "--sweep", str(sweep), "--out", str(tmp_path / "r.jsonl"), "--dry-run"]) == 0
+    (plan,) = json.loads(capsys.readouterr().out)
+    # 4 runs (2 learning rates x 2 seeds) x 3 epochs x (10 x 16 + 5 x 32 tokens an epoch)
+    assert plan["runs"] == 4 and plan["training_tokens"] == 4 * 3 * 320
