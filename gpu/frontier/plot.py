@@ -186,14 +186,14 @@ def frontier_figure(records: list[dict], *, title: str | None = None, points: li
             color="gold",
             edgecolor="black",
             zorder=4,
-            label="constructions (exact recall)" if k == 0 else None,
+            label=f"construction {k + 1}: {point['name']} ({point['source']}; exact recall)",
         )
-        ax.annotate(
-            f"{point['name']} ({point['source']})",
+        ax.annotate(  # its number beside the star; the name is in the legend, clear of the data
+            str(k + 1),
             (point["state_bytes"], point["accuracy"]),
-            xytext=(0, -14 - 10 * (k % 2)),
+            xytext=(0, -12),
             textcoords="offset points",
-            fontsize=6,
+            fontsize=7,
             ha="center",
         )
     if points:
