@@ -7,7 +7,9 @@ compiles) under ``torch.compile`` with ``--backend``, dynamo's caches reset. It 
 turn, forward and backward, with the batch and length axes marked dynamic as the harness marks them; per length the
 graphs dynamo compiled for that call (graph breaks make several; a graph compiled again for a new length counts
 again) and the call's wall time, compilation included. The harness compiles only on CUDA; this script compiles on
-``--device`` (the CPU by default), where what makes dynamo specialise on the length is the same code. Writes
+``--device`` (the CPU by default): the guards dynamo takes from the Python code are the same there, but a backend's
+code generation may add its own (inductor's CPU code made H3 compile again at N = 1,024, twenty-first session of
+``docs/results/frontier_protocol.md``), and the CUDA step's autocast and graphs are not reproduced. Writes
 ``compile_counts.json`` and ``compile_counts.md`` under ``--out-dir``.
 
     python benchmarks/compile_counts.py --families h3 hyena long_conv sliding_window based mamba
@@ -29,8 +31,6 @@ from mqarkit.gpu.frontier.config import ModelConfig
 from mqarkit.gpu.frontier.model import StackedHybrid, _hidden_at, _mark_dynamic
 from mqarkit.gpu.frontier.runner import environment, environment_line
 
-VOCAB = 8192
-
 
 def count(family: str, args: argparse.Namespace) -> dict:
     """One family's graphs and seconds per length (module docstring)."""
@@ -44,7 +44,7 @@ def count(family: str, args: argparse.Namespace) -> dict:
     g = torch.Generator(device=args.device).manual_seed(0)
     per_length = []
     for n in args.lengths:
-        x = torch.randint(0, VOCAB, (args.batch, n), generator=g, device=args.device)
+        x = torch.randint(0, configs[0].vocab_size, (args.batch, n), generator=g, device=args.device)
         qpos = torch.arange(n // 2, n, device=args.device).expand(args.batch, -1).contiguous()
         h = model.embed(x)
         _mark_dynamic((h, (1, 2)), (qpos, (0, 1)))

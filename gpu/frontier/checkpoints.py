@@ -83,7 +83,7 @@ class StackCheckpoint:
 
     def load(self) -> dict | None:
         """The saved state, or ``None`` when there is none (or it cannot be used: then kept as ``.unused``)."""
-        if not self.path.exists():
+        if not self.exists():
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)  # tensors, numbers, lists, strings

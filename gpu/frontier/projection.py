@@ -59,10 +59,10 @@ def stack_seconds(
     rows: dict[tuple, dict], mismatch: str | None, stack: list[RunSpec], epochs: int
 ) -> tuple[float | None, str | None]:
     """One stack's projected seconds for ``epochs`` epochs (module docstring), or None and why it has none."""
-    m = stack[0].model
-    row = rows.get((m.family, m.d_model, m.layers))
     if mismatch is not None:
         return None, mismatch
+    m = stack[0].model
+    row = rows.get((m.family, m.d_model, m.layers))
     if row is None:
         return None, f"no measured row of {m.family} at d = {m.d_model}, layers {m.layers}"
     if any(r.model.knob_dict() not in row["knob_settings"] for r in stack):
@@ -97,9 +97,9 @@ class TimeBudget:
     command under a time limit does not start a stack it cannot finish (``mqarkit frontier run --time-budget-s``).
 
     :meth:`refusal` is asked before each stack: none once the budget is spent; with a speed ``table``, none whose
-    projection (:func:`stack_seconds`, the epochs left; compilation not included) exceeds the time left. A stack the
-    table cannot project, and one resuming a saved state (its epochs left are not read before it loads), start while
-    any time is left. A refused stack's runs stay to do, as if the command had stopped before them."""
+    projection (:func:`stack_seconds` for the sweep's epochs; compilation not included) exceeds the time left. A
+    stack the table cannot project, and one resuming a saved state (its epochs left are not read before it loads),
+    start while any time is left. A refused stack's runs stay to do, as if the command had stopped before them."""
 
     def __init__(
         self, seconds: float, table: dict | None = None, *, started: float | None = None, clock=time.monotonic

@@ -35,8 +35,8 @@ paper_sweep() { # issue 17's paper-budget sweep (paper.sh's header): PRESET, SEE
   mkdir -p /tmp/mq
   if [ ! -f $r ] && [ -f docs/results/$name.jsonl ]; then cp docs/results/$name.jsonl $r; fi
   # since the twenty-first session: no stack projected past the step's limit less COMPILE_S (default 100) starts
-  local lim=$(( $(left) - 30 - ${RESERVE:-25} ))
-  step paper $(( $(left) - 30 )) mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
+  local lim=$(( $(left) - 30 ))
+  step paper $lim mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
     ${SEL:-} --no-progress --out $r --time-budget-s $(( lim > ${COMPILE_S:-100} + 10 ? lim - ${COMPILE_S:-100} : 10 )) \
     --speed-table ${SPEED_JSON:-docs/results/frontier_speed_families.json}
   cp $r $OUT/r/ 2>/dev/null
