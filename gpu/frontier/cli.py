@@ -31,7 +31,7 @@ from mqarkit.gpu.device import resolve_device
 from mqarkit.gpu.frontier.determinism import prepare_environment
 from mqarkit.gpu.frontier.families import FAMILIES
 from mqarkit.gpu.frontier.presets import get_preset, preset_names, reduce
-from mqarkit.gpu.frontier.projection import TimeBudget, project
+from mqarkit.gpu.frontier.projection import SKIP_UNPROJECTED_RULE, TimeBudget, project
 from mqarkit.gpu.frontier.records import RecordsStore, done_run_ids
 from mqarkit.gpu.frontier.sweep import runs_left, sweep_summary
 from mqarkit.gpu.frontier.sweep_file import load_sweep_file
@@ -117,8 +117,14 @@ def build_parser() -> CommandParser:
         default=None,
         metavar="S",
         help="start no stack once S seconds have passed since the command started, nor (with --speed-table) one "
-        "projected to need more than is left (compilation not included; mqarkit.gpu.frontier.projection.TimeBudget); "
-        "the stacks not started stay to do. Not with --ray or --devices",
+        "projected to need more than is left (its epochs and, where its row measured it, its compilation; "
+        "mqarkit.gpu.frontier.projection.TimeBudget); the stacks not started stay to do. Not with --ray or --devices",
+    )
+    what.add_argument(
+        "--skip-unprojected",
+        action="store_true",
+        help="with --time-budget-s and --speed-table: do not start a stack the table cannot project either "
+        "(by default it starts while time is left)",
     )
 
     reductions = run.add_argument_group("reductions (each recorded in the runs' notes)")
@@ -314,10 +320,18 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--speed-table: only with --dry-run or --time-budget-s (it projects device time)")
             speed_table = _speed_table(args.speed_table)
         budget = None
+        if args.skip_unprojected and (args.time_budget_s is None or speed_table is None):
+            raise ValueError(SKIP_UNPROJECTED_RULE)
         if args.time_budget_s is not None:
             if args.dry_run or args.ray or args.devices:
                 raise ValueError("--time-budget-s: not with --dry-run, --ray or --devices (one process trains)")
-            budget = TimeBudget(args.time_budget_s, speed_table, started=started, clock=time.time)
+            budget = TimeBudget(
+                args.time_budget_s,
+                speed_table,
+                skip_unprojected=args.skip_unprojected,
+                started=started,
+                clock=time.time,
+            )
         if not args.dry_run:
             RecordsStore(args.out).check_writable()
             if tracking is not None:

@@ -48,6 +48,18 @@ def test_a_stack_is_its_row_s_epoch_scaled_by_its_runs_and_the_epochs():
     assert h3 == "no measured row of h3 at d = 32, layers mixer"
     assert out["unprojected_runs"] == n_lrs and out["projected_runs"] == 2 * n_lrs
     assert out["projected_s"] == sum(s["seconds"] for s in out["stacks"] if s["seconds"] is not None)
+    assert attention["compile_s"] is None and out["projected_compile_s"] == 0  # these rows timed no first steps
+
+
+def test_a_stack_s_compilation_is_its_row_s_first_steps_and_first_evaluation_once_whatever_its_runs():
+    sweep = _sweep()
+    timed = _row("attention", 32, 1.5) | {"first_steps_s": 40.0, "eval_first_s": 20.0}
+    out = project(sweep, set(), _table([timed, _row("based", 16, 0.5) | {"first_steps_s": 7.0, "eval_first_s": None}]))
+    (attention,) = [s for s in out["stacks"] if s["stack"] == "attention d=32"]
+    (based,) = [s for s in out["stacks"] if s["stack"] == "based d=16"]
+    assert attention["compile_s"] == 60.0 and attention["seconds"] == 1.5 * 2 / 4 * 3  # not scaled by runs or epochs
+    assert based["compile_s"] is None and based["seconds"] == 0.5 * 2 / 4 * 3  # half measured: not a projection
+    assert out["projected_compile_s"] == 60.0
 
 
 def test_only_the_runs_left_are_projected_and_a_row_of_another_topology_does_not_serve():

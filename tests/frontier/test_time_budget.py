@@ -22,8 +22,11 @@ def _table(rows):
     return {"env": {"device": "a GPU"}, "settings": settings, "rows": rows}
 
 
-def _row(model: ModelConfig, epoch_s: float, runs: int = 2, knobs: list[dict] | None = None) -> dict:
-    return {
+def _row(
+    model: ModelConfig, epoch_s: float, runs: int = 2, knobs: list[dict] | None = None, compile_s: float | None = None
+) -> dict:
+    timed = {} if compile_s is None else {"first_steps_s": compile_s / 4, "eval_first_s": 3 * compile_s / 4}
+    return timed | {
         "path": "stacked",
         "family": model.family,
         "d_model": model.d_model,
@@ -57,7 +60,7 @@ def test_a_stack_projected_past_the_time_left_is_refused_and_one_that_fits_is_no
     budget = TimeBudget(60.0, _table([_row(fast, 2.0), _row(slow, 30.0)]), clock=clock)
     assert len(fast_stack) == len(slow_stack) == 2  # so each is projected as its row's epoch x 3 epochs
     assert budget.refusal(sweep, fast_stack) is None  # 6 s of 60
-    assert budget.refusal(sweep, slow_stack) == "projected 90 s (without compilation), 60 s of the budget left"
+    assert budget.refusal(sweep, slow_stack) == "projected 90 s (compilation not measured), 60 s of the budget left"
     clock.now += 54.0
     assert budget.left() == 6.0 and budget.refusal(sweep, fast_stack) is None  # exactly what is left
 
@@ -68,13 +71,34 @@ def test_time_left_decides_and_a_spent_budget_refuses_every_stack():
     budget = TimeBudget(10.0, _table([_row(fast, 2.0)]), clock=clock)
     assert budget.refusal(sweep, fast_stack) is None  # 6 s of 10
     clock.now += 5.0
-    assert budget.refusal(sweep, fast_stack) == "projected 6 s (without compilation), 5 s of the budget left"
+    assert budget.refusal(sweep, fast_stack) == "projected 6 s (compilation not measured), 5 s of the budget left"
     assert budget.refusal(sweep, slow_stack) is None  # no row: not projected, starts while time is left
     assert budget.refusal(sweep, fast_stack, resuming=True) is None  # its epochs left are unknown before loading
     clock.now += 5.0
     for stack in (fast_stack, slow_stack):
         assert budget.refusal(sweep, stack) == "the time budget of 10 s is spent"
         assert budget.refusal(sweep, stack, resuming=True) == "the time budget of 10 s is spent"
+
+
+def test_a_measured_compilation_counts_against_the_time_left():
+    sweep, fast, slow, fast_stack, slow_stack = _two_stacks()
+    clock = Clock()
+    budget = TimeBudget(20.0, _table([_row(fast, 2.0, compile_s=14.0), _row(slow, 1.0, compile_s=20.0)]), clock=clock)
+    assert budget.refusal(sweep, fast_stack) is None  # 6 s of epochs + 14 s compiling: exactly the 20 s left
+    assert budget.refusal(sweep, slow_stack) == "projected 3 s (+ 20 s compiling), 20 s of the budget left"
+    clock.now += 1.0
+    assert budget.refusal(sweep, fast_stack) == "projected 6 s (+ 14 s compiling), 19 s of the budget left"
+    assert budget.refusal(sweep, slow_stack, resuming=True) is None  # a resumed stack: left to its checkpoint
+
+
+def test_skip_unprojected_refuses_a_stack_without_a_projection_and_needs_a_table():
+    sweep, fast, _, fast_stack, slow_stack = _two_stacks()
+    budget = TimeBudget(60.0, _table([_row(fast, 2.0)]), skip_unprojected=True, clock=Clock())
+    assert budget.refusal(sweep, fast_stack) is None
+    why = "not projected (no measured row of based at d = 16, layers hybrid) and --skip-unprojected"
+    assert budget.refusal(sweep, slow_stack) == why
+    with pytest.raises(ValueError, match="--skip-unprojected: only with --time-budget-s and --speed-table"):
+        TimeBudget(60.0, skip_unprojected=True)
 
 
 def test_without_a_table_only_the_clock_decides():
@@ -122,6 +146,8 @@ def test_the_sweep_trains_what_fits_and_leaves_the_rest_to_do(tmp_path, capsys):
         (["--time-budget-s", "60", "--dry-run"], "--time-budget-s: not with --dry-run, --ray or --devices"),
         (["--time-budget-s", "60", "--devices", "cpu", "cpu"], "--time-budget-s: not with --dry-run, --ray or"),
         (["--speed-table", "x.json"], "--speed-table: only with --dry-run or --time-budget-s"),
+        (["--skip-unprojected"], "--skip-unprojected: only with --time-budget-s and --speed-table"),
+        (["--skip-unprojected", "--time-budget-s", "60"], "--skip-unprojected: only with --time-budget-s and"),
     ],
 )
 def test_bad_budget_use_is_one_line_and_exit_2(tmp_path, capsys, extra, named):

@@ -34,10 +34,12 @@ paper_sweep() { # issue 17's paper-budget sweep (paper.sh's header): PRESET, SEE
   local r=/tmp/mq/$name.jsonl
   mkdir -p /tmp/mq
   if [ ! -f $r ] && [ -f docs/results/$name.jsonl ]; then cp docs/results/$name.jsonl $r; fi
-  # since the twenty-first session: no stack projected past the step's limit less COMPILE_S (default 100) starts
+  # since the twenty-first session no stack projected past the step's limit starts; since the twenty-second the
+  # projection counts the compilation its speed row measured, so the margin MARGIN_S (default 30; the twenty-first
+  # session's COMPILE_S was 100) covers only a projection's error; SKIP_UNPROJECTED=1 starts no stack without a row
   local lim=$(( $(left) - 30 ))
   step paper $lim mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
-    ${SEL:-} --no-progress --out $r --time-budget-s $(( lim > ${COMPILE_S:-100} + 10 ? lim - ${COMPILE_S:-100} : 10 )) \
-    --speed-table ${SPEED_JSON:-docs/results/frontier_speed_families.json}
+    ${SEL:-} --no-progress --out $r --time-budget-s $(( lim > ${MARGIN_S:-30} + 10 ? lim - ${MARGIN_S:-30} : 10 )) \
+    --speed-table ${SPEED_JSON:-docs/results/frontier_speed_families.json} ${SKIP_UNPROJECTED:+--skip-unprojected}
   cp $r $OUT/r/ 2>/dev/null
 }
