@@ -36,10 +36,12 @@ paper_sweep() { # issue 17's paper-budget sweep (paper.sh's header): PRESET, SEE
   if [ ! -f $r ] && [ -f docs/results/$name.jsonl ]; then cp docs/results/$name.jsonl $r; fi
   # since the twenty-first session no stack projected past the step's limit starts; since the twenty-second the
   # projection counts the compilation its speed row measured, so the margin MARGIN_S (default 30; the twenty-first
-  # session's COMPILE_S was 100) covers only a projection's error; SKIP_UNPROJECTED=1 starts no stack without a row
+  # session's COMPILE_S was 100) covers only a projection's error; SKIP_UNPROJECTED=1 starts no stack without a row;
+  # GATE=0 passes no speed table, so a stack longer than one command starts (to be resumed by the next, warm, command)
   local lim=$(( $(left) - 30 ))
+  local gate="--speed-table ${SPEED_JSON:-docs/results/frontier_speed_families.json} ${SKIP_UNPROJECTED:+--skip-unprojected}"
+  [ "${GATE:-1}" = 0 ] && gate=""
   step paper $lim mqarkit frontier run --preset $PRESET --seeds ${SEEDS:-0 1 2} --max-stack-runs ${MAXR:-4} \
-    ${SEL:-} --no-progress --out $r --time-budget-s $(( lim > ${MARGIN_S:-30} + 10 ? lim - ${MARGIN_S:-30} : 10 )) \
-    --speed-table ${SPEED_JSON:-docs/results/frontier_speed_families.json} ${SKIP_UNPROJECTED:+--skip-unprojected}
+    ${SEL:-} --no-progress --out $r --time-budget-s $(( lim > ${MARGIN_S:-30} + 10 ? lim - ${MARGIN_S:-30} : 10 )) $gate
   cp $r $OUT/r/ 2>/dev/null
 }
