@@ -58,8 +58,9 @@ def build_parser() -> CommandParser:
         "run",
         help="run a preset or a sweep file (skips the runs already in --out)",
         description="Train a preset or a sweep file into a JSONL results file; runs already recorded there are "
-        "skipped, so an interrupted run resumes. Exit status 1 if a Ray task failed after its retries or a stack ran "
-        "out of device memory (the other stacks are recorded).",
+        "skipped, so an interrupted run resumes. A stack that runs out of device memory is split into halves, trained "
+        "next, down to one run a stack. Exit status 1 if a Ray task failed after its retries or a run alone ran out "
+        "of device memory (the other stacks are recorded).",
         epilog=_epilog(),
     )
     compare = sub.add_parser(

@@ -43,6 +43,12 @@ class StackObserver:
     def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
         """A stack stopped without records (it ran out of device memory: ``reason``); its runs stay to do."""
 
+    def stack_split(self, sweep: SweepConfig, group: list[RunSpec], parts: list[list[RunSpec]], reason: str) -> None:
+        """A stack ran out of device memory (``reason``) and its runs are trained next as the smaller stacks
+        ``parts``. By default: :meth:`stack_failed` for it, then :meth:`planned` for the parts."""
+        self.stack_failed(sweep, group, reason)
+        self.planned([(sweep, part) for part in parts])
+
 
 class EpochLog(StackObserver):
     """The log lines of the epochs: the first (its time holds compilation and graph capture), every 8th and the last,

@@ -66,7 +66,7 @@ class ProgressDisplay(StackObserver):
     def planned(self, stacks: list[tuple[SweepConfig, list[RunSpec]]]) -> None:
         # a second call (several run_sweeps in one display) adds its stacks to the count
         self.planned_epochs += sum(sw.epochs for sw, _ in stacks)
-        self.planned_sweeps += list(dict.fromkeys(sw.name for sw, _ in stacks))
+        self.planned_sweeps += [n for n in dict.fromkeys(sw.name for sw, _ in stacks) if n not in self.planned_sweeps]
         description = ", ".join(self.planned_sweeps) or "nothing to do"
         if self.overall is None:
             self.overall = self.progress.add_task(description, total=self.planned_epochs, unit="epochs", status="")

@@ -16,6 +16,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,16 +178,19 @@ def run_groups(
     generated earlier (moved to ``device`` here); by default generated here. ``checkpoint_dir``: keep each stack's
     training state there while it trains (:mod:`mqarkit.gpu.frontier.checkpoints`: a stack stopped between epochs
     continues on the next call); a stack's file is deleted once the caller has taken its records (this generator
-    resumes only then). ``out_of_memory``: where given, a stack that runs out of device memory is skipped (its
-    memory freed, a line per stack appended to the list, no records: its runs stay to do) and the next one trains;
-    else the error propagates. ``budget``: asked before each stack whether it may start
-    (:class:`~mqarkit.gpu.frontier.projection.TimeBudget`); a stack it refuses is logged, appended to ``not_started``
-    where given, and left to do (it is not started, so observers hear nothing of it)."""
+    resumes only then). ``out_of_memory``: where given, a stack that runs out of device memory has its memory freed
+    and, if it has more than one run, is split into two stacks of half its runs each (:func:`split_stack`), trained
+    next (a run's data order and initialisation do not depend on its stack-mates, so its result does not change but
+    for floating-point reduction order); a stack of one run that runs out is skipped (a line appended to the list,
+    no records: its run stays to do) and the next one trains. Without the list the error propagates. ``budget``:
+    asked before each stack whether it may start (:class:`~mqarkit.gpu.frontier.projection.TimeBudget`); a stack it
+    refuses is logged, appended to ``not_started`` where given, and left to do (it is not started, so observers hear
+    nothing of it)."""
     from mqarkit.gpu.frontier.train import train_stack
 
     sweep.validate()
     device = torch.device(device)
-    todo = groups(sweep, run_ids)
+    todo = deque(groups(sweep, run_ids))
     if not todo:
         return
     watchers = [EpochLog(log)] if observers is None else list(observers)
@@ -197,7 +201,8 @@ def run_groups(
     train, test, data_seconds = data.train, data.test, data.seconds
     log(f"[{sweep.name}] data on {env['device']}: {data_seconds:.1f} s; {len(todo)} groups")
     longest = max(test, key=lambda s: s.inputs.shape[1])
-    for group in todo:
+    while todo:
+        group = todo.popleft()
         ckpt = None
         if checkpoint_dir is not None:
             stack = _stack_fields(sweep, group, device)
@@ -238,6 +243,19 @@ def run_groups(
         if reason is not None:  # the error, its frames and the stack's model and graphs are gone: free their memory
             model = None
             _release_memory(device)
+            if len(group) > 1:
+                parts = split_stack(group)
+                todo.extendleft(reversed(parts))
+                if ckpt is not None:  # its runs train in the parts now; a saved state of the whole is never resumed
+                    ckpt.remove()
+                sizes = " and ".join(str(len(part)) for part in parts)
+                log(
+                    f"[{sweep.name}] {stack_name(group)}: out of device memory ({reason}); its {len(group)} runs split "
+                    f"into stacks of {sizes}, trained next"
+                )
+                for w in watchers:
+                    w.stack_split(sweep, group, parts, reason)
+                continue
             out_of_memory.append(f"{sweep.name} {stack_name(group)}: {reason}")
             log(f"[{sweep.name}] {stack_name(group)}: out of device memory ({reason}); no records, its runs stay to do")
             for w in watchers:
@@ -401,6 +419,15 @@ class StacksOutOfMemory(RuntimeError):
             f"{len(stacks)} stack(s) ran out of device memory and have no records ({written} runs recorded); a "
             "rerun with the same results file trains them again: " + "; ".join(stacks)
         )
+
+
+def split_stack(group: list[RunSpec]) -> list[list[RunSpec]]:
+    """A stack of two or more runs that ran out of device memory, as two stacks of its runs in order: the first
+    half (one more run where the count is odd) and the rest."""
+    if len(group) < 2:
+        raise ValueError(f"split_stack: needs a stack of at least 2 runs, got {len(group)}")
+    half = (len(group) + 1) // 2
+    return [group[:half], group[half:]]
 
 
 def _first_sentence(error: BaseException) -> str:

@@ -120,6 +120,9 @@ class TensorBoardTracker(StackObserver):
             writer.close()
         self.writers = []
 
+    def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
+        self.stack_finished(sweep, group, None)  # what was logged stays; a retry of the runs appends to it
+
 
 class WandbTracker(StackObserver):
     """One wandb run per run of the stack being trained (module docstring); wandb's console capture off."""
@@ -154,4 +157,9 @@ class WandbTracker(StackObserver):
     def stack_finished(self, sweep: SweepConfig, group: list[RunSpec], result: StackResult) -> None:
         for run in self.runs:
             run.finish()
+        self.runs = []
+
+    def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
+        for run in self.runs:
+            run.finish(exit_code=1)  # wandb marks them failed; a retry of the runs starts new wandb runs
         self.runs = []

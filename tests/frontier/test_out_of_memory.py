@@ -1,6 +1,7 @@
-"""A stack that runs out of device memory stops alone: the sweep trains and records the other stacks, says which stack
-failed and why, and leaves its runs to do, so that a rerun on the same results file trains them (CPU, the error forced
-by a stand-in for the training of one family's stack)."""
+"""A stack that runs out of device memory stops alone: it is split down to stacks of one run
+(``test_out_of_memory_split.py``), and those that still run out leave their runs to do while the sweep trains and
+records the other stacks and says which failed and why, so that a rerun on the same results file trains them (CPU,
+the error forced by a stand-in for the training of one family's stacks, at any size)."""
 
 from __future__ import annotations
 
@@ -50,10 +51,10 @@ def test_the_other_stacks_are_recorded_and_a_rerun_trains_the_failed_one(tmp_pat
     sweeps = get_preset("tiny", epochs=1, families=FAMILIES)
     with pytest.raises(StacksOutOfMemory) as failed:
         run_sweeps(sweeps, out, "cpu", log=lambda s: None, observers=[events])
-    assert failed.value.written == 4 and len(failed.value.stacks) == 1
+    assert failed.value.written == 4 and len(failed.value.stacks) == 2  # its stack of 2, split: two stacks of 1
     reason = "CUDA out of memory. Tried to allocate 768.00 MiB. GPU 0 has 212.19 MiB free"  # up to "Including"
-    assert failed.value.stacks[0].endswith(f": {reason}") and FAILING in failed.value.stacks[0]
-    assert events.failed == [(FAILING, reason)]
+    assert all(line.endswith(f": {reason}") and FAILING in line for line in failed.value.stacks)
+    assert events.failed == [(FAILING, reason)] * 3  # the stack of 2, then each of 1
     assert {r["model"]["family"] for r in read_records(out)} == {"based"}  # the failed stack's runs: no records
     failing_stack.undo()  # memory enough now: the rerun trains exactly the failed stack's runs
     assert run_sweeps(sweeps, out, "cpu", log=lambda s: None) == 2
@@ -72,8 +73,9 @@ def test_the_cli_names_the_stack_and_exits_1(tmp_path, failing_stack, capsys):
     argv = ["run", "--preset", "tiny", "--epochs", "1", "--families", *FAMILIES, "--device", "cpu", "--no-progress"]
     assert frontier_main([*argv, "--out", str(out)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and err[0].startswith("mqarkit frontier: out of device memory: ") and FAILING in err[0]
-    assert err[1] == f"mqarkit frontier: 4 runs recorded in {out}; a rerun with the same --out trains them again"
+    assert len(err) == 3 and all(e.startswith("mqarkit frontier: out of device memory: ") for e in err[:2])
+    assert FAILING in err[0] and FAILING in err[1]
+    assert err[2] == f"mqarkit frontier: 4 runs recorded in {out}; a rerun with the same --out trains them again"
     assert len(read_records(out)) == 4
 
 
@@ -85,5 +87,6 @@ def test_the_progress_display_counts_the_failed_stacks_epochs_as_passed(tmp_path
             get_preset("tiny", epochs=1, families=FAMILIES), tmp_path / "r.jsonl", "cpu", observers=[display], log=print
         )
     last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue()).splitlines()[-3:]
-    assert any("epochs 2/2" in line for line in last), last  # two stacks of one epoch, the failed one's passed
+    # two stacks of one epoch, the failed one split into two more; each failed one's epoch counted as passed
+    assert any("epochs 4/4" in line for line in last), last
     assert not display.stacks and not display.epochs_done  # no stack line left
