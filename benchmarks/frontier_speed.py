@@ -436,10 +436,34 @@ def target_mark(row: dict, example_scale: float) -> bool | None:
 def measure_item(
     item: Item, sweep: SweepConfig, runs: int, data, device, steps: int, burst_seconds: float, budget: int = BUDGET
 ) -> dict:
-    """One row: :func:`bench_group` on a stack of ``runs`` runs of ``item``; any error is recorded, not raised."""
-    row = {"status": "measured", "error": None}
+    """One row: :func:`bench_group` on a stack of ``runs`` runs of ``item``. A stack that runs out of device memory is
+    measured again with half its runs (the first half, one more where odd), down to one run: the row's ``runs`` and
+    ``knob_settings`` are what it measured, ``out_of_memory_at_runs`` the sizes that did not fit. Any other error is
+    recorded, not raised."""
+    started, too_large = time.perf_counter(), []
+    while True:
+        row = _measure_stack(item, sweep, runs, data, device, steps, burst_seconds, budget)
+        if row.pop("out_of_memory") and runs > 1:
+            too_large.append(runs)
+            print(
+                f"  {item.label}: out of device memory at {runs} runs; measured again at {(runs + 1) // 2}", flush=True
+            )
+            runs = (runs + 1) // 2
+            continue
+        break
+    if too_large:
+        row["out_of_memory_at_runs"] = too_large
+    row["wall_s"] = time.perf_counter() - started
+    return row
+
+
+def _measure_stack(
+    item: Item, sweep: SweepConfig, runs: int, data, device, steps: int, burst_seconds: float, budget: int
+) -> dict:
+    """:func:`measure_item`'s one attempt at ``runs`` runs; ``out_of_memory`` says whether that was why it failed."""
     group = stack_runs(sweep, runs)
-    started = time.perf_counter()
+    row = {"status": "measured", "error": None, "out_of_memory": False, "runs": runs}
+    row["knob_settings"] = [m.knob_dict() or m.kwargs() for m in dict.fromkeys(r.model for r in group)]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
@@ -451,10 +475,10 @@ def measure_item(
             row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     except Exception as exc:  # a one-shot run records the failure and goes on with the next row
         row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]}
+        row["out_of_memory"] = isinstance(exc, torch.OutOfMemoryError)
         row["traceback_tail"] = traceback.format_exc()[-3000:]
     finally:
         _release(device)
-    row["wall_s"] = time.perf_counter() - started
     return row
 
 
@@ -534,9 +558,11 @@ def _row_base(item: Item, runs: int) -> dict:
 
 
 def same_models(row: dict, item: Item, runs: int) -> bool:
-    """Whether an earlier row measured the stack ``item`` plans: the same knob settings and topology."""
+    """Whether an earlier row measured the stack ``item`` plans: the same knob settings and topology (a row measured
+    at fewer runs, after running out of memory, holds the first of them: one a run up to all)."""
     planned = _row_base(item, runs)
-    return row["knob_settings"] == planned["knob_settings"] and row_layers(row) == planned["layers"]
+    knobs = planned["knob_settings"][: min(len(planned["knob_settings"]), row["runs"])]
+    return row["knob_settings"] == knobs and row_layers(row) == planned["layers"]
 
 
 def run_families(args, device: torch.device, argv: list[str]) -> dict:
@@ -630,7 +656,7 @@ def run_families(args, device: torch.device, argv: list[str]) -> dict:
             row["code"] = {k: env.get(k) for k in ("git_commit", "git_dirty", "source_digest")}  # rows may be resumed
             row["switches"] = switches_set(env)  # a resumed table's rows may come from commands under other switches
             if args.profile and row["status"] == "measured":  # after the timing, so it changes no figure
-                row["profile"] = profile_item(swept[item], args.runs_per_stack, data, device)
+                row["profile"] = profile_item(swept[item], row["runs"], data, device)
         row["meets_target"] = target_mark(row, args.example_scale)
         report["rows"].append(row)
         if row["status"] != "measured":
@@ -798,9 +824,11 @@ def write_families_report(report: dict, out: Path) -> None:
         if r["status"] == "measured":
             based = _based_rate(report["rows"], r["d_model"])
             ratio = "–" if based is None else f"{r['model_epochs_per_s'] / based:.2f}"
+            smaller = r.get("out_of_memory_at_runs")
+            status = f"measured (out of memory at {', '.join(map(str, smaller))} runs)" if smaller else "measured"
             nums = (
                 f"{r['epoch_s']:.2f} | {r['model_epochs_per_s']:.2f} | {ratio} | {mark} | {r['first_steps_s']:.1f} | "
-                f"{r['eval_first_s']:.1f} | measured"
+                f"{r['eval_first_s']:.1f} | {status}"
             )
         else:
             status = ENDED_STATUS.get(r["status"], r["status"])

@@ -134,7 +134,8 @@ def test_families_mode_measures_each_family_beside_based_and_the_generic_path(tm
         assert r["epoch_s"] > 0 and r["eval_s"] > 0 and r["first_steps_s"] > 0 and r["wall_s"] > 0
         assert r["model_epochs_per_s"] == pytest.approx(2 / r["epoch_s"])
         assert r["meets_target"] is None  # d = 16: the target is stated at d = 64
-    assert rows[0]["knob_settings"] == [{"feature_dim": 8}, {"feature_dim": 16}, {"feature_dim": 24}]
+    # the knob settings the row's 2 runs measured: the first two of Based's three (a projection asks for these)
+    assert rows[0]["knob_settings"] == [{"feature_dim": 8}, {"feature_dim": 16}]
     assert rows[2]["family"] == "module" and rows[2]["knob_settings"][0]["family"] == "attention"
     assert rows[3]["status"] == "skipped" and "fla" in rows[3]["error"]
     assert report["not_measured"] == [f"fla.layers:DeltaNet d=16: skipped ({rows[3]['error']})"]
@@ -333,6 +334,33 @@ def test_a_failing_row_is_recorded_and_the_next_rows_still_run(tmp_path, monkeyp
     assert [(r["name"], r["status"]) for r in rows] == [("based", "measured"), ("attention", "failed")]
     assert rows[1]["error"] == "RuntimeError: simulated kernel failure"
     assert "simulated kernel failure" in rows[1]["traceback_tail"]
+
+
+def test_a_stack_out_of_memory_is_measured_again_with_half_its_runs_and_the_row_says_so(tmp_path, monkeypatch):
+    bench = _benchmark_module()
+    real, sizes = bench.bench_group, []
+
+    def fits_one_based_run(sweep, group, *args, **kwargs):
+        sizes.append((group[0].model.family, len(group)))
+        if group[0].model.family == "based" and len(group) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.98 GiB.")
+        return real(sweep, group, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "bench_group", fits_one_based_run)
+    argv = ["--families", "attention", "based", *TINY, "--generic", "--no-fla", "--out-dir", str(tmp_path)]
+    assert bench.main(argv) == 0
+    assert sizes == [("based", 2), ("based", 1), ("attention", 2)]
+    based, attention = json.loads((tmp_path / "frontier_speed_families.json").read_text())["rows"]
+    assert based["status"] == "measured" and based["runs"] == 1 and based["out_of_memory_at_runs"] == [2]
+    assert based["knob_settings"] == [{"feature_dim": 8}]  # what one run measured, so projections ask for no more
+    assert based["model_epochs_per_s"] == pytest.approx(1 / based["epoch_s"])
+    assert attention["runs"] == 2 and "out_of_memory_at_runs" not in attention and "out_of_memory" not in attention
+    table = (tmp_path / "frontier_speed_families.md").read_text()
+    assert "| stacked | `based` | 16 | 1 |" in table and "| measured (out of memory at 2 runs) |" in table
+    monkeypatch.setattr(bench, "bench_group", real)  # a resume keeps the smaller row: the same models, fewer runs
+    assert bench.main([*argv, "--resume"]) == 0
+    resumed = json.loads((tmp_path / "frontier_speed_families.json").read_text())["rows"][0]
+    assert resumed["resumed"] and resumed["runs"] == 1 and not resumed.get("superseded_by")
 
 
 def _watch_rows(bench, monkeypatch, check=None) -> list[str]:
