@@ -239,13 +239,21 @@ def draw(
     return save(frontier_figure(records, title=title, points=points), out)
 
 
+SVG_ID_SALT = "mqarkit"  # matplotlib's SVG element ids hash this with their content, instead of a random salt
+
+
 def save(fig: Figure, out: str | Path) -> list[Path]:
-    """``fig`` written to ``<out>.png`` and ``<out>.svg`` (the SVG without a date, so a redraw is byte-stable)."""
+    """``fig`` written to ``<out>.png`` and ``<out>.svg``; the SVG without a date and with ids salted by
+    :data:`SVG_ID_SALT`, so a redraw from the same records is the same file."""
+    import matplotlib
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".svg")]
-    for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight", **({"metadata": {"Date": None}} if p.suffix == ".svg" else {}))
+    with matplotlib.rc_context({"svg.hashsalt": SVG_ID_SALT}):
+        for p in paths:
+            svg = {"metadata": {"Date": None}} if p.suffix == ".svg" else {}
+            fig.savefig(p, dpi=150, bbox_inches="tight", **svg)
     return paths
 
 

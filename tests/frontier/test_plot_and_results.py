@@ -34,6 +34,15 @@ def test_figure_is_returned_and_the_backend_is_untouched(tiny_records):
     assert proc.stdout.split() == ["svg", "Figure", "True"]
 
 
+def test_a_redraw_from_the_same_records_writes_the_same_svg(tiny_records, tmp_path):
+    from mqarkit.gpu.frontier.plot import draw
+
+    first = draw(tiny_records, tmp_path / "a" / "fig")
+    again = draw(tiny_records, tmp_path / "b" / "fig")
+    svg_a, svg_b = (next(p for p in paths if p.suffix == ".svg").read_bytes() for paths in (first, again))
+    assert svg_a == svg_b and b"<dc:date>" not in svg_a
+
+
 def test_title_names_the_sweep_its_budget_and_reductions(tiny_records):
     title = frontier_figure(tiny_records).axes[0].get_title()
     assert "tiny" in title and "1 epochs" in title and "2 lrs" in title and "epochs 2 -> 1" in title
