@@ -442,8 +442,8 @@ def measure_item(
     recorded, not raised."""
     started, too_large = time.perf_counter(), []
     while True:
-        row = _measure_stack(item, sweep, runs, data, device, steps, burst_seconds, budget)
-        if row.pop("out_of_memory") and runs > 1:
+        row, ran_out = _measure_stack(item, sweep, runs, data, device, steps, burst_seconds, budget)
+        if ran_out and runs > 1:
             too_large.append(runs)
             print(
                 f"  {item.label}: out of device memory at {runs} runs; measured again at {(runs + 1) // 2}", flush=True
@@ -459,11 +459,12 @@ def measure_item(
 
 def _measure_stack(
     item: Item, sweep: SweepConfig, runs: int, data, device, steps: int, burst_seconds: float, budget: int
-) -> dict:
-    """:func:`measure_item`'s one attempt at ``runs`` runs; ``out_of_memory`` says whether that was why it failed."""
+) -> tuple[dict, bool]:
+    """:func:`measure_item`'s one attempt at ``runs`` runs: its row, and whether it failed by running out of memory."""
     group = stack_runs(sweep, runs)
-    row = {"status": "measured", "error": None, "out_of_memory": False, "runs": runs}
-    row["knob_settings"] = [m.knob_dict() or m.kwargs() for m in dict.fromkeys(r.model for r in group)]
+    row = {"status": "measured", "error": None, "runs": runs}
+    row["knob_settings"] = knob_settings(dict.fromkeys(r.model for r in group))
+    ran_out = False
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     try:
@@ -475,11 +476,11 @@ def _measure_stack(
             row["peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     except Exception as exc:  # a one-shot run records the failure and goes on with the next row
         row |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:1000]}
-        row["out_of_memory"] = isinstance(exc, torch.OutOfMemoryError)
+        ran_out = isinstance(exc, torch.OutOfMemoryError)
         row["traceback_tail"] = traceback.format_exc()[-3000:]
     finally:
         _release(device)
-    return row
+    return row, ran_out
 
 
 def profile_item(sweep: SweepConfig, runs: int, data, device: torch.device) -> dict[str, dict[str, float]] | None:
@@ -544,6 +545,11 @@ def families_environment(device: torch.device) -> dict:
     return env
 
 
+def knob_settings(models) -> list[dict]:
+    """What a row says its stack measured: each model's knob settings (a plain module's keywords), in order."""
+    return [m.knob_dict() or m.kwargs() for m in models]
+
+
 def _row_base(item: Item, runs: int) -> dict:
     return {
         "path": item.path,
@@ -552,7 +558,7 @@ def _row_base(item: Item, runs: int) -> dict:
         "d_model": item.d_model,
         "runs": runs,
         "knobs": item.knobs,
-        "knob_settings": [m.knob_dict() or m.kwargs() for m in item.models],
+        "knob_settings": knob_settings(item.models),
         "layers": item.models[0].layers if item.models else None,
     }
 

@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("--speed-table: only with --dry-run or --time-budget-s (it projects device time)")
             speed_table = _speed_table(args.speed_table)
         budget = None
-        if args.skip_unprojected and (args.time_budget_s is None or speed_table is None):
+        if args.skip_unprojected and args.time_budget_s is None:  # TimeBudget checks that a table is given
             raise ValueError(SKIP_UNPROJECTED_RULE)
         if args.time_budget_s is not None:
             if args.dry_run or args.ray or args.devices:

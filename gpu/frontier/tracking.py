@@ -116,12 +116,15 @@ class TensorBoardTracker(StackObserver):
                     writer.add_scalar(tag, value, global_step=report.epoch)
 
     def stack_finished(self, sweep: SweepConfig, group: list[RunSpec], result: StackResult) -> None:
+        self._close()
+
+    def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
+        self._close()  # what was logged stays; a retry of the runs appends to it
+
+    def _close(self) -> None:
         for writer in self.writers:
             writer.close()
         self.writers = []
-
-    def stack_failed(self, sweep: SweepConfig, group: list[RunSpec], reason: str) -> None:
-        self.stack_finished(sweep, group, None)  # what was logged stays; a retry of the runs appends to it
 
 
 class WandbTracker(StackObserver):

@@ -2,7 +2,8 @@
 # Run here (not on the device), from the repository's root, after a command that ran paper.sh's sweep:
 #   bash docs/results/device/after_paper.sh /work/.device/N
 # merges the records it brought back (r.tgz) into docs/results/NAME.jsonl, redraws the figure and table, writes the
-# comparison with the paper, and prints what is left with its projection. PRESET (default based-fig2) names the sweep.
+# comparison with the paper, and prints what is left with its projection (at SEEDS, default "0 1 2", in stacks of
+# MAXR runs, default 12: the speed table's). PRESET (default based-fig2) names the sweep.
 set -euo pipefail
 dir=${1:?usage: after_paper.sh DIR, the folder a device command returned its files to (e.g. /work/.device/3)}
 PRESET=${PRESET:-based-fig2}; name=${PRESET//-/_}_paper
@@ -12,7 +13,8 @@ if [ ! -f "$tmp/r/$name.jsonl" ]; then echo "after_paper: $dir/r.tgz holds no r/
 mqarkit frontier merge --into "docs/results/$name.jsonl" "$tmp/r/$name.jsonl"
 mqarkit plot --results "docs/results/$name.jsonl" --out "docs/results/figures/$name" --table "docs/results/${name}_table.md"
 mqarkit frontier compare --paper "$PRESET" --results "docs/results/$name.jsonl" --out "docs/results/${name}_compare.md"
-mqarkit frontier run --preset "$PRESET" --seeds 0 1 2 --out "docs/results/$name.jsonl" --dry-run --max-stack-runs 12 \
+mqarkit frontier run --preset "$PRESET" --seeds ${SEEDS:-0 1 2} --out "docs/results/$name.jsonl" --dry-run \
+  --max-stack-runs "${MAXR:-12}" \
   --speed-table docs/results/frontier_speed_families.json > "$tmp/left.json"
 python3 - "$tmp/left.json" <<'PY'
 import json
